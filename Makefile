@@ -1,0 +1,43 @@
+# ser-attacks — every entry point a researcher needs. `make help` lists them.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TF_EXTRA ?= cpu
+UI_PORT ?= 5000
+MLFLOW_TRACKING_URI ?= sqlite:///mlflow.db
+export MLFLOW_TRACKING_URI
+
+.PHONY: help install demo sweep test test-slow ui clean-outputs lock
+
+help:  ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	@command -v $(PYTHON) >/dev/null || { echo "Need $(PYTHON) (Python 3.11). Set PYTHON=/path/to/python3.11"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt -e ".[$(TF_EXTRA),test]"
+	touch $@
+
+install: $(VENV)/.installed  ## create .venv and install the pinned dependencies
+
+demo: install  ## embedded corpus → train the default model once → FGSM/BIM sweep → MLflow
+	$(PY) -m ser_attacks -m experiment=demo $(ARGS)
+	@echo; echo "Done. Browse the runs with: make ui   (http://127.0.0.1:$(UI_PORT))"
+
+test: install  ## the test suite (tiny configs, embedded corpus; ~minutes on 2 cores)
+	$(PY) -m pytest -q $(ARGS)
+
+test-slow: install  ## also the slow end-to-end tests
+	$(PY) -m pytest -q -m "slow or not slow" $(ARGS)
+
+ui: install  ## MLflow UI on 127.0.0.1 for the local sqlite DB
+	$(VENV)/bin/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --default-artifact-root ./mlruns \
+		--host 127.0.0.1 --port $(UI_PORT) --workers 1
+
+lock:  ## re-pin constraints.txt from the current venv
+	$(PY) -m pip freeze --exclude-editable | grep -v '^-e' > constraints.txt
+
+clean-outputs:  ## delete run outputs (multirun/, outputs/, mlruns/, mlflow.db) — not the caches
+	rm -rf multirun outputs mlruns mlflow.db

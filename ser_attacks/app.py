@@ -1,0 +1,140 @@
+"""``python -m ser_attacks``: one attack job (or a sweep of them with ``-m``).
+
+audio → segments → features (cached) → split → model (trained once, cached) → attack → metrics →
+MLflow. Each job is one MLflow run, a child of the sweep's parent run in multirun mode.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+import warnings
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+warnings.filterwarnings("ignore", message=".*PyTorch not found.*")
+
+import hydra  # noqa: E402
+import numpy as np  # noqa: E402
+from hydra.core.hydra_config import HydraConfig  # noqa: E402
+from hydra.types import RunMode  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
+
+from . import schema  # noqa: E402
+from .tracking import Tracking, parent_run_id  # noqa: E402
+
+log = logging.getLogger("ser_attacks")
+schema.register()
+
+
+def device_name() -> str:
+    import tensorflow as tf
+    gpus = tf.config.list_logical_devices("GPU")
+    if gpus:
+        details = tf.config.experimental.get_device_details(tf.config.list_physical_devices("GPU")[0])
+        return f"GPU: {details.get('device_name', gpus[0].name)}"
+    return f"CPU ({os.cpu_count()} cores)"
+
+
+def _job_context() -> tuple[bool, str | None, list[str]]:
+    if not HydraConfig.initialized():
+        return False, None, []
+    hc = HydraConfig.get()
+    multirun = hc.mode == RunMode.MULTIRUN
+    return multirun, (parent_run_id(hc.sweep.dir) if multirun else None), list(hc.overrides.task)
+
+
+def attack_job(cfg: DictConfig, tracking: Tracking, run_id: str) -> dict[str, float]:
+    from .attacks import build_attack, select_samples
+    from .data import prepare
+    from .estimator import make_classifier
+    from .metrics import attack_metrics
+    from .plots import spectrogram_triplets
+    from .train import get_or_train
+
+    data = prepare(cfg, progress=cfg.progress)
+    tracking.log_metrics(run_id, {"n_recordings": len(data.corpus.table), "n_skipped_files": len(data.skipped),
+                                  **{f"n_segments_{k}": v for k, v in data.split.sizes().items()}})
+    if data.skipped:
+        tracking.log_text(run_id, "\n".join(f"{p}\t{r}" for p, r in data.skipped), "skipped_files.tsv")
+    tm = get_or_train(cfg, data, tracking)
+    tracking.client.set_tag(run_id, "model_key", tm.key)
+    if tm.run_id:
+        tracking.client.set_tag(run_id, "model_run_id", tm.run_id)
+        tracking.client.log_param(run_id, "model_uri", f"runs:/{tm.run_id}/model")
+
+    X, y, segs = data.part("test")
+    idx = select_samples(segs.gender.to_numpy(), cfg.attack.n_samples, cfg.seed)
+    x, y, genders = tm.normalizer.transform(X[idx]), y[idx], segs.gender.to_numpy()[idx]
+    clf = make_classifier(tm.model, len(tm.classes), tm.normalizer.clip_values, cfg.estimator.kind,
+                          cfg.estimator.batch_size)
+    attack = build_attack(cfg.attack, clf)
+    clean_logits = clf.predict(x)
+    labels = np.eye(len(tm.classes), dtype=np.float32)[y] if cfg.attack_true_labels else None
+    log.info("Attacking %d test segments with %s", len(x), type(attack).__name__)
+    t0 = time.perf_counter()
+    x_adv = np.asarray(attack.generate(x=x, y=labels), dtype=np.float32)   # numpy result: device synced
+    seconds = time.perf_counter() - t0
+    adv_logits = clf.predict(x_adv)
+
+    metrics = attack_metrics(y, clean_logits, adv_logits, x, x_adv, genders)
+    metrics.update(attack_time_s=seconds, time_per_sample_s=seconds / len(x),
+                   model_val_acc=tm.meta["val_acc"], model_test_acc=tm.meta["test_acc"])
+    tracking.log_metrics(run_id, metrics)
+    tracking.client.set_tag(run_id, "device", device_name())
+    effect = "none" if (np.array_equal(x_adv, x) or metrics["success_rate"] == 0) else "ok"
+    tracking.client.set_tag(run_id, "attack_effect", effect)
+    if effect == "none":
+        log.warning("Attack %s had NO effect (adversarial examples equal the inputs or flip no prediction); "
+                    "tagged attack_effect=none", cfg.attack.name)
+
+    picks = [i for g in ("female", "male") for i in np.flatnonzero(genders == g)[: cfg.n_plot_per_gender]]
+    if picks:
+        names = [f"{genders[i]} {segs.speaker.iloc[idx[i]]} {tm.classes[y[i]]}→"
+                 f"{tm.classes[adv_logits[i].argmax()]}" for i in picks]
+        fig = spectrogram_triplets(x[picks], x_adv[picks], names)
+        tracking.log_figure(run_id, fig, "spectrograms.png")
+        import matplotlib.pyplot as plt
+        plt.close(fig)
+    log.info("%s: clean acc %.3f → adversarial acc %.3f (female %.3f, male %.3f), perturbation %.4g, %.2f s",
+             cfg.attack.name, metrics["clean_acc"], metrics["adv_acc"], metrics.get("adv_acc_female", np.nan),
+             metrics.get("adv_acc_male", np.nan), metrics["perturbation"], seconds)
+    return metrics
+
+
+def run(cfg: DictConfig) -> dict[str, float] | None:
+    from .attacks import validate
+    tracking = Tracking.from_cfg(cfg)
+    multirun, parent, overrides = _job_context()
+    name = " ".join([cfg.attack.name] + [o for o in overrides if not o.startswith("attack=")])
+    run_id = tracking.create_run(name, {"run_type": "attack", "dataset": cfg.dataset.name,
+                                        "language": cfg.dataset.language, "attack": cfg.attack.name,
+                                        "model": cfg.model.name, "sweep_id": parent or "",
+                                        "overrides": " ".join(overrides)}, parent)
+    try:
+        tracking.log_config(run_id, cfg)
+        validate(cfg.attack)                   # bad attack parameters fail before any data or model
+        metrics = attack_job(cfg, tracking, run_id)
+    except BaseException as exc:
+        tracking.fail_run(run_id, exc) if isinstance(exc, Exception) else tracking.finish(run_id, "KILLED")
+        if multirun and isinstance(exc, Exception):
+            log.error("Job %s FAILED (%s: %s); the sweep goes on", name, exc.__class__.__name__, exc)
+            return None
+        raise
+    tracking.finish(run_id)
+    return metrics
+
+
+CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
+def main(cfg: DictConfig) -> dict[str, float] | None:
+    from .attacks import AttackConfigError
+    from .data import DatasetError
+    from .tracking import TrackingError
+    try:
+        return run(cfg)
+    except (AttackConfigError, DatasetError, TrackingError) as exc:   # the user's input: no traceback
+        log.error("%s", exc)
+        raise SystemExit(2) from None

@@ -1,0 +1,84 @@
+"""Attack factory (config group ``attack``): ART classes straight from ``_target_``.
+
+``attack_kwargs`` keeps the keys a config set (non-None) minus the platform's own keys, and checks
+each against the target class's signature; ``validate`` builds the attack once on a throw-away
+two-weight classifier so ART's own ``_check_params`` rejects bad values (negative eps, ...) before
+any data is read or model trained.
+"""
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import numpy as np
+from hydra.utils import get_class, instantiate
+from omegaconf import OmegaConf
+
+PLATFORM_KEYS = {"_target_", "name", "n_samples"}
+INFRA_KEYS = {"batch_size", "verbose"}     # passed only where the ART class takes them
+
+
+class AttackConfigError(ValueError):
+    """An attack config that ART would not accept."""
+
+
+def _estimator_param(cls) -> str:
+    params = list(inspect.signature(cls.__init__).parameters)
+    return params[1]                      # "estimator" or "classifier", after self
+
+
+def attack_kwargs(cfg) -> tuple[type, dict[str, Any]]:
+    conf = OmegaConf.to_container(cfg, resolve=True) if not isinstance(cfg, dict) else dict(cfg)
+    try:
+        cls = get_class(conf["_target_"])
+    except Exception as exc:  # noqa: BLE001
+        raise AttackConfigError(f"attack {conf.get('name')!r}: cannot import {conf.get('_target_')!r}: {exc}") from exc
+    accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
+    kwargs = {}
+    for key, value in conf.items():
+        if key in PLATFORM_KEYS or value is None:
+            continue
+        if key not in accepted:
+            if key in INFRA_KEYS:
+                continue
+            raise AttackConfigError(
+                f"attack {conf['name']!r} ({cls.__name__}) does not take {key!r} (set to {value!r}); "
+                f"it takes: {', '.join(sorted(accepted - {_estimator_param(cls)}))}")
+        kwargs[key] = value
+    if kwargs.get("norm") in ("1", "2"):
+        kwargs["norm"] = int(kwargs["norm"])
+    return cls, kwargs
+
+
+def build_attack(cfg, classifier):
+    cls, kwargs = attack_kwargs(cfg)
+    try:
+        return instantiate({"_target_": f"{cls.__module__}.{cls.__name__}", **kwargs},
+                           **{_estimator_param(cls): classifier})
+    except Exception as exc:  # noqa: BLE001 - Hydra wraps ART's ValueError in InstantiationException
+        cause = exc.__cause__ or exc
+        raise AttackConfigError(f"attack {cfg.name!r} ({cls.__name__}) rejected its parameters: {cause}") from exc
+
+
+def validate(cfg) -> None:
+    """Fail fast, before data or model: build the attack against a tiny dummy classifier."""
+    import keras
+    from .estimator import make_classifier
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
+    build_attack(cfg, make_classifier(model, 2, (0.0, 1.0), kind="stock"))
+
+
+def select_samples(genders: np.ndarray, n: int | None, seed: int) -> np.ndarray:
+    """Indices of at most ``n`` samples, stratified by gender (proportional), deterministic."""
+    idx = np.arange(len(genders))
+    if n is None or n >= len(idx):
+        return idx
+    if n <= 0:
+        raise AttackConfigError(f"attack.n_samples must be positive, got {n}")
+    rng = np.random.default_rng(seed)
+    values, counts = np.unique(genders, return_counts=True)
+    take = np.floor(counts / counts.sum() * n).astype(int)
+    for i in np.argsort(-(counts / counts.sum() * n - take))[: n - take.sum()]:
+        take[i] += 1
+    chosen = [rng.choice(idx[genders == v], k, replace=False) for v, k in zip(values, take)]
+    return np.sort(np.concatenate(chosen))

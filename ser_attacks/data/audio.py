@@ -1,0 +1,99 @@
+"""Audio → fixed-length segments → log-Mel spectrograms (the paper's front end).
+
+16 kHz mono, silence trimmed (top_db 30), cut into 3 s segments; a recording shorter than one
+segment is looped to 3 s. Unlike the paper, a short *tail* (< ``min_tail_seconds``) of a longer
+recording is dropped instead of being looped into a mostly-repeated segment.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import soundfile as sf
+
+
+class BadAudio(ValueError):
+    """A recording that cannot be turned into features (unreadable, empty, silent, too short)."""
+
+
+@dataclass(frozen=True)
+class FrontEnd:
+    sample_rate: int = 16000
+    top_db: float = 30.0
+    segment_seconds: float = 3.0
+    min_tail_seconds: float = 0.9
+    n_mels: int = 128
+    n_fft: int = 368
+    hop_length: int = 184
+
+    @property
+    def segment_samples(self) -> int:
+        return int(round(self.segment_seconds * self.sample_rate))
+
+    @property
+    def n_frames(self) -> int:
+        return 1 + self.segment_samples // self.hop_length   # centred STFT frames
+
+    @property
+    def feature_shape(self) -> tuple[int, int, int]:
+        return (self.n_frames, self.n_mels, 1)
+
+
+def load_audio(path: str, sample_rate: int) -> np.ndarray:
+    """Any rate, bit depth (8/16/24/32-bit, float) and channel count → float32 mono at ``sample_rate``."""
+    try:
+        y, sr = sf.read(path, dtype="float32", always_2d=True)
+    except Exception as exc:  # noqa: BLE001
+        raise BadAudio(f"unreadable ({exc})") from exc
+    if y.size == 0:
+        raise BadAudio("empty")
+    y = y.mean(axis=1)
+    if not np.all(np.isfinite(y)):
+        raise BadAudio("contains NaN/inf samples")
+    if sr != sample_rate:
+        import soxr
+        y = soxr.resample(y, sr, sample_rate, quality="HQ").astype(np.float32)
+    return y
+
+
+def trim(y: np.ndarray, fe: FrontEnd) -> np.ndarray:
+    import librosa
+    if np.max(np.abs(y)) < 1e-6:
+        raise BadAudio("silent")
+    yt, _ = librosa.effects.trim(y, top_db=fe.top_db, frame_length=2048, hop_length=512)
+    if len(yt) < fe.n_fft:
+        raise BadAudio(f"shorter than one frame after trimming ({len(yt)} samples)")
+    return yt
+
+
+def segments(y: np.ndarray, fe: FrontEnd) -> list[np.ndarray]:
+    """Split into segments of exactly ``segment_samples``; loop short pieces to full length.
+
+    The first piece is always kept (so every recording yields at least one segment, as in the
+    paper); later tails shorter than ``min_tail_seconds`` are dropped.
+    """
+    n = fe.segment_samples
+    min_tail = int(round(fe.min_tail_seconds * fe.sample_rate))
+    out = []
+    for start in range(0, len(y), n):
+        piece = y[start:start + n]
+        if len(piece) < n:
+            if start > 0 and len(piece) < min_tail:
+                break
+            piece = np.resize(piece, n)   # np.resize repeats the data cyclically: a loop
+        out.append(piece)
+    return out
+
+
+def log_mel(piece: np.ndarray, fe: FrontEnd) -> np.ndarray:
+    """One segment → (frames, n_mels) log-Mel power in dB, time-major as the model expects."""
+    import librosa
+    S = librosa.feature.melspectrogram(y=piece, sr=fe.sample_rate, n_fft=fe.n_fft,
+                                       hop_length=fe.hop_length, n_mels=fe.n_mels)
+    return librosa.power_to_db(S, ref=1.0, top_db=80.0).T.astype(np.float32)
+
+
+def recording_features(path: str, fe: FrontEnd) -> np.ndarray:
+    """All segments of one recording as an array (n_segments, frames, n_mels)."""
+    y = trim(load_audio(path, fe.sample_rate), fe)
+    return np.stack([log_mel(p, fe) for p in segments(y, fe)])

@@ -1,0 +1,116 @@
+"""Structured config schemas, registered with Hydra's ConfigStore.
+
+Every attack config (``conf/attack/*.yaml``) extends ``attack_schema``: the keys of all attacks
+exist in every attack (``None`` = "not used by this attack"), so a sweep key such as
+``attack.eps`` is valid across the group, while a typo (``attack.epz``) or a wrong type
+(``attack.eps=big``) is rejected by Hydra when the config is composed, before any job starts.
+Whether a set key is accepted by the target ART class is checked by ``attacks.validate`` when the
+job starts, before any data or model is loaded.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, List, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+
+@dataclass
+class AttackConf:
+    _target_: str = MISSING
+    name: str = MISSING
+    # platform keys (not passed to ART)
+    n_samples: Optional[int] = None          # attack only this many test segments (stratified by gender)
+    # infrastructure keys, passed where the ART class takes them
+    batch_size: int = 32
+    verbose: bool = True
+    # attack parameters (None = not set; ART's default applies)
+    norm: Optional[str] = None               # "inf", "1", "2"
+    eps: Optional[float] = None
+    eps_step: Optional[float] = None
+    max_iter: Optional[int] = None
+    targeted: Optional[bool] = None
+    num_random_init: Optional[int] = None
+    minimal: Optional[bool] = None
+    epsilon: Optional[float] = None          # DeepFool overshoot / Boundary step
+    nb_grads: Optional[int] = None
+    theta: Optional[float] = None
+    gamma: Optional[float] = None
+    confidence: Optional[float] = None
+    learning_rate: Optional[float] = None
+    binary_search_steps: Optional[int] = None
+    initial_const: Optional[float] = None
+    max_halving: Optional[int] = None
+    max_doubling: Optional[int] = None
+    largest_const: Optional[float] = None
+    decrease_factor: Optional[float] = None
+    const_factor: Optional[float] = None
+    th: Optional[int] = None
+    es: Optional[int] = None
+    delta: Optional[float] = None
+    step_adapt: Optional[float] = None
+    num_trial: Optional[int] = None
+    sample_size: Optional[int] = None
+    init_size: Optional[int] = None
+
+
+@dataclass
+class SplitConf:
+    mode: str = "recording"
+    val: float = 0.16
+    test: float = 0.2
+    seed: int = 0
+
+
+@dataclass
+class TrainConf:
+    lr: float = 1e-3
+    batch_size: int = 32
+    max_epochs: int = 50
+    early_stopping_patience: int = 10
+    reduce_lr_patience: int = 6
+    reduce_lr_factor: float = 0.1
+    verbose: int = 2
+
+
+@dataclass
+class FeaturesConf:
+    sample_rate: int = 16000
+    top_db: float = 30.0
+    segment_seconds: float = 3.0
+    min_tail_seconds: float = 0.9
+    n_mels: int = 128
+    n_fft: int = 368
+    hop_length: int = 184
+    n_jobs: int = 1
+
+
+@dataclass
+class NormalizationConf:
+    method: str = "standard"
+    clip: bool = True
+
+
+@dataclass
+class EstimatorConf:
+    kind: str = "compiled"
+    batch_size: int = 64
+
+
+@dataclass
+class DatasetConf:
+    name: str = MISSING
+    corpus: str = MISSING                    # emodb | emovo | ravdess (file layout and loader)
+    language: str = MISSING
+    root: str = MISSING
+    emotions: Optional[List[str]] = None
+    generate: Optional[Any] = None           # synthetic corpus parameters (embedded corpus only)
+
+
+def register() -> None:
+    cs = ConfigStore.instance()
+    for group, node in (("attack", AttackConf), ("split", SplitConf), ("train", TrainConf),
+                        ("features", FeaturesConf), ("normalization", NormalizationConf),
+                        ("estimator", EstimatorConf), ("dataset", DatasetConf)):
+        cs.store(group=group, name=f"{group}_schema", node=node)

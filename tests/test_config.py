@@ -1,0 +1,74 @@
+"""Config composition and validation: bad keys and types fail at compose time, bad values before any data."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException
+from omegaconf.errors import ConfigAttributeError, ValidationError
+
+from ser_attacks.app import CONF_DIR
+from ser_attacks.attacks import AttackConfigError, attack_kwargs, validate
+
+ATTACKS = sorted(p.stem for p in (Path(CONF_DIR) / "attack").glob("*.yaml"))
+
+
+def _compose(*overrides):
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        return compose("config", overrides=list(overrides))
+
+
+def test_defaults_compose():
+    cfg = _compose()
+    assert cfg.dataset.name == "synthetic" and cfg.model.name == "final" and cfg.attack.name == "fgsm"
+    assert cfg.split.mode == "recording" and (cfg.split.val, cfg.split.test) == (0.16, 0.2)
+    assert (cfg.features.n_mels, cfg.features.n_fft, cfg.features.hop_length) == (128, 368, 184)
+
+
+@pytest.mark.parametrize("attack", ATTACKS)
+def test_shared_sweep_keys_exist_in_every_attack(attack):
+    cfg = _compose(f"attack={attack}", "attack.n_samples=3")
+    for key in ("eps", "eps_step", "max_iter", "batch_size", "n_samples"):
+        assert key in cfg.attack
+    assert cfg.attack.n_samples == 3
+
+
+@pytest.mark.parametrize("attack", ATTACKS)
+def test_every_attack_config_builds_its_art_class(attack):
+    cfg = _compose(f"attack={attack}")
+    cls, kwargs = attack_kwargs(cfg.attack)
+    assert cls.__module__.startswith("art.attacks")
+    validate(cfg.attack)   # ART's own _check_params accept the defaults
+
+
+def test_unknown_attack_key_rejected_at_compose():
+    with pytest.raises(ConfigCompositionException) as exc:
+        _compose("attack.epz=0.1")
+    assert isinstance(exc.value.__cause__, ConfigAttributeError)
+    assert "epz" in str(exc.value.__cause__)
+
+
+def test_wrong_type_rejected_at_compose():
+    with pytest.raises(ConfigCompositionException) as exc:
+        _compose("attack.eps=big")
+    assert isinstance(exc.value.__cause__, ValidationError)
+
+
+def test_unknown_key_in_other_groups_rejected():
+    with pytest.raises(ConfigCompositionException):
+        _compose("train.epochs=3")
+    with pytest.raises(ConfigCompositionException):
+        _compose("split.test=much")
+
+
+def test_art_rejects_negative_eps_with_its_message():
+    cfg = _compose("attack=fgsm", "attack.eps=-1")
+    with pytest.raises(AttackConfigError, match="nonnegative"):
+        validate(cfg.attack)
+
+
+def test_parameter_the_attack_does_not_take_is_named():
+    cfg = _compose("attack=fgsm", "attack.max_iter=10")
+    with pytest.raises(AttackConfigError, match="does not take 'max_iter'"):
+        attack_kwargs(cfg.attack)
