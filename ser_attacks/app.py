@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -24,6 +25,7 @@ from . import schema  # noqa: E402
 from .tracking import Tracking, parent_run_id  # noqa: E402
 
 log = logging.getLogger("ser_attacks")
+logging.getLogger("art").setLevel(logging.WARNING)   # ART's own "success rate" lines use other definitions
 schema.register()
 
 
@@ -106,14 +108,17 @@ def run(cfg: DictConfig) -> dict[str, float] | None:
     from .attacks import validate
     tracking = Tracking.from_cfg(cfg)
     multirun, parent, overrides = _job_context()
-    name = " ".join([cfg.attack.name] + [o for o in overrides if not o.startswith("attack=")])
+    name = " ".join([cfg.attack.name] + [o[len("attack."):] for o in overrides if o.startswith("attack.")
+                                          and not o.startswith(("attack.verbose", "attack.batch_size"))])
     run_id = tracking.create_run(name, {"run_type": "attack", "dataset": cfg.dataset.name,
                                         "language": cfg.dataset.language, "attack": cfg.attack.name,
                                         "model": cfg.model.name, "sweep_id": parent or "",
                                         "overrides": " ".join(overrides)}, parent)
     try:
         tracking.log_config(run_id, cfg)
-        validate(cfg.attack)                   # bad attack parameters fail before any data or model
+        unused = validate(cfg.attack)          # bad attack parameters fail before any data or model
+        if unused:
+            tracking.client.set_tag(run_id, "unused_params", ",".join(unused))
         metrics = attack_job(cfg, tracking, run_id)
     except BaseException as exc:
         tracking.fail_run(run_id, exc) if isinstance(exc, Exception) else tracking.finish(run_id, "KILLED")
@@ -136,5 +141,5 @@ def main(cfg: DictConfig) -> dict[str, float] | None:
     try:
         return run(cfg)
     except (AttackConfigError, DatasetError, TrackingError) as exc:   # the user's input: no traceback
-        log.error("%s", exc)
+        print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

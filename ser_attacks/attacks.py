@@ -8,12 +8,14 @@ any data is read or model trained.
 from __future__ import annotations
 
 import inspect
+import logging
 from typing import Any
 
 import numpy as np
 from hydra.utils import get_class, instantiate
 from omegaconf import OmegaConf
 
+log = logging.getLogger(__name__)
 PLATFORM_KEYS = {"_target_", "name", "n_samples"}
 INFRA_KEYS = {"batch_size", "verbose"}     # passed only where the ART class takes them
 
@@ -27,7 +29,12 @@ def _estimator_param(cls) -> str:
     return params[1]                      # "estimator" or "classifier", after self
 
 
-def attack_kwargs(cfg) -> tuple[type, dict[str, Any]]:
+def attack_kwargs(cfg, unused: list[str] | None = None) -> tuple[type, dict[str, Any]]:
+    """The ART class and the keyword arguments for it.
+
+    A key that is set but that this class does not take (``max_iter`` for FGSM in a sweep
+    ``attack=fgsm,bim attack.max_iter=10``) is dropped with a warning and appended to ``unused``.
+    """
     conf = OmegaConf.to_container(cfg, resolve=True) if not isinstance(cfg, dict) else dict(cfg)
     try:
         cls = get_class(conf["_target_"])
@@ -39,19 +46,20 @@ def attack_kwargs(cfg) -> tuple[type, dict[str, Any]]:
         if key in PLATFORM_KEYS or value is None:
             continue
         if key not in accepted:
-            if key in INFRA_KEYS:
-                continue
-            raise AttackConfigError(
-                f"attack {conf['name']!r} ({cls.__name__}) does not take {key!r} (set to {value!r}); "
-                f"it takes: {', '.join(sorted(accepted - {_estimator_param(cls)}))}")
+            if key not in INFRA_KEYS:
+                log.warning("attack %r (%s) does not take %r (set to %r); ignored. It takes: %s", conf["name"],
+                            cls.__name__, key, value, ", ".join(sorted(accepted - {_estimator_param(cls)})))
+                if unused is not None:
+                    unused.append(key)
+            continue
         kwargs[key] = value
     if kwargs.get("norm") in ("1", "2"):
         kwargs["norm"] = int(kwargs["norm"])
     return cls, kwargs
 
 
-def build_attack(cfg, classifier):
-    cls, kwargs = attack_kwargs(cfg)
+def build_attack(cfg, classifier, unused: list[str] | None = None):
+    cls, kwargs = attack_kwargs(cfg, unused)
     try:
         return instantiate({"_target_": f"{cls.__module__}.{cls.__name__}", **kwargs},
                            **{_estimator_param(cls): classifier})
@@ -60,12 +68,16 @@ def build_attack(cfg, classifier):
         raise AttackConfigError(f"attack {cfg.name!r} ({cls.__name__}) rejected its parameters: {cause}") from exc
 
 
-def validate(cfg) -> None:
-    """Fail fast, before data or model: build the attack against a tiny dummy classifier."""
+def validate(cfg) -> list[str]:
+    """Fail fast, before data or model: build the attack against a tiny dummy classifier.
+
+    Returns the set keys this attack does not take (ignored, warned about)."""
     import keras
     from .estimator import make_classifier
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
-    build_attack(cfg, make_classifier(model, 2, (0.0, 1.0), kind="stock"))
+    unused: list[str] = []
+    build_attack(cfg, make_classifier(model, 2, (0.0, 1.0), kind="stock"), unused)
+    return unused
 
 
 def select_samples(genders: np.ndarray, n: int | None, seed: int) -> np.ndarray:

@@ -42,6 +42,9 @@ class CompiledTFClassifier(ChunkedTFClassifier):
         super().__init__(*args, **kwargs)
         if self.preprocessing_operations:
             raise ValueError("CompiledTFClassifier supports no ART preprocessing or defences; use estimator=stock")
+        # False routes PGD/BIM to ART's NumPy loop, which calls our compiled loss_gradient, instead of
+        # ART's eager TensorFlow loop, which would bypass it. (There is no preprocessing either way.)
+        self.all_framework_preprocessing = False
         model, loss_object, n = self._model, self._loss_object, self.nb_classes
         x_spec = tf.TensorSpec((None, *self.input_shape), tf.float32)
 

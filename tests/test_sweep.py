@@ -1,0 +1,129 @@
+"""End to end, as a user runs it: `python -m ser_attacks -m ...` in a subprocess, read back from MLflow.
+
+One module-scoped setup runs the issue's sweep (attack=fgsm,bim x attack.eps=0.25,0.5) twice on a
+tiny config: sequentially (basic launcher) and in parallel (joblib, 2 workers), each with a fresh
+model cache, tracking DB and output folder.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from conftest import ROOT, tiny_overrides
+
+SWEEP = ["attack=fgsm,bim", "attack.eps=0.25,0.5", "attack.n_samples=8", "attack.max_iter=5"]
+
+
+def run_cli(tmp: Path, corpus: Path, *args: str, check: bool = True, synthetic: bool = True,
+            env_extra: dict | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HYDRA_FULL_ERROR": "1", **(env_extra or {})}
+    if not env_extra or "MLFLOW_TRACKING_URI" not in env_extra:
+        env.pop("MLFLOW_TRACKING_URI", None)
+    base = [o for o in tiny_overrides(tmp, corpus) if synthetic or not o.startswith("dataset.")]
+    proc = subprocess.run([sys.executable, "-m", "ser_attacks", *args, *base],
+                          cwd=tmp, env=env, capture_output=True, text=True, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+    return proc
+
+
+def runs(tmp: Path):
+    client = MlflowClient(f"sqlite:///{tmp / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("ser-attacks")
+    every = client.search_runs([exp.experiment_id], max_results=1000)
+    by_type = {}
+    for r in every:
+        by_type.setdefault(r.data.tags.get("run_type"), []).append(r)
+    return client, by_type
+
+
+@pytest.fixture(scope="module")
+def sweeps(tmp_path_factory, corpus_root):
+    out = {}
+    for launcher in ("basic", "joblib"):
+        tmp = tmp_path_factory.mktemp(f"sweep_{launcher}")
+        extra = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"] if launcher == "joblib" else []
+        run_cli(tmp, corpus_root, "-m", *SWEEP, *extra)
+        out[launcher] = tmp
+    return out
+
+
+def _children_metrics(tmp: Path) -> dict[str, dict[str, float]]:
+    _, by_type = runs(tmp)
+    return {r.data.tags["mlflow.runName"]: r.data.metrics for r in by_type["attack"]}
+
+
+@pytest.mark.parametrize("launcher", ["basic", "joblib"])
+def test_sweep_has_one_parent_four_children_one_training(sweeps, launcher):
+    client, by_type = runs(sweeps[launcher])
+    assert len(by_type["sweep"]) == 1
+    parent = by_type["sweep"][0]
+    assert parent.info.status == "FINISHED"
+    children = by_type["attack"]
+    assert len(children) == 4
+    assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parent.info.run_id}
+    assert all(r.info.status == "FINISHED" for r in children)
+    assert len(by_type["train"]) == 1, "the model must be trained once and reused"
+    train = by_type["train"][0]
+    assert train.info.status == "FINISHED"
+    assert {r.data.tags["model_run_id"] for r in children} == {train.info.run_id}
+    assert {r.data.tags["attack"] for r in children} == {"fgsm", "bim"}
+    assert sorted(r.data.params["attack.eps"] for r in children) == ["0.25", "0.25", "0.5", "0.5"]
+    for r in children:
+        m, t = r.data.metrics, r.data.tags
+        for g in ("", "_female", "_male"):
+            for k in ("clean_acc", "adv_acc", "perturbation", "n_samples"):
+                assert f"{k}{g}" in m, f"{k}{g} missing"
+        for k in ("success_rate", "attack_time_s", "time_per_sample_s"):
+            assert k in m
+        assert m["n_samples"] == 8 == m["n_samples_female"] + m["n_samples_male"]
+        assert 0 < m["perturbation"] <= float(r.data.params["attack.eps"]) + 1e-6
+        assert t["dataset"] == "synthetic" and t["language"] and t["git_commit"]
+        assert t["sweep_id"] == parent.info.run_id
+        arts = {a.path for a in client.list_artifacts(r.info.run_id)}
+        assert {"config.yaml", "spectrograms.png"} <= arts
+        assert "model" not in arts, "attack runs reference the model, they do not copy it"
+    model_arts = {a.path for a in client.list_artifacts(train.info.run_id, "model")}
+    assert {"model/model.keras", "model/normalizer.npz", "model/meta.json"} <= model_arts
+    history = client.get_metric_history(train.info.run_id, "val_loss")
+    assert len(history) >= 1 and "lr" in client.get_run(train.info.run_id).data.metrics
+
+
+def test_parallel_sweep_gives_the_same_results(sweeps):
+    basic, parallel = _children_metrics(sweeps["basic"]), _children_metrics(sweeps["joblib"])
+    assert basic.keys() == parallel.keys()
+    for name in basic:
+        for k in ("clean_acc", "adv_acc", "adv_acc_female", "adv_acc_male"):
+            assert basic[name][k] == parallel[name][k], (name, k)
+        assert basic[name]["perturbation"] == pytest.approx(parallel[name]["perturbation"], rel=1e-4)
+
+
+def test_failing_job_is_failed_with_traceback_and_the_sweep_goes_on(sweeps, corpus_root):
+    tmp = sweeps["basic"]     # reuses the trained model of the basic sweep
+    proc = run_cli(tmp, corpus_root, "-m", "attack=fgsm", "attack.eps=0.3,-1", "attack.n_samples=4", check=False)
+    assert proc.returncode != 0
+    assert "1 of 2 jobs failed" in proc.stderr + proc.stdout
+    client, by_type = runs(tmp)
+    parent = max(by_type["sweep"], key=lambda r: r.info.start_time)
+    assert parent.info.status == "FAILED"
+    kids = [r for r in by_type["attack"] if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    status = {r.data.params["attack.eps"]: r for r in kids}
+    assert status["0.3"].info.status == "FINISHED"
+    failed = status["-1.0"]
+    assert failed.info.status == "FAILED" and "nonnegative" in failed.data.tags["error"]
+    tb = client.download_artifacts(failed.info.run_id, "traceback.txt", str(tmp))
+    assert "AttackConfigError" in Path(tb).read_text()
+    assert len(by_type["train"]) == 1
+
+
+def test_missing_dataset_root_is_one_clear_error(tmp_path, corpus_root):
+    proc = run_cli(tmp_path, corpus_root, "dataset=emodb", f"dataset.root={tmp_path / 'nope'}", check=False,
+                   synthetic=False)
+    assert proc.returncode == 2
+    assert "does not exist" in proc.stderr and "wav/SSTTTEV.wav" in proc.stderr
+    assert "Traceback" not in proc.stderr
