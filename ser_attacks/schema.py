@@ -88,8 +88,22 @@ class FeaturesConf:
 
 @dataclass
 class NormalizationConf:
-    method: str = "standard"
-    clip: bool = True
+    name: str = "original_std"
+    method: str = "original"                 # original | norm_sum | norm_max_global | norm_max_local
+    standardize: bool = True                 # then per-Mel-band mean/std (fitted on train)
+    clip: bool = True                        # clip to the range seen in training (= ART clip_values)
+
+
+@dataclass
+class AugmentVersion:
+    kind: str = MISSING                      # pitch (semitones) | stretch (tempo factor)
+    amount: float = MISSING
+
+
+@dataclass
+class AugmentConf:
+    name: str = "none"
+    versions: List[AugmentVersion] = field(default_factory=list)
 
 
 @dataclass
@@ -112,5 +126,6 @@ def register() -> None:
     cs = ConfigStore.instance()
     for group, node in (("attack", AttackConf), ("split", SplitConf), ("train", TrainConf),
                         ("features", FeaturesConf), ("normalization", NormalizationConf),
-                        ("estimator", EstimatorConf), ("dataset", DatasetConf)):
+                        ("estimator", EstimatorConf), ("dataset", DatasetConf),
+                        ("augment", AugmentConf)):
         cs.store(group=group, name=f"{group}_schema", node=node)

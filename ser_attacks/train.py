@@ -47,7 +47,8 @@ def model_key(cfg, data) -> str:
     train = {k: v for k, v in _cfg(cfg.train).items() if k not in NOT_IN_KEY}
     ds = {k: v for k, v in _cfg(cfg.dataset).items() if k != "root"}
     return stable_hash({"features": data.features.cache_path.name if data.features.cache_path else None,
-                        "dataset": ds, "split": _cfg(cfg.split), "normalization": _cfg(cfg.normalization),
+                        "dataset": ds, "split": _cfg(cfg.split), "augment": _cfg(cfg.get("augment")),
+                        "normalization": _cfg(cfg.normalization),
                         "model": _cfg(cfg.model), "train": train, "seed": cfg.seed, "classes": data.classes})
 
 
@@ -80,7 +81,7 @@ def _fit(cfg, data, tracking, key: str, out: Path) -> dict:
     Xtr, ytr, _ = data.part("train")
     Xva, yva, _ = data.part("val")
     Xte, yte, _ = data.part("test")
-    norm = Normalizer(method=cfg.normalization.method, clip=cfg.normalization.clip).fit(Xtr)
+    norm = Normalizer.from_cfg(cfg.normalization).fit(Xtr)
     Xtr, Xva, Xte = norm.transform(Xtr), norm.transform(Xva), norm.transform(Xte)
     n_classes = len(data.classes)
     model = build_model(cfg.model, Xtr.shape[1:], n_classes)

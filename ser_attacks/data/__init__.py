@@ -1,4 +1,15 @@
-"""Data stage: corpus table → cached features → split (config groups ``dataset``, ``features``, ``split``)."""
+"""Data stage: corpus table → cached features → split → augmentation (config groups ``dataset``,
+``features``, ``split``, ``augment``).
+
+Augmentation never lets an augmented copy of a validation/test recording into training, except in
+``split=paper``, which reproduces the paper's leaky protocol on purpose:
+
+* ``recording`` / ``speaker``: the split is made on the original segments; then only the TRAIN
+  recordings are augmented and their augmented segments are appended to the train indices.
+  Validation and test hold original segments only.
+* ``paper``: every recording is augmented first, then originals and augmented segments are split
+  at random per segment, so pitch/tempo siblings of a test segment sit in train.
+"""
 from __future__ import annotations
 
 import logging
@@ -8,13 +19,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .audio import FrontEnd
+from .audio import Augmentation, FrontEnd
 from .corpora import Corpus, DatasetError, load_corpus
 from .features import Features, load_or_extract
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DataBundle", "DatasetError", "FrontEnd", "prepare", "front_end"]
+__all__ = ["DataBundle", "DatasetError", "FrontEnd", "prepare", "front_end", "augmentations"]
 
 
 @dataclass
@@ -39,6 +50,20 @@ def front_end(cfg) -> FrontEnd:
     return FrontEnd(**{k: cfg.features[k] for k in FrontEnd.__dataclass_fields__})
 
 
+def augmentations(cfg) -> tuple[Augmentation, ...]:
+    """The configured augmentation list (``augment=none`` or no ``augment`` group → empty)."""
+    aug = cfg.get("augment")
+    if aug is None or not aug.get("versions"):
+        return ()
+    return tuple(Augmentation(str(v.kind), float(v.amount)) for v in aug.versions)
+
+
+def _concat(a: Features, b: Features) -> Features:
+    return Features(np.concatenate([a.X, b.X]), pd.concat([a.segments, b.segments], ignore_index=True),
+                    a.skipped + [s for s in b.skipped if s not in a.skipped], a.cache_path,
+                    a.from_cache and b.from_cache)
+
+
 def ensure_dataset(ds) -> Path:
     """Return the dataset root; generate the embedded synthetic corpus there when configured."""
     root = Path(str(ds.root)).expanduser().resolve()
@@ -52,15 +77,29 @@ def ensure_dataset(ds) -> Path:
 
 
 def prepare(cfg, progress: bool = True) -> DataBundle:
-    from ..split import make_split
+    from ..split import Split, make_split
     ds = cfg.dataset
     root = ensure_dataset(ds)
     corpus = load_corpus(ds.corpus, root, list(ds.emotions) if ds.emotions else None)
-    feats = load_or_extract(corpus.table, front_end(cfg), cfg.paths.cache_dir,
-                            n_jobs=cfg.features.n_jobs, progress=progress)
+    fe, sp = front_end(cfg), cfg.split
+    feats = load_or_extract(corpus.table, fe, cfg.paths.cache_dir, n_jobs=cfg.features.n_jobs, progress=progress)
+    augs = augmentations(cfg)
+    if not augs:
+        split = make_split(feats.segments, sp.mode, sp.val, sp.test, sp.seed)
+    else:
+        base = None if sp.mode == "paper" else make_split(feats.segments, sp.mode, sp.val, sp.test, sp.seed)
+        ids = set(feats.segments.recording_id) if base is None else set(feats.segments.recording_id.iloc[base.train])
+        subset = corpus.table[corpus.table.recording_id.isin(ids)].reset_index(drop=True)
+        aug = load_or_extract(subset, fe, cfg.paths.cache_dir, n_jobs=cfg.features.n_jobs, progress=progress,
+                              augment=augs)
+        n_orig = len(feats.X)
+        feats = _concat(feats, aug)
+        if base is None:   # the paper's protocol: random per segment over originals + augmented copies
+            split = make_split(feats.segments, "paper", sp.val, sp.test, sp.seed)
+        else:              # augmented copies of TRAIN recordings only, appended to train
+            split = Split(np.concatenate([base.train, n_orig + np.arange(len(aug.X))]), base.val, base.test)
     classes = sorted(ds.emotions) if ds.emotions else sorted(corpus.table.emotion.unique())
     y = feats.segments.emotion.map({c: i for i, c in enumerate(classes)}).to_numpy()
-    split = make_split(feats.segments, cfg.split.mode, cfg.split.val, cfg.split.test, cfg.split.seed)
-    log.info("%s: %d recordings (%d skipped), %d segments; split %s", ds.name, len(corpus.table),
-             corpus.n_skipped + len(feats.skipped), len(y), split.sizes())
+    log.info("%s: %d recordings (%d skipped), %d segments (%d augmented versions); split %s", ds.name,
+             len(corpus.table), corpus.n_skipped + len(feats.skipped), len(y), len(augs), split.sizes())
     return DataBundle(feats, split, classes, y, corpus, corpus.skipped + feats.skipped)

@@ -3,10 +3,16 @@
 16 kHz mono, silence trimmed (top_db 30), cut into 3 s segments; a recording shorter than one
 segment is looped to 3 s. Unlike the paper, a short *tail* (< ``min_tail_seconds``) of a longer
 recording is dropped instead of being looped into a mostly-repeated segment.
+
+Augmentation (config group ``augment``) makes extra versions of a recording after trimming and
+before segmentation: ``pitch`` shifts by ``amount`` semitones (librosa.effects.pitch_shift),
+``stretch`` changes the tempo by the factor ``amount`` (librosa.effects.time_stretch; > 1 is faster
+and shorter), as the paper did (pitch ±1.5, ±3 semitones; stretch 0.75, 0.9, 1.1, 1.25).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import soundfile as sf
@@ -93,7 +99,47 @@ def log_mel(piece: np.ndarray, fe: FrontEnd) -> np.ndarray:
     return librosa.power_to_db(S, ref=1.0, top_db=80.0).T.astype(np.float32)
 
 
-def recording_features(path: str, fe: FrontEnd) -> np.ndarray:
-    """All segments of one recording as an array (n_segments, frames, n_mels)."""
+AUGMENT_KINDS = ("pitch", "stretch")
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    kind: str        # "pitch" (semitones) | "stretch" (tempo factor)
+    amount: float
+
+    def __post_init__(self):
+        if self.kind not in AUGMENT_KINDS:
+            raise ValueError(f"Unknown augmentation kind {self.kind!r}; choose one of {AUGMENT_KINDS}")
+        if self.kind == "stretch" and not self.amount > 0:
+            raise ValueError(f"stretch factor must be > 0, got {self.amount}")
+
+    @property
+    def label(self) -> str:
+        return f"pitch{self.amount:+g}" if self.kind == "pitch" else f"stretch{self.amount:g}"
+
+    def apply(self, y: np.ndarray, sample_rate: int) -> np.ndarray:
+        import librosa
+        if self.kind == "pitch":
+            out = librosa.effects.pitch_shift(y, sr=sample_rate, n_steps=float(self.amount))
+        else:
+            out = librosa.effects.time_stretch(y, rate=float(self.amount))
+        return np.asarray(out, dtype=np.float32)
+
+
+def warm_up_librosa() -> None:
+    """Compile librosa's numba kernels once (~10 s) in this process, before parallel work."""
+    y = np.random.default_rng(0).standard_normal(4000).astype(np.float32) * 0.1
+    for aug in (Augmentation("pitch", 1.0), Augmentation("stretch", 1.1)):
+        aug.apply(y, 16000)
+
+
+def recording_features(path: str, fe: FrontEnd,
+                       versions: Sequence[Augmentation | None] = (None,)) -> list[np.ndarray]:
+    """Segments of one recording per version: a list (one per version; ``None`` = the original)
+    of arrays (n_segments, frames, n_mels). Augmentations act on the trimmed 16 kHz signal."""
     y = trim(load_audio(path, fe.sample_rate), fe)
-    return np.stack([log_mel(p, fe) for p in segments(y, fe)])
+    out = []
+    for v in versions:
+        yv = y if v is None else v.apply(y, fe.sample_rate)
+        out.append(np.stack([log_mel(p, fe) for p in segments(yv, fe)]))
+    return out

@@ -3,6 +3,11 @@
 The cache key covers every file's identity (path, size, mtime) and every front-end parameter, so
 a change to either recomputes and a warm run loads in a fraction of a second. Entries are written
 atomically and guarded by a file lock, so parallel jobs never extract the same features twice.
+
+Augmented features (the extra pitch/tempo versions of a set of recordings) are a separate cache
+entry whose key also covers the augmentation list and the exact subset of files (e.g. the train
+recordings of one split), so they are computed once per (files, front end, augmentation).
+Every segment row carries an ``augment`` column: ``none`` for the original, else e.g. ``pitch+1.5``.
 """
 from __future__ import annotations
 
@@ -10,12 +15,13 @@ import json
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
 from ..cache import atomic_dir, file_fingerprint, locked, stable_hash
-from .audio import BadAudio, FrontEnd, recording_features
+from .audio import Augmentation, BadAudio, FrontEnd, recording_features, warm_up_librosa
 
 log = logging.getLogger(__name__)
 
@@ -29,33 +35,41 @@ class Features:
     from_cache: bool = False
 
 
-def _one(path: str, fe: FrontEnd):
+def _one(path: str, fe: FrontEnd, versions):
     try:
-        return recording_features(path, fe), None
+        return recording_features(path, fe, versions), None
     except BadAudio as exc:
         return None, str(exc)
 
 
-def extract(table: pd.DataFrame, fe: FrontEnd, n_jobs: int = 1, progress: bool = True):
-    """Compute features for every recording of ``table`` (no cache)."""
+def extract(table: pd.DataFrame, fe: FrontEnd, n_jobs: int = 1, progress: bool = True,
+            augment: Sequence[Augmentation] = ()):
+    """Compute features for every recording of ``table`` (no cache): the originals, or, when
+    ``augment`` is given, only the augmented versions (one per augmentation)."""
     from joblib import Parallel, delayed
     from tqdm.auto import tqdm
 
+    versions = list(augment) if augment else [None]
+    if augment:
+        warm_up_librosa()   # numba JIT once here; workers then load the compiled kernels from disk
     paths = table.path.tolist()
     if n_jobs == 1 or len(paths) < 8:
-        results = (_one(p, fe) for p in paths)
+        results = (_one(p, fe, versions) for p in paths)
     else:
-        results = Parallel(n_jobs=n_jobs, return_as="generator")(delayed(_one)(p, fe) for p in paths)
+        results = Parallel(n_jobs=n_jobs, return_as="generator")(delayed(_one)(p, fe, versions) for p in paths)
     arrays, seg_rows, skipped = [], [], []
-    for (feats, err), (_, rec) in zip(tqdm(results, total=len(paths), desc="log-Mel features",
+    desc = "augmented log-Mel features" if augment else "log-Mel features"
+    for (feats, err), (_, rec) in zip(tqdm(results, total=len(paths), desc=desc,
                                            disable=not progress, unit="file"), table.iterrows()):
         if err is not None:
             log.warning("Skipped %s (%s)", rec.path, err)
             skipped.append((rec.path, err))
             continue
-        arrays.append(feats)
-        for i in range(len(feats)):
-            seg_rows.append({**rec.to_dict(), "segment": i})
+        for v, fv in zip(versions, feats):
+            arrays.append(fv)
+            label = "none" if v is None else v.label
+            for i in range(len(fv)):
+                seg_rows.append({**rec.to_dict(), "augment": label, "segment": i})
     if not arrays:
         raise BadAudio(f"None of the {len(paths)} recordings produced features; first error: "
                        f"{skipped[0] if skipped else '-'}")
@@ -63,30 +77,37 @@ def extract(table: pd.DataFrame, fe: FrontEnd, n_jobs: int = 1, progress: bool =
     return X, pd.DataFrame(seg_rows), skipped
 
 
-def cache_key(table: pd.DataFrame, fe: FrontEnd) -> str:
+def cache_key(table: pd.DataFrame, fe: FrontEnd, augment: Sequence[Augmentation] = ()) -> str:
     files = [file_fingerprint(Path(p)) for p in table.path]
-    return stable_hash({"files": files, "front_end": asdict(fe), "version": 1})
+    key = {"files": files, "front_end": asdict(fe), "version": 2}
+    if augment:
+        key["augment"] = [asdict(a) for a in augment]
+    return stable_hash(key)
 
 
 def load_or_extract(table: pd.DataFrame, fe: FrontEnd, cache_dir: str | Path | None,
-                    n_jobs: int = 1, progress: bool = True) -> Features:
-    """Features for ``table``, from the cache when present (``cache_dir=None`` disables it)."""
+                    n_jobs: int = 1, progress: bool = True,
+                    augment: Sequence[Augmentation] = ()) -> Features:
+    """Features for ``table``, from the cache when present (``cache_dir=None`` disables it).
+    With ``augment``, the augmented versions only (not the originals)."""
+    augment = tuple(augment)
     if cache_dir is None:
-        X, segs, skipped = extract(table, fe, n_jobs, progress)
+        X, segs, skipped = extract(table, fe, n_jobs, progress, augment)
         return Features(X, segs, skipped)
-    key = cache_key(table, fe)
+    key = cache_key(table, fe, augment)
     entry = Path(cache_dir) / "features" / key
     with locked(entry, f"features {key}"):
         from_cache = (entry / "meta.json").exists()
         if not from_cache:
-            log.info("Extracting features for %d recordings (cache %s)", len(table), entry)
-            X, segs, skipped = extract(table, fe, n_jobs, progress)
+            log.info("Extracting %sfeatures for %d recordings (cache %s)",
+                     f"{len(augment)} augmented versions of the " if augment else "", len(table), entry)
+            X, segs, skipped = extract(table, fe, n_jobs, progress, augment)
 
             def build(tmp: Path) -> None:
                 np.save(tmp / "X.npy", X)
                 segs.to_csv(tmp / "segments.csv", index=False)
                 (tmp / "meta.json").write_text(json.dumps(
-                    {"front_end": asdict(fe), "skipped": skipped, "n_recordings": len(table),
+                    {"front_end": asdict(fe), "augment": [asdict(a) for a in augment], "skipped": skipped, "n_recordings": len(table),
                      "n_segments": int(len(X))}, indent=2))
 
             atomic_dir(entry, build)
@@ -94,5 +115,5 @@ def load_or_extract(table: pd.DataFrame, fe: FrontEnd, cache_dir: str | Path | N
         log.info("Features loaded from cache %s", entry)
     meta = json.loads((entry / "meta.json").read_text())
     X = np.load(entry / "X.npy")
-    segs = pd.read_csv(entry / "segments.csv", dtype={"speaker": str, "sentence": str})
+    segs = pd.read_csv(entry / "segments.csv", dtype={"speaker": str, "sentence": str, "augment": str})
     return Features(X, segs, [tuple(s) for s in meta["skipped"]], entry, from_cache)
