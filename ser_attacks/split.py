@@ -28,16 +28,21 @@ class Split:
 
 def _three_way(units: np.ndarray, strata: np.ndarray | None, val: float, test: float, seed: int):
     """Split ``units`` into train/val/test with fractions (1-val-test, val, test)."""
-    def strat(s):
+    def strat(s, frac):
+        """``s`` when stratifying is possible, else None (random): every stratum needs 2 units and
+        both sides of the cut at least one unit per stratum (sklearn's own requirement)."""
         if s is None:
             return None
         _, counts = np.unique(s, return_counts=True)
-        return s if counts.min() >= 2 else None   # too few per stratum: fall back to random
+        n_small = int(np.ceil(frac * len(s)))
+        if counts.min() < 2 or n_small < len(counts) or len(s) - n_small < len(counts):
+            return None
+        return s
 
     rest, te, s_rest, _ = train_test_split(units, strata if strata is not None else units,
-                                           test_size=test, random_state=seed, stratify=strat(strata))
+                                           test_size=test, random_state=seed, stratify=strat(strata, test))
     tr, va = train_test_split(rest, test_size=val / (1 - test), random_state=seed + 1,
-                              stratify=strat(s_rest if strata is not None else None))
+                              stratify=strat(s_rest if strata is not None else None, val / (1 - test)))
     return tr, va, te
 
 
