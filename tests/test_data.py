@@ -1,6 +1,8 @@
 """Loaders, audio front end, feature cache and bad input, on generated files (no real corpus needed)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -130,3 +132,56 @@ def test_prepare_gives_a_leak_free_split(cfg_factory):
     assert sum(data.split.sizes().values()) == len(seg)
     assert data.classes == ["bored", "disgust", "happy", "neutral", "sad"]
     assert set(data.y) == set(range(5))
+
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="real corpora (../shared/data) not present")
+@pytest.mark.parametrize("corpus,n,by_gender,by_emotion", [
+    ("emodb", 535, {"male": 233, "female": 302},
+     {"angry": 127, "bored": 81, "neutral": 79, "happy": 71, "fear": 69, "sad": 62, "disgust": 46}),
+    ("ravdess", 120, {"male": 60, "female": 60},
+     {"neutral": 8, **{e: 16 for e in ("calm", "happy", "sad", "angry", "fear", "disgust", "surprised")}}),
+    ("emovo", 70, {"male": 35, "female": 35},
+     {e: 10 for e in ("disgust", "happy", "neutral", "fear", "angry", "surprised", "sad")}),
+])
+def test_shared_real_corpora_counts_match_file_names(corpus, n, by_gender, by_emotion):
+    """Validation on the real files (skipped without ../shared/data): counts from the shared README."""
+    c = load_corpus(corpus, SHARED / corpus)
+    t = c.table
+    assert len(t) == n and c.n_skipped == 0
+    assert t.gender.value_counts().to_dict() == by_gender
+    assert t.emotion.value_counts().to_dict() == by_emotion
+    assert t.groupby("speaker").gender.nunique().max() == 1
+    if corpus == "emodb":
+        assert {s[-2:] for s in t[t.gender == "male"].speaker} == {"03", "10", "11", "12", "15"}
+    else:   # 48 kHz originals, a few of a different channel count
+        assert (t.sample_rate == 48000).all() and set(t.channels) == {1, 2}
+
+
+@pytest.mark.parametrize("layout", ["emodb", "emovo", "ravdess"])
+def test_describe_tables_on_generated_layouts(tmp_path, layout):
+    from ser_attacks.data.__main__ import describe_table, markdown
+    generate_corpus(tmp_path, layout=layout, n_speakers=2, n_sentences=2, seed=1)
+    t = load_corpus(layout, tmp_path).table
+    tables = describe_table(t)
+    ct = tables["Recordings per emotion and gender"]
+    assert ct.loc["total", "total"] == len(t) == 20
+    assert ct.loc["total", "female"] == ct.loc["total", "male"] == 10
+    assert tables["Speakers per gender"].loc["total", "speakers"] == 2
+    assert tables["Duration (s) per gender"].loc["all", "count"] == 20
+    md = markdown(ct)
+    assert md.splitlines()[0] == "| emotion | female | male | total |" and md.count("\n") == len(ct) + 1
+
+
+def test_describe_command_with_segments(cfg_factory, capsys):
+    from ser_attacks.data.__main__ import describe, describe_segments
+    cfg = cfg_factory("augment=paper", "augment.versions=[{kind:pitch,amount:2.0}]")
+    text = describe(cfg)
+    assert "Recordings vs segments" in text and "pitch+2" in text
+    data = prepare(cfg, progress=False)
+    seg = describe_segments(data)
+    assert seg.loc["train", "augmented segments"] == seg.loc["train", "original segments"] > 0
+    assert seg.loc["test", "augmented segments"] == 0 and seg.loc["val", "augmented segments"] == 0
+    assert seg.loc["total", "segments"] == len(data.segments)
