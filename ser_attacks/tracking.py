@@ -166,6 +166,18 @@ def parent_run_id(sweep_dir: str | None) -> str | None:
     return None
 
 
+def _summary_line(run) -> str:
+    m = run.data.metrics
+    line = f"{run.data.tags.get('mlflow.runName', run.info.run_id):<28} {run.info.status:<9}"
+    if "adv_acc" in m:
+        line += (f" clean {m['clean_acc']:.3f} → adv {m['adv_acc']:.3f} (female {m.get('adv_acc_female', float('nan')):.3f},"
+                 f" male {m.get('adv_acc_male', float('nan')):.3f})  mean|δ| {m['perturbation']:.4g}"
+                 f"  {m['attack_time_s']:.1f} s")
+    if run.data.tags.get("attack_effect") == "none":
+        line += "  [NO EFFECT]"
+    return line
+
+
 class MlflowSweepCallback(Callback):
     """Creates the tracking DB and the sweep's parent run before any job; closes it at the end."""
 
@@ -205,9 +217,7 @@ class MlflowSweepCallback(Callback):
         self.tracking.log_metrics(self.run_id, {"n_jobs": len(children), "n_failed": len(failed)})
         self.tracking.finish(self.run_id, "FAILED" if failed else "FINISHED")
         os.environ.pop(PARENT_ENV, None)
-        lines = [f"{r.data.tags.get('mlflow.runName', r.info.run_id)}: {r.info.status}"
-                 + (f"  adv_acc={r.data.metrics['adv_acc']:.3f}" if "adv_acc" in r.data.metrics else "")
-                 for r in sorted(children, key=lambda r: r.info.start_time)]
+        lines = [_summary_line(r) for r in sorted(children, key=lambda r: r.info.start_time)]
         print(f"\nSweep finished: {len(children)} runs, {len(failed)} failed (parent run {self.run_id}).\n  "
               + "\n  ".join(lines) + f"\nTracking: {self.tracking.uri}  ->  `make ui` to browse.")
         if failed:
