@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -47,7 +48,7 @@ def _job_context() -> tuple[bool, str | None, list[str]]:
 
 
 def attack_job(cfg: DictConfig, tracking: Tracking, run_id: str) -> dict[str, float]:
-    from .attacks import build_attack, select_samples
+    from .attacks import attack_labels, build_attack, select_samples
     from .data import prepare
     from .estimator import make_classifier
     from .metrics import attack_metrics
@@ -72,7 +73,10 @@ def attack_job(cfg: DictConfig, tracking: Tracking, run_id: str) -> dict[str, fl
                           cfg.estimator.batch_size)
     attack = build_attack(cfg.attack, clf)
     clean_logits = clf.predict(x)
-    labels = np.eye(len(tm.classes), dtype=np.float32)[y] if cfg.attack_true_labels else None
+    labels, label_kind = attack_labels(attack, y, len(tm.classes), cfg.seed)
+    if not cfg.attack_true_labels and label_kind == "true":
+        labels, label_kind = None, "predicted"
+    tracking.client.set_tag(run_id, "attack_labels", label_kind)
     log.info("Attacking %d test segments with %s", len(x), type(attack).__name__)
     t0 = time.perf_counter()
     x_adv = np.asarray(attack.generate(x=x, y=labels), dtype=np.float32)   # numpy result: device synced
@@ -83,7 +87,15 @@ def attack_job(cfg: DictConfig, tracking: Tracking, run_id: str) -> dict[str, fl
     metrics.update(attack_time_s=seconds, time_per_sample_s=seconds / len(x),
                    model_val_acc=tm.meta["val_acc"], model_test_acc=tm.meta["test_acc"])
     tracking.log_metrics(run_id, metrics)
+    tracking.client.log_param(run_id, "n_samples_attacked", len(x))
     tracking.client.set_tag(run_id, "device", device_name())
+    with tempfile.TemporaryDirectory() as tmp:     # reusable without recomputing: np.load(...)
+        np.savez_compressed(Path(tmp) / "adversarial.npz", x_adv=x_adv, test_index=idx,
+                            recording_id=segs.recording_id.to_numpy()[idx].astype(str),
+                            segment=segs.segment.to_numpy()[idx], label=y, gender=genders.astype(str),
+                            classes=np.asarray(tm.classes, dtype=str), clean_pred=clean_logits.argmax(1),
+                            adv_pred=adv_logits.argmax(1), clean_logits=clean_logits, adv_logits=adv_logits)
+        tracking.client.log_artifact(run_id, str(Path(tmp) / "adversarial.npz"))
     effect = "none" if (np.array_equal(x_adv, x) or metrics["success_rate"] == 0) else "ok"
     tracking.client.set_tag(run_id, "attack_effect", effect)
     if effect == "none":

@@ -74,7 +74,8 @@ def validate(cfg) -> list[str]:
     Returns the set keys this attack does not take (ignored, warned about)."""
     import keras
     from .estimator import make_classifier
-    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
+    # image-shaped input: PixelAttack reads rows / columns / channels from input_shape
+    model = keras.Sequential([keras.Input((2, 2, 1)), keras.layers.Flatten(), keras.layers.Dense(2)])
     unused: list[str] = []
     build_attack(cfg, make_classifier(model, 2, (0.0, 1.0), kind="stock"), unused)
     return unused
@@ -94,3 +95,20 @@ def select_samples(genders: np.ndarray, n: int | None, seed: int) -> np.ndarray:
         take[i] += 1
     chosen = [rng.choice(idx[genders == v], k, replace=False) for v, k in zip(values, take)]
     return np.sort(np.concatenate(chosen))
+
+
+def attack_labels(attack, y: np.ndarray, n_classes: int, seed: int) -> tuple[np.ndarray, str]:
+    """The ``y`` to give ``attack.generate`` for true labels ``y`` (indices), and what it means.
+
+    Untargeted attacks get the true labels (they move away from them). Attacks that read ``y`` as
+    TARGET classes (a targeted attack, and JSMA, which is always targeted in ART) get a random target
+    different from the true label per sample (seeded): passing the true labels there would ask the
+    attack to reach the class the sample already has, a silent no-op.
+    """
+    from art.attacks.evasion import SaliencyMapMethod
+    y = np.asarray(y)
+    if isinstance(attack, SaliencyMapMethod) or getattr(attack, "targeted", False):
+        rng = np.random.default_rng(seed)
+        shift = rng.integers(1, n_classes, size=len(y))
+        return np.eye(n_classes, dtype=np.float32)[(y + shift) % n_classes], "random_target"
+    return np.eye(n_classes, dtype=np.float32)[y], "true"
