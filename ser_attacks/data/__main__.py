@@ -64,6 +64,7 @@ def describe_segments(data) -> pd.DataFrame:
                       "augmented segments": int((~orig).sum()), "segments": len(s),
                       "female": int((s.gender == "female").sum()), "male": int((s.gender == "male").sum())}
     df = pd.DataFrame(rows).T
+    df.index.name = "part"
     df.loc["total"] = df.sum(axis=0)
     df.loc["total", "recordings"] = seg.recording_id.nunique()
     return df
