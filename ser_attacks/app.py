@@ -116,16 +116,39 @@ def attack_job(cfg: DictConfig, tracking: Tracking, run_id: str) -> dict[str, fl
     return metrics
 
 
+# Keys that change how a job runs or where it logs, not what it computes: left out of config_hash.
+NOT_IN_HASH = ("force", "progress", "tracking", "paths", "features.n_jobs", "attack.verbose", "train.verbose")
+
+
+def config_hash(cfg: DictConfig) -> str:
+    """Identity of a job's result: a hash of its composed config minus run-only keys."""
+    from omegaconf import OmegaConf
+    from .cache import stable_hash
+    from .tracking import flatten
+    flat = flatten(OmegaConf.to_container(cfg, resolve=True))
+    return stable_hash({k: v for k, v in flat.items()
+                        if not any(k == n or k.startswith(n + ".") for n in NOT_IN_HASH)})
+
+
 def run(cfg: DictConfig) -> dict[str, float] | None:
     from .attacks import validate
     tracking = Tracking.from_cfg(cfg)
     multirun, parent, overrides = _job_context()
     name = " ".join([cfg.attack.name] + [o[len("attack."):] for o in overrides if o.startswith("attack.")
                                           and not o.startswith(("attack.verbose", "attack.batch_size"))])
+    chash = config_hash(cfg)
+    if not cfg.force:
+        done = tracking.finished_run(chash)
+        if done is not None:                   # resume: this exact configuration already finished
+            log.info("Skipping %s: already FINISHED as run %s (config_hash %s; force=true reruns it)",
+                     name, done.info.run_id, chash)
+            if parent:
+                tracking.client.set_tag(parent, f"skipped.{done.info.run_id}", name)
+            return dict(done.data.metrics)
     run_id = tracking.create_run(name, {"run_type": "attack", "dataset": cfg.dataset.name,
                                         "language": cfg.dataset.language, "attack": cfg.attack.name,
                                         "model": cfg.model.name, "sweep_id": parent or "",
-                                        "overrides": " ".join(overrides)}, parent)
+                                        "overrides": " ".join(overrides), "config_hash": chash}, parent)
     try:
         tracking.log_config(run_id, cfg)
         unused = validate(cfg.attack)          # bad attack parameters fail before any data or model

@@ -104,6 +104,13 @@ class Tracking:
         return self.client.create_run(self.experiment_id, tags={k: str(v) for k, v in tags.items()},
                                       run_name=name).info.run_id
 
+    def finished_run(self, config_hash: str):
+        """The newest FINISHED attack run with this config hash, or None."""
+        runs = self.client.search_runs(
+            [self.experiment_id], f"tags.config_hash = '{config_hash}' and attributes.status = 'FINISHED'",
+            max_results=1, order_by=["attributes.start_time DESC"])
+        return runs[0] if runs else None
+
     def log_config(self, run_id: str, cfg) -> None:
         from mlflow.entities import Param
         container = OmegaConf.to_container(cfg, resolve=True)
@@ -218,7 +225,13 @@ class MlflowSweepCallback(Callback):
         self.tracking.finish(self.run_id, "FAILED" if failed else "FINISHED")
         os.environ.pop(PARENT_ENV, None)
         lines = [_summary_line(r) for r in sorted(children, key=lambda r: r.info.start_time)]
-        print(f"\nSweep finished: {len(children)} runs, {len(failed)} failed (parent run {self.run_id}).\n  "
-              + "\n  ".join(lines) + f"\nTracking: {self.tracking.uri}  ->  `make ui` to browse.")
+        skipped = [v for k, v in self.tracking.client.get_run(self.run_id).data.tags.items()
+                   if k.startswith("skipped.")]
+        if skipped:
+            self.tracking.log_metrics(self.run_id, {"n_skipped": len(skipped)})
+            lines += [f"{name:<28} already FINISHED earlier: skipped (force=true reruns it)" for name in sorted(skipped)]
+        print(f"\nSweep finished: {len(children)} runs, {len(failed)} failed, {len(skipped)} skipped "
+              f"(parent run {self.run_id}).\n  " + "\n  ".join(lines)
+              + f"\nTracking: {self.tracking.uri}  ->  `make ui` to browse.")
         if failed:
             raise SystemExit(f"{len(failed)} of {len(children)} jobs failed; see their traceback.txt in MLflow.")

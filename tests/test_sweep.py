@@ -24,7 +24,9 @@ def run_cli(tmp: Path, corpus: Path, *args: str, check: bool = True, synthetic: 
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HYDRA_FULL_ERROR": "1", **(env_extra or {})}
     if not env_extra or "MLFLOW_TRACKING_URI" not in env_extra:
         env.pop("MLFLOW_TRACKING_URI", None)
-    base = [o for o in tiny_overrides(tmp, corpus) if synthetic or not o.startswith("dataset.")]
+    given = {a.split("=", 1)[0] for a in args if "=" in a}
+    base = [o for o in tiny_overrides(tmp, corpus) if (synthetic or not o.startswith("dataset."))
+            and o.split("=", 1)[0] not in given]
     proc = subprocess.run([sys.executable, "-m", "ser_attacks", *args, *base],
                           cwd=tmp, env=env, capture_output=True, text=True, timeout=600)
     if check and proc.returncode != 0:
