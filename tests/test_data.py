@@ -185,3 +185,13 @@ def test_describe_command_with_segments(cfg_factory, capsys):
     assert seg.loc["train", "augmented segments"] == seg.loc["train", "original segments"] > 0
     assert seg.loc["test", "augmented segments"] == 0 and seg.loc["val", "augmented segments"] == 0
     assert seg.loc["total", "segments"] == len(data.segments)
+
+
+def test_describe_cli_names_the_layout_for_a_bad_root(tmp_path, capsys):
+    from ser_attacks.data.__main__ import main
+    assert main(["describe", "dataset=ravdess", f"dataset.root={tmp_path}", "--no-features"]) == 2
+    assert "Actor_NN/03-01-EE-II-SS-RR-NN.wav" in capsys.readouterr().err
+    generate_corpus(tmp_path, layout="ravdess", n_speakers=2, n_sentences=1, seed=0)
+    out = tmp_path / "d.md"
+    assert main(["describe", "dataset=ravdess", f"dataset.root={tmp_path}", "--no-features", "--out", str(out)]) == 0
+    assert "| total | 5 | 5 | 10 |" in out.read_text()
