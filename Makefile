@@ -48,3 +48,24 @@ bench-features: install  ## cold vs warm feature extraction on the shared EmoDB 
 
 describe-real: install  ## Tables 8-10 equivalents for the shared real corpora (../shared/data)
 	@for d in emodb emovo ravdess; do $(PY) -m ser_attacks.data describe dataset=$$d $(ARGS); done
+
+# ---- attack grid and estimator benchmark ----------------------------------------------------
+DATASET ?= synthetic
+PAPER_GRID := \
+	"attack=fgsm attack.eps=0.25,0.5,0.75,1,1.25" \
+	"attack=bim attack.eps=0.25,0.5,0.75,1,1.25" \
+	"attack=deepfool attack.max_iter=1,5,20" \
+	"attack=jsma attack.theta=-1,-0.5,0.5,1" \
+	"attack=cw_l2" \
+	"attack=cw_linf" \
+	"attack=pixel attack.th=1,5,10 attack.es=1,0" \
+	"attack=boundary"
+
+.PHONY: paper-grid bench-estimator
+
+paper-grid: install  ## the paper's whole attack grid, one sweep per attack (DATASET=..., ARGS=attack.n_samples=40)
+	@set -e; for g in $(PAPER_GRID); do \
+		echo "== $$g"; $(PY) -m ser_attacks -m experiment=paper_grid dataset=$(DATASET) $$g $(ARGS); done
+
+bench-estimator: install  ## stock vs compiled ART estimator on the final model (ARGS="--n 16 --repeats 5")
+	$(PY) benchmarks/estimator.py $(ARGS)
