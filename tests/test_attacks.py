@@ -1,0 +1,144 @@
+"""Every attack config on a tiny trained model; the PixelAttack fix; no-op tagging; adversarial.npz."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+
+from conftest import tiny_overrides
+from ser_attacks.app import CONF_DIR
+
+# small iteration counts so the whole file stays fast; the paper's values are in conf/attack/*.yaml
+SMALL = {
+    "fgsm": [],
+    "bim": ["attack.max_iter=5"],
+    "deepfool": ["attack.max_iter=5"],
+    "jsma": [],
+    "cw_l2": ["attack.binary_search_steps=2", "attack.max_iter=5"],
+    "cw_linf": ["attack.max_iter=5"],
+    "pixel": ["attack.th=5", "attack.max_iter=3"],
+    "boundary": ["attack.max_iter=5", "attack.num_trial=2", "attack.sample_size=4", "attack.init_size=20"],
+}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, corpus_root):
+    """(cfg overrides, classifier, normalized test samples, labels, genders) of a tiny trained model."""
+    from ser_attacks.data import prepare
+    from ser_attacks.estimator import make_classifier
+    from ser_attacks.train import get_or_train
+    tmp = tmp_path_factory.mktemp("attacks")
+    base = tiny_overrides(tmp, corpus_root)
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("config", overrides=base)
+    data = prepare(cfg, progress=False)
+    tm = get_or_train(cfg, data, None)
+    X, y, segs = data.part("test")
+    clf = make_classifier(tm.model, len(tm.classes), tm.normalizer.clip_values, "compiled", 16)
+    return base, clf, tm.normalizer.transform(X), y, segs.gender.to_numpy()
+
+
+def _attack_cfg(base, *overrides):
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        return compose("config", overrides=[*base, *overrides])
+
+
+@pytest.mark.parametrize("name", list(SMALL))
+def test_every_attack_config_runs_and_gives_finite_metrics(trained, name):
+    from ser_attacks.attacks import attack_labels, build_attack, select_samples
+    from ser_attacks.metrics import attack_metrics
+    base, clf, X, y, genders = trained
+    cfg = _attack_cfg(base, f"attack={name}", *SMALL[name])
+    idx = select_samples(genders, 4, 0)
+    x, yy, g = X[idx], y[idx], genders[idx]
+    attack = build_attack(cfg.attack, clf)
+    labels, kind = attack_labels(attack, yy, clf.nb_classes, 0)
+    x_adv = np.asarray(attack.generate(x=x, y=labels), dtype=np.float32)
+    assert x_adv.shape == x.shape and np.isfinite(x_adv).all()
+    lo, hi = clf.clip_values
+    assert x_adv.min() >= lo - 1e-5 and x_adv.max() <= hi + 1e-5, "adversarial examples stay in the data range"
+    m = attack_metrics(yy, clf.predict(x), clf.predict(x_adv), x, x_adv, g)
+    for k in ("clean_acc", "adv_acc", "perturbation", "l0", "l2", "linf", "adv_confidence"):
+        for sfx in ("", "_female", "_male"):
+            assert np.isfinite(m[f"{k}{sfx}"]), f"{name}: {k}{sfx} = {m[f'{k}{sfx}']}"
+    assert m["n_samples"] == 4 == m["n_samples_female"] + m["n_samples_male"]
+    assert kind == ("random_target" if name == "jsma" else "true")
+
+
+def test_jsma_targets_differ_from_true_labels(trained):
+    from ser_attacks.attacks import attack_labels, build_attack
+    base, clf, X, y, _ = trained
+    attack = build_attack(_attack_cfg(base, "attack=jsma").attack, clf)
+    labels, kind = attack_labels(attack, y, clf.nb_classes, 0)
+    assert kind == "random_target" and not np.any(labels.argmax(1) == y)
+
+
+def test_pixel_attack_flips_predictions_with_at_most_th_cells(trained):
+    from ser_attacks.pixel import SpectrogramPixelAttack
+    base, clf, X, y, _ = trained
+    right = np.flatnonzero(clf.predict(X).argmax(1) == y)
+    assert len(right), "the tiny model must classify some test samples correctly"
+    x, yy = X[right][:4], y[right][:4]
+    np.random.seed(0)
+    th = 10
+    attack = SpectrogramPixelAttack(clf, th=th, es=1, max_iter=20, batch_size=16)
+    x_adv = attack.generate(x, y=yy)
+    flipped = clf.predict(x_adv).argmax(1) != yy
+    changed = (x_adv != x).reshape(len(x), -1)
+    assert flipped.any(), "the pixel attack must flip at least one correctly classified sample"
+    assert np.array_equal(flipped, attack.success)
+    assert (changed.sum(1) <= th).all() and (changed.sum(1)[flipped] >= 1).all()
+    assert np.array_equal(x_adv[~flipped], x[~flipped]), "a failed sample is returned bit-for-bit"
+    lo, hi = clf.clip_values
+    d = np.abs(x_adv - x).reshape(len(x), -1).max(1)
+    assert (d[flipped] > 0.05 * (hi - lo)).all(), "cells change by amounts comparable to the data range"
+    assert attack.max_chunk <= 16, "population images are built and predicted batch_size at a time"
+
+
+def test_art_pixel_attack_round_trip_is_what_was_wrong(trained):
+    """ART's PixelAttack maps inputs to 0-255 and back: every cell moves by float round-off."""
+    from art.attacks.evasion import PixelAttack
+    base, clf, X, y, _ = trained
+    x = X[:1]
+    art = PixelAttack(clf, th=1, es=1, max_iter=1)
+    back = art.rescale_input((x - clf.clip_values[0]) / (clf.clip_values[1] - clf.clip_values[0]) * 255.0)
+    d = np.abs(back - x)
+    assert (d > 0).mean() > 0.3 and d.max() < 1e-5     # tiny noise in most cells, no real change
+
+
+def _run_job(base, *overrides):
+    from mlflow.tracking import MlflowClient
+    from ser_attacks.app import run
+    cfg = _attack_cfg(base, *overrides)
+    run(cfg)
+    client = MlflowClient(cfg.tracking.uri)
+    exp = client.get_experiment_by_name(cfg.tracking.experiment)
+    runs = client.search_runs([exp.experiment_id], "tags.run_type = 'attack'", order_by=["start_time DESC"])
+    return client, runs[0]
+
+
+def test_adversarial_examples_are_saved_and_reloadable(trained, tmp_path):
+    base = trained[0]
+    client, r = _run_job(base, "attack=fgsm", "attack.eps=0.5", "attack.n_samples=4")
+    assert r.info.status == "FINISHED" and r.data.tags["attack_effect"] in ("ok", "none")
+    assert r.data.params["n_samples_attacked"] == "4" and r.data.metrics["n_samples"] == 4
+    for k in ("clean_acc", "adv_acc", "success_rate", "perturbation", "l0", "l2", "linf", "adv_confidence",
+              "attack_time_s", "time_per_sample_s", "adv_acc_female", "l2_male"):
+        assert k in r.data.metrics, k
+    path = client.download_artifacts(r.info.run_id, "adversarial.npz", str(tmp_path))
+    with np.load(path) as z:
+        assert z["x_adv"].shape == (4, 261, 128, 1)
+        assert len(z["test_index"]) == len(z["recording_id"]) == len(z["label"]) == len(z["gender"]) == 4
+        assert set(z["gender"]) <= {"female", "male"}
+        np.testing.assert_array_equal(z["adv_pred"], z["adv_logits"].argmax(1))
+        assert np.abs(z["x_adv"]).max() > 0
+
+
+def test_no_op_attack_is_tagged_none(trained, caplog):
+    base = trained[0]
+    with caplog.at_level("WARNING", logger="ser_attacks"):
+        _, r = _run_job(base, "attack=fgsm", "attack.eps=0", "attack.n_samples=4")
+    assert r.info.status == "FINISHED"
+    assert r.data.tags["attack_effect"] == "none"
+    assert r.data.metrics["perturbation"] == 0
+    assert "NO effect" in caplog.text
