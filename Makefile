@@ -69,3 +69,20 @@ paper-grid: install  ## the paper's whole attack grid, one sweep per attack (DAT
 
 bench-estimator: install  ## stock vs compiled ART estimator on the final model (ARGS="--n 16 --repeats 5")
 	$(PY) benchmarks/estimator.py $(ARGS)
+
+# ---- containers and the shared tracking server (docker/) -------------------------------------
+COMPOSE := docker compose -f docker/compose.yaml
+.PHONY: docker-build docker-gpu server-up server-down
+
+docker-build:  ## build the GPU image (ser-attacks:gpu) and the CPU image used by the server
+	docker build -f docker/Dockerfile --build-arg TF_EXTRA=gpu -t ser-attacks:gpu .
+	docker build -f docker/Dockerfile --build-arg TF_EXTRA=cpu -t ser-attacks:cpu .
+
+docker-gpu:  ## run a sweep in the GPU container against the shared server (ARGS="-m attack=fgsm,bim ...")
+	$(COMPOSE) --profile gpu run --rm runner $(ARGS)
+
+server-up:  ## PostgreSQL + MLflow server; UI on http://127.0.0.1:5000; then MLFLOW_TRACKING_URI=http://127.0.0.1:5000
+	$(COMPOSE) up -d --wait postgres mlflow
+
+server-down:  ## stop the server (data stays in the named volumes)
+	$(COMPOSE) down

@@ -211,6 +211,10 @@ class MlflowSweepCallback(Callback):
             {"run_type": "sweep", "sweep_dir": sweep_dir, "overrides": " ".join(overrides),
              "dataset": config.dataset.name})
         os.environ[PARENT_ENV] = self.run_id
+        # Jobs in other processes/hosts (joblib, SLURM, Ray) must log to the same place and share
+        # one cache: export both, absolute, for the launchers to pass on.
+        os.environ["MLFLOW_TRACKING_URI"] = self.tracking.uri
+        os.environ.setdefault("SER_ATTACKS_CACHE", str(Path(str(config.paths.cache_dir)).resolve()))
         Path(sweep_dir).mkdir(parents=True, exist_ok=True)
         (Path(sweep_dir) / PARENT_FILE).write_text(self.run_id)
         log.info("MLflow sweep run %s (%s)", self.run_id, self.tracking.uri)
