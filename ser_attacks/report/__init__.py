@@ -1,0 +1,13 @@
+"""Cross-run comparison report: the paper's tables and figures, with statistics, from MLflow.
+
+``python -m ser_attacks.report [--experiment E] [--sweep PARENT_RUN_ID] [--dataset D] [--tag k=v]
+--out reports/NAME`` reads attack runs with ``mlflow.search_runs`` (no direct DB access), downloads
+each run's ``adversarial.npz`` (per-sample labels, genders and predictions; cached) for confidence
+intervals and tests, and writes ``report.md``, a self-contained ``report.html``, the figures as PNG
+and every table as CSV; the folder is also logged as the artifacts of a ``run_type=report`` run.
+
+Modules: ``collect`` (MLflow → tidy runs + per-sample arrays), ``stats`` (bootstrap CIs, permutation
+tests, Holm), ``tables`` (the tables), ``figures`` (matplotlib, Agg), ``render`` (Markdown + HTML),
+``build`` (the whole pipeline, used by the CLI and the tests).
+"""
+from .build import Report, build_report  # noqa: F401

@@ -1,0 +1,248 @@
+"""The whole report: collect → tables → figures → text → files (+ a ``run_type=report`` MLflow run)."""
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import figures, stats
+from .collect import Runs, collect, download, load_samples
+from .render import md_table, md_to_html
+from .tables import MISSING, Tables, attack_sort_key, build_tables, fci, fp
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Report:
+    out: Path
+    runs: Runs
+    tables: Tables
+    figures: dict = field(default_factory=dict)
+    run_id: str | None = None
+
+    @property
+    def md(self) -> Path:
+        return self.out / "report.md"
+
+    @property
+    def html(self) -> Path:
+        return self.out / "report.html"
+
+
+def _significance(t: Tables, n_settings: int) -> list[str]:
+    """Plain statements of which gender / language / protocol differences are significant."""
+    a = stats.ALPHA
+    lines = [f"Tests at α = {a}, two-sided. Female − male gaps: two-sample permutation test (gender labels "
+             "shuffled over the attacked segments, 5000 permutations) with a bootstrap 95% CI of the gap. "
+             "Many gaps are tested at once, so p-values are also given Holm-corrected within each family "
+             "(clean gaps; adversarial gaps; dataset differences; protocol gaps); read an unadjusted p < 0.05 "
+             "among many tests as a lead, not a finding. Segments from one recording are not independent "
+             "(several 3 s segments per recording, augmented siblings under split=paper), so the intervals "
+             "are optimistic; they also ignore speaker effects (few speakers per gender).", ""]
+    t3 = t3d = None
+    for item in t.items:
+        if item.key == "table03_clean_accuracy":
+            t3 = item.data
+    if t3 is not None and len(t3):
+        adj = stats.holm(t3.p.to_numpy())
+        sig = [f"{s} (gap {g:+.3f}, p {fp(p)}, Holm {fp(h)})" for s, g, p, h in zip(t3.setting, t3.gap, t3.p, adj)
+               if h < a]
+        lines.append("- **Clean accuracy, female vs male:** " + (
+            "significant after Holm in " + "; ".join(sig) + "." if sig else
+            f"no significant difference after Holm correction in any of {len(t3)} setting(s) "
+            f"(smallest unadjusted p {fp(np.nanmin(t3.p)) if t3.p.notna().any() else MISSING})."))
+    try:
+        t47 = t["table47_gender_accuracy"].data
+    except KeyError:
+        t47 = None
+    if t47 is not None and len(t47):
+        sig = t47[t47.p_holm < a]
+        raw = t47[(t47.p < a) & ~(t47.p_holm < a)]
+        s = (f"- **Adversarial accuracy, female vs male (best configuration per attack and dataset, "
+             f"{len(t47)} tests):** ")
+        s += ("significant after Holm for " + "; ".join(f"{r.attack} on {r.setting} (female {r.adv_acc_female:.3f} "
+              f"vs male {r.adv_acc_male:.3f}, p {fp(r.p)}, Holm {fp(r.p_holm)})" for r in sig.itertuples()) + "."
+              if len(sig) else "none significant after Holm correction.")
+        if len(raw):
+            s += (" Unadjusted p < 0.05 only: " + "; ".join(f"{r.attack} on {r.setting} (p {fp(r.p)})"
+                                                          for r in raw.itertuples()) + ".")
+        lines.append(s)
+    lt = t.tests
+    if n_settings > 1 and lt is not None and len(lt):
+        sig = lt[lt.p_holm < a]
+        lines.append(f"- **Between datasets / languages (best configuration's adversarial accuracy, pairwise per "
+                     f"attack, {len(lt)} tests, two-sample permutation):** " + (
+                         "significant after Holm for " + "; ".join(
+                             f"{r.attack}: {r.a} − {r.b} = {r.diff:+.3f} [{r.lo:.2f}, {r.hi:.2f}], p {fp(r.p)}"
+                             for r in sig.itertuples()) + "." if len(sig) else "none significant after Holm."))
+    elif n_settings <= 1:
+        lines.append("- **Between datasets / languages:** only one dataset in this report; nothing to compare.")
+    for item in t.items:
+        if item.key == "protocol_gap":
+            d = item.data
+            ps = np.concatenate([d.clean_acc_p.to_numpy(), d.adv_acc_p.to_numpy()])
+            adj = stats.holm(ps)
+            n = len(d)
+            sig_c = [f"{r.dataset} {r.attack} {r.config}" for r, h in zip(d.itertuples(), adj[:n]) if h < a]
+            sig_a = [f"{r.dataset} {r.attack} {r.config} (Δ {r.adv_acc_diff:+.3f})"
+                     for r, h in zip(d.itertuples(), adj[n:]) if h < a]
+            lines.append(f"- **Protocol gap (split=paper − split=recording, {2 * n} tests):** clean accuracy "
+                         + ("differs significantly (Holm) for " + "; ".join(sig_c) if sig_c else
+                            "no significant difference after Holm")
+                         + "; adversarial accuracy " + ("differs significantly for " + "; ".join(sig_a) if sig_a
+                                                        else "no significant difference after Holm") + ".")
+    return lines
+
+
+def _header(runs: Runs, name: str) -> list[str]:
+    df = runs.df
+    f = runs.filters
+    filt = [f"experiment `{runs.experiment}`"]
+    if f.get("sweeps"):
+        filt.append("sweep(s) " + ", ".join(f"`{s}`" for s in f["sweeps"]))
+    if f.get("dataset"):
+        filt.append(f"dataset `{f['dataset']}`")
+    filt += [f"tag `{k}={v}`" for k, v in (f.get("tags") or {}).items()]
+    sweeps = sorted({s for s in df.sweep_id if s})
+    effect_none = df[df.attack_effect == "none"]
+    lines = [f"# {name}", "",
+             f"Generated {time.strftime('%Y-%m-%d %H:%M:%S')} by `python -m ser_attacks.report` from "
+             f"`{runs.uri}`; filters: {', '.join(filt)}.",
+             "",
+             f"**{len(df)} FINISHED attack runs** ({df.attack.nunique()} attacks: "
+             f"{', '.join(sorted(df.attack.unique(), key=attack_sort_key))}; settings: "
+             f"{', '.join(sorted(df.setting.unique()))}; model(s): {', '.join(sorted(df.model.unique()))}) "
+             f"from {len(sweeps)} sweep(s){': ' + ', '.join(f'`{s}`' for s in sweeps) if sweeps else ''}. "
+             f"Runs that differ only by the seed are aggregated (mean ± std over seeds); "
+             f"`{MISSING}` marks a cell that was not run (or not finished)."]
+    if runs.setting_keys:
+        lines += ["", "Settings differ in " + ", ".join(f"`{k}`" for k in runs.setting_keys)
+                  + " as well as the dataset; they are kept apart."]
+    if len(effect_none):
+        lines += ["", f"{len(effect_none)} run(s) had **no effect** (tag `attack_effect=none`): "
+                  + ", ".join(f"{r.attack} {r.config} on {r.setting}" for r in effect_none.itertuples()) + "."]
+    return lines
+
+
+def build_report(uri: str | None = None, experiment: str = "ser-attacks", sweeps=(), dataset: str | None = None,
+                 tags: dict | None = None, out: str | Path = "reports/report", name: str | None = None,
+                 log_run: bool = True, cache: Path | None = None, max_spectrograms: int = 24) -> Report:
+    runs = collect(uri, experiment, sweeps, dataset, tags)
+    if not len(runs):
+        raise SystemExit(f"error: no FINISHED attack runs in experiment {experiment!r} at "
+                         f"{runs.uri} matching {runs.filters}")
+    out = Path(out)
+    if out.exists():
+        shutil.rmtree(out)
+    (out / "tables").mkdir(parents=True)
+    (out / "figures").mkdir()
+    samples = load_samples(runs.uri, runs.df.run_id, cache)
+    t = build_tables(runs, samples)
+    name = name or f"ser-attacks report: {out.name}"
+
+    for item in t.items:
+        item.data.drop(columns=[c for c in ("params",) if c in item.data]).to_csv(
+            out / "tables" / f"{item.key}.csv", index=False)
+    t.configs.drop(columns="params").to_csv(out / "tables" / "configurations.csv", index=False)
+    runs.df.drop(columns="params").to_csv(out / "tables" / "runs.csv", index=False)
+
+    figs = {}
+    figs["adv_acc"] = figures.grouped_bars(t.best, "adv_acc", "adversarial accuracy (best config)",
+                                           out / "figures" / "fig05_adv_accuracy.png")
+    figs["perturbation"] = figures.grouped_bars(t.best, "perturbation", "mean |x_adv − x| (best config)",
+                                                out / "figures" / "fig06_perturbation.png", ci=False)
+    figs["curves"] = figures.robustness_curves(t.configs, out / "figures" / "robustness_curves.png")
+    figs["time"] = figures.time_per_attack(t.configs, out / "figures" / "time_per_attack.png")
+    spec = []
+    for r in t.best.sort_values(["attack", "setting"], key=lambda c: c.map(attack_sort_key) if c.name == "attack"
+                                else c).itertuples():
+        if len(spec) >= max_spectrograms:
+            break
+        rid = r.run_ids.split(",")[0]
+        p = download(runs.uri, rid, "spectrograms.png", cache)
+        if p is not None:
+            dst = out / "figures" / f"spectrograms_{r.attack}_{len(spec):02d}.png"
+            shutil.copyfile(p, dst)
+            spec.append((r, rid, dst))
+    figs = {k: v for k, v in figs.items() if v is not None}
+
+    md = _header(runs, name)
+    n_settings = runs.df.setting.nunique()
+    md += ["", "## Significance", "", *_significance(t, n_settings)]
+    sections = {"table03": "Clean accuracy", "table04": "Best configuration per attack", "table45": "Rank scores",
+                "table47": "Female vs male", "protocol": "Protocol gap", "param_": "Per-attack parameter tables"}
+    seen = set()
+    for item in t.items:
+        sec = next((v for k, v in sections.items() if item.key.startswith(k)), None)
+        if sec and sec not in seen:
+            seen.add(sec)
+            md += ["", f"## {sec}"]
+            if sec == "Best configuration per attack":
+                for key, cap in (("adv_acc", "Figure 5: adversarial accuracy of the best configuration per attack "
+                                  "and dataset (95% bootstrap CI)"),
+                                 ("perturbation", "Figure 6: mean perturbation of the best configuration")):
+                    if key in figs:
+                        md += ["", f"![{cap}](figures/{figs[key].name})"]
+            if sec == "Per-attack parameter tables" and "curves" in figs:
+                md += ["", "![Robustness curves: adversarial accuracy vs the swept parameter (solid all, dashed "
+                       "female, dotted male; band = 95% CI of all)](figures/" + figs["curves"].name + ")"]
+        md += ["", f"### {item.title}", ""]
+        if item.note:
+            md += [item.note, ""]
+        md.append(md_table(item.display).rstrip("\n"))
+        md.append(f"\n_CSV: `tables/{item.key}.csv`_")
+    if "time" in figs:
+        md += ["", "## Time", "", "![Attack time per segment, every configuration (log scale)](figures/"
+               + figs["time"].name + ")"]
+    if spec:
+        md += ["", "## Spectrograms", "", "Original / adversarial / difference for the best configuration's run "
+               "(as logged by the attack run)."]
+        for r, rid, dst in spec:
+            md += ["", f"![{r.attack} {r.config} on {r.setting} (run {rid[:8]})](figures/{dst.name})"]
+    md += ["", "## Definitions", "",
+           "- Adversarial accuracy: accuracy on the adversarial examples of the attacked test segments "
+           "(`adv_acc`); clean accuracy likewise on the originals (`clean_acc`); per gender with `_female`/`_male`.",
+           "- Perturbation: the paper's mean |x_adv − x| over all cells (`perturbation`), normalized log-Mel units.",
+           "- Best configuration: per attack and dataset, the seed-aggregated configuration with the lowest mean "
+           "adversarial accuracy; ties broken by the lowest mean perturbation.",
+           "- Rank score: per dataset, attacks ranked by the best configuration's adversarial accuracy (1 = lowest) "
+           "and, separately, by its perturbation (1 = smallest); ranks summed over datasets.",
+           "- 95% CI: percentile bootstrap (2000 resamples) over attacked segments, pooled over seeds.",
+           f"- Runs: `tables/runs.csv` lists every run id used; configurations: `tables/configurations.csv`."]
+    text = "\n".join(md) + "\n"
+    (out / "report.md").write_text(text)
+    (out / "report.html").write_text(md_to_html(text, out, name))
+    rep = Report(out, runs, t, figs)
+    if log_run:
+        rep.run_id = _log_report_run(runs, out, name)
+    return rep
+
+
+def _log_report_run(runs: Runs, out: Path, name: str) -> str:
+    from mlflow.entities import Metric, Param
+    from mlflow.tracking import MlflowClient
+    client = MlflowClient(runs.uri)
+    exp = client.get_experiment_by_name(runs.experiment)
+    f = runs.filters
+    tags = {"run_type": "report", "mlflow.runName": name, "report_sweeps": ",".join(f.get("sweeps") or []),
+            "report_dataset": f.get("dataset") or "", "report_tags": ",".join(f"{k}={v}" for k, v in
+                                                                          (f.get("tags") or {}).items())}
+    if len(f.get("sweeps") or []) == 1:
+        tags["mlflow.parentRunId"] = f["sweeps"][0]      # shows under its sweep in the UI
+    run = client.create_run(exp.experiment_id, tags=tags, run_name=name)
+    rid = run.info.run_id
+    now = int(time.time() * 1000)
+    client.log_batch(rid, metrics=[Metric("n_runs", float(len(runs)), now, 0),
+                                   Metric("n_attacks", float(runs.df.attack.nunique()), now, 0),
+                                   Metric("n_settings", float(runs.df.setting.nunique()), now, 0)],
+                     params=[Param("out", str(out)), Param("experiment", runs.experiment)])
+    client.log_artifacts(rid, str(out))
+    client.set_terminated(rid)
+    log.info("Report logged as MLflow run %s", rid)
+    return rid

@@ -1,0 +1,238 @@
+"""MLflow → a tidy table of attack runs (one row per run) plus their per-sample arrays.
+
+Runs are read with ``mlflow.search_runs`` only (works against sqlite, a file store or a tracking
+server); artifacts are downloaded with ``mlflow.artifacts.download_artifacts`` into a cache folder
+keyed by run id (a finished run's artifacts never change).
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+# Config keys that identify a seed (runs differing only in these are repetitions of one configuration).
+SEED_KEYS = ("seed", "split.seed")
+# Keys that change how a job runs or where it logs, not what it computes (as ser_attacks.app.NOT_IN_HASH),
+# plus parameters logged by the job itself that follow from the seed (model_uri) or the data.
+RUN_ONLY = ("force", "progress", "tracking", "paths", "features.n_jobs", "attack.verbose", "train.verbose",
+            "model_uri", "n_samples_attacked", "n_plot_per_gender")
+# Attack keys that are not attack parameters.
+ATTACK_META = ("attack.name", "attack._target_", "attack.verbose")
+GROUPS = ("all", "female", "male")
+METRICS = ("clean_acc", "adv_acc", "success_rate", "perturbation", "l0", "l2", "linf", "adv_confidence",
+           "n_samples")
+
+
+def default_uri() -> str:
+    from ..tracking import resolve_uri
+    return resolve_uri(os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db"))
+
+
+def _is_run_only(key: str) -> bool:
+    return any(key == k or key.startswith(k + ".") for k in RUN_ONLY)
+
+
+def _num(v):
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return v
+
+
+def fmt_value(v: str) -> str:
+    f = _num(v)
+    if isinstance(f, float):
+        return f"{f:g}"
+    return str(v)
+
+
+@dataclass
+class Runs:
+    """Attack runs, one row each: ids, tags, metrics (plain names), ``params`` (dict of strings) and
+    derived columns ``setting`` (dataset plus any non-attack config that differs), ``config``
+    (the swept attack parameters as text), ``group`` (configuration minus seed)."""
+    df: pd.DataFrame
+    uri: str
+    experiment: str
+    filters: dict = field(default_factory=dict)
+    swept: dict = field(default_factory=dict)       # attack -> [attack.* keys that vary]
+    setting_keys: list = field(default_factory=list)  # non-attack keys that vary within a dataset
+
+    def __len__(self) -> int:
+        return len(self.df)
+
+
+def search(uri: str, experiment: str, sweeps=(), dataset: str | None = None, tags: dict | None = None,
+           run_type: str = "attack", include_unfinished: bool = False) -> pd.DataFrame:
+    """``mlflow.search_runs`` with the report's filters; one row per run (pandas output)."""
+    import mlflow
+    mlflow.set_tracking_uri(uri)
+    if mlflow.get_experiment_by_name(experiment) is None:
+        raise SystemExit(f"error: experiment {experiment!r} not found at {uri}")
+    clauses = [f"tags.run_type = '{run_type}'"]
+    if dataset:
+        clauses.append(f"tags.dataset = '{dataset}'")
+    for k, v in (tags or {}).items():
+        clauses.append(f"tags.`{k}` = '{v}'" if not k.startswith(("params.", "metrics.", "attributes."))
+                       else f"{k} = '{v}'")
+    if not include_unfinished:
+        clauses.append("attributes.status = 'FINISHED'")
+    frames = []
+    for sweep in (list(sweeps) or [None]):
+        flt = " and ".join(clauses + ([f"tags.mlflow.parentRunId = '{sweep}'"] if sweep else []))
+        frames.append(mlflow.search_runs(experiment_names=[experiment], filter_string=flt,
+                                         max_results=50000, output_format="pandas"))
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return pd.DataFrame()
+    return pd.concat(frames, ignore_index=True).drop_duplicates("run_id").reset_index(drop=True)
+
+
+def tidy(raw: pd.DataFrame) -> pd.DataFrame:
+    """search_runs output → one row per run with plain metric names, a ``params`` dict and tags."""
+    rows = []
+    for _, r in raw.iterrows():
+        params = {k[len("params."):]: v for k, v in r.items() if k.startswith("params.") and isinstance(v, str)}
+        row = {"run_id": r["run_id"], "status": r["status"], "start_time": r["start_time"], "params": params}
+        for t in ("dataset", "language", "attack", "model", "sweep_id", "config_hash", "attack_effect",
+                  "model_key", "model_run_id", "mlflow.runName", "mlflow.parentRunId", "unused_params"):
+            v = r.get(f"tags.{t}")
+            row[t] = v if isinstance(v, str) else ""
+        for k, v in r.items():
+            if k.startswith("metrics."):
+                row[k[len("metrics."):]] = float(v) if v is not None else np.nan
+        row["split"] = params.get("split.mode", "")
+        row["seed"] = params.get("seed", "")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def annotate(df: pd.DataFrame) -> tuple[pd.DataFrame, dict, list]:
+    """Add ``setting``, ``config``, ``group`` (and ``x_param``/``x`` for curves)."""
+    df = df.copy()
+    keys = set().union(*[set(p) for p in df.params]) if len(df) else set()
+
+    def varying(sub: pd.DataFrame, cand) -> list[str]:
+        out = []
+        for k in sorted(cand):
+            vals = {p.get(k) for p in sub.params}
+            if len(vals) > 1:
+                out.append(k)
+        return out
+
+    # Non-attack config that differs between runs of one dataset (split mode, model, normalization...)
+    other = [k for k in keys if not k.startswith(("attack.", "dataset.")) and k not in SEED_KEYS
+             and not _is_run_only(k)]
+    setting_keys = sorted({k for _, sub in df.groupby("dataset") for k in varying(sub, other)})
+
+    def setting(p: dict, ds: str) -> str:
+        extra = [f"{k.split('.')[-1] if k.endswith('.mode') or k.endswith('.name') else k}={p.get(k, '?')}"
+                 for k in setting_keys]
+        return ds + (" (" + ", ".join(extra) + ")" if extra else "")
+    df["setting"] = [setting(p, d) for p, d in zip(df.params, df.dataset)]
+
+    swept = {}
+    for atk, sub in df.groupby("attack"):
+        cand = [k for k in keys if k.startswith("attack.") and k not in ATTACK_META]
+        swept[atk] = varying(sub, cand)
+
+    def config(p: dict, atk: str) -> str:
+        ks = swept.get(atk, [])
+        return ", ".join(f"{k[len('attack.'):]}={fmt_value(p.get(k))}" for k in ks) if ks else "default"
+    df["config"] = [config(p, a) for p, a in zip(df.params, df.attack)]
+
+    def group(p: dict) -> str:
+        return repr(sorted((k, v) for k, v in p.items() if k not in SEED_KEYS and not _is_run_only(k)))
+    df["group"] = [group(p) for p in df.params]
+    # x axis of the robustness curve: the first numeric swept parameter (eps, theta, th, max_iter ...)
+    preferred = ("attack.eps", "attack.theta", "attack.th", "attack.max_iter")
+    xs, xparams = [], []
+    for p, a in zip(df.params, df.attack):
+        ks = swept.get(a, [])
+        ks = [k for k in preferred if k in ks] + [k for k in ks if k not in preferred]
+        k = next((k for k in ks if isinstance(_num(p.get(k)), float)), None)
+        xparams.append(k[len("attack."):] if k else "")
+        xs.append(_num(p.get(k)) if k else np.nan)
+    df["x_param"], df["x"] = xparams, xs
+    return df, swept, setting_keys
+
+
+def collect(uri: str | None = None, experiment: str = "ser-attacks", sweeps=(), dataset: str | None = None,
+            tags: dict | None = None) -> Runs:
+    uri = uri or default_uri()
+    raw = search(uri, experiment, sweeps, dataset, tags)
+    df = tidy(raw)
+    if len(df):
+        df, swept, skeys = annotate(df)
+    else:
+        swept, skeys = {}, []
+    return Runs(df, uri, experiment, {"sweeps": list(sweeps), "dataset": dataset, "tags": tags or {}},
+                swept, skeys)
+
+
+# ----------------------------------------------------------------------------------- artifacts
+def cache_dir() -> Path:
+    base = os.environ.get("SER_ATTACKS_CACHE", ".cache")
+    return Path(base) / "report_artifacts"
+
+
+def download(uri: str, run_id: str, artifact: str, cache: Path | None = None) -> Path | None:
+    """One artifact of a run, downloaded once into ``cache/<run_id>/``; None if the run lacks it."""
+    import mlflow.artifacts
+    cache = Path(cache or cache_dir()) / run_id
+    target = cache / artifact
+    if target.exists():
+        return target
+    cache.mkdir(parents=True, exist_ok=True)
+    try:
+        got = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact, dst_path=str(cache),
+                                                  tracking_uri=uri)
+    except Exception as exc:  # noqa: BLE001 - missing artifact: the report shows it as missing
+        log.warning("run %s: no artifact %s (%s)", run_id, artifact, exc.__class__.__name__)
+        return None
+    return Path(got)
+
+
+@dataclass
+class Samples:
+    """Per-sample arrays of one attack run (the attacked test segments)."""
+    label: np.ndarray
+    gender: np.ndarray
+    clean_pred: np.ndarray
+    adv_pred: np.ndarray
+    test_index: np.ndarray
+
+    @property
+    def clean_ok(self) -> np.ndarray:
+        return (self.clean_pred == self.label).astype(float)
+
+    @property
+    def adv_ok(self) -> np.ndarray:
+        return (self.adv_pred == self.label).astype(float)
+
+    @staticmethod
+    def concat(items: list["Samples"]) -> "Samples":
+        return Samples(*(np.concatenate([getattr(s, f) for s in items]) for f in
+                         ("label", "gender", "clean_pred", "adv_pred", "test_index")))
+
+    def subset(self, gender: str) -> "Samples":
+        m = np.ones(len(self.label), bool) if gender == "all" else self.gender == gender
+        return Samples(self.label[m], self.gender[m], self.clean_pred[m], self.adv_pred[m], self.test_index[m])
+
+
+def load_samples(uri: str, run_ids, cache: Path | None = None) -> dict[str, Samples]:
+    out = {}
+    for rid in run_ids:
+        path = download(uri, rid, "adversarial.npz", cache)
+        if path is None:
+            continue
+        with np.load(path, allow_pickle=False) as z:     # x_adv is not read (lazy npz)
+            out[rid] = Samples(z["label"].astype(int), z["gender"].astype(str), z["clean_pred"].astype(int),
+                               z["adv_pred"].astype(int), z["test_index"].astype(int))
+    return out
