@@ -132,7 +132,7 @@ def annotate(df: pd.DataFrame) -> tuple[pd.DataFrame, dict, list]:
     setting_keys = sorted({k for _, sub in df.groupby("dataset") for k in varying(sub, other)})
 
     def setting(p: dict, ds: str) -> str:
-        extra = [f"{k.split('.')[-1] if k.endswith('.mode') or k.endswith('.name') else k}={p.get(k, '?')}"
+        extra = [f"{k.rsplit('.', 1)[0] if k.endswith(('.mode', '.name')) else k}={p.get(k, '?')}"
                  for k in setting_keys]
         return ds + (" (" + ", ".join(extra) + ")" if extra else "")
     df["setting"] = [setting(p, d) for p, d in zip(df.params, df.dataset)]

@@ -408,6 +408,9 @@ def language_tests(best: pd.DataFrame, pooled: dict) -> pd.DataFrame:
         for i in range(len(sub)):
             for j in range(i + 1, len(sub)):
                 x, y = sub.iloc[i], sub.iloc[j]
+                # datasets (languages) compared under the same protocol only
+                if x.dataset == y.dataset or x.setting[len(x.dataset):] != y.setting[len(y.dataset):]:
+                    continue
                 Sx, Sy = pooled.get(x.config_id), pooled.get(y.config_id)
                 if Sx is None or Sy is None:
                     continue
