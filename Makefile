@@ -86,3 +86,8 @@ server-up:  ## PostgreSQL + MLflow server; UI on http://127.0.0.1:5000; then MLF
 
 server-down:  ## stop the server (data stays in the named volumes)
 	$(COMPOSE) down
+
+# ---- cross-run report (ser_attacks/report) ---------------------------------------------------
+.PHONY: report
+report: install  ## tables + figures + statistics from MLflow runs (ARGS="--sweep <parent_run_id> --out reports/x")
+	$(PY) -m ser_attacks.report $(ARGS)
