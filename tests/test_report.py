@@ -221,3 +221,21 @@ def test_holm_and_mean_std():
     assert np.isnan(adj[3])
     m, s, n = stats.mean_std([0.2, 0.4, float("nan")])
     assert (m, n) == (pytest.approx(0.3), 2) and s == pytest.approx(np.std([0.2, 0.4], ddof=1))
+
+
+def test_language_tests_compare_datasets_under_one_protocol():
+    """Pairwise dataset tests: different datasets under the same protocol only; a big gap is significant."""
+    from ser_attacks.report.collect import Samples
+    from ser_attacks.report.tables import language_tests
+
+    def smp(n_ok, n):
+        y = np.zeros(n, int)
+        pred = np.r_[np.zeros(n_ok, int), np.ones(n - n_ok, int)]
+        return Samples(y, np.array(["female", "male"] * (n // 2)), y, pred, np.arange(n))
+    best = pd.DataFrame({"attack": ["fgsm"] * 3, "config_id": ["a", "b", "c"],
+                         "dataset": ["emodb", "emovo", "emodb"],
+                         "setting": ["emodb (split=paper)", "emovo (split=paper)", "emodb (split=recording)"]})
+    pooled = {"a": smp(45, 50), "b": smp(5, 50), "c": smp(25, 50)}
+    t = language_tests(best, pooled)
+    assert len(t) == 1 and (t.a[0], t.b[0]) == ("emodb (split=paper)", "emovo (split=paper)")
+    assert t["diff"][0] == pytest.approx(0.8) and t.p[0] < 0.001 and t.p_holm[0] < 0.05
