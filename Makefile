@@ -91,3 +91,9 @@ server-down:  ## stop the server (data stays in the named volumes)
 .PHONY: report
 report: install  ## tables + figures + statistics from MLflow runs (ARGS="--sweep <parent_run_id> --out reports/x")
 	$(PY) -m ser_attacks.report $(ARGS)
+
+# ---- Ray launcher, installed beside the venv (it pins ray<3 and cloudpickle<3) -----------------
+RAY_PKGS ?= .ray-pkgs
+.PHONY: ray-pkgs
+ray-pkgs: install  ## hydra-ray-launcher + ray into .ray-pkgs/ (use: PYTHONPATH=.ray-pkgs python -m ser_attacks -m hydra/launcher=ray_local ...)
+	$(PY) -m pip install -q --target $(RAY_PKGS) "hydra-ray-launcher==1.2.2" "ray[default]==2.60.0" "cloudpickle==2.2.1"
