@@ -150,7 +150,7 @@ class Tracking:
                                  {"run_type": "train", "model_key": key, "dataset": cfg.dataset.name,
                                   "language": cfg.dataset.language, "model": cfg.model.name})
         container = {k: OmegaConf.to_container(cfg[k], resolve=True)
-                     for k in ("dataset", "features", "split", "normalization", "model", "train")}
+                     for k in ("dataset", "features", "augment", "split", "normalization", "model", "train")}
         container["seed"] = cfg.seed
         from mlflow.entities import Param
         self.client.log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in flatten(container).items()])
