@@ -117,7 +117,8 @@ def attack_job(cfg: DictConfig, tracking: Tracking, run_id: str) -> dict[str, fl
 
 
 # Keys that change how a job runs or where it logs, not what it computes: left out of config_hash.
-NOT_IN_HASH = ("force", "progress", "tracking", "paths", "features.n_jobs", "attack.verbose", "train.verbose")
+NOT_IN_HASH = ("force", "progress", "tracking", "paths", "features.n_jobs", "attack.verbose", "train.verbose",
+               "mode", "tune")   # mode/tune: attack jobs only run in mode=attack; tune settings never affect them
 
 
 def config_hash(cfg: DictConfig) -> str:
@@ -134,6 +135,16 @@ def run(cfg: DictConfig) -> dict[str, float] | None:
     from .attacks import validate
     tracking = Tracking.from_cfg(cfg)
     multirun, parent, overrides = _job_context()
+    if cfg.get("mode", "attack") != "attack":  # mode=train: training only (model studies); mode=tune: Optuna
+        from .train import train_job
+        from .tune import run_study
+        try:
+            return train_job(cfg, tracking, parent) if cfg.mode == "train" else run_study(cfg, tracking)
+        except Exception as exc:
+            if not multirun:
+                raise
+            log.error("Job FAILED (%s: %s); the sweep goes on", exc.__class__.__name__, exc)
+            return None
     name = " ".join([cfg.attack.name] + [o[len("attack."):] for o in overrides if o.startswith("attack.")
                                           and not o.startswith(("attack.verbose", "attack.batch_size"))])
     chash = config_hash(cfg)

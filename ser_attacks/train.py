@@ -74,45 +74,64 @@ class _MlflowEpochLogger:
         return Logger()
 
 
-def _fit(cfg, data, tracking, key: str, out: Path) -> dict:
-    import keras
-
-    keras.utils.set_random_seed(int(cfg.seed))
+def normalized_parts(cfg, data):
+    """The normalizer fitted on the training split and the normalized (X, y) of train / val / test."""
     Xtr, ytr, _ = data.part("train")
     Xva, yva, _ = data.part("val")
     Xte, yte, _ = data.part("test")
     norm = Normalizer.from_cfg(cfg.normalization).fit(Xtr)
-    Xtr, Xva, Xte = norm.transform(Xtr), norm.transform(Xva), norm.transform(Xte)
-    n_classes = len(data.classes)
-    model = build_model(cfg.model, Xtr.shape[1:], n_classes)
-    t = cfg.train
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=t.lr),
+    return norm, (norm.transform(Xtr), ytr), (norm.transform(Xva), yva), (norm.transform(Xte), yte)
+
+
+def compiled_model(cfg, input_shape, n_classes):
+    """The configured model, compiled with Adam(train.lr) and cross-entropy on logits; seeds set first."""
+    import keras
+    keras.utils.set_random_seed(int(cfg.seed))        # Python, NumPy and TF
+    model = build_model(cfg.model, input_shape, n_classes)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=cfg.train.lr),
                   loss=keras.losses.CategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    return model
+
+
+def fit(cfg, model, train, val, n_classes: int, callbacks=()):
+    """The training protocol: EarlyStopping(restore best) + ReduceLROnPlateau on val_loss, plus ``callbacks``
+    (MLflow per-epoch logger, Optuna pruning). Returns the Keras history."""
+    import keras
+    t = cfg.train
+    cbs = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=t.early_stopping_patience,
+                                         restore_best_weights=True),
+           keras.callbacks.ReduceLROnPlateau(monitor="val_loss", patience=t.reduce_lr_patience,
+                                             factor=t.reduce_lr_factor), *callbacks]
+    (Xtr, ytr), (Xva, yva) = train, val
+    return model.fit(Xtr, keras.utils.to_categorical(ytr, n_classes), batch_size=t.batch_size,
+                     epochs=t.max_epochs, validation_data=(Xva, keras.utils.to_categorical(yva, n_classes)),
+                     callbacks=cbs, verbose=t.verbose, shuffle=True)
+
+
+def accuracy(model, X, y) -> float:
+    return float(np.mean(np.argmax(model.predict(X, batch_size=64, verbose=0), 1) == y))
+
+
+def _fit(cfg, data, tracking, key: str, out: Path, parent_run_id: str | None = None) -> dict:
+    norm, (Xtr, ytr), (Xva, yva), (Xte, yte) = normalized_parts(cfg, data)
+    n_classes = len(data.classes)
+    model = compiled_model(cfg, Xtr.shape[1:], n_classes)
     run_id = tracking.start_train_run(cfg, key, n_params=model.count_params(),
                                       sizes=data.split.sizes()) if tracking else None
-    callbacks = [
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=t.early_stopping_patience,
-                                      restore_best_weights=True),
-        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", patience=t.reduce_lr_patience,
-                                          factor=t.reduce_lr_factor),
-    ]
-    if run_id:
-        callbacks.append(_MlflowEpochLogger(tracking.client, run_id))
+    if run_id and parent_run_id:          # a train-only job of a sweep: a child of the sweep's run
+        tracking.client.set_tag(run_id, "mlflow.parentRunId", parent_run_id)
+        tracking.client.set_tag(run_id, "sweep_id", parent_run_id)
+    callbacks = [_MlflowEpochLogger(tracking.client, run_id)] if run_id else []
     log.info("Training %s (%d params) on %d segments, validating on %d", cfg.model.name,
              model.count_params(), len(Xtr), len(Xva))
     t0 = time.time()
     try:
-        hist = model.fit(Xtr, keras.utils.to_categorical(ytr, n_classes), batch_size=t.batch_size,
-                         epochs=t.max_epochs, validation_data=(Xva, keras.utils.to_categorical(yva, n_classes)),
-                         callbacks=callbacks, verbose=t.verbose, shuffle=True)
+        hist = fit(cfg, model, (Xtr, ytr), (Xva, yva), n_classes, callbacks)
         seconds = time.time() - t0
-
-        def acc(X, y):
-            return float(np.mean(np.argmax(model.predict(X, batch_size=64, verbose=0), 1) == y))
 
         meta = {"key": key, "classes": data.classes, "train_run_id": run_id, "n_params": model.count_params(),
                 "epochs": len(hist.history["loss"]), "train_seconds": seconds,
-                "val_acc": acc(Xva, yva), "test_acc": acc(Xte, yte), "input_shape": list(Xtr.shape[1:]),
+                "val_acc": accuracy(model, Xva, yva), "test_acc": accuracy(model, Xte, yte), "input_shape": list(Xtr.shape[1:]),
                 "clip_values": list(norm.clip_values), "tracking_uri": tracking.uri if tracking else None}
 
         def build(tmp: Path) -> None:
@@ -140,14 +159,38 @@ def load_trained(path: Path, key: str, trained_now: bool = False) -> TrainedMode
                         trained_now)
 
 
-def get_or_train(cfg, data, tracking=None) -> TrainedModel:
-    """The trained model for this configuration: from the cache, or trained now (once, under a lock)."""
+def get_or_train(cfg, data, tracking=None, parent_run_id: str | None = None) -> TrainedModel:
+    """The trained model for this configuration: from the cache, or trained now (once, under a lock).
+    ``parent_run_id`` makes a new training run a child of that run (train-only sweeps)."""
     key = model_key(cfg, data)
     path = Path(cfg.paths.cache_dir) / "models" / key
     with locked(path, f"model {key}"):
         trained_now = not (path / "meta.json").exists()
         if trained_now:
-            _fit(cfg, data, tracking, key, path)
+            _fit(cfg, data, tracking, key, path, parent_run_id)
         else:
             log.info("Reusing trained model %s", path)
     return load_trained(path, key, trained_now)
+
+
+def train_job(cfg, tracking, parent_run_id: str | None = None) -> dict[str, float]:
+    """``mode=train``: prepare the data and train (or reuse) the model; the training run is the result.
+
+    In a sweep the training run is a child of the sweep's run. If this exact model is already cached,
+    nothing is retrained: a ``run_type=train_reused`` child run records the cached model's metrics and
+    points at its training run (tag ``model_run_id``), so every job of a study still has its run.
+    """
+    from .data import prepare
+    data = prepare(cfg, progress=cfg.progress)
+    tm = get_or_train(cfg, data, tracking, parent_run_id)
+    metrics = {k: float(tm.meta[k]) for k in ("val_acc", "test_acc", "epochs", "n_params")}
+    if not tm.trained_now and parent_run_id:
+        run_id = tracking.create_run(
+            f"train {cfg.model.name} {cfg.dataset.name} seed={cfg.seed} (cached)",
+            {"run_type": "train_reused", "model_key": tm.key, "model_run_id": tm.run_id or "",
+             "dataset": cfg.dataset.name, "language": cfg.dataset.language, "model": cfg.model.name,
+             "sweep_id": parent_run_id}, parent_run_id)
+        tracking.log_config(run_id, cfg)
+        tracking.log_metrics(run_id, metrics)
+        tracking.finish(run_id)
+    return metrics
