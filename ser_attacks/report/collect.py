@@ -110,7 +110,9 @@ def tidy(raw: pd.DataFrame) -> pd.DataFrame:
         row["split"] = params.get("split.mode", "")
         row["seed"] = params.get("seed", "")
         rows.append(row)
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    # oldest first: adding runs later never reorders the earlier ones (deterministic pooling / bootstrap)
+    return out.sort_values(["start_time", "run_id"]).reset_index(drop=True) if len(out) else out
 
 
 def annotate(df: pd.DataFrame) -> tuple[pd.DataFrame, dict, list]:
