@@ -97,3 +97,15 @@ RAY_PKGS ?= .ray-pkgs
 .PHONY: ray-pkgs
 ray-pkgs: install  ## hydra-ray-launcher + ray into .ray-pkgs/ (use: PYTHONPATH=.ray-pkgs python -m ser_attacks -m hydra/launcher=ray_local ...)
 	$(PY) -m pip install -q --target $(RAY_PKGS) "hydra-ray-launcher==1.2.2" "ray[default]==2.60.0" "cloudpickle==2.2.1"
+
+# ---- model selection (models, training, Optuna) -------------------------------------------------
+.PHONY: architecture-study normalization-study tune
+
+architecture-study: install  ## paper Table 2: m1-m3 x datasets x 3 seeds, training only (ARGS="dataset=emodb ...")
+	$(PY) -m ser_attacks -m experiment=architecture_study $(ARGS)
+
+normalization-study: install  ## paper Table 1: 8 normalizations x datasets x 3 seeds with m1, training only
+	$(PY) -m ser_attacks -m experiment=normalization_study $(ARGS)
+
+tune: install  ## Optuna search (sqlite optuna.db, resumable) → conf/hparams/<study>.yaml (ARGS="dataset=emodb tune.n_trials=30")
+	$(PY) -m ser_attacks.tune $(ARGS)

@@ -1,0 +1,52 @@
+"""Model-selection experiments as a user runs them: a tiny architecture_study sweep via the CLI, read back
+from MLflow (one sweep run, one training child run per job with per-epoch metrics and test accuracy)."""
+from __future__ import annotations
+
+from hydra import compose, initialize_config_dir
+
+from ser_attacks.app import CONF_DIR
+from test_sweep import run_cli, runs
+
+
+def test_tiny_architecture_study_logs_one_training_run_per_job(tmp_path, corpus_root):
+    proc = run_cli(tmp_path, corpus_root, "-m", "experiment=architecture_study", "model=m1,m2", "seed=0",
+                   "dataset=synthetic", "train.max_epochs=2")
+    assert "Sweep finished: 2 runs, 0 failed" in proc.stdout
+    client, by_type = runs(tmp_path)
+    assert "attack" not in by_type, "mode=train must not run attacks"
+    (sweep,) = by_type["sweep"]
+    assert sweep.info.status == "FINISHED"
+    trains = by_type["train"]
+    assert len(trains) == 2
+    assert {r.data.tags["mlflow.parentRunId"] for r in trains} == {sweep.info.run_id}
+    assert {r.data.tags["model"] for r in trains} == {"m1", "m2"}
+    counts = {r.data.tags["model"]: r.data.metrics["n_params"] for r in trains}
+    assert counts == {"m1": 43_652, "m2": 63_683}
+    for r in trains:
+        assert r.info.status == "FINISHED"
+        assert 0.0 <= r.data.metrics["test_acc"] <= 1.0 and 0.0 <= r.data.metrics["val_acc"] <= 1.0
+        assert r.data.params["seed"] == "0"
+        assert len(client.get_metric_history(r.info.run_id, "val_loss")) == r.data.metrics["epochs"]
+        assert {"model/model.keras", "model/normalizer.npz"} <= {
+            a.path for a in client.list_artifacts(r.info.run_id, "model")}
+
+    # re-running reuses the cached models: no retraining, one train_reused child run per job
+    run_cli(tmp_path, corpus_root, "-m", "experiment=architecture_study", "model=m1,m2", "seed=0",
+            "dataset=synthetic", "train.max_epochs=2")
+    _, by_type = runs(tmp_path)
+    assert len(by_type["train"]) == 2 and len(by_type["train_reused"]) == 2
+    assert {r.data.tags["model_run_id"] for r in by_type["train_reused"]} == {r.info.run_id for r in trains}
+
+
+def test_study_experiments_compose_to_the_paper_grids():
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        arch = compose("config", overrides=["experiment=architecture_study"], return_hydra_config=True)
+        norm = compose("config", overrides=["experiment=normalization_study"], return_hydra_config=True)
+    assert arch.mode == norm.mode == "train"
+    assert arch.hydra.sweeper.params.seed == norm.hydra.sweeper.params.seed == "0,1,2"
+    assert norm.model.name == "m1"
+    options = norm.hydra.sweeper.params.normalization.split(",")
+    assert len(options) == len(set(options)) == 8
+    for option in options:
+        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+            assert compose("config", overrides=[f"normalization={option}"]).normalization.name == option
