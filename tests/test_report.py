@@ -4,7 +4,7 @@ from MLflow, checked against the runs' metrics (read independently with MlflowCl
 Setup (module scope, ~1–2 min on 2 cores): sweep A = fgsm,bim x eps 0.01,0.05 (seed 42, split by
 recording); sweep B = fgsm eps 0.05 with seed 1 under split=paper and split=recording. So fgsm eps=0.05
 (recording) has two seeds (aggregated), split=paper has only fgsm (bim cells missing) and there is a
-protocol gap to report.
+protocol gap to report. A re-run of sweep B (all skipped by resume) checks that `--sweep` follows skipped runs.
 """
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def setup(tmp_path_factory, corpus_root):
     client = MlflowClient(f"sqlite:///{tmp / 'mlflow.db'}")
     exp = client.get_experiment_by_name("ser-attacks")
     runs = client.search_runs([exp.experiment_id], "tags.run_type = 'attack'", max_results=1000)
-    return {"tmp": tmp, "a": a, "b": b, "out": out, "stdout": proc.stdout, "client": client, "exp": exp,
+    return {"tmp": tmp, "corpus": corpus_root, "a": a, "b": b, "out": out, "stdout": proc.stdout, "client": client, "exp": exp,
             "runs": runs}
 
 
@@ -185,7 +185,15 @@ def test_partial_sweep_only_fgsm(setup):
     t = _table(out, "table05_best_accuracy")
     assert set(t.attack) == {"fgsm"} and set(t.split) == {"paper", "recording"}
     assert (out / "report.html").exists()
-    # a report of both sweeps but only seed 42's dataset filter that matches nothing: a clear error
+    # resumed sweep B: every configuration is already FINISHED, so the new sweep run has no children and
+    # only `skipped.<run_id>` tags; its report still covers those runs
+    resumed = sweep(tmp, setup["corpus"], "attack=fgsm", "attack.eps=0.05", "seed=1", "split=paper,recording")
+    assert resumed != setup["b"]
+    out2 = tmp / "reports" / "resumed"
+    proc = cli(tmp, "ser_attacks.report", "--sweep", resumed, "--out", str(out2), "--no-log")
+    assert "2 runs" in proc.stdout
+    assert set(_table(out2, "runs").run_id) == set(_table(out, "runs").run_id)
+    # a filter that matches nothing: a clear error, non-zero exit
     bad = cli(tmp, "ser_attacks.report", "--dataset", "nope", "--out", str(tmp / "reports" / "bad"), check=False)
     assert bad.returncode != 0 and "no FINISHED attack runs" in bad.stderr
 

@@ -130,6 +130,10 @@ def _header(runs: Runs, name: str) -> list[str]:
              f"from {len(sweeps)} sweep(s){': ' + ', '.join(f'`{s}`' for s in sweeps) if sweeps else ''}. "
              f"Runs that differ only by the seed are aggregated (mean ± std over seeds); "
              f"`{MISSING}` marks a cell that was not run (or not finished)."]
+    extra_seeds = [k for k in runs.seed_keys if k not in ("seed", "split.seed")]
+    if extra_seeds:
+        lines += ["", "Seed-derived keys (equal to `seed` in every run), aggregated like the seed: "
+                  + ", ".join(f"`{k}`" for k in extra_seeds) + "."]
     if runs.setting_keys:
         lines += ["", "Settings differ in " + ", ".join(f"`{k}`" for k in runs.setting_keys)
                   + " as well as the dataset; they are kept apart."]

@@ -16,12 +16,15 @@ import pandas as pd
 
 log = logging.getLogger(__name__)
 
-# Config keys that identify a seed (runs differing only in these are repetitions of one configuration).
+# Config keys that identify a seed (runs differing only in these are repetitions of one configuration);
+# keys ending in "seed" whose value equals ``seed`` in every run (e.g. ``tune.sampler_seed: ${seed}``)
+# are added per report (``seed_keys``).
 SEED_KEYS = ("seed", "split.seed")
 # Keys that change how a job runs or where it logs, not what it computes (as ser_attacks.app.NOT_IN_HASH),
 # plus parameters logged by the job itself that follow from the seed (model_uri) or the data.
 RUN_ONLY = ("force", "progress", "tracking", "paths", "features.n_jobs", "attack.verbose", "train.verbose",
-            "model_uri", "n_samples_attacked", "n_plot_per_gender")
+            "model_uri", "n_samples_attacked", "n_plot_per_gender",
+            "tune")   # the Optuna search config: composed into every run, unused by attack jobs
 # Attack keys that are not attack parameters.
 ATTACK_META = ("attack.name", "attack._target_", "attack.verbose")
 GROUPS = ("all", "female", "male")
@@ -62,6 +65,7 @@ class Runs:
     experiment: str
     filters: dict = field(default_factory=dict)
     swept: dict = field(default_factory=dict)       # attack -> [attack.* keys that vary]
+    seed_keys: tuple = SEED_KEYS
     setting_keys: list = field(default_factory=list)  # non-attack keys that vary within a dataset
 
     def __len__(self) -> int:
@@ -88,10 +92,28 @@ def search(uri: str, experiment: str, sweeps=(), dataset: str | None = None, tag
         flt = " and ".join(clauses + ([f"tags.mlflow.parentRunId = '{sweep}'"] if sweep else []))
         frames.append(mlflow.search_runs(experiment_names=[experiment], filter_string=flt,
                                          max_results=50000, output_format="pandas"))
+        if sweep:   # a resumed sweep skips configurations FINISHED earlier (parent tags skipped.<run_id>)
+            skipped = skipped_runs(experiment, sweep)
+            if skipped:
+                ids = ", ".join(f"'{r}'" for r in skipped)
+                flt = " and ".join(clauses + [f"attributes.run_id IN ({ids})"])
+                frames.append(mlflow.search_runs(experiment_names=[experiment], filter_string=flt,
+                                                 max_results=50000, output_format="pandas"))
     frames = [f for f in frames if len(f)]
     if not frames:
         return pd.DataFrame()
     return pd.concat(frames, ignore_index=True).drop_duplicates("run_id").reset_index(drop=True)
+
+
+def skipped_runs(experiment: str, sweep: str) -> list[str]:
+    """Run ids a (resumed) sweep reused instead of rerunning: its parent's ``skipped.<run_id>`` tags."""
+    import mlflow
+    parent = mlflow.search_runs(experiment_names=[experiment], filter_string=f"attributes.run_id = '{sweep}'",
+                                output_format="pandas")
+    if not len(parent):
+        raise SystemExit(f"error: sweep run {sweep!r} not found in experiment {experiment!r}")
+    return [c[len("tags.skipped."):] for c in parent.columns
+            if c.startswith("tags.skipped.") and isinstance(parent[c].iloc[0], str)]
 
 
 def tidy(raw: pd.DataFrame) -> pd.DataFrame:
@@ -115,10 +137,19 @@ def tidy(raw: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values(["start_time", "run_id"]).reset_index(drop=True) if len(out) else out
 
 
-def annotate(df: pd.DataFrame) -> tuple[pd.DataFrame, dict, list]:
-    """Add ``setting``, ``config``, ``group`` (and ``x_param``/``x`` for curves)."""
+def seed_keys(params: list[dict]) -> tuple[str, ...]:
+    """SEED_KEYS plus every key ending in "seed" that equals ``seed`` in every run (seed-derived)."""
+    keys = set().union(*[set(p) for p in params]) if params else set()
+    derived = sorted(k for k in keys if k.endswith("seed") and k not in SEED_KEYS and not _is_run_only(k)
+                     and all("seed" in p and p.get(k) == p["seed"] for p in params))
+    return SEED_KEYS + tuple(derived)
+
+
+def annotate(df: pd.DataFrame) -> tuple[pd.DataFrame, dict, list, tuple]:
+    """Add ``setting``, ``config``, ``group``, ``protocol_key`` (and ``x_param``/``x`` for curves)."""
     df = df.copy()
     keys = set().union(*[set(p) for p in df.params]) if len(df) else set()
+    SEEDS = seed_keys(list(df.params))
 
     def varying(sub: pd.DataFrame, cand) -> list[str]:
         out = []
@@ -129,7 +160,7 @@ def annotate(df: pd.DataFrame) -> tuple[pd.DataFrame, dict, list]:
         return out
 
     # Non-attack config that differs between runs of one dataset (split mode, model, normalization...)
-    other = [k for k in keys if not k.startswith(("attack.", "dataset.")) and k not in SEED_KEYS
+    other = [k for k in keys if not k.startswith(("attack.", "dataset.")) and k not in SEEDS
              and not _is_run_only(k)]
     setting_keys = sorted({k for _, sub in df.groupby("dataset") for k in varying(sub, other)})
 
@@ -149,9 +180,10 @@ def annotate(df: pd.DataFrame) -> tuple[pd.DataFrame, dict, list]:
         return ", ".join(f"{k[len('attack.'):]}={fmt_value(p.get(k))}" for k in ks) if ks else "default"
     df["config"] = [config(p, a) for p, a in zip(df.params, df.attack)]
 
-    def group(p: dict) -> str:
-        return repr(sorted((k, v) for k, v in p.items() if k not in SEED_KEYS and not _is_run_only(k)))
+    def group(p: dict, drop=()) -> str:
+        return repr(sorted((k, v) for k, v in p.items() if k not in SEEDS and k not in drop and not _is_run_only(k)))
     df["group"] = [group(p) for p in df.params]
+    df["protocol_key"] = [group(p, ("split.mode",)) for p in df.params]   # equal across split modes
     # x axis of the robustness curve: the first numeric swept parameter (eps, theta, th, max_iter ...)
     preferred = ("attack.eps", "attack.theta", "attack.th", "attack.max_iter")
     xs, xparams = [], []
@@ -162,7 +194,7 @@ def annotate(df: pd.DataFrame) -> tuple[pd.DataFrame, dict, list]:
         xparams.append(k[len("attack."):] if k else "")
         xs.append(_num(p.get(k)) if k else np.nan)
     df["x_param"], df["x"] = xparams, xs
-    return df, swept, setting_keys
+    return df, swept, setting_keys, SEEDS
 
 
 def collect(uri: str | None = None, experiment: str = "ser-attacks", sweeps=(), dataset: str | None = None,
@@ -171,11 +203,11 @@ def collect(uri: str | None = None, experiment: str = "ser-attacks", sweeps=(), 
     raw = search(uri, experiment, sweeps, dataset, tags)
     df = tidy(raw)
     if len(df):
-        df, swept, skeys = annotate(df)
+        df, swept, skeys, seeds = annotate(df)
     else:
-        swept, skeys = {}, []
+        swept, skeys, seeds = {}, [], SEED_KEYS
     return Runs(df, uri, experiment, {"sweeps": list(sweeps), "dataset": dataset, "tags": tags or {}},
-                swept, skeys)
+                swept=swept, setting_keys=skeys, seed_keys=seeds)
 
 
 # ----------------------------------------------------------------------------------- artifacts

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from . import stats
-from .collect import GROUPS, METRICS, RUN_ONLY, SEED_KEYS, Runs, Samples
+from .collect import GROUPS, METRICS, Runs, Samples
 
 MISSING = "—"
 TIME = ("attack_time_s", "time_per_sample_s")
@@ -99,7 +99,7 @@ def configs(runs: Runs, samples: dict[str, Samples]) -> tuple[pd.DataFrame, dict
         cid = f"c{i}"
         row = {"config_id": cid, "attack": first.attack, "setting": first.setting, "dataset": first.dataset,
                "language": first.language, "split": first.split, "config": first.config,
-               "x_param": first.x_param, "x": first.x, "n_runs": len(sub),
+               "x_param": first.x_param, "x": first.x, "n_runs": len(sub), "protocol_key": first.protocol_key,
                "seeds": ",".join(sorted(map(str, sub.seed))), "run_ids": ",".join(sub.run_id),
                "params": first.params}
         for m in mnames:
@@ -355,12 +355,8 @@ def protocol_gap(cf: pd.DataFrame, pooled: dict) -> Table | None:
     if not {"paper", "recording"} <= set(cf.split):
         return None
 
-    def key(p: dict) -> str:
-        return repr(sorted((k, v) for k, v in p.items() if k not in SEED_KEYS and k != "split.mode"
-                           and not any(k == x or k.startswith(x + ".") for x in RUN_ONLY)))
-    cf = cf.assign(pkey=[key(p) for p in cf.params])
     rows = []
-    for _, sub in cf.groupby("pkey", sort=False):
+    for _, sub in cf.groupby("protocol_key", sort=False):
         pa, re = sub[sub.split == "paper"], sub[sub.split == "recording"]
         if not len(pa) or not len(re):
             continue
