@@ -247,3 +247,16 @@ def test_language_tests_compare_datasets_under_one_protocol():
     t = language_tests(best, pooled)
     assert len(t) == 1 and (t.a[0], t.b[0]) == ("emodb (split=paper)", "emovo (split=paper)")
     assert t["diff"][0] == pytest.approx(0.8) and t.p[0] < 0.001 and t.p_holm[0] < 0.05
+
+
+def test_config_keys_across_schema_versions_and_seeds():
+    """Older runs lacking a new single-valued key match newer ones; seed-derived keys count as seed."""
+    from ser_attacks.report.collect import fill_new_keys, seed_keys
+    old = {"seed": "1", "attack.eps": "0.1"}
+    new = {"seed": "2", "attack.eps": "0.1", "mode": "attack", "tune.sampler_seed": "2"}
+    filled = fill_new_keys([old, new])
+    assert filled[0]["mode"] == "attack" and filled[0]["tune.sampler_seed"] == "2"
+    assert seed_keys([{"seed": "1", "x.seed": "1", "d.seed": "0"}, {"seed": "2", "x.seed": "2", "d.seed": "0"}]) \
+        == ("seed", "split.seed", "x.seed")
+    two = fill_new_keys([{"a": "1"}, {"a": "2"}, {}])
+    assert "a" not in two[2]                       # several values: absent stays absent

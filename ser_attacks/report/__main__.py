@@ -27,7 +27,7 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--dataset", default=None, help="only runs with this dataset tag")
     p.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE",
                    help="only runs with this tag (repeatable; params.KEY=VALUE filters a param)")
-    p.add_argument("--out", default="reports/report", help="output folder (replaced)")
+    p.add_argument("--out", default="reports/report", help="output folder (a previous report there is replaced; any other non-empty folder is refused)")
     p.add_argument("--name", default=None, help="report title / MLflow run name")
     p.add_argument("--no-log", action="store_true", help="do not log a run_type=report run to MLflow")
     p.add_argument("--cache", default=None, help="artifact download cache (default $SER_ATTACKS_CACHE/report_artifacts)")

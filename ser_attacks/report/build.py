@@ -163,10 +163,15 @@ def build_report(uri: str | None = None, experiment: str = "ser-attacks", sweeps
         raise SystemExit(f"error: no FINISHED attack runs in experiment {experiment!r} at "
                          f"{runs.uri} matching {runs.filters}")
     out = Path(out)
-    if out.exists():
-        shutil.rmtree(out)
-    (out / "tables").mkdir(parents=True)
-    (out / "figures").mkdir()
+    if out.exists() and any(out.iterdir()):
+        if not (out / "report.md").exists():
+            raise SystemExit(f"error: {out} exists and is not a report folder (no report.md); choose another --out")
+        for sub in ("tables", "figures"):       # replace a previous report, nothing else
+            shutil.rmtree(out / sub, ignore_errors=True)
+        for f in ("report.md", "report.html"):
+            (out / f).unlink(missing_ok=True)
+    (out / "tables").mkdir(parents=True, exist_ok=True)
+    (out / "figures").mkdir(exist_ok=True)
     samples = load_samples(runs.uri, runs.df.run_id, cache)
     t = build_tables(runs, samples)
     name = name or f"ser-attacks report: {out.name}"

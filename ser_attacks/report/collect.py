@@ -137,6 +137,19 @@ def tidy(raw: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values(["start_time", "run_id"]).reset_index(drop=True) if len(out) else out
 
 
+def fill_new_keys(params: list[dict]) -> list[dict]:
+    """Config schemas grow: a key that older runs lack but that has ONE value in every run that has it
+    (e.g. a new ``mode: attack``) is filled in for the older runs, so it neither splits settings nor
+    configurations. A key with several values stays missing ("?") where absent."""
+    keys = set().union(*[set(p) for p in params]) if params else set()
+    fill = {}
+    for k in keys:
+        vals = {p[k] for p in params if k in p}
+        if len(vals) == 1 and any(k not in p for p in params):
+            fill[k] = vals.pop()
+    return [{**fill, **p} for p in params] if fill else params
+
+
 def seed_keys(params: list[dict]) -> tuple[str, ...]:
     """SEED_KEYS plus every key ending in "seed" that equals ``seed`` in every run (seed-derived)."""
     keys = set().union(*[set(p) for p in params]) if params else set()
@@ -148,6 +161,7 @@ def seed_keys(params: list[dict]) -> tuple[str, ...]:
 def annotate(df: pd.DataFrame) -> tuple[pd.DataFrame, dict, list, tuple]:
     """Add ``setting``, ``config``, ``group``, ``protocol_key`` (and ``x_param``/``x`` for curves)."""
     df = df.copy()
+    df["params"] = fill_new_keys(list(df.params))
     keys = set().union(*[set(p) for p in df.params]) if len(df) else set()
     SEEDS = seed_keys(list(df.params))
 
@@ -254,6 +268,10 @@ class Samples:
     def concat(items: list["Samples"]) -> "Samples":
         return Samples(*(np.concatenate([getattr(s, f) for s in items]) for f in
                          ("label", "gender", "clean_pred", "adv_pred", "test_index")))
+
+    def take(self, idx) -> "Samples":
+        return Samples(self.label[idx], self.gender[idx], self.clean_pred[idx], self.adv_pred[idx],
+                       self.test_index[idx])
 
     def subset(self, gender: str) -> "Samples":
         m = np.ones(len(self.label), bool) if gender == "all" else self.gender == gender
