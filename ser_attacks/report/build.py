@@ -262,8 +262,7 @@ def _log_report_run(runs: Runs, out: Path, name: str) -> str:
     tags = {"run_type": "report", "mlflow.runName": name, "report_sweeps": ",".join(f.get("sweeps") or []),
             "report_dataset": f.get("dataset") or "", "report_tags": ",".join(f"{k}={v}" for k, v in
                                                                           (f.get("tags") or {}).items())}
-    if len(f.get("sweeps") or []) == 1:
-        tags["mlflow.parentRunId"] = f["sweeps"][0]      # shows under its sweep in the UI
+    # not a child of the sweep (mlflow.parentRunId): a sweep still running counts its children as its jobs
     run = client.create_run(exp.experiment_id, tags=tags, run_name=name)
     rid = run.info.run_id
     now = int(time.time() * 1000)
