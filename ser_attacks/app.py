@@ -94,7 +94,8 @@ def attack_job(cfg: DictConfig, tracking: Tracking, run_id: str) -> dict[str, fl
                             recording_id=segs.recording_id.to_numpy()[idx].astype(str),
                             segment=segs.segment.to_numpy()[idx], label=y, gender=genders.astype(str),
                             classes=np.asarray(tm.classes, dtype=str), clean_pred=clean_logits.argmax(1),
-                            adv_pred=adv_logits.argmax(1), clean_logits=clean_logits, adv_logits=adv_logits)
+                            adv_pred=adv_logits.argmax(1), clean_logits=clean_logits, adv_logits=adv_logits,
+                            perturbation=np.abs(x_adv - x).reshape(len(x), -1).mean(1))
         tracking.client.log_artifact(run_id, str(Path(tmp) / "adversarial.npz"))
     effect = "none" if (np.array_equal(x_adv, x) or metrics["success_rate"] == 0) else "ok"
     tracking.client.set_tag(run_id, "attack_effect", effect)
