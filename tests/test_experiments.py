@@ -2,6 +2,8 @@
 from MLflow (one sweep run, one training child run per job with per-epoch metrics and test accuracy)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from hydra import compose, initialize_config_dir
 
 from ser_attacks.app import CONF_DIR
@@ -45,6 +47,8 @@ def test_study_experiments_compose_to_the_paper_grids():
     assert arch.mode == norm.mode == "train"
     assert arch.hydra.sweeper.params.seed == norm.hydra.sweeper.params.seed == "0,1,2"
     assert norm.model.name == "m1"
+    shipped = {p.stem for p in (Path(CONF_DIR) / "model").glob("m*.yaml")}      # m1-m4, m6 (no m5, m7)
+    assert arch.hydra.sweeper.params.model.split(",") == sorted(shipped)
     options = norm.hydra.sweeper.params.normalization.split(",")
     assert len(options) == len(set(options)) == 8
     for option in options:
