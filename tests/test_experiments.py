@@ -7,6 +7,7 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 
 from ser_attacks.app import CONF_DIR
+from ser_attacks.report import studies
 from test_sweep import run_cli, runs
 
 
@@ -32,12 +33,23 @@ def test_tiny_architecture_study_logs_one_training_run_per_job(tmp_path, corpus_
         assert {"model/model.keras", "model/normalizer.npz"} <= {
             a.path for a in client.list_artifacts(r.info.run_id, "model")}
 
+    # the study table (python -m ser_attacks.report.studies) reads exactly these runs' metrics
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    table, factor, _ = studies.study_table(studies.study_runs(uri, sweeps=[sweep.info.run_id]))
+    assert factor == "model" and list(table.model) == ["m1", "m2"]
+    assert dict(zip(table.model, table.test_acc_mean)) == {r.data.tags["model"]: r.data.metrics["test_acc"]
+                                                           for r in trains}
+    assert dict(zip(table.model, table.n_params)) == counts
+
     # re-running reuses the cached models: no retraining, one train_reused child run per job
     run_cli(tmp_path, corpus_root, "-m", "experiment=architecture_study", "model=m1,m2", "seed=0",
             "dataset=synthetic", "train.max_epochs=2")
     _, by_type = runs(tmp_path)
     assert len(by_type["train"]) == 2 and len(by_type["train_reused"]) == 2
     assert {r.data.tags["model_run_id"] for r in by_type["train_reused"]} == {r.info.run_id for r in trains}
+    # over both sweeps, each trained model is still counted once
+    table, _, _ = studies.study_table(studies.study_runs(uri))
+    assert list(table.test_acc_n) == [1, 1]
 
 
 def test_study_experiments_compose_to_the_paper_grids():

@@ -1,0 +1,178 @@
+"""``python -m ser_attacks.report.studies``: the model-selection tables (paper Tables 1 and 2) from training runs.
+
+    python -m ser_attacks.report.studies --sweep <architecture_study sweep run id> --out reports/architecture
+    python -m ser_attacks.report.studies --experiment real-corpora --dataset emodb \
+        --tag params.train.max_epochs=50 --tag params.split.mode=recording --out reports/m1_vs_final
+
+Reads ``run_type=train`` and ``run_type=train_reused`` runs (the jobs of ``experiment=architecture_study``,
+``experiment=normalization_study`` or any ``mode=train`` sweep) and tables ``test_acc`` (and ``val_acc``) as
+mean ± sample std over seeds per (model or normalization, dataset). Each trained model counts once: a
+``train_reused`` run and the training run it points at (same ``model_key``) are one model. Runs that differ
+in anything but the seed, the dataset and the studied factor are never pooled: the differing keys become
+part of the row label. Writes ``study.md``, ``study.csv`` (one row per cell, with per-seed values) and
+``study.png`` (bars with ±1 std) to ``--out`` and prints the Markdown table.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .collect import SEED_KEYS, _is_run_only, search, tidy
+from .stats import mean_std
+
+log = logging.getLogger(__name__)
+TRAIN_TYPES = ("train", "train_reused")
+FACTORS = {"model": "model.", "normalization": "normalization."}   # study factor -> its config keys
+
+
+def study_runs(uri: str, experiment: str = "ser-attacks", sweeps=(), dataset: str | None = None,
+               tags: dict | None = None) -> pd.DataFrame:
+    """One row per trained model (FINISHED training or reused-model runs matching the filters)."""
+    frames = [tidy(f) for f in (search(uri, experiment, sweeps, dataset, tags, run_type=t) for t in TRAIN_TYPES)
+              if len(f)]
+    if not frames:
+        return pd.DataFrame()
+    df = pd.concat(frames, ignore_index=True).sort_values(["start_time", "run_id"])
+    # the model's identity: its cache key (train runs and the train_reused runs pointing at them share it)
+    ident = df.model_key.where(df.model_key != "", df.run_id)
+    return df.loc[~ident.duplicated()].reset_index(drop=True)
+
+
+def _factor(df: pd.DataFrame, by: str) -> str:
+    if by != "auto":
+        return by
+    names = {f: df.params.map(lambda p, f=f: p.get(f"{f}.name", "")).nunique() for f in FACTORS}
+    return "normalization" if names["normalization"] > 1 and names["model"] == 1 else "model"
+
+
+def _label_keys(df: pd.DataFrame, factor: str) -> list[str]:
+    """Config keys (present in every run) that vary between runs, other than seeds, dataset and the factor."""
+    common = set.intersection(*(set(p) for p in df.params))
+    skip = (FACTORS[factor], "dataset.")
+    return sorted(k for k in common if k not in SEED_KEYS and not k.startswith(skip) and not _is_run_only(k)
+                  and df.params.map(lambda p, k=k: p[k]).nunique() > 1)
+
+
+def study_table(df: pd.DataFrame, by: str = "auto") -> tuple[pd.DataFrame, str, list[str]]:
+    """Long table: one row per (factor value [+ differing keys], dataset) with mean/std/n of test and val
+    accuracy, the per-seed values, parameters and epochs. Returns (table, factor, differing keys)."""
+    factor = _factor(df, by)
+    keys = _label_keys(df, factor)
+    df = df.assign(value=df.params.map(lambda p: p.get(f"{factor}.name", "")),
+                   label=df.params.map(lambda p: ", ".join(f"{k}={p[k]}" for k in keys)))
+    rows = []
+    for (value, label, dataset), g in df.groupby(["value", "label", "dataset"], sort=False):
+        g = g.sort_values("seed", key=lambda s: pd.to_numeric(s, errors="coerce"))
+        row = {factor: value, "setting": label, "dataset": dataset, "n_params": g.get("n_params", pd.Series()).max(),
+               "seeds": ",".join(g.seed.astype(str)), "epochs": ",".join(f"{e:g}" for e in g.get("epochs", []))}
+        for m in ("test_acc", "val_acc"):
+            mean, std, n = mean_std(g[m]) if m in g else (np.nan, np.nan, 0)
+            row.update({f"{m}_mean": mean, f"{m}_std": std, f"{m}_n": n,
+                        f"{m}_per_seed": ",".join(f"{v:.3f}" for v in g[m])} if m in g else {})
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    order = sorted(range(len(table)), key=lambda i: (_natural(table[factor][i]), table.setting[i], table.dataset[i]))
+    return table.iloc[order].reset_index(drop=True), factor, keys
+
+
+def _natural(name: str) -> tuple:
+    """m1 < m2 < ... < m10 < final: numbered names first, numbers compared as numbers."""
+    import re
+    return (0 if re.search(r"\d", str(name)) else 1,) + tuple((0, int(t)) if t.isdigit() else (1, t) for t in re.findall(r"\d+|\D+", str(name)))
+
+
+def _cell(mean, std, n) -> str:
+    if n == 0:
+        return "—"
+    return f"{mean:.3f} ± {std:.3f} (n={n})" if n > 1 else f"{mean:.3f} (n=1)"
+
+
+def markdown(table: pd.DataFrame, factor: str) -> str:
+    """Wide Markdown: a row per factor value (and setting), a column per dataset with test acc mean ± std."""
+    datasets = list(dict.fromkeys(table.dataset))
+    has_setting = table.setting.ne("").any()
+    head = [factor] + (["setting"] if has_setting else []) + ["parameters"] + \
+        [f"{d} test acc" for d in datasets] + ["per seed (test)", "epochs"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for (value, setting), g in table.groupby([factor, "setting"], sort=False):
+        by_ds = {r.dataset: r for r in g.itertuples()}
+        cells = [value] + ([setting] if has_setting else [])
+        cells.append(f"{int(g.n_params.max()):,}" if g.n_params.notna().any() else "—")
+        cells += [_cell(by_ds[d].test_acc_mean, by_ds[d].test_acc_std, by_ds[d].test_acc_n) if d in by_ds else "—"
+                  for d in datasets]
+        cells.append("; ".join(f"{r.dataset}: {r.test_acc_per_seed}" for r in g.itertuples()))
+        cells.append("; ".join(f"{r.dataset}: {r.epochs}" for r in g.itertuples()))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def bar_figure(table: pd.DataFrame, factor: str, path: Path) -> Path:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    rows = list(dict.fromkeys(zip(table[factor], table.setting)))
+    datasets = list(dict.fromkeys(table.dataset))
+    width = 0.8 / len(datasets)
+    fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(rows) + 2), 3.6))
+    for j, d in enumerate(datasets):
+        sub = table[table.dataset == d].set_index([factor, "setting"])
+        mean = [sub.test_acc_mean.get(r, np.nan) for r in rows]
+        std = [sub.test_acc_std.get(r, np.nan) for r in rows]
+        ax.bar(np.arange(len(rows)) + (j - (len(datasets) - 1) / 2) * width, mean, width,
+               yerr=np.nan_to_num(std), capsize=3, label=d)
+    ax.set_xticks(np.arange(len(rows)), [f"{v}\n{s}" if s else v for v, s in rows], fontsize=8)
+    ax.set_ylabel("test accuracy (mean ± std over seeds)")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m ser_attacks.report.studies", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--tracking-uri", default=None)
+    p.add_argument("--experiment", default="ser-attacks")
+    p.add_argument("--sweep", action="append", default=[], metavar="PARENT_RUN_ID")
+    p.add_argument("--dataset", default=None)
+    p.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE",
+                   help="only runs with this tag (params.KEY=VALUE filters a param; repeatable)")
+    p.add_argument("--by", choices=("auto", *FACTORS), default="auto",
+                   help="the studied factor (auto: normalization if only it varies, else model)")
+    p.add_argument("--out", default=None, help="folder for study.md / study.csv / study.png (default: print only)")
+    a = p.parse_args(argv)
+    if any("=" not in t for t in a.tag):
+        print("error: --tag expects KEY=VALUE", file=sys.stderr)
+        return 2
+    from ..tracking import resolve_uri
+    from .collect import default_uri
+    uri = resolve_uri(a.tracking_uri) if a.tracking_uri else default_uri()
+    df = study_runs(uri, a.experiment, a.sweep, a.dataset, dict(t.split("=", 1) for t in a.tag))
+    if df.empty:
+        print(f"error: no FINISHED training runs in experiment {a.experiment!r} at {uri} match", file=sys.stderr)
+        return 2
+    table, factor, keys = study_table(df, a.by)
+    md = markdown(table, factor)
+    print(md)
+    if keys:
+        print(f"\n(runs differ in {', '.join(keys)}: shown as separate rows, never pooled)")
+    if a.out:
+        out = Path(a.out)
+        out.mkdir(parents=True, exist_ok=True)
+        table.to_csv(out / "study.csv", index=False)
+        bar_figure(table, factor, out / "study.png")
+        (out / "study.md").write_text(f"# {factor} study: test accuracy\n\n{md}\n\n![test accuracy](study.png)\n\n"
+                                      f"Runs: {', '.join(df.run_id)}\n")
+        print(f"\nWritten: {out / 'study.md'}, {out / 'study.csv'}, {out / 'study.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
