@@ -57,6 +57,7 @@ def test_study_experiments_compose_to_the_paper_grids():
         arch = compose("config", overrides=["experiment=architecture_study"], return_hydra_config=True)
         norm = compose("config", overrides=["experiment=normalization_study"], return_hydra_config=True)
     assert arch.mode == norm.mode == "train"
+    assert arch.split.seed == arch.seed and norm.split.seed == norm.seed     # a seed = a split + an initialisation
     assert arch.hydra.sweeper.params.seed == norm.hydra.sweeper.params.seed == "0,1,2"
     assert norm.model.name == "m1"
     shipped = {p.stem for p in (Path(CONF_DIR) / "model").glob("m*.yaml")}      # m1-m4, m6 (no m5, m7)
