@@ -42,9 +42,12 @@ lock:  ## re-pin constraints.txt from the current venv
 clean-outputs:  ## delete run outputs (multirun/, outputs/, mlruns/, mlflow.db) — not the caches
 	rm -rf multirun outputs mlruns mlflow.db
 
-.PHONY: bench-features describe-real
+.PHONY: bench-features bench-memory describe-real
 bench-features: install  ## cold vs warm feature extraction on the shared EmoDB (fresh temp cache)
 	$(PY) benchmarks/features.py $(ARGS)
+
+bench-memory: install  ## peak memory of an attack job's data stage: memory-mapped vs all rows (shared EmoDB)
+	$(PY) benchmarks/data_memory.py $(ARGS)
 
 describe-real: install  ## Tables 8-10 equivalents for the shared real corpora (../shared/data)
 	@for d in emodb emovo ravdess; do $(PY) -m ser_attacks.data describe dataset=$$d $(ARGS); done

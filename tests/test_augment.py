@@ -87,6 +87,39 @@ def test_augmented_features_are_cached_and_keyed(cfg_factory):
     assert len({p.name for p in a.features.cache_path.parent.iterdir() if p.is_dir()} - entries) == 1
 
 
+def test_parts_read_only_their_rows_from_memory_mapped_features(cfg_factory):
+    """Cached features are memory-mapped and augmented copies are joined as a view, so an attack job that
+    needs only the test rows never loads the augmented training rows (benchmarks/data_memory.py)."""
+    from ser_attacks.data.features import RowConcat
+    cfg = cfg_factory("augment=paper", TWO)
+    prepare(cfg, progress=False)
+    data = prepare(cfg, progress=False)                  # from the cache
+    assert isinstance(data.features.X, RowConcat)
+    assert all(isinstance(p, np.memmap) and not p.flags.writeable for p in data.features.X.parts)
+    full = np.asarray(data.features.X)
+    assert full.shape == data.features.X.shape and type(full) is np.ndarray
+    for part in ("train", "val", "test"):
+        X, y, seg = data.part(part)
+        assert type(X) is np.ndarray and X.dtype == np.float32
+        np.testing.assert_array_equal(X, full[getattr(data.split, part)])
+        assert len(X) == len(y) == len(seg)
+
+
+def test_row_concat_indexes_like_the_concatenated_array():
+    from ser_attacks.data.features import RowConcat
+    a = np.arange(24, dtype=np.float32).reshape(6, 2, 2)
+    b = -np.arange(16, dtype=np.float32).reshape(4, 2, 2)
+    view, full = RowConcat([a, b]), np.concatenate([a, b])
+    assert view.shape == full.shape and len(view) == 10 and view.dtype == np.float32
+    for idx in (np.array([0, 7, 3, 9, 5]), slice(2, 8), slice(None, None, -1), np.array([], int),
+                full[:, 0, 0] > 3, [1, 6], np.array([-1, -10])):
+        np.testing.assert_array_equal(view[idx], full[idx])
+    for i in (0, 5, 6, 9, -1, -10):
+        np.testing.assert_array_equal(view[i], full[i])
+    with pytest.raises(IndexError):
+        view[10]
+
+
 def test_model_key_covers_augmentation(cfg_factory):
     from ser_attacks.train import model_key
     data = SimpleNamespace(features=SimpleNamespace(cache_path=None), classes=["a", "b"])

@@ -21,7 +21,7 @@ import pandas as pd
 
 from .audio import Augmentation, FrontEnd
 from .corpora import Corpus, DatasetError, load_corpus
-from .features import Features, load_or_extract
+from .features import Features, RowConcat, load_or_extract
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,8 @@ class DataBundle:
 
     def part(self, name: str) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
         idx = getattr(self.split, name)
-        return self.features.X[idx], self.y[idx], self.segments.iloc[idx].reset_index(drop=True)
+        # only these rows are read (cached features are memory-mapped; augmented copies are a RowConcat)
+        return np.asarray(self.features.X[idx]), self.y[idx], self.segments.iloc[idx].reset_index(drop=True)
 
 
 def front_end(cfg) -> FrontEnd:
@@ -59,7 +60,7 @@ def augmentations(cfg) -> tuple[Augmentation, ...]:
 
 
 def _concat(a: Features, b: Features) -> Features:
-    return Features(np.concatenate([a.X, b.X]), pd.concat([a.segments, b.segments], ignore_index=True),
+    return Features(RowConcat([a.X, b.X]), pd.concat([a.segments, b.segments], ignore_index=True),
                     a.skipped + [s for s in b.skipped if s not in a.skipped], a.cache_path,
                     a.from_cache and b.from_cache)
 

@@ -26,9 +26,45 @@ from .audio import Augmentation, BadAudio, FrontEnd, recording_features, warm_up
 log = logging.getLogger(__name__)
 
 
+class RowConcat:
+    """Rows of several arrays seen as one (n, ...) array without copying them: indexing gathers only the
+    requested rows (``X[idx]`` → ndarray). With memory-mapped parts, an attack job that needs only the test
+    rows never reads the (augmented) training rows into memory. ``np.asarray`` materialises everything."""
+
+    def __init__(self, parts):
+        self.parts = [p for p in parts]
+        self.offsets = np.cumsum([0] + [len(p) for p in self.parts])
+        self.shape = (int(self.offsets[-1]),) + tuple(self.parts[0].shape[1:])
+        self.dtype = self.parts[0].dtype
+        self.ndim = len(self.shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, idx):
+        if isinstance(idx, (int, np.integer)):
+            i = int(idx) + (len(self) if idx < 0 else 0)
+            if not 0 <= i < len(self):
+                raise IndexError(idx)
+            part = int(np.searchsorted(self.offsets, i, side="right") - 1)
+            return np.asarray(self.parts[part][i - self.offsets[part]])
+        rows = np.arange(len(self))[idx]          # slices, boolean masks and index arrays alike
+        out = np.empty((len(rows),) + self.shape[1:], self.dtype)
+        part_of = np.searchsorted(self.offsets, rows, side="right") - 1
+        for k, part in enumerate(self.parts):
+            sel = np.flatnonzero(part_of == k)
+            if sel.size:
+                out[sel] = part[rows[sel] - self.offsets[k]]
+        return out
+
+    def __array__(self, dtype=None, copy=None):
+        out = np.concatenate([np.asarray(p) for p in self.parts])
+        return out.astype(dtype) if dtype is not None else out
+
+
 @dataclass
 class Features:
-    X: np.ndarray                 # (n_segments, frames, n_mels) float32
+    X: np.ndarray | RowConcat     # (n_segments, frames, n_mels) float32; from the cache: memory-mapped
     segments: pd.DataFrame        # one row per segment: recording columns + segment index
     skipped: list[tuple[str, str]]
     cache_path: Path | None = None
@@ -114,6 +150,6 @@ def load_or_extract(table: pd.DataFrame, fe: FrontEnd, cache_dir: str | Path | N
     if from_cache:
         log.info("Features loaded from cache %s", entry)
     meta = json.loads((entry / "meta.json").read_text())
-    X = np.load(entry / "X.npy")
+    X = np.load(entry / "X.npy", mmap_mode="r")      # read-only; rows are read when indexed
     segs = pd.read_csv(entry / "segments.csv", dtype={"speaker": str, "sentence": str, "augment": str})
     return Features(X, segs, [tuple(s) for s in meta["skipped"]], entry, from_cache)
