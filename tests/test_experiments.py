@@ -40,6 +40,9 @@ def test_tiny_architecture_study_logs_one_training_run_per_job(tmp_path, corpus_
     assert dict(zip(table.model, table.test_acc_mean)) == {r.data.tags["model"]: r.data.metrics["test_acc"]
                                                            for r in trains}
     assert dict(zip(table.model, table.n_params)) == counts
+    out = tmp_path / "study"
+    assert studies.main(["--tracking-uri", uri, "--sweep", sweep.info.run_id, "--out", str(out)]) == 0
+    assert {p.name for p in out.iterdir()} == {"study.md", "study.csv", "study.png", "curves.png"}
 
     # re-running reuses the cached models: no retraining, one train_reused child run per job
     run_cli(tmp_path, corpus_root, "-m", "experiment=architecture_study", "model=m1,m2", "seed=0",

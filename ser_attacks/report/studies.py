@@ -10,7 +10,8 @@ mean ± sample std over seeds per (model or normalization, dataset). Each traine
 ``train_reused`` run and the training run it points at (same ``model_key``) are one model. Runs that differ
 in anything but the seed, the dataset and the studied factor are never pooled: the differing keys become
 part of the row label. Writes ``study.md``, ``study.csv`` (one row per cell, with per-seed values) and
-``study.png`` (bars with ±1 std) to ``--out`` and prints the Markdown table.
+``study.png`` (bars with ±1 std) and ``curves.png`` (per-epoch validation loss / accuracy of every model)
+to ``--out`` and prints the Markdown table.
 """
 from __future__ import annotations
 
@@ -135,6 +136,46 @@ def bar_figure(table: pd.DataFrame, factor: str, path: Path) -> Path:
     return path
 
 
+def curves_figure(uri: str, df: pd.DataFrame, factor: str, path: Path,
+                  metrics=("val_loss", "val_accuracy")) -> Path | None:
+    """Per-epoch training curves of every model in ``df`` (a reused model: its training run's history):
+    a row of panels per dataset, a colour per factor value, a line per seed."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from mlflow.tracking import MlflowClient
+    client = MlflowClient(uri)
+    datasets = list(dict.fromkeys(df.dataset))
+    values = sorted(dict.fromkeys(df.params.map(lambda p: p.get(f"{factor}.name", ""))), key=_natural)
+    colours = dict(zip(values, plt.rcParams["axes.prop_cycle"].by_key()["color"] * 10))
+    fig, axes = plt.subplots(len(datasets), len(metrics), figsize=(5 * len(metrics), 3.2 * len(datasets)),
+                             squeeze=False)
+    drawn = False
+    for r in df.itertuples():
+        source = r.model_run_id if getattr(r, "model_run_id", "") else r.run_id
+        value = r.params.get(f"{factor}.name", "")
+        for j, m in enumerate(metrics):
+            hist = sorted(client.get_metric_history(source, m), key=lambda h: h.step)
+            if hist:
+                drawn = True
+                axes[datasets.index(r.dataset), j].plot([h.step + 1 for h in hist], [h.value for h in hist],
+                                                        color=colours[value], alpha=0.8, lw=1.2,
+                                                        label=f"{value} seed {r.seed}")
+    if not drawn:
+        plt.close(fig)
+        return None
+    for i, d in enumerate(datasets):
+        for j, m in enumerate(metrics):
+            ax = axes[i, j]
+            ax.set_title(f"{d}: {m}", fontsize=9)
+            ax.set_xlabel("epoch")
+        axes[i, -1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m ser_attacks.report.studies", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -168,9 +209,13 @@ def main(argv=None) -> int:
         out.mkdir(parents=True, exist_ok=True)
         table.to_csv(out / "study.csv", index=False)
         bar_figure(table, factor, out / "study.png")
-        (out / "study.md").write_text(f"# {factor} study: test accuracy\n\n{md}\n\n![test accuracy](study.png)\n\n"
-                                      f"Runs: {', '.join(df.run_id)}\n")
-        print(f"\nWritten: {out / 'study.md'}, {out / 'study.csv'}, {out / 'study.png'}")
+        curves = curves_figure(uri, df, factor, out / "curves.png")
+        (out / "study.md").write_text(
+            f"# {factor} study: test accuracy\n\n{md}\n\n![test accuracy](study.png)\n\n"
+            + ("![per-epoch validation loss and accuracy](curves.png)\n\n" if curves else "")
+            + f"Runs: {', '.join(df.run_id)}\n")
+        print(f"\nWritten: {out / 'study.md'}, {out / 'study.csv'}, {out / 'study.png'}"
+              + (f", {curves}" if curves else ""))
     return 0
 
 
