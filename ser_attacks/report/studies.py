@@ -122,12 +122,19 @@ def bar_figure(table: pd.DataFrame, factor: str, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(rows) + 2), 3.6))
     for j, d in enumerate(datasets):
         sub = table[table.dataset == d].set_index([factor, "setting"])
-        mean = [sub.test_acc_mean.get(r, np.nan) for r in rows]
-        std = [sub.test_acc_std.get(r, np.nan) for r in rows]
-        ax.bar(np.arange(len(rows)) + (j - (len(datasets) - 1) / 2) * width, mean, width,
-               yerr=np.nan_to_num(std), capsize=3, label=d)
+        x = np.arange(len(rows)) + (j - (len(datasets) - 1) / 2) * width
+        mean = np.array([sub.test_acc_mean.get(r, np.nan) for r in rows])
+        std = np.array([sub.test_acc_std.get(r, np.nan) for r in rows])
+        ax.bar(x, mean, width, label=d)
+        ok = np.isfinite(std)                       # one seed: no error bar (a flat cap would claim no spread)
+        ax.errorbar(x[ok], mean[ok], std[ok], fmt="none", ecolor="black", capsize=3)
+        for xi, r in zip(x, rows):
+            if r in sub.index:                      # every seed as a dot, and n above the bar
+                seeds = [float(v) for v in str(sub.test_acc_per_seed[r]).split(",") if v]
+                ax.plot([xi] * len(seeds), seeds, "o", ms=3, color="black", alpha=0.6)
+                ax.annotate(f"n={len(seeds)}", (xi, 0.02), ha="center", fontsize=7, color="white")
     ax.set_xticks(np.arange(len(rows)), [f"{v}\n{s}" if s else v for v, s in rows], fontsize=8)
-    ax.set_ylabel("test accuracy (mean ± std over seeds)")
+    ax.set_ylabel("test accuracy\n(mean, ± std over seeds, dots = seeds)")
     ax.set_ylim(0, 1)
     ax.legend(fontsize=8)
     fig.tight_layout()
