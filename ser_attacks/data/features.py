@@ -32,7 +32,7 @@ class RowConcat:
     rows never reads the (augmented) training rows into memory. ``np.asarray`` materialises everything."""
 
     def __init__(self, parts):
-        self.parts = [p for p in parts]
+        self.parts = list(parts)
         self.offsets = np.cumsum([0] + [len(p) for p in self.parts])
         self.shape = (int(self.offsets[-1]),) + tuple(self.parts[0].shape[1:])
         self.dtype = self.parts[0].dtype

@@ -17,16 +17,10 @@ warnings.filterwarnings("ignore", message=".*PyTorch not found.*")
 
 
 def parse(argv=None) -> argparse.Namespace:
+    from .collect import add_run_filters
     p = argparse.ArgumentParser(prog="python -m ser_attacks.report", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--tracking-uri", default=None,
-                   help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)")
-    p.add_argument("--experiment", default="ser-attacks")
-    p.add_argument("--sweep", action="append", default=[], metavar="PARENT_RUN_ID",
-                   help="only the children of this sweep run (repeatable)")
-    p.add_argument("--dataset", default=None, help="only runs with this dataset tag")
-    p.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE",
-                   help="only runs with this tag (repeatable; params.KEY=VALUE filters a param)")
+    add_run_filters(p)
     p.add_argument("--out", default="reports/report", help="output folder (a previous report there is replaced; any other non-empty folder is refused)")
     p.add_argument("--name", default=None, help="report title / MLflow run name")
     p.add_argument("--no-log", action="store_true", help="do not log a run_type=report run to MLflow")
@@ -35,22 +29,18 @@ def parse(argv=None) -> argparse.Namespace:
 
 
 def main(argv=None) -> int:
+    from .collect import run_filters
     a = parse(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("mlflow").setLevel(logging.WARNING)
-    tags = {}
-    for t in a.tag:
-        if "=" not in t:
-            print(f"error: --tag expects KEY=VALUE, got {t!r}", file=sys.stderr)
-            return 2
-        k, v = t.split("=", 1)
-        tags[k] = v
+    try:
+        uri, tags = run_filters(a)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     from pathlib import Path
 
     from .build import build_report
-    from .collect import default_uri
-    from ..tracking import resolve_uri
-    uri = resolve_uri(a.tracking_uri) if a.tracking_uri else default_uri()
     rep = build_report(uri, a.experiment, a.sweep, a.dataset, tags, Path(a.out), a.name, log_run=not a.no_log,
                        cache=Path(a.cache) if a.cache else None)
     print(f"Report: {len(rep.runs)} runs → {rep.md} and {rep.html} ({len(rep.figures)} figures, "

@@ -37,6 +37,27 @@ def default_uri() -> str:
     return resolve_uri(os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db"))
 
 
+def add_run_filters(p) -> None:
+    """The run-selection options shared by ``ser_attacks.report`` and ``ser_attacks.report.studies``."""
+    p.add_argument("--tracking-uri", default=None,
+                   help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)")
+    p.add_argument("--experiment", default="ser-attacks")
+    p.add_argument("--sweep", action="append", default=[], metavar="PARENT_RUN_ID",
+                   help="only the children of this sweep run (repeatable)")
+    p.add_argument("--dataset", default=None, help="only runs with this dataset tag")
+    p.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE",
+                   help="only runs with this tag (repeatable; params.KEY=VALUE filters a param)")
+
+
+def run_filters(a) -> tuple[str, dict]:
+    """(tracking URI, tags) from the options of ``add_run_filters``; ValueError for a malformed --tag."""
+    from ..tracking import resolve_uri
+    bad = [t for t in a.tag if "=" not in t]
+    if bad:
+        raise ValueError(f"--tag expects KEY=VALUE, got {bad[0]!r}")
+    return (resolve_uri(a.tracking_uri) if a.tracking_uri else default_uri()), dict(t.split("=", 1) for t in a.tag)
+
+
 def _is_run_only(key: str) -> bool:
     return any(key == k or key.startswith(k + ".") for k in RUN_ONLY)
 

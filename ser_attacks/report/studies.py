@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .collect import SEED_KEYS, _is_run_only, search, tidy
+from .collect import SEED_KEYS, _is_run_only, add_run_filters, run_filters, search, tidy
 from .stats import mean_std
 
 log = logging.getLogger(__name__)
@@ -71,10 +72,10 @@ def study_table(df: pd.DataFrame, by: str = "auto") -> tuple[pd.DataFrame, str, 
         g = g.sort_values("seed", key=lambda s: pd.to_numeric(s, errors="coerce"))
         row = {factor: value, "setting": label, "dataset": dataset, "n_params": g.get("n_params", pd.Series()).max(),
                "seeds": ",".join(g.seed.astype(str)), "epochs": ",".join(f"{e:g}" for e in g.get("epochs", []))}
-        for m in ("test_acc", "val_acc"):
-            mean, std, n = mean_std(g[m]) if m in g else (np.nan, np.nan, 0)
+        for m in ("test_acc", "val_acc"):      # every FINISHED training run logs both
+            mean, std, n = mean_std(g[m])
             row.update({f"{m}_mean": mean, f"{m}_std": std, f"{m}_n": n,
-                        f"{m}_per_seed": ",".join(f"{v:.3f}" for v in g[m])} if m in g else {})
+                        f"{m}_per_seed": ",".join(f"{v:.3f}" for v in g[m])})
         rows.append(row)
     table = pd.DataFrame(rows)
     order = sorted(range(len(table)), key=lambda i: (_natural(table[factor][i]), table.setting[i], table.dataset[i]))
@@ -83,7 +84,6 @@ def study_table(df: pd.DataFrame, by: str = "auto") -> tuple[pd.DataFrame, str, 
 
 def _natural(name: str) -> tuple:
     """m1 < m2 < ... < m10 < final: numbered names first, numbers compared as numbers."""
-    import re
     return (0 if re.search(r"\d", str(name)) else 1,) + tuple((0, int(t)) if t.isdigit() else (1, t) for t in re.findall(r"\d+|\D+", str(name)))
 
 
@@ -159,7 +159,7 @@ def curves_figure(uri: str, df: pd.DataFrame, factor: str, path: Path,
                              squeeze=False)
     drawn = False
     for r in df.itertuples():
-        source = r.model_run_id if getattr(r, "model_run_id", "") else r.run_id
+        source = r.model_run_id or r.run_id       # a reused model: its training run's history
         value = r.params.get(f"{factor}.name", "")
         for j, m in enumerate(metrics):
             hist = sorted(client.get_metric_history(source, m), key=lambda h: h.step)
@@ -186,23 +186,17 @@ def curves_figure(uri: str, df: pd.DataFrame, factor: str, path: Path,
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m ser_attacks.report.studies", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--tracking-uri", default=None)
-    p.add_argument("--experiment", default="ser-attacks")
-    p.add_argument("--sweep", action="append", default=[], metavar="PARENT_RUN_ID")
-    p.add_argument("--dataset", default=None)
-    p.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE",
-                   help="only runs with this tag (params.KEY=VALUE filters a param; repeatable)")
+    add_run_filters(p)
     p.add_argument("--by", choices=("auto", *FACTORS), default="auto",
                    help="the studied factor (auto: normalization if only it varies, else model)")
     p.add_argument("--out", default=None, help="folder for study.md / study.csv / study.png (default: print only)")
     a = p.parse_args(argv)
-    if any("=" not in t for t in a.tag):
-        print("error: --tag expects KEY=VALUE", file=sys.stderr)
+    try:
+        uri, tags = run_filters(a)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
-    from ..tracking import resolve_uri
-    from .collect import default_uri
-    uri = resolve_uri(a.tracking_uri) if a.tracking_uri else default_uri()
-    df = study_runs(uri, a.experiment, a.sweep, a.dataset, dict(t.split("=", 1) for t in a.tag))
+    df = study_runs(uri, a.experiment, a.sweep, a.dataset, tags)
     if df.empty:
         print(f"error: no FINISHED training runs in experiment {a.experiment!r} at {uri} match", file=sys.stderr)
         return 2
