@@ -22,7 +22,7 @@ from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from hydra.types import RunMode  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
-from . import schema  # noqa: E402
+from . import lifecycle, schema  # noqa: E402
 from .tracking import Tracking, parent_run_id  # noqa: E402
 
 log = logging.getLogger("ser_attacks")
@@ -39,12 +39,14 @@ def device_name() -> str:
     return f"CPU ({os.cpu_count()} cores)"
 
 
-def _job_context() -> tuple[bool, str | None, list[str]]:
+def _job_context() -> tuple[bool, str | None, list[str], Path]:
+    """(multirun?, the sweep's parent run id, the job's overrides, the job's output folder)."""
     if not HydraConfig.initialized():
-        return False, None, []
+        return False, None, [], Path(tempfile.gettempdir())
     hc = HydraConfig.get()
     multirun = hc.mode == RunMode.MULTIRUN
-    return multirun, (parent_run_id(hc.sweep.dir) if multirun else None), list(hc.overrides.task)
+    return (multirun, (parent_run_id(hc.sweep.dir) if multirun else None), list(hc.overrides.task),
+            Path(hc.runtime.output_dir))
 
 
 def attack_job(cfg: DictConfig, tracking: Tracking, run_id: str) -> dict[str, float]:
@@ -133,9 +135,18 @@ def config_hash(cfg: DictConfig) -> str:
 
 
 def run(cfg: DictConfig) -> dict[str, float] | None:
-    from .attacks import validate
+    """One job: an attack run (``mode=attack``), or training / an Optuna study. Its runs are closed
+    KILLED on SIGTERM/SIGINT, and a fatal signal is reported to a file its runs name (lifecycle)."""
+    lifecycle.install_signal_handlers()
     tracking = Tracking.from_cfg(cfg)
-    multirun, parent, overrides = _job_context()
+    multirun, parent, overrides, job_dir = _job_context()
+    with lifecycle.fault_report(job_dir / f"fault-{os.getpid()}.log"):
+        return _run(cfg, tracking, multirun, parent, overrides)
+
+
+def _run(cfg: DictConfig, tracking: Tracking, multirun: bool, parent: str | None,
+         overrides: list[str]) -> dict[str, float] | None:
+    from .attacks import validate
     if cfg.get("mode", "attack") != "attack":  # mode=train: training only (model studies); mode=tune: Optuna
         from .train import train_job
         from .tune import run_study
@@ -168,7 +179,7 @@ def run(cfg: DictConfig) -> dict[str, float] | None:
             tracking.client.set_tag(run_id, "unused_params", ",".join(unused))
         metrics = attack_job(cfg, tracking, run_id)
     except BaseException as exc:
-        tracking.fail_run(run_id, exc) if isinstance(exc, Exception) else tracking.finish(run_id, "KILLED")
+        tracking.end_on_exception(run_id, exc)
         if multirun and isinstance(exc, Exception):
             log.error("Job %s FAILED (%s: %s); the sweep goes on", name, exc.__class__.__name__, exc)
             return None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import subprocess
 import tempfile
 import time
@@ -20,6 +21,8 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
+
+from . import lifecycle
 
 log = logging.getLogger(__name__)
 PARENT_ENV = "SER_ATTACKS_PARENT_RUN_ID"
@@ -98,7 +101,14 @@ class Tracking:
 
     # ------------------------------------------------------------------ runs
     def create_run(self, name: str, tags: dict[str, str], parent_run_id: str | None = None) -> str:
-        tags = {"mlflow.runName": name, "git_commit": git_commit(), **tags}
+        """A new RUNNING run. ``host``/``pid`` let a dead process's run be closed later, and
+        ``opened_in_sweep`` lets an ending sweep close every run opened during it (ser_attacks.lifecycle)."""
+        tags = {"mlflow.runName": name, "git_commit": git_commit(), "host": socket.gethostname(),
+                "pid": os.getpid(), **tags}
+        if os.environ.get(PARENT_ENV) and tags.get("run_type") != "sweep":
+            tags["opened_in_sweep"] = os.environ[PARENT_ENV]
+        if lifecycle.current_fault_log():
+            tags["fault_log"] = str(lifecycle.current_fault_log())
         if parent_run_id:
             tags["mlflow.parentRunId"] = parent_run_id
         return self.client.create_run(self.experiment_id, tags={k: str(v) for k, v in tags.items()},
@@ -135,6 +145,15 @@ class Tracking:
 
     def finish(self, run_id: str, status: str = "FINISHED") -> None:
         self.client.set_terminated(run_id, status=status)
+
+    def end_on_exception(self, run_id: str, exc: BaseException) -> None:
+        """An error → FAILED (with its traceback); an interrupt (SIGTERM, Ctrl-C) → KILLED."""
+        if isinstance(exc, Exception):
+            self.fail_run(run_id, exc)
+            return
+        stop = exc.name if isinstance(exc, lifecycle.Interrupted) else exc.__class__.__name__
+        self.client.set_tag(run_id, "error", f"interrupted ({stop})")
+        self.finish(run_id, "KILLED")
 
     def fail_run(self, run_id: str, exc: BaseException | None = None) -> None:
         try:
@@ -182,6 +201,8 @@ def _summary_line(run) -> str:
                  f"  {m['attack_time_s']:.1f} s")
     if run.data.tags.get("attack_effect") == "none":
         line += "  [NO EFFECT]"
+    if run.info.status != "FINISHED" and run.data.tags.get("error"):
+        line += f"  {run.data.tags['error'][:160]}"
     return line
 
 
@@ -200,10 +221,13 @@ class MlflowSweepCallback(Callback):
             raise SystemExit(f"error: {exc}") from None
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        self._tracking(config)
+        lifecycle.install_signal_handlers()
+        lifecycle.close_dead_runs(self._tracking(config))
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        lifecycle.install_signal_handlers()     # SIGTERM/SIGINT: unwind, kill workers, close runs
         self.tracking = self._tracking(config)
+        lifecycle.close_dead_runs(self.tracking)
         overrides = list(config.hydra.overrides.task)
         sweep_dir = str(config.hydra.sweep.dir)
         self.run_id = self.tracking.create_run(
@@ -217,11 +241,13 @@ class MlflowSweepCallback(Callback):
         os.environ.setdefault("SER_ATTACKS_CACHE", str(Path(str(config.paths.cache_dir)).resolve()))
         Path(sweep_dir).mkdir(parents=True, exist_ok=True)
         (Path(sweep_dir) / PARENT_FILE).write_text(self.run_id)
+        lifecycle.sweep_opened(self.tracking, self.run_id)
         log.info("MLflow sweep run %s (%s)", self.run_id, self.tracking.uri)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if not self.run_id:
             return
+        lifecycle.sweep_closed()
         children = self.tracking.client.search_runs(
             [self.tracking.experiment_id], f"tags.mlflow.parentRunId = '{self.run_id}'", max_results=10000)
         failed = [r for r in children if r.info.status != "FINISHED"]

@@ -142,9 +142,9 @@ def _fit(cfg, data, tracking, key: str, out: Path, parent_run_id: str | None = N
                 tracking.finish_train_run(run_id, meta, tmp)
 
         atomic_dir(out, build)
-    except BaseException:
+    except BaseException as exc:
         if run_id:
-            tracking.fail_run(run_id)
+            tracking.end_on_exception(run_id, exc)
         raise
     log.info("Trained in %.0f s (%d epochs): val acc %.3f, test acc %.3f", seconds, meta["epochs"],
              meta["val_acc"], meta["test_acc"])

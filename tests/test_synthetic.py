@@ -31,6 +31,9 @@ def _rel(paths, root):
 def _f0_median(x: np.ndarray, sr: int) -> float:
     import librosa
 
+    from ser_attacks.data.audio import ensure_librosa_kernels
+    ensure_librosa_kernels()          # never compile librosa's kernels unguarded (tests/test_lifecycle.py)
+
     frame = 1024 if sr <= 16000 else 2048  # >= 2 periods of fmin
     f0 = librosa.yin(x, fmin=60, fmax=500, sr=sr, frame_length=frame, hop_length=frame // 4)
     rms = librosa.feature.rms(y=x, frame_length=frame, hop_length=frame // 4)[0]

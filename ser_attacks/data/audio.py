@@ -126,17 +126,53 @@ class Augmentation:
         return np.asarray(out, dtype=np.float32)
 
 
-def warm_up_librosa() -> None:
-    """Compile librosa's numba kernels once (~10 s) in this process, before parallel work."""
-    y = np.random.default_rng(0).standard_normal(4000).astype(np.float32) * 0.1
-    for aug in (Augmentation("pitch", 1.0), Augmentation("stretch", 1.1)):
-        aug.apply(y, 16000)
+_KERNELS_READY = False
+
+
+def ensure_librosa_kernels() -> None:
+    """Compile (or load) every librosa numba kernel this project uses, once per process, under a
+    cross-process file lock. Call before any librosa work; every feature path does.
+
+    Why: librosa compiles its kernels with ``cache=True``. Several processes compiling the same kernel
+    at once (joblib feature workers, sweep jobs, cluster jobs sharing one venv, the test suite) can
+    write an index and a code file that do not belong together, and every later process that loads
+    them crashes with a segmentation fault. Loading a complete cache is read-only and safe, so one
+    lock around the first use is enough: the first process compiles (~17 s on 2 cores) while the
+    others wait, then they load the finished kernels (~1 s). The warm-up runs the project's own
+    functions (trim, log-Mel, every augmentation kind; yin and rms, which the tests use) on float32
+    input, so it compiles exactly the signatures the pipeline uses; ``tests/test_numba_cache.py``
+    checks that the pipeline compiles nothing more after it. The cache lives where
+    ``ser_attacks.numba_cache_dir()`` says (``NUMBA_CACHE_DIR``), not in the venv, so a venv cache
+    corrupted by an older, unguarded version is never read.
+    """
+    global _KERNELS_READY
+    if _KERNELS_READY:
+        return
+    from filelock import FileLock
+
+    from .. import numba_cache_dir
+    cache = numba_cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(cache / ".ser-attacks-compile.lock")):
+        import librosa
+        fe = FrontEnd()
+        rng = np.random.default_rng(0)
+        y = (rng.standard_normal(int(1.5 * fe.sample_rate)) * 0.1).astype(np.float32)
+        y[: fe.sample_rate // 4] *= 1e-4                      # a quiet start, so trim() has work to do
+        yt = trim(y, fe)
+        for kind, amount in (("pitch", 1.0), ("stretch", 1.1)):
+            Augmentation(kind, amount).apply(yt, fe.sample_rate)
+        log_mel(segments(yt, fe)[0], fe)
+        librosa.yin(y, fmin=60, fmax=500, sr=fe.sample_rate, frame_length=1024, hop_length=256)
+        librosa.feature.rms(y=y, frame_length=1024, hop_length=256)
+    _KERNELS_READY = True
 
 
 def recording_features(path: str, fe: FrontEnd,
                        versions: Sequence[Augmentation | None] = (None,)) -> list[np.ndarray]:
     """Segments of one recording per version: a list (one per version; ``None`` = the original)
     of arrays (n_segments, frames, n_mels). Augmentations act on the trimmed 16 kHz signal."""
+    ensure_librosa_kernels()
     y = trim(load_audio(path, fe.sample_rate), fe)
     out = []
     for v in versions:

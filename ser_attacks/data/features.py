@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ..cache import atomic_dir, file_fingerprint, locked, stable_hash
-from .audio import Augmentation, BadAudio, FrontEnd, recording_features, warm_up_librosa
+from .audio import Augmentation, BadAudio, FrontEnd, ensure_librosa_kernels, recording_features
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +86,7 @@ def extract(table: pd.DataFrame, fe: FrontEnd, n_jobs: int = 1, progress: bool =
     from tqdm.auto import tqdm
 
     versions = list(augment) if augment else [None]
-    if augment:
-        warm_up_librosa()   # numba JIT once here; workers then load the compiled kernels from disk
+    ensure_librosa_kernels()   # compiled once, under a lock, before any worker starts (see its docstring)
     paths = table.path.tolist()
     if n_jobs == 1 or len(paths) < 8:
         results = (_one(p, fe, versions) for p in paths)

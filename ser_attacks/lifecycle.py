@@ -1,0 +1,203 @@
+"""How jobs and sweeps end: signals, crashed workers, and runs that must never stay RUNNING.
+
+* SIGTERM (what ``kill`` and SLURM pre-emption send) and SIGINT (Ctrl-C) become an ``Interrupted``
+  exception in the main thread. A job then closes its MLflow run as KILLED, and a sweep's main process
+  unwinds through joblib, which kills its workers, instead of dying at once and leaving orphaned
+  workers and RUNNING runs behind. The process exits with 128 + the signal number (143, 130).
+* A job that dies from a fatal signal (SIGSEGV in native code, SIGKILL from the out-of-memory killer)
+  cannot close its own run. Every run records its host and process id (``Tracking.create_run``), and
+  each job points faulthandler at a file in its output folder (tag ``fault_log``). Whoever notices
+  the dead process closes the run: the sweep's main process when the sweep ends in any way
+  (``close_open_sweep``), and otherwise the next sweep or job started on that host
+  (``close_dead_runs``). The run becomes FAILED with the fatal error faulthandler wrote
+  ("Fatal Python error: Segmentation fault"), or KILLED when the sweep itself was interrupted.
+"""
+from __future__ import annotations
+
+import contextlib
+import faulthandler
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+from pathlib import Path
+from typing import Iterator
+
+log = logging.getLogger(__name__)
+HANDLED = (signal.SIGTERM, signal.SIGINT)
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM or SIGINT received; unwinds like Ctrl-C (joblib aborts and kills its workers)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
+_interrupted: Interrupted | None = None
+
+
+def _raise_interrupted(signum, frame) -> None:
+    global _interrupted
+    if _interrupted is not None:      # a second signal while unwinding: let the cleanup finish
+        log.warning("%s received again while stopping; still closing runs", signal.Signals(signum).name)
+        return
+    _interrupted = Interrupted(signum)
+    raise _interrupted
+
+
+def install_signal_handlers() -> None:
+    """SIGTERM/SIGINT → ``Interrupted`` in this process (main thread only; elsewhere a no-op)."""
+    if threading.current_thread() is threading.main_thread():
+        for s in HANDLED:
+            signal.signal(s, _raise_interrupted)
+
+
+def interrupted() -> Interrupted | None:
+    """The interrupt this process received, if any."""
+    return _interrupted
+
+
+# ------------------------------------------------------------------------------ fatal signals
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+_fault_log: Path | None = None
+
+
+def current_fault_log() -> Path | None:
+    """The file a fatal signal in this process would be reported to (runs created now get it as a tag)."""
+    return _fault_log
+
+
+@contextlib.contextmanager
+def fault_report(path: Path) -> Iterator[Path]:
+    """faulthandler writes this job's fatal-signal traceback to ``path`` (restored afterwards)."""
+    global _fault_log
+    path.parent.mkdir(parents=True, exist_ok=True)
+    was_enabled = faulthandler.is_enabled()
+    with open(path, "w") as fh:
+        faulthandler.enable(file=fh, all_threads=True)
+        _fault_log = path
+        try:
+            yield path
+        finally:
+            _fault_log = None
+            if was_enabled:
+                faulthandler.enable(file=sys.__stderr__, all_threads=True)
+            else:
+                faulthandler.disable()
+    if path.stat().st_size == 0:
+        path.unlink()
+
+
+def fatal_error(run) -> str | None:
+    """The first line faulthandler wrote for this run's process ("Fatal Python error: Segmentation
+    fault"), or None."""
+    fault = run.data.tags.get("fault_log")
+    if not fault or not Path(fault).is_file():
+        return None
+    text = Path(fault).read_text(errors="replace").strip()
+    return text.splitlines()[0] if text else None
+
+
+def _dead(run) -> bool:
+    tags = run.data.tags
+    if tags.get("host") != socket.gethostname() or not tags.get("pid", "").isdigit():
+        return False                  # another host's run: cannot tell
+    return not process_alive(int(tags["pid"]))
+
+
+def close_run(tracking, run, status: str, reason: str) -> str:
+    """Close a RUNNING run whose process is gone; a fatal error in its fault log wins over ``status``."""
+    fatal = fatal_error(run)
+    if fatal:
+        status, reason = "FAILED", f"process {run.data.tags.get('pid')} died: {fatal}"
+    tracking.client.set_tag(run.info.run_id, "error", reason[:5000])
+    tracking.finish(run.info.run_id, status)
+    return f"{status}: {reason}"
+
+
+def close_dead_runs(tracking) -> list[str]:
+    """Close this host's RUNNING runs whose process no longer exists (a job killed by a fatal signal
+    with nobody left to close its run, e.g. a segfault in a sequential sweep)."""
+    runs = tracking.client.search_runs([tracking.experiment_id], "attributes.status = 'RUNNING'",
+                                       max_results=5000)
+    notes = []
+    for r in runs:
+        if _dead(r):
+            note = close_run(tracking, r, "FAILED", "the process of this run ended without closing it "
+                                                    "(killed by a signal, e.g. out of memory)")
+            notes.append(f"{r.data.tags.get('mlflow.runName', r.info.run_id)}: {note}")
+    if notes:
+        log.warning("Closed %d run(s) left RUNNING by dead processes:\n  %s", len(notes), "\n  ".join(notes))
+    return notes
+
+
+# ------------------------------------------------------------------------------ sweeps
+_open_sweep: tuple | None = None        # (tracking, parent_run_id) between multirun start and end
+
+
+def sweep_opened(tracking, run_id: str) -> None:
+    global _open_sweep
+    _open_sweep = (tracking, run_id)
+
+
+def sweep_closed() -> None:
+    global _open_sweep
+    _open_sweep = None
+
+
+def _stop_workers() -> None:
+    """Kill joblib/loky workers that an aborted ``Parallel`` may have left (no orphans)."""
+    if "joblib" not in sys.modules:
+        return
+    try:
+        from joblib.externals.loky import reusable_executor
+        executor = getattr(reusable_executor, "_executor", None)   # None: no pool was ever started
+        if executor is not None:
+            executor.shutdown(wait=True, kill_workers=True)
+    except Exception as exc:  # noqa: BLE001
+        log.warning("Could not stop the joblib workers: %s", exc)
+
+
+def close_open_sweep(status: str, reason: str) -> list[str]:
+    """The sweep's main process is ending abnormally: stop its workers, close every run of the sweep
+    still RUNNING and the parent run (``status``: KILLED when interrupted, FAILED when the sweep broke),
+    and print what happened. A run whose process left a fatal error is FAILED with that error; the
+    others were stopped with the sweep: KILLED. No-op when no sweep is open (it ended normally)."""
+    global _open_sweep
+    if _open_sweep is None:
+        return []
+    tracking, parent = _open_sweep
+    _open_sweep = None
+    _stop_workers()
+    runs = tracking.client.search_runs([tracking.experiment_id],
+                                       f"tags.opened_in_sweep = '{parent}' and attributes.status = 'RUNNING'",
+                                       max_results=5000)
+    lines = [f"{r.data.tags.get('mlflow.runName', r.info.run_id):<28} "
+             f"{close_run(tracking, r, 'KILLED', reason)}" for r in runs]
+    tracking.client.set_tag(parent, "error", reason)
+    tracking.finish(parent, status)
+    print(f"\nSweep {status} ({reason}; parent run {parent}). Runs it closed: {len(lines)}\n  "
+          + "\n  ".join(lines or ["(none were running)"])
+          + "\nRe-running the same command resumes: finished configurations are skipped.", file=sys.stderr)
+    return lines
