@@ -19,6 +19,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
@@ -27,7 +28,13 @@ from . import lifecycle
 log = logging.getLogger(__name__)
 PARENT_ENV = "SER_ATTACKS_PARENT_RUN_ID"
 PARENT_FILE = "mlflow_parent_run_id.txt"
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_DIR = Path(__file__).resolve().parent
+PROJECT_ROOT = PACKAGE_DIR.parent
+# MLflow 3's UI opens an experiment without this tag on its GenAI overview (traces, tokens), not on the runs table.
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
+PYFUNC_FILE = PACKAGE_DIR / "pyfunc_model.py"      # the pyfunc wrapper, logged as "models from code"
+MODEL_CONFIG = "ser_model.json"                     # classes + front end, beside model.keras and normalizer.npz
+SUMMARY_TABLE = "summary_table.json"                # a sweep's one-row-per-job table (mlflow.log_table)
 
 
 class TrackingError(RuntimeError):
@@ -67,6 +74,8 @@ class Tracking:
         import mlflow
         from mlflow.tracking import MlflowClient
 
+        from .progress import quiet_libraries
+        quiet_libraries()                          # no MLflow transfer bars in logs (ser_attacks.progress)
         self.uri = resolve_uri(uri)
         self._check_reachable()
         mlflow.set_tracking_uri(self.uri)
@@ -82,6 +91,9 @@ class Tracking:
                 self.experiment_id = self.client.get_experiment_by_name(experiment).experiment_id
         else:
             self.experiment_id = exp.experiment_id
+        key, kind = EXPERIMENT_KIND
+        if exp is None or exp.tags.get(key) != kind:      # also an experiment created before this tag existed
+            self.client.set_experiment_tag(self.experiment_id, key, kind)
 
     @classmethod
     def from_cfg(cls, cfg) -> "Tracking":
@@ -129,10 +141,11 @@ class Tracking:
             self.client.log_batch(run_id, params=params[i:i + 100])
         self.log_text(run_id, OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
 
-    def log_metrics(self, run_id: str, metrics: dict[str, float], step: int = 0) -> None:
+    def log_metrics(self, run_id: str, metrics: dict[str, float], step: int = 0, model_id: str | None = None) -> None:
         from mlflow.entities import Metric
         now = int(time.time() * 1000)
-        self.client.log_batch(run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
+        self.client.log_batch(run_id, metrics=[Metric(k, float(v), now, step, model_id=model_id)
+                                               for k, v in metrics.items()])
 
     def log_text(self, run_id: str, text: str, name: str) -> None:
         self.client.log_text(run_id, text, name)
@@ -176,10 +189,139 @@ class Tracking:
         self.log_metrics(run_id, {"n_params": n_params, **{f"n_{k}": v for k, v in sizes.items()}})
         return run_id
 
-    def finish_train_run(self, run_id: str, meta: dict, model_dir: Path) -> None:
-        self.log_metrics(run_id, {k: meta[k] for k in ("val_acc", "test_acc", "epochs", "train_seconds")})
-        self.log_artifacts(run_id, model_dir, "model")
+    def finish_train_run(self, run_id: str, meta: dict, model_dir: Path, keras_model, example) -> dict:
+        """Log the trained model as MLflow Models (``keras_model``: Keras flavour, features → logits;
+        ``model``: the pyfunc wrapper, audio or features → probabilities), register the wrapper, log the
+        final metrics (linked to the wrapper) and close the run. Returns the registry facts for meta.json."""
+        info = self.log_trained_model(run_id, keras_model, model_dir, example, meta)
+        self.log_metrics(run_id, {k: meta[k] for k in ("val_acc", "test_acc", "epochs", "train_seconds")},
+                         model_id=info["logged_model_id"])
         self.finish(run_id)
+        return info
+
+    def log_trained_model(self, run_id: str | None, keras_model, model_dir: Path, example: np.ndarray,
+                          meta: dict) -> dict:
+        """``model_dir`` holds ``model.keras``, ``normalizer.npz`` and ``ser_model.json``; ``example`` is one
+        normalized input (1, frames, n_mels, 1). Nothing is pickled: the Keras model is saved in its native
+        ``.keras`` format and the wrapper is the Python file ``ser_attacks/pyfunc_model.py`` plus a copy of
+        the package (code_paths), so the registered model runs wherever MLflow and the requirements are."""
+        import mlflow
+        from mlflow.models import Model
+        from mlflow.models.signature import ModelSignature
+        from mlflow.types import ColSpec, Schema, TensorSpec
+
+        # Model.log resolves the tracking URI and the logged model's experiment globally (MLflow 3.17 puts a
+        # logged model in the *active* experiment, not its run's: without this, in "Default")
+        mlflow.set_tracking_uri(self.uri)
+        mlflow.set_experiment(experiment_id=self.experiment_id)
+        classes = list(meta["classes"])
+        shape = tuple(int(d) for d in meta["input_shape"])
+        tags = {"model_key": meta["key"], "dataset": meta["dataset"], "model": meta["model"]}
+        keras_sig = ModelSignature(inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, *shape))]),
+                                   outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, len(classes)))]))
+        keras_info = Model.log(None, name="keras_model", flavor=_keras_flavor(), run_id=run_id, model=keras_model,
+                               signature=keras_sig, input_example=np.round(np.asarray(example[:1], np.float64), 2),
+                               pip_requirements=requirements("mlflow", "keras", "tensorflow", "numpy"),
+                               tags={**tags, "output": "logits"}, validate_serving_input=False)
+        info = Model.log(None, name="model", flavor=mlflow.pyfunc, run_id=run_id, python_model=str(PYFUNC_FILE),
+                         artifacts={"keras_model": str(model_dir / "model.keras"),
+                                    "normalizer": str(model_dir / "normalizer.npz"),
+                                    "config": str(model_dir / MODEL_CONFIG)},
+                         code_paths=[str(PACKAGE_DIR)], signature=ModelSignature(inputs=None, outputs=Schema(
+                             [ColSpec("string", "emotion"), *[ColSpec("double", c) for c in classes],
+                              ColSpec("long", "n_segments")])),
+                         input_example=example_waveform(),
+                         pip_requirements=requirements("mlflow", "keras", "tensorflow", "numpy", "pandas",
+                                                       "librosa", "soundfile", "soxr", "filelock"),
+                         tags={**tags, "output": "probabilities"})
+        name = registered_name(meta["dataset"], meta["model"])
+        version = self.register(name, info.model_id, run_id, {**tags, "seed": str(meta.get("seed", ""))})
+        return {"registered_model": name, "model_version": version, "model_uri": f"models:/{name}/{version}",
+                "logged_model_id": info.model_id, "keras_model_id": keras_info.model_id,
+                "tracking_uri": self.uri}
+
+    def register(self, name: str, model_id: str, run_id: str | None, tags: dict[str, str]) -> str:
+        """A new version of registered model ``name`` from logged model ``model_id``; returns the version."""
+        from mlflow.exceptions import MlflowException
+        try:
+            self.client.create_registered_model(
+                name, description="Speech emotion recognition on log-Mel spectrograms (ser-attacks). Each version "
+                                  "is one trained configuration; its tag model_key is the model cache key.")
+        except MlflowException as exc:
+            if "already exists" not in str(exc).lower() and "RESOURCE_ALREADY_EXISTS" not in str(exc):
+                raise
+        mv = self.client.create_model_version(name, source=f"models:/{model_id}", run_id=run_id, tags=tags,
+                                              model_id=model_id)
+        return str(mv.version)
+
+    def model_version(self, dataset: str, model: str, key: str):
+        """The newest registered version of the model with this cache key, or None."""
+        try:
+            versions = self.client.search_model_versions(
+                f"name = '{registered_name(dataset, model)}' and tags.model_key = '{key}'")
+        except Exception:  # noqa: BLE001 - no registry behind this tracking URI
+            return None
+        return max(versions, key=lambda v: int(v.version)) if versions else None
+
+    def link_model(self, run_id: str, dataset: str, model: str, key: str, train_run_id: str | None) -> str | None:
+        """Record on an attack run the model it used: param ``model_uri`` (``models:/<name>/<version>``) and
+        the logged model as the run's input (the runs table's Models column). A model cached before models
+        were registered (or trained against another tracking store) falls back to ``runs:/<train run>/model``."""
+        mv = self.model_version(dataset, model, key)
+        if mv is not None:
+            uri = f"models:/{mv.name}/{mv.version}"
+            model_id = mv.model_id or (mv.source[len("models:/"):] if mv.source.startswith("models:/m-") else None)
+            if model_id:
+                from mlflow.entities import LoggedModelInput
+                self.client.log_inputs(run_id, models=[LoggedModelInput(model_id)])
+        elif train_run_id:
+            uri = f"runs:/{train_run_id}/model"
+        else:
+            return None
+        self.client.log_param(run_id, "model_uri", uri)
+        return uri
+
+
+def registered_name(dataset: str, model: str) -> str:
+    """The Model Registry name of a trained model: ``ser-<dataset>-<model>``."""
+    return f"ser-{dataset}-{model}"
+
+
+def _keras_flavor():
+    """``mlflow.keras`` whose ``save_model`` creates the model folder first: MLflow 3.17's writes the input
+    example before creating the folder, so ``mlflow.keras.log_model(..., input_example=...)`` fails. (It also
+    swallows ``validate_serving_input``, which ``Model.log`` passes on to the flavour.)"""
+    import types
+
+    import mlflow.keras
+
+    def save_model(path, validate_serving_input=None, **kwargs):
+        os.makedirs(path, exist_ok=True)
+        return mlflow.keras.save_model(path=path, **kwargs)
+    return types.SimpleNamespace(__name__=mlflow.keras.__name__, save_model=save_model)
+
+
+def example_waveform(seconds: float = 0.5, sample_rate: int = 8000) -> dict:
+    """The pyfunc wrapper's input example: a short synthetic vowel-like tone at a rate other than the model's
+    (the wrapper resamples), as ``{"audio": [...], "sample_rate": sr}``."""
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    y = 0.3 * np.sin(2 * np.pi * 220 * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))
+    return {"audio": np.round(y, 4).astype(np.float32), "sample_rate": np.asarray(sample_rate, dtype=np.int64)}
+
+
+def requirements(*names: str) -> list[str]:
+    """Pinned pip requirements for a logged model, from the installed distributions (TensorFlow from
+    whichever of tensorflow / tensorflow-cpu is installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+    out = []
+    for name in names:
+        for dist in ((name, f"{name}-cpu") if name == "tensorflow" else (name,)):
+            try:
+                out.append(f"{dist}=={version(dist)}")
+                break
+            except PackageNotFoundError:
+                continue
+    return out
 
 
 # ---------------------------------------------------------------- sweeps
