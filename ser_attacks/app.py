@@ -121,7 +121,7 @@ def attack_job(cfg: DictConfig, tracking: Tracking, run_id: str) -> dict[str, fl
 
 
 # Keys that change how a job runs or where it logs, not what it computes: left out of config_hash.
-NOT_IN_HASH = ("force", "progress", "tracking", "paths", "features.n_jobs", "attack.verbose", "train.verbose",
+NOT_IN_HASH = ("force", "progress", "report", "tracking", "paths", "features.n_jobs", "attack.verbose", "train.verbose",
                "mode", "tune")   # mode/tune: attack jobs only run in mode=attack; tune settings never affect them
 
 

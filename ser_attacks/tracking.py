@@ -348,6 +348,57 @@ def _summary_line(run) -> str:
     return line
 
 
+SUMMARY_COLUMNS = {   # summary-table column → run metric (attack jobs; training jobs use their own)
+    "clean_acc": "clean_acc", "adv_acc": "adv_acc", "adv_acc_female": "adv_acc_female", "adv_acc_male": "adv_acc_male",
+    "perturbation": "perturbation", "attack_time_s": "attack_time_s"}
+TRAIN_COLUMNS = {"val_acc": "val_acc", "test_acc": "test_acc", "epochs": "epochs", "train_seconds": "train_seconds"}
+
+
+def report_enabled(value) -> bool:
+    """``report`` config: auto (default) and true build a sweep's report when it ends; false does not."""
+    if isinstance(value, bool):
+        return value
+    if str(value).lower() in ("auto", "true", "on", "yes"):
+        return True
+    if str(value).lower() in ("false", "off", "no", "none"):
+        return False
+    raise ValueError(f"report={value!r}: use report=auto (default: build the sweep's report), true or false")
+
+
+def summary_table(children, earlier=()) -> "pd.DataFrame":
+    """One row per job of a sweep (and per earlier run a resumed sweep reused): what the parent run's
+    ``summary_table.json`` holds (``mlflow.log_table``; the UI shows it under the run's artifacts)."""
+    import pandas as pd
+    rows = []
+    for r, reused in [(r, False) for r in children] + [(r, True) for r in earlier]:
+        tags, m = r.data.tags, r.data.metrics
+        kind = tags.get("run_type", "")
+        row = {"job": tags.get("mlflow.runName", r.info.run_id), "run_type": kind,
+               "status": "SKIPPED (finished earlier)" if reused else r.info.status,
+               "attack": tags.get("attack", ""), "dataset": tags.get("dataset", ""), "model": tags.get("model", "")}
+        cols = TRAIN_COLUMNS if kind.startswith("train") else SUMMARY_COLUMNS
+        row.update({c: m.get(k, float("nan")) for c, k in cols.items()})
+        if not kind.startswith("train"):
+            row["effect"] = tags.get("attack_effect", "")
+        row["error"] = tags.get("error", "")[:200] if r.info.status != "FINISHED" else ""
+        row["run_id"] = r.info.run_id
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def sweep_note(table, with_report: bool) -> str:
+    """The parent run's description (Markdown; the run page opens on it): the summary table, short."""
+    cols = [c for c in ("job", "status", "clean_acc", "adv_acc", "adv_acc_female", "adv_acc_male", "perturbation",
+                        "attack_time_s", "effect", "val_acc", "test_acc") if c in table and table[c].astype(str).ne("").any()]
+    head = "| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n"
+    body = "".join("| " + " | ".join(f"{v:.3g}" if isinstance(v, float) else str(v) for v in row) + " |\n"
+                   for row in table[cols].itertuples(index=False))
+    more = ("The full report (tables, figures, statistics) is in this run's artifacts: **report.html**. "
+            if with_report else "")
+    return (f"**Sweep summary** ({len(table)} jobs; {SUMMARY_TABLE} in the artifacts holds every column). {more}\n\n"
+            + head + body)
+
+
 class MlflowSweepCallback(Callback):
     """Creates the tracking DB and the sweep's parent run before any job; closes it at the end."""
 
@@ -368,6 +419,10 @@ class MlflowSweepCallback(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         lifecycle.install_signal_handlers()     # SIGTERM/SIGINT: unwind, kill workers, close runs
+        try:
+            report_enabled(config.get("report", "auto"))
+        except ValueError as exc:
+            raise SystemExit(f"error: {exc}") from None
         self.tracking = self._tracking(config)
         lifecycle.close_dead_runs(self.tracking)
         overrides = list(config.hydra.overrides.task)
@@ -389,21 +444,50 @@ class MlflowSweepCallback(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if not self.run_id:
             return
-        lifecycle.sweep_closed()
-        children = self.tracking.client.search_runs(
+        client = self.tracking.client
+        children = client.search_runs(
             [self.tracking.experiment_id], f"tags.mlflow.parentRunId = '{self.run_id}'", max_results=10000)
+        children = sorted(children, key=lambda r: r.info.start_time)
         failed = [r for r in children if r.info.status != "FINISHED"]
         self.tracking.log_metrics(self.run_id, {"n_jobs": len(children), "n_failed": len(failed)})
+        lines = [_summary_line(r) for r in children]
+        skipped_tags = {k[len("skipped."):]: v for k, v in client.get_run(self.run_id).data.tags.items()
+                        if k.startswith("skipped.")}
+        if skipped_tags:
+            self.tracking.log_metrics(self.run_id, {"n_skipped": len(skipped_tags)})
+            lines += [f"{name:<28} already FINISHED earlier: skipped (force=true reruns it)"
+                      for name in sorted(skipped_tags.values())]
+        earlier = [client.get_run(rid) for rid in skipped_tags]
+        table = summary_table(children, earlier)
+        report = None
+        if len(table):
+            client.log_table(self.run_id, data=table, artifact_file=SUMMARY_TABLE)
+            if report_enabled(config.get("report", "auto")) and (table.run_type == "attack").any() \
+                    and (table.status == "FINISHED").any():
+                report = self._report(config)
+            client.set_tag(self.run_id, "mlflow.note.content", sweep_note(table, report is not None))
+        lifecycle.sweep_closed()
         self.tracking.finish(self.run_id, "FAILED" if failed else "FINISHED")
         os.environ.pop(PARENT_ENV, None)
-        lines = [_summary_line(r) for r in sorted(children, key=lambda r: r.info.start_time)]
-        skipped = [v for k, v in self.tracking.client.get_run(self.run_id).data.tags.items()
-                   if k.startswith("skipped.")]
-        if skipped:
-            self.tracking.log_metrics(self.run_id, {"n_skipped": len(skipped)})
-            lines += [f"{name:<28} already FINISHED earlier: skipped (force=true reruns it)" for name in sorted(skipped)]
-        print(f"\nSweep finished: {len(children)} runs, {len(failed)} failed, {len(skipped)} skipped "
+        print(f"\nSweep finished: {len(children)} runs, {len(failed)} failed, {len(skipped_tags)} skipped "
               f"(parent run {self.run_id}).\n  " + "\n  ".join(lines)
+              + (f"\nReport: {report / 'report.html'} (also the parent run's artifacts)" if report else "")
               + f"\nTracking: {self.tracking.uri}  ->  `make ui` to browse.")
         if failed:
             raise SystemExit(f"{len(failed)} of {len(children)} jobs failed; see their traceback.txt in MLflow.")
+
+    def _report(self, config: DictConfig) -> Path | None:
+        """``report=auto``: the sweep's report (ser_attacks.report) in ``<sweep dir>/report``, logged as the
+        parent run's artifacts. A report that cannot be built is a warning, never a failed sweep."""
+        from .report import build_report
+        out = Path(str(config.hydra.sweep.dir)) / "report"
+        try:
+            log.info("Building the sweep's report (report=false skips it)")
+            rep = build_report(self.tracking.uri, str(config.tracking.experiment), [self.run_id], out=out,
+                               name=f"ser-attacks sweep {self.run_id[:8]}", log_run=False)
+            self.tracking.log_artifacts(self.run_id, rep.out)
+            return rep.out
+        except (Exception, SystemExit) as exc:  # noqa: BLE001
+            log.warning("The sweep's report was not built (%s: %s); build it with: python -m ser_attacks.report "
+                        "--sweep %s", exc.__class__.__name__, exc, self.run_id)
+            return None
