@@ -4,8 +4,8 @@ determinism on and off, side by side.
     python benchmarks/determinism.py [--repeats 2] [--epochs 6] [--json results/determinism_demo.json] [overrides...]
 
 Each training runs in its own process (TensorFlow's determinism switch is process-wide), alternating
-deterministic / non-deterministic, all seeded alike (``keras.utils.set_random_seed``); "off" switches
-``enable_op_determinism`` off again after ``train.compiled_model`` turned it on. Early stopping is disabled
+deterministic / non-deterministic, all seeded alike (``keras.utils.set_random_seed``); "off" keeps
+``train.deterministic`` from calling ``enable_op_determinism`` (TensorFlow has no public switch back). Early stopping is disabled
 (patience > epochs) so every training runs exactly ``--epochs`` epochs. Reports seconds per epoch (median),
 the ratio, and whether repeated trainings produced bit-identical weights (SHA-256 of all weights).
 """
@@ -39,10 +39,10 @@ def child(mode: str, epochs: int, overrides: list[str]) -> dict:
                                            f"train.reduce_lr_patience={epochs + 1}", "train.verbose=0", *overrides])
     data = prepare(cfg, progress=False)
     norm, (Xtr, ytr), (Xva, yva), _ = normalized_parts(cfg, data)
-    model = compiled_model(cfg, Xtr.shape[1:], len(data.classes))      # seeds + enable_op_determinism
-    if mode == "off":
+    if mode == "off":          # TensorFlow has no public switch back: keep train.deterministic from turning it on
         import tensorflow as tf
-        tf.config.experimental.disable_op_determinism()
+        tf.config.experimental.enable_op_determinism = lambda: None
+    model = compiled_model(cfg, Xtr.shape[1:], len(data.classes))      # seeds (+ enable_op_determinism)
     t0 = time.perf_counter()
     hist = fit(cfg, model, (Xtr, ytr), (Xva, yva), len(data.classes))
     seconds = time.perf_counter() - t0

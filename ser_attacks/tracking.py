@@ -30,7 +30,8 @@ PARENT_ENV = "SER_ATTACKS_PARENT_RUN_ID"
 PARENT_FILE = "mlflow_parent_run_id.txt"
 PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_ROOT = PACKAGE_DIR.parent
-# MLflow 3's UI opens an experiment without this tag on its GenAI overview (traces, tokens), not on the runs table.
+# MLflow 3 UIs that choose an experiment's view by its kind open one without this tag on their GenAI overview
+# (traces, tokens). 3.17.2's UI decides by its sidebar switch instead; browser.ui_url links past it.
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 PYFUNC_FILE = PACKAGE_DIR / "pyfunc_model.py"      # the pyfunc wrapper, logged as "models from code"
 MODEL_CONFIG = "ser_model.json"                     # classes + front end, beside model.keras and normalizer.npz
