@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -29,6 +30,13 @@ FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 
 class BrowserError(RuntimeError):
     """Chromium is missing, died, or a page did not get ready in time."""
+
+
+def _high_fd(fd: int) -> int:
+    import fcntl
+    high = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10)
+    os.close(fd)
+    return high
 
 
 def find_chromium() -> str | None:
@@ -57,8 +65,12 @@ class Browser:
         self._profile = tempfile.mkdtemp(prefix="ser-attacks-chromium-")
         to_chrome_r, self._to_chrome = os.pipe()
         self._from_chrome, from_chrome_w = os.pipe()
-        # the shell puts our pipe ends on fds 3 and 4, where --remote-debugging-pipe expects them
-        cmd = ["sh", "-c", f'exec "$0" "$@" 3<&{to_chrome_r} 4>&{from_chrome_w}', self.binary, *FLAGS,
+        # the child's ends above 9, so moving them to 3 and 4 never overwrites one with the other
+        to_chrome_r, from_chrome_w = (_high_fd(fd) for fd in (to_chrome_r, from_chrome_w))
+        # a small exec wrapper puts our pipe ends on fds 3 and 4, where --remote-debugging-pipe expects them
+        wrapper = ("import os, sys; r, w = int(sys.argv[1]), int(sys.argv[2]); os.dup2(r, 3); os.dup2(w, 4); "
+                   "os.close(r); os.close(w); os.execv(sys.argv[3], sys.argv[3:])")
+        cmd = [sys.executable, "-c", wrapper, str(to_chrome_r), str(from_chrome_w), self.binary, *FLAGS,
                f"--user-data-dir={self._profile}", f"--window-size={self.width},{self.height}", "about:blank"]
         self.proc = subprocess.Popen(cmd, pass_fds=(to_chrome_r, from_chrome_w), stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -125,7 +137,12 @@ class Browser:
         msg = {"id": self._id, "method": method, "params": params or {}}
         if session:
             msg["sessionId"] = self.session
-        os.write(self._to_chrome, json.dumps(msg).encode() + b"\0")
+        try:
+            os.write(self._to_chrome, json.dumps(msg).encode() + b"\0")
+        except BrokenPipeError:
+            time.sleep(0.5)
+            raise BrowserError(f"Chromium ({self.binary}) exited (code {self.proc.poll()}): "
+                               f"{b''.join(self._stderr).decode(errors='replace')[-2000:]}") from None
         deadline = time.monotonic() + (timeout or self.timeout)
         with self._cond:
             while self._id not in self._replies:
@@ -271,7 +288,6 @@ class MlflowUI:
         self.uri, self.timeout = uri, timeout
 
     def __enter__(self) -> str:
-        import sys
         import urllib.request
         self.port = free_port()
         self.log = tempfile.TemporaryFile()
@@ -337,7 +353,6 @@ def screenshots(uri: str, out: Path, experiment: str = "ser-attacks", sweep: str
 
 def main(argv=None) -> int:
     import argparse
-    import sys
     p = argparse.ArgumentParser(prog="python -m ser_attacks.browser",
                                 description="Screenshots of a sweep's MLflow runs table and report (headless "
                                             "Chromium), and the report's browser checks.")
