@@ -141,6 +141,10 @@ def time_per_attack(cf: pd.DataFrame, path: Path) -> Path | None:
     ax.set_xticks(range(len(attacks)), attacks)
     ax.set_xlabel("attack")
     ax.set_yscale("log")
+    # plain numbers (0.2, 5) rather than 2×10⁻¹, 5×10⁰; minor ticks labelled at 2 and 5 of each decade
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.FuncFormatter(
+        lambda v, _: f"{v:g}" if v > 0 and round(v / 10 ** np.floor(np.log10(v))) in (2, 5) else ""))
     ax.set_ylabel("attack time per segment (s, log)")
     ax.grid(axis="y", alpha=0.3, which="both")
     return _save(fig, path)

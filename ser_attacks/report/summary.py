@@ -87,12 +87,12 @@ def flags(runs, t) -> list[str]:
         if len(up):
             out.append("Adversarial accuracy above clean accuracy (the attack helped the model) for "
                        + ", ".join(f"{r.attack} {r.config} on {r.setting}" for r in up.itertuples()) + ".")
-    for g in ("female", "male"):
-        col = f"n_samples_{g}"
-        if col in df and df[col].notna().any() and df[col].min() < SMALL_N:
-            out.append(f"Few attacked segments per gender (as few as {df[col].min():.0f} {g}): 95% CIs are about "
-                       "±0.15 or wider; read gender differences as leads, not findings.")
-            break
+    fewest = {g: df[f"n_samples_{g}"].min() for g in ("female", "male")
+              if f"n_samples_{g}" in df and df[f"n_samples_{g}"].notna().any()}
+    if fewest and min(fewest.values()) < SMALL_N:
+        g = min(fewest, key=fewest.get)
+        out.append(f"Few attacked segments per gender (as few as {fewest[g]:.0f} of {g} speakers in a run): 95% CIs "
+                   "are about ±0.15 or wider; read gender differences as leads, not findings.")
     if len(t.configs) and (t.configs.n_runs <= 1).all():
         out.append("One seed per configuration: the numbers are single runs (no between-seed spread); "
                    "rerun with seed=0,1,2 to see how much they move.")
