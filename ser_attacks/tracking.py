@@ -211,20 +211,21 @@ class Tracking:
         from mlflow.models.signature import ModelSignature
         from mlflow.types import ColSpec, Schema, TensorSpec
 
-        # Model.log resolves the tracking URI and the logged model's experiment globally (MLflow 3.17 puts a
-        # logged model in the *active* experiment, not its run's: without this, in "Default")
+        # Model.log resolves the tracking URI globally, and would create the logged model in the *active*
+        # experiment ("Default" here), not its run's: so the logged models are created here, in ours.
         mlflow.set_tracking_uri(self.uri)
-        mlflow.set_experiment(experiment_id=self.experiment_id)
         classes = list(meta["classes"])
         shape = tuple(int(d) for d in meta["input_shape"])
         tags = {"model_key": meta["key"], "dataset": meta["dataset"], "model": meta["model"]}
         keras_sig = ModelSignature(inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, *shape))]),
                                    outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, len(classes)))]))
-        keras_info = Model.log(None, name="keras_model", flavor=_keras_flavor(), run_id=run_id, model=keras_model,
+        keras_info = Model.log(None, model_id=self._logged_model("keras_model", run_id, {**tags, "output": "logits"}),
+                               flavor=_keras_flavor(), run_id=run_id, model=keras_model,
                                signature=keras_sig, input_example=np.round(np.asarray(example[:1], np.float64), 2),
                                pip_requirements=requirements("mlflow", "keras", "tensorflow", "numpy"),
-                               tags={**tags, "output": "logits"}, validate_serving_input=False)
-        info = Model.log(None, name="model", flavor=mlflow.pyfunc, run_id=run_id, python_model=str(PYFUNC_FILE),
+                               validate_serving_input=False)
+        info = Model.log(None, model_id=self._logged_model("model", run_id, {**tags, "output": "probabilities"}),
+                         flavor=mlflow.pyfunc, run_id=run_id, python_model=str(PYFUNC_FILE),
                          artifacts={"keras_model": str(model_dir / "model.keras"),
                                     "normalizer": str(model_dir / "normalizer.npz"),
                                     "config": str(model_dir / MODEL_CONFIG)},
@@ -233,13 +234,17 @@ class Tracking:
                               ColSpec("long", "n_segments")])),
                          input_example=example_waveform(),
                          pip_requirements=requirements("mlflow", "keras", "tensorflow", "numpy", "pandas",
-                                                       "librosa", "soundfile", "soxr", "filelock"),
-                         tags={**tags, "output": "probabilities"})
+                                                       "librosa", "soundfile", "soxr", "filelock"))
         name = registered_name(meta["dataset"], meta["model"])
         version = self.register(name, info.model_id, run_id, {**tags, "seed": str(meta.get("seed", ""))})
         return {"registered_model": name, "model_version": version, "model_uri": f"models:/{name}/{version}",
                 "logged_model_id": info.model_id, "keras_model_id": keras_info.model_id,
                 "tracking_uri": self.uri}
+
+    def _logged_model(self, name: str, run_id: str | None, tags: dict[str, str]) -> str:
+        """A new (pending) logged model in this experiment; ``Model.log(model_id=...)`` fills and finalizes it."""
+        return self.client.create_logged_model(self.experiment_id, name=name, source_run_id=run_id,
+                                               tags=tags).model_id
 
     def register(self, name: str, model_id: str, run_id: str | None, tags: dict[str, str]) -> str:
         """A new version of registered model ``name`` from logged model ``model_id``; returns the version."""
@@ -266,7 +271,7 @@ class Tracking:
 
     def link_model(self, run_id: str, dataset: str, model: str, key: str, train_run_id: str | None) -> str | None:
         """Record on an attack run the model it used: param ``model_uri`` (``models:/<name>/<version>``) and
-        the logged model as the run's input (the runs table's Models column). A model cached before models
+        the logged model as the run's input (``run.inputs.model_inputs``). A model cached before models
         were registered (or trained against another tracking store) falls back to ``runs:/<train run>/model``."""
         mv = self.model_version(dataset, model, key)
         if mv is not None:
