@@ -8,7 +8,7 @@ UI_PORT ?= 5000
 MLFLOW_TRACKING_URI ?= sqlite:///mlflow.db
 export MLFLOW_TRACKING_URI
 
-.PHONY: help install demo sweep test test-slow ui clean-outputs lock
+.PHONY: help install demo sweep test test-slow ui screenshots clean-outputs lock
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -22,9 +22,9 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 install: $(VENV)/.installed  ## create .venv and install the pinned dependencies
 
-demo: install  ## embedded corpus → train the default model once → FGSM/BIM sweep → MLflow
+demo: install  ## embedded corpus → train the default model once → FGSM/BIM sweep → MLflow + report
 	$(PY) -m ser_attacks -m experiment=demo $(ARGS)
-	@echo; echo "Done. Browse the runs with: make ui   (http://127.0.0.1:$(UI_PORT))"
+	@echo; echo "Done. Browse the runs with: make ui   (the sweep's report.html is also in its parent run's artifacts)"
 
 test: install  ## the test suite (tiny configs, embedded corpus; ~minutes on 2 cores)
 	$(PY) -m pytest -q $(ARGS)
@@ -32,9 +32,13 @@ test: install  ## the test suite (tiny configs, embedded corpus; ~minutes on 2 c
 test-slow: install  ## also the slow end-to-end tests
 	$(PY) -m pytest -q -m "slow or not slow" $(ARGS)
 
-ui: install  ## MLflow UI on 127.0.0.1 for the local sqlite DB
+ui: install  ## MLflow UI on 127.0.0.1 for the local sqlite DB (prints the link to the runs table)
+	@$(PY) -m ser_attacks.tracking --port $(UI_PORT)
 	$(VENV)/bin/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --default-artifact-root ./mlruns \
 		--host 127.0.0.1 --port $(UI_PORT) --workers 1
+
+screenshots: install  ## README images: the runs table + report of a sweep, in headless Chromium (ARGS="--sweep <id>")
+	$(PY) -m ser_attacks.browser --out docs/img $(ARGS)
 
 lock:  ## re-pin constraints.txt from the current venv
 	$(PY) -m pip freeze --exclude-editable | grep -v '^-e' > constraints.txt

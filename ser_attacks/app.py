@@ -20,7 +20,7 @@ import hydra  # noqa: E402
 import numpy as np  # noqa: E402
 from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from hydra.types import RunMode  # noqa: E402
-from omegaconf import DictConfig  # noqa: E402
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from . import lifecycle, schema  # noqa: E402
 from .tracking import Tracking, parent_run_id  # noqa: E402
@@ -55,6 +55,7 @@ def attack_job(cfg: DictConfig, tracking: Tracking, run_id: str) -> dict[str, fl
     from .estimator import make_classifier
     from .metrics import attack_metrics
     from .plots import spectrogram_triplets
+    from .progress import bars
     from .train import get_or_train
 
     data = prepare(cfg, progress=cfg.progress)
@@ -66,14 +67,14 @@ def attack_job(cfg: DictConfig, tracking: Tracking, run_id: str) -> dict[str, fl
     tracking.client.set_tag(run_id, "model_key", tm.key)
     if tm.run_id:
         tracking.client.set_tag(run_id, "model_run_id", tm.run_id)
-        tracking.client.log_param(run_id, "model_uri", f"runs:/{tm.run_id}/model")
+    tracking.link_model(run_id, cfg.dataset.name, cfg.model.name, tm.key, tm.run_id)   # param model_uri=models:/…
 
     X, y, segs = data.part("test")
     idx = select_samples(segs.gender.to_numpy(), cfg.attack.n_samples, cfg.seed)
     x, y, genders = tm.normalizer.transform(X[idx]), y[idx], segs.gender.to_numpy()[idx]
     clf = make_classifier(tm.model, len(tm.classes), tm.normalizer.clip_values, cfg.estimator.kind,
                           cfg.estimator.batch_size)
-    attack = build_attack(cfg.attack, clf)
+    attack = build_attack(OmegaConf.merge(cfg.attack, {"verbose": bars(cfg.attack.verbose)}), clf)  # no bars in logs
     clean_logits = clf.predict(x)
     labels, label_kind = attack_labels(attack, y, len(tm.classes), cfg.seed)
     if not cfg.attack_true_labels and label_kind == "true":
@@ -120,7 +121,7 @@ def attack_job(cfg: DictConfig, tracking: Tracking, run_id: str) -> dict[str, fl
 
 
 # Keys that change how a job runs or where it logs, not what it computes: left out of config_hash.
-NOT_IN_HASH = ("force", "progress", "tracking", "paths", "features.n_jobs", "attack.verbose", "train.verbose",
+NOT_IN_HASH = ("force", "progress", "report", "tracking", "paths", "features.n_jobs", "attack.verbose", "train.verbose",
                "mode", "tune")   # mode/tune: attack jobs only run in mode=attack; tune settings never affect them
 
 

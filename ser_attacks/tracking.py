@@ -19,6 +19,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
@@ -27,7 +28,14 @@ from . import lifecycle
 log = logging.getLogger(__name__)
 PARENT_ENV = "SER_ATTACKS_PARENT_RUN_ID"
 PARENT_FILE = "mlflow_parent_run_id.txt"
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_DIR = Path(__file__).resolve().parent
+PROJECT_ROOT = PACKAGE_DIR.parent
+# MLflow 3 UIs that choose an experiment's view by its kind open one without this tag on their GenAI overview
+# (traces, tokens). 3.17.2's UI decides by its sidebar switch instead; browser.ui_url links past it.
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
+PYFUNC_FILE = PACKAGE_DIR / "pyfunc_model.py"      # the pyfunc wrapper, logged as "models from code"
+MODEL_CONFIG = "ser_model.json"                     # classes + front end, beside model.keras and normalizer.npz
+SUMMARY_TABLE = "summary_table.json"                # a sweep's one-row-per-job table (mlflow.log_table)
 
 
 class TrackingError(RuntimeError):
@@ -67,6 +75,8 @@ class Tracking:
         import mlflow
         from mlflow.tracking import MlflowClient
 
+        from .progress import quiet_libraries
+        quiet_libraries()                          # no MLflow transfer bars in logs (ser_attacks.progress)
         self.uri = resolve_uri(uri)
         self._check_reachable()
         mlflow.set_tracking_uri(self.uri)
@@ -82,6 +92,9 @@ class Tracking:
                 self.experiment_id = self.client.get_experiment_by_name(experiment).experiment_id
         else:
             self.experiment_id = exp.experiment_id
+        key, kind = EXPERIMENT_KIND
+        if exp is None or exp.tags.get(key) != kind:      # also an experiment created before this tag existed
+            self.client.set_experiment_tag(self.experiment_id, key, kind)
 
     @classmethod
     def from_cfg(cls, cfg) -> "Tracking":
@@ -129,10 +142,11 @@ class Tracking:
             self.client.log_batch(run_id, params=params[i:i + 100])
         self.log_text(run_id, OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
 
-    def log_metrics(self, run_id: str, metrics: dict[str, float], step: int = 0) -> None:
+    def log_metrics(self, run_id: str, metrics: dict[str, float], step: int = 0, model_id: str | None = None) -> None:
         from mlflow.entities import Metric
         now = int(time.time() * 1000)
-        self.client.log_batch(run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
+        self.client.log_batch(run_id, metrics=[Metric(k, float(v), now, step, model_id=model_id)
+                                               for k, v in metrics.items()])
 
     def log_text(self, run_id: str, text: str, name: str) -> None:
         self.client.log_text(run_id, text, name)
@@ -176,10 +190,144 @@ class Tracking:
         self.log_metrics(run_id, {"n_params": n_params, **{f"n_{k}": v for k, v in sizes.items()}})
         return run_id
 
-    def finish_train_run(self, run_id: str, meta: dict, model_dir: Path) -> None:
-        self.log_metrics(run_id, {k: meta[k] for k in ("val_acc", "test_acc", "epochs", "train_seconds")})
-        self.log_artifacts(run_id, model_dir, "model")
+    def finish_train_run(self, run_id: str, meta: dict, model_dir: Path, keras_model, example) -> dict:
+        """Log the trained model as MLflow Models (``keras_model``: Keras flavour, features → logits;
+        ``model``: the pyfunc wrapper, audio or features → probabilities), register the wrapper, log the
+        final metrics (linked to the wrapper) and close the run. Returns the registry facts for meta.json."""
+        info = self.log_trained_model(run_id, keras_model, model_dir, example, meta)
+        self.log_metrics(run_id, {k: meta[k] for k in ("val_acc", "test_acc", "epochs", "train_seconds")},
+                         model_id=info["logged_model_id"])
         self.finish(run_id)
+        return info
+
+    def log_trained_model(self, run_id: str | None, keras_model, model_dir: Path, example: np.ndarray,
+                          meta: dict) -> dict:
+        """``model_dir`` holds ``model.keras``, ``normalizer.npz`` and ``ser_model.json``; ``example`` is one
+        normalized input (1, frames, n_mels, 1). Nothing is pickled: the Keras model is saved in its native
+        ``.keras`` format and the wrapper is the Python file ``ser_attacks/pyfunc_model.py`` plus a copy of
+        the package (code_paths), so the registered model runs wherever MLflow and the requirements are."""
+        import mlflow
+        from mlflow.models import Model
+        from mlflow.models.signature import ModelSignature
+        from mlflow.types import ColSpec, Schema, TensorSpec
+
+        # Model.log resolves the tracking URI globally, and would create the logged model in the *active*
+        # experiment ("Default" here), not its run's: so the logged models are created here, in ours.
+        mlflow.set_tracking_uri(self.uri)
+        classes = list(meta["classes"])
+        shape = tuple(int(d) for d in meta["input_shape"])
+        tags = {"model_key": meta["key"], "dataset": meta["dataset"], "model": meta["model"]}
+        keras_sig = ModelSignature(inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, *shape))]),
+                                   outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, len(classes)))]))
+        keras_info = Model.log(None, model_id=self._logged_model("keras_model", run_id, {**tags, "output": "logits"}),
+                               flavor=_keras_flavor(), run_id=run_id, model=keras_model,
+                               signature=keras_sig, input_example=np.round(np.asarray(example[:1], np.float64), 2),
+                               pip_requirements=requirements("mlflow", "keras", "tensorflow", "numpy"),
+                               validate_serving_input=False)
+        info = Model.log(None, model_id=self._logged_model("model", run_id, {**tags, "output": "probabilities"}),
+                         flavor=mlflow.pyfunc, run_id=run_id, python_model=str(PYFUNC_FILE),
+                         artifacts={"keras_model": str(model_dir / "model.keras"),
+                                    "normalizer": str(model_dir / "normalizer.npz"),
+                                    "config": str(model_dir / MODEL_CONFIG)},
+                         code_paths=[str(PACKAGE_DIR)], signature=ModelSignature(inputs=None, outputs=Schema(
+                             [ColSpec("string", "emotion"), *[ColSpec("double", c) for c in classes],
+                              ColSpec("long", "n_segments")])),
+                         input_example=example_waveform(),
+                         pip_requirements=requirements("mlflow", "keras", "tensorflow", "numpy", "pandas",
+                                                       "librosa", "soundfile", "soxr", "filelock"))
+        name = registered_name(meta["dataset"], meta["model"])
+        version = self.register(name, info.model_id, run_id, {**tags, "seed": str(meta.get("seed", ""))})
+        return {"registered_model": name, "model_version": version, "model_uri": f"models:/{name}/{version}",
+                "logged_model_id": info.model_id, "keras_model_id": keras_info.model_id,
+                "tracking_uri": self.uri}
+
+    def _logged_model(self, name: str, run_id: str | None, tags: dict[str, str]) -> str:
+        """A new (pending) logged model in this experiment; ``Model.log(model_id=...)`` fills and finalizes it."""
+        return self.client.create_logged_model(self.experiment_id, name=name, source_run_id=run_id,
+                                               tags=tags).model_id
+
+    def register(self, name: str, model_id: str, run_id: str | None, tags: dict[str, str]) -> str:
+        """A new version of registered model ``name`` from logged model ``model_id``; returns the version."""
+        from mlflow.exceptions import MlflowException
+        try:
+            self.client.create_registered_model(
+                name, description="Speech emotion recognition on log-Mel spectrograms (ser-attacks). Each version "
+                                  "is one trained configuration; its tag model_key is the model cache key.")
+        except MlflowException as exc:
+            if "already exists" not in str(exc).lower() and "RESOURCE_ALREADY_EXISTS" not in str(exc):
+                raise
+        mv = self.client.create_model_version(name, source=f"models:/{model_id}", run_id=run_id, tags=tags,
+                                              model_id=model_id)
+        return str(mv.version)
+
+    def model_version(self, dataset: str, model: str, key: str):
+        """The newest registered version of the model with this cache key, or None."""
+        try:
+            versions = self.client.search_model_versions(
+                f"name = '{registered_name(dataset, model)}' and tags.model_key = '{key}'")
+        except Exception:  # noqa: BLE001 - no registry behind this tracking URI
+            return None
+        return max(versions, key=lambda v: int(v.version)) if versions else None
+
+    def link_model(self, run_id: str, dataset: str, model: str, key: str, train_run_id: str | None) -> str | None:
+        """Record on an attack run the model it used: param ``model_uri`` (``models:/<name>/<version>``) and
+        the logged model as the run's input (``run.inputs.model_inputs``). A model cached before models
+        were registered (or trained against another tracking store) falls back to ``runs:/<train run>/model``."""
+        mv = self.model_version(dataset, model, key)
+        if mv is not None:
+            uri = f"models:/{mv.name}/{mv.version}"
+            model_id = mv.model_id or (mv.source[len("models:/"):] if mv.source.startswith("models:/m-") else None)
+            if model_id:
+                from mlflow.entities import LoggedModelInput
+                self.client.log_inputs(run_id, models=[LoggedModelInput(model_id)])
+        elif train_run_id:
+            uri = f"runs:/{train_run_id}/model"
+        else:
+            return None
+        self.client.log_param(run_id, "model_uri", uri)
+        return uri
+
+
+def registered_name(dataset: str, model: str) -> str:
+    """The Model Registry name of a trained model: ``ser-<dataset>-<model>``."""
+    return f"ser-{dataset}-{model}"
+
+
+def _keras_flavor():
+    """``mlflow.keras`` whose ``save_model`` creates the model folder first: MLflow 3.17's writes the input
+    example before creating the folder, so ``mlflow.keras.log_model(..., input_example=...)`` fails. (It also
+    swallows ``validate_serving_input``, which ``Model.log`` passes on to the flavour.)"""
+    import types
+
+    import mlflow.keras
+
+    def save_model(path, validate_serving_input=None, **kwargs):
+        os.makedirs(path, exist_ok=True)
+        return mlflow.keras.save_model(path=path, **kwargs)
+    return types.SimpleNamespace(__name__=mlflow.keras.__name__, save_model=save_model)
+
+
+def example_waveform(seconds: float = 0.5, sample_rate: int = 8000) -> dict:
+    """The pyfunc wrapper's input example: a short synthetic vowel-like tone at a rate other than the model's
+    (the wrapper resamples), as ``{"audio": [...], "sample_rate": sr}``."""
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    y = 0.3 * np.sin(2 * np.pi * 220 * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))
+    return {"audio": np.round(y, 4).astype(np.float32), "sample_rate": np.asarray(sample_rate, dtype=np.int64)}
+
+
+def requirements(*names: str) -> list[str]:
+    """Pinned pip requirements for a logged model, from the installed distributions (TensorFlow from
+    whichever of tensorflow / tensorflow-cpu is installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+    out = []
+    for name in names:
+        for dist in ((name, f"{name}-cpu") if name == "tensorflow" else (name,)):
+            try:
+                out.append(f"{dist}=={version(dist)}")
+                break
+            except PackageNotFoundError:
+                continue
+    return out
 
 
 # ---------------------------------------------------------------- sweeps
@@ -206,6 +354,57 @@ def _summary_line(run) -> str:
     return line
 
 
+SUMMARY_COLUMNS = {   # summary-table column → run metric (attack jobs; training jobs use their own)
+    "clean_acc": "clean_acc", "adv_acc": "adv_acc", "adv_acc_female": "adv_acc_female", "adv_acc_male": "adv_acc_male",
+    "perturbation": "perturbation", "attack_time_s": "attack_time_s"}
+TRAIN_COLUMNS = {"val_acc": "val_acc", "test_acc": "test_acc", "epochs": "epochs", "train_seconds": "train_seconds"}
+
+
+def report_enabled(value) -> bool:
+    """``report`` config: auto (default) and true build a sweep's report when it ends; false does not."""
+    if isinstance(value, bool):
+        return value
+    if str(value).lower() in ("auto", "true", "on", "yes"):
+        return True
+    if str(value).lower() in ("false", "off", "no", "none"):
+        return False
+    raise ValueError(f"report={value!r}: use report=auto (default: build the sweep's report), true or false")
+
+
+def summary_table(children, earlier=()) -> "pd.DataFrame":
+    """One row per job of a sweep (and per earlier run a resumed sweep reused): what the parent run's
+    ``summary_table.json`` holds (``mlflow.log_table``; the UI shows it under the run's artifacts)."""
+    import pandas as pd
+    rows = []
+    for r, reused in [(r, False) for r in children] + [(r, True) for r in earlier]:
+        tags, m = r.data.tags, r.data.metrics
+        kind = tags.get("run_type", "")
+        row = {"job": tags.get("mlflow.runName", r.info.run_id), "run_type": kind,
+               "status": "SKIPPED (finished earlier)" if reused else r.info.status,
+               "attack": tags.get("attack", ""), "dataset": tags.get("dataset", ""), "model": tags.get("model", "")}
+        cols = TRAIN_COLUMNS if kind.startswith("train") else SUMMARY_COLUMNS
+        row.update({c: m.get(k, float("nan")) for c, k in cols.items()})
+        if not kind.startswith("train"):
+            row["effect"] = tags.get("attack_effect", "")
+        row["error"] = tags.get("error", "")[:200] if r.info.status != "FINISHED" else ""
+        row["run_id"] = r.info.run_id
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def sweep_note(table, with_report: bool) -> str:
+    """The parent run's description (Markdown; the run page opens on it): the summary table, short."""
+    cols = [c for c in ("job", "status", "clean_acc", "adv_acc", "adv_acc_female", "adv_acc_male", "perturbation",
+                        "attack_time_s", "effect", "val_acc", "test_acc") if c in table and table[c].astype(str).ne("").any()]
+    head = "| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n"
+    body = "".join("| " + " | ".join(f"{v:.3g}" if isinstance(v, float) else str(v) for v in row) + " |\n"
+                   for row in table[cols].itertuples(index=False))
+    more = ("The full report (tables, figures, statistics) is in this run's artifacts: **report.html**. "
+            if with_report else "")
+    return (f"**Sweep summary** ({len(table)} jobs; {SUMMARY_TABLE} in the artifacts holds every column). {more}\n\n"
+            + head + body)
+
+
 class MlflowSweepCallback(Callback):
     """Creates the tracking DB and the sweep's parent run before any job; closes it at the end."""
 
@@ -226,6 +425,10 @@ class MlflowSweepCallback(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         lifecycle.install_signal_handlers()     # SIGTERM/SIGINT: unwind, kill workers, close runs
+        try:
+            report_enabled(config.get("report", "auto"))
+        except ValueError as exc:
+            raise SystemExit(f"error: {exc}") from None
         self.tracking = self._tracking(config)
         lifecycle.close_dead_runs(self.tracking)
         overrides = list(config.hydra.overrides.task)
@@ -247,21 +450,75 @@ class MlflowSweepCallback(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if not self.run_id:
             return
-        lifecycle.sweep_closed()
-        children = self.tracking.client.search_runs(
+        client = self.tracking.client
+        children = client.search_runs(
             [self.tracking.experiment_id], f"tags.mlflow.parentRunId = '{self.run_id}'", max_results=10000)
+        children = sorted(children, key=lambda r: r.info.start_time)
         failed = [r for r in children if r.info.status != "FINISHED"]
         self.tracking.log_metrics(self.run_id, {"n_jobs": len(children), "n_failed": len(failed)})
+        lines = [_summary_line(r) for r in children]
+        skipped_tags = {k[len("skipped."):]: v for k, v in client.get_run(self.run_id).data.tags.items()
+                        if k.startswith("skipped.")}
+        if skipped_tags:
+            self.tracking.log_metrics(self.run_id, {"n_skipped": len(skipped_tags)})
+            lines += [f"{name:<28} already FINISHED earlier: skipped (force=true reruns it)"
+                      for name in sorted(skipped_tags.values())]
+        earlier = [client.get_run(rid) for rid in skipped_tags]
+        table = summary_table(children, earlier)
+        report = None
+        if len(table):
+            client.log_table(self.run_id, data=table, artifact_file=SUMMARY_TABLE)
+            if report_enabled(config.get("report", "auto")) and (table.run_type == "attack").any() \
+                    and (table.status == "FINISHED").any():
+                report = self._report(config)
+            client.set_tag(self.run_id, "mlflow.note.content", sweep_note(table, report is not None))
+        lifecycle.sweep_closed()
         self.tracking.finish(self.run_id, "FAILED" if failed else "FINISHED")
         os.environ.pop(PARENT_ENV, None)
-        lines = [_summary_line(r) for r in sorted(children, key=lambda r: r.info.start_time)]
-        skipped = [v for k, v in self.tracking.client.get_run(self.run_id).data.tags.items()
-                   if k.startswith("skipped.")]
-        if skipped:
-            self.tracking.log_metrics(self.run_id, {"n_skipped": len(skipped)})
-            lines += [f"{name:<28} already FINISHED earlier: skipped (force=true reruns it)" for name in sorted(skipped)]
-        print(f"\nSweep finished: {len(children)} runs, {len(failed)} failed, {len(skipped)} skipped "
+        print(f"\nSweep finished: {len(children)} runs, {len(failed)} failed, {len(skipped_tags)} skipped "
               f"(parent run {self.run_id}).\n  " + "\n  ".join(lines)
+              + (f"\nReport: {report / 'report.html'} (also the parent run's artifacts)" if report else "")
               + f"\nTracking: {self.tracking.uri}  ->  `make ui` to browse.")
         if failed:
             raise SystemExit(f"{len(failed)} of {len(children)} jobs failed; see their traceback.txt in MLflow.")
+
+    def _report(self, config: DictConfig) -> Path | None:
+        """``report=auto``: the sweep's report (ser_attacks.report) in ``<sweep dir>/report``, logged as the
+        parent run's artifacts. A report that cannot be built is a warning, never a failed sweep."""
+        from .report import build_report
+        out = Path(str(config.hydra.sweep.dir)) / "report"
+        try:
+            log.info("Building the sweep's report (report=false skips it)")
+            rep = build_report(self.tracking.uri, str(config.tracking.experiment), [self.run_id], out=out,
+                               name=f"ser-attacks sweep {self.run_id[:8]}", log_run=False)
+            self.tracking.log_artifacts(self.run_id, rep.out)
+            return rep.out
+        except (Exception, SystemExit) as exc:  # noqa: BLE001
+            log.warning("The sweep's report was not built (%s: %s); build it with: python -m ser_attacks.report "
+                        "--sweep %s", exc.__class__.__name__, exc, self.run_id)
+            return None
+
+
+def main(argv=None) -> int:
+    """``python -m ser_attacks.tracking [--port 5000]``: make sure the experiment exists and carries its tag
+    (also one created by an older version), and print the link that opens the MLflow UI on its runs table."""
+    import argparse
+    p = argparse.ArgumentParser(prog="python -m ser_attacks.tracking", description=main.__doc__)
+    p.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db"))
+    p.add_argument("--experiment", default="ser-attacks")
+    p.add_argument("--artifact-root", default="mlruns")
+    p.add_argument("--port", type=int, default=5000)
+    a = p.parse_args(argv)
+    try:
+        t = Tracking(a.tracking_uri, a.experiment, a.artifact_root)
+    except TrackingError as exc:
+        print(f"error: {exc}")
+        return 2
+    from .browser import ui_url
+    print(f"MLflow UI for {t.uri}: open {ui_url(f'http://127.0.0.1:{a.port}', t.experiment_id)}\n"
+          "(MLflow 3.17 starts on its GenAI view; this link, or the sidebar switch 'Model training', shows the runs)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -83,10 +83,19 @@ def normalized_parts(cfg, data):
     return norm, (norm.transform(Xtr), ytr), (norm.transform(Xva), yva), (norm.transform(Xte), yte)
 
 
-def compiled_model(cfg, input_shape, n_classes):
-    """The configured model, compiled with Adam(train.lr) and cross-entropy on logits; seeds set first."""
+def deterministic(seed: int) -> None:
+    """Seed Python, NumPy and TensorFlow and make TensorFlow's ops deterministic, so the same config trains the
+    same weights (on the same machine and library versions). Cost measured by ``benchmarks/determinism.py``."""
     import keras
-    keras.utils.set_random_seed(int(cfg.seed))        # Python, NumPy and TF
+    import tensorflow as tf
+    keras.utils.set_random_seed(int(seed))
+    tf.config.experimental.enable_op_determinism()
+
+
+def compiled_model(cfg, input_shape, n_classes):
+    """The configured model, compiled with Adam(train.lr) and cross-entropy on logits; seeded and deterministic."""
+    import keras
+    deterministic(int(cfg.seed))
     model = build_model(cfg.model, input_shape, n_classes)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=cfg.train.lr),
                   loss=keras.losses.CategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
@@ -132,14 +141,16 @@ def _fit(cfg, data, tracking, key: str, out: Path, parent_run_id: str | None = N
         meta = {"key": key, "classes": data.classes, "train_run_id": run_id, "n_params": model.count_params(),
                 "epochs": len(hist.history["loss"]), "train_seconds": seconds,
                 "val_acc": accuracy(model, Xva, yva), "test_acc": accuracy(model, Xte, yte), "input_shape": list(Xtr.shape[1:]),
-                "clip_values": list(norm.clip_values), "tracking_uri": tracking.uri if tracking else None}
+                "clip_values": list(norm.clip_values), "tracking_uri": tracking.uri if tracking else None,
+                "dataset": cfg.dataset.name, "model": cfg.model.name, "seed": int(cfg.seed)}
 
         def build(tmp: Path) -> None:
             model.save(tmp / "model.keras")
             norm.save(tmp / "normalizer.npz")
+            write_model_config(tmp, cfg, meta)
+            if run_id:      # MLflow Models (Keras flavour + pyfunc wrapper), registered; facts kept in meta.json
+                meta.update(tracking.finish_train_run(run_id, meta, tmp, model, Xtr[:1]))
             (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
-            if run_id:
-                tracking.finish_train_run(run_id, meta, tmp)
 
         atomic_dir(out, build)
     except BaseException as exc:
@@ -149,6 +160,19 @@ def _fit(cfg, data, tracking, key: str, out: Path, parent_run_id: str | None = N
     log.info("Trained in %.0f s (%d epochs): val acc %.3f, test acc %.3f", seconds, meta["epochs"],
              meta["val_acc"], meta["test_acc"])
     return meta
+
+
+def write_model_config(folder: Path, cfg, meta: dict) -> None:
+    """``ser_model.json``: what the pyfunc wrapper needs besides the weights and the normalizer (classes, the
+    audio front end of training, the model's identity)."""
+    from dataclasses import asdict
+
+    from .data import front_end
+    from .tracking import MODEL_CONFIG
+    (folder / MODEL_CONFIG).write_text(json.dumps(
+        {"classes": list(meta["classes"]), "front_end": asdict(front_end(cfg)), "input_shape": meta["input_shape"],
+         "model_key": meta["key"], "dataset": meta["dataset"], "model": meta["model"], "seed": meta["seed"]},
+        indent=2))
 
 
 def load_trained(path: Path, key: str, trained_now: bool = False) -> TrainedModel:

@@ -90,8 +90,11 @@ def test_sweep_has_one_parent_four_children_one_training(sweeps, launcher):
         arts = {a.path for a in client.list_artifacts(r.info.run_id)}
         assert {"config.yaml", "spectrograms.png"} <= arts
         assert "model" not in arts, "attack runs reference the model, they do not copy it"
-    model_arts = {a.path for a in client.list_artifacts(train.info.run_id, "model")}
-    assert {"model/model.keras", "model/normalizer.npz", "model/meta.json"} <= model_arts
+    models = {m.name: m for m in client.search_logged_models([train.info.experiment_id])
+              if m.source_run_id == train.info.run_id}
+    assert set(models) == {"model", "keras_model"}, "the trained model is logged as MLflow Models"
+    uri = f"models:/ser-synthetic-{train.data.tags['model']}/1"
+    assert {r.data.params["model_uri"] for r in children} == {uri}
     history = client.get_metric_history(train.info.run_id, "val_loss")
     assert len(history) >= 1 and "lr" in client.get_run(train.info.run_id).data.metrics
 

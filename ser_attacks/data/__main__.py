@@ -75,15 +75,17 @@ def describe(cfg, features: bool = True) -> str:
     from .corpora import load_corpus
     ds = cfg.dataset
     root = ensure_dataset(ds)
-    corpus = load_corpus(ds.corpus, root, list(ds.emotions) if ds.emotions else None)
+    # the corpus is read (and its skipped files warned about and counted) once: by prepare() when features are
+    # described too, else here
+    data = prepare(cfg, progress=False) if features else None
+    corpus = data.corpus if data else load_corpus(ds.corpus, root, list(ds.emotions) if ds.emotions else None)
     t = corpus.table
     parts = [f"### {ds.name} ({ds.language}, {ds.corpus} layout) — root `{root}`",
              f"{len(t)} recordings kept ({corpus.n_skipped} files skipped by the loader), "
              f"{t.speaker.nunique()} speakers, emotions: {', '.join(sorted(t.emotion.unique()))}."]
     for title, df in describe_table(t).items():
         parts += [f"**{title}**", markdown(df)]
-    if features:
-        data = prepare(cfg, progress=False)
+    if data is not None:
         augs = augmentations(cfg)
         parts += [f"**Recordings vs segments** (split `{cfg.split.mode}` seed {cfg.split.seed}, "
                   f"{cfg.features.segment_seconds:g} s segments, min tail {cfg.features.min_tail_seconds:g} s; "

@@ -13,6 +13,7 @@ import pandas as pd
 from . import figures, stats
 from .collect import Runs, collect, download, load_samples
 from .render import md_table, md_to_html
+from .summary import summary_lines
 from .tables import MISSING, Tables, attack_sort_key, build_tables, fci, fp
 
 log = logging.getLogger(__name__)
@@ -184,7 +185,7 @@ def build_report(uri: str | None = None, experiment: str = "ser-attacks", sweeps
 
     figs = {}
     figs["adv_acc"] = figures.grouped_bars(t.best, "adv_acc", "adversarial accuracy (best config)",
-                                           out / "figures" / "fig05_adv_accuracy.png")
+                                           out / "figures" / "fig05_adv_accuracy.png", clean="clean_acc")
     figs["perturbation"] = figures.grouped_bars(t.best, "perturbation", "mean |x_adv − x| (best config)",
                                                 out / "figures" / "fig06_perturbation.png", ci=False)
     figs["curves"] = figures.robustness_curves(t.configs, out / "figures" / "robustness_curves.png")
@@ -203,6 +204,9 @@ def build_report(uri: str | None = None, experiment: str = "ser-attacks", sweeps
     figs = {k: v for k, v in figs.items() if v is not None}
 
     md = _header(runs, name)
+    # issue 15: the report opens on its summary (what was attacked, headline table + Figure 5, flags)
+    md = md[:2] + summary_lines(runs, t, f"figures/{figs['adv_acc'].name}" if "adv_acc" in figs else None) \
+        + ["", "## About this report", ""] + md[2:]
     md += ["", "## Significance", "", *_significance(t, runs.df.dataset.nunique())]
     sections = {"table03": "Clean accuracy", "table04": "Best configuration per attack", "table45": "Rank scores",
                 "table47": "Female vs male", "protocol": "Protocol gap", "param_": "Per-attack parameter tables"}
@@ -213,9 +217,8 @@ def build_report(uri: str | None = None, experiment: str = "ser-attacks", sweeps
             seen.add(sec)
             md += ["", f"## {sec}"]
             if sec == "Best configuration per attack":
-                for key, cap in (("adv_acc", "Figure 5: adversarial accuracy of the best configuration per attack "
-                                  "and dataset (95% bootstrap CI)"),
-                                 ("perturbation", "Figure 6: mean perturbation of the best configuration")):
+                for key, cap in (("perturbation", "Figure 6: mean perturbation of the best configuration, all, "
+                                  "female and male speakers"),):        # Figure 5 is in the summary
                     if key in figs:
                         md += ["", f"![{cap}](figures/{figs[key].name})"]
             if sec == "Per-attack parameter tables" and "curves" in figs:

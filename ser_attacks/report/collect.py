@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 SEED_KEYS = ("seed", "split.seed")
 # Keys that change how a job runs or where it logs, not what it computes (as ser_attacks.app.NOT_IN_HASH),
 # plus parameters logged by the job itself that follow from the seed (model_uri) or the data.
-RUN_ONLY = ("force", "progress", "tracking", "paths", "features.n_jobs", "attack.verbose", "train.verbose",
+RUN_ONLY = ("force", "progress", "report", "tracking", "paths", "features.n_jobs", "attack.verbose", "train.verbose",
             "model_uri", "n_samples_attacked", "n_plot_per_gender",
             "tune")   # the Optuna search config: composed into every run, unused by attack jobs
 # Attack keys that are not attack parameters.

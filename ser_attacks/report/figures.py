@@ -13,43 +13,74 @@ import pandas as pd  # noqa: E402
 from .tables import attack_sort_key  # noqa: E402
 
 
-def _save(fig, path: Path) -> Path:
-    fig.tight_layout()
+def _save(fig, path: Path, tight: bool = True) -> Path:
+    if tight:
+        fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
 
 
+GENDER_STYLE = {"all": dict(color="0.35"), "female": dict(color="#d95f02"), "male": dict(color="#1b9e77")}
+GENDER_SFX = {"all": "", "female": "_female", "male": "_male"}
+
+
 def grouped_bars(best: pd.DataFrame, metric: str, ylabel: str, path: Path, ci: bool = True,
-                 log: bool = False) -> Path | None:
-    """Bars per attack (x) and setting (colour); cells that were not run are simply absent."""
+                 log: bool = False, clean: str | None = None) -> Path | None:
+    """One panel per setting; per attack three bars: all, female, male speakers (with the 95% CI where the
+    tables have one). ``clean``: the metric drawn as a black tick over each bar (e.g. clean accuracy, so the
+    fall is visible). Cells that were not run are simply absent."""
     if best.empty or best[metric].isna().all():
         return None
     attacks = sorted(best.attack.unique(), key=attack_sort_key)
     settings = sorted(best.setting.unique())
-    width = 0.8 / len(settings)
-    fig, ax = plt.subplots(figsize=(max(5, 1.3 * len(attacks) + 2), 3.6))
-    for j, s in enumerate(settings):
-        xs, ys, err = [], [], [[], []]
-        for i, a in enumerate(attacks):
-            hit = best[(best.attack == a) & (best.setting == s)]
-            if not len(hit) or hit[metric].isna().all():
+    width = 0.27
+    fig, axes = plt.subplots(1, len(settings), figsize=(max(6.0, 1.25 * len(attacks) + 2) * len(settings) ** 0.75, 3.8),
+                             squeeze=False, sharey=True)
+    for ax, s in zip(axes.flat, settings):
+        for j, g in enumerate(GENDER_SFX):
+            col = f"{metric}{GENDER_SFX[g]}"
+            if col not in best:
                 continue
-            r = hit.iloc[0]
-            xs.append(i + (j - (len(settings) - 1) / 2) * width)
-            ys.append(r[metric])
-            lo, hi = r.get(f"{metric}_lo", np.nan), r.get(f"{metric}_hi", np.nan)
-            err[0].append(max(0.0, r[metric] - lo) if ci and lo == lo else 0.0)
-            err[1].append(max(0.0, hi - r[metric]) if ci and hi == hi else 0.0)
-        if xs:
-            ax.bar(xs, ys, width, label=s, yerr=err if ci else None, capsize=2)
-    ax.set_xticks(range(len(attacks)), attacks)
-    ax.set_ylabel(ylabel)
-    if log:
-        ax.set_yscale("log")
-    ax.legend(fontsize=7, loc="best")
-    ax.grid(axis="y", alpha=0.3)
-    return _save(fig, path)
+            xs, ys, err, ticks = [], [], [[], []], []
+            for i, a in enumerate(attacks):
+                hit = best[(best.attack == a) & (best.setting == s)]
+                if not len(hit) or hit[col].isna().all():
+                    continue
+                r = hit.iloc[0]
+                x = i + (j - 1) * width
+                xs.append(x)
+                ys.append(r[col])
+                lo, hi = r.get(f"{col}_lo", np.nan), r.get(f"{col}_hi", np.nan)
+                err[0].append(max(0.0, r[col] - lo) if ci and lo == lo else 0.0)
+                err[1].append(max(0.0, hi - r[col]) if ci and hi == hi else 0.0)
+                if clean and f"{clean}{GENDER_SFX[g]}" in r and r[f"{clean}{GENDER_SFX[g]}"] == r[f"{clean}{GENDER_SFX[g]}"]:
+                    ticks.append((x, r[f"{clean}{GENDER_SFX[g]}"]))
+            if xs:
+                ax.bar(xs, ys, width, label=g, yerr=err if ci else None, capsize=2, **GENDER_STYLE[g])
+            for x, v in ticks:
+                ax.hlines(v, x - width / 2, x + width / 2, color="black", lw=1.6)
+        ax.set_xticks(range(len(attacks)), attacks)
+        ax.set_xlim(-0.6, len(attacks) - 0.4)
+        ax.set_xlabel("attack")
+        ax.set_title(s, fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+        if log:
+            ax.set_yscale("log")
+    axes.flat[0].set_ylabel(ylabel)
+    if metric.endswith("acc") and not log:
+        axes.flat[0].set_ylim(0, 1.02)          # accuracies on their whole scale
+    for ax in axes.flat[1:]:
+        ax.tick_params(labelleft=True)          # shared y: keep the tick labels on every panel
+    handles = [plt.Rectangle((0, 0), 1, 1, **GENDER_STYLE[g]) for g in GENDER_SFX]
+    labels = [f"{g} speakers" if g != "all" else "all speakers" for g in GENDER_SFX]
+    if clean:
+        handles.append(plt.Line2D([], [], color="black", lw=1.6))
+        labels.append("clean")
+    fig.legend(handles, labels, fontsize=7.5, loc="upper center", ncol=len(handles), frameon=False,
+               handlelength=1.5, columnspacing=1.0)
+    fig.tight_layout(rect=(0, 0, 1, 0.92))
+    return _save(fig, path, tight=False)
 
 
 def robustness_curves(cf: pd.DataFrame, path: Path) -> Path | None:
@@ -70,9 +101,9 @@ def robustness_curves(cf: pd.DataFrame, path: Path) -> Path | None:
             ss = ss.sort_values("x")
             color = f"C{k}"
             others = ss.config.str.replace(r"(^|, )" + ss.x_param.iloc[0] + r"=[^,]*", "", regex=True)
-            for n, (extra, line) in enumerate(ss.groupby(others)):
+            for m, (extra, line) in enumerate(ss.groupby(others)):
                 label = s + (f" {extra.strip(', ')}" if extra.strip(", ") else "")
-                ax.plot(line.x, line.adv_acc, "-", marker="os^Dv<>"[n % 7], color=color, label=label)
+                ax.plot(line.x, line.adv_acc, "-", marker="os^Dv<>"[m % 7], color=color, label=label)
                 if line.adv_acc_lo.notna().all():
                     ax.fill_between(line.x, line.adv_acc_lo, line.adv_acc_hi, color=color, alpha=0.12)
                 ax.plot(line.x, line.adv_acc_female, "--", color=color, alpha=0.7)
@@ -82,8 +113,11 @@ def robustness_curves(cf: pd.DataFrame, path: Path) -> Path | None:
         ax.set_ylabel("adversarial accuracy")
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=6)
-    for ax in list(axes.flat)[n:]:
+        handles, _ = ax.get_legend_handles_labels()
+        handles += [plt.Line2D([], [], color="0.3", ls=ls, label=lbl)
+                    for ls, lbl in (("-", "all"), ("--", "female"), (":", "male"))]
+        ax.legend(handles=handles, fontsize=6)
+    for ax in list(axes.flat)[n:]:       # unused cells of the grid only
         ax.axis("off")
     return _save(fig, path)
 
@@ -105,7 +139,12 @@ def time_per_attack(cf: pd.DataFrame, path: Path) -> Path | None:
     handles = [plt.Line2D([], [], marker="o", ls="", color=f"C{j}", label=s) for j, s in enumerate(settings)]
     ax.legend(handles=handles, fontsize=7)
     ax.set_xticks(range(len(attacks)), attacks)
+    ax.set_xlabel("attack")
     ax.set_yscale("log")
+    # plain numbers (0.2, 5) rather than 2×10⁻¹, 5×10⁰; minor ticks labelled at 2 and 5 of each decade
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.FuncFormatter(
+        lambda v, _: f"{v:g}" if v > 0 and round(v / 10 ** np.floor(np.log10(v))) in (2, 5) else ""))
     ax.set_ylabel("attack time per segment (s, log)")
     ax.grid(axis="y", alpha=0.3, which="both")
     return _save(fig, path)

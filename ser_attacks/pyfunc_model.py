@@ -1,0 +1,159 @@
+"""A trained model as an MLflow pyfunc, logged as "models from code": audio or features in, emotion
+probabilities out.
+
+``ser_attacks.tracking.Tracking.log_trained_model`` logs this file (not a pickled object) with the
+model's artifacts — the Keras model (native ``.keras``), the fitted normalizer (``normalizer.npz``)
+and ``ser_model.json`` (classes, front end, model key) — and a copy of the ``ser_attacks`` package as
+code, so loading a model imports code and reads arrays; it never unpickles anything::
+
+    import mlflow
+    model = mlflow.pyfunc.load_model("models:/ser-synthetic-final/1")
+    model.predict("speech.wav")                           # a path: any rate, bit depth, channel count
+    model.predict(["a.wav", "b.wav"])                     # several paths
+    model.predict({"audio": y, "sample_rate": 44100})     # a waveform (or a list of them) at any rate
+    model.predict(X)                                      # log-Mel features in dB: (frames, n_mels) or (n, frames, n_mels)
+
+The result is a DataFrame with one row per input (recording or feature matrix): ``emotion`` (the most
+probable class), one probability column per class, and ``n_segments``. Audio goes through the training
+front end (resample, mono, trim silence, 3 s segments, log-Mel), then the normalizer and the model;
+a recording longer than one segment gets the mean of its segments' probabilities.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.pyfunc import PythonModel
+
+CONFIG_FILE = "ser_model.json"
+
+
+class InputError(ValueError):
+    """Input the model cannot read (unknown type, wrong feature shape, a waveform without its rate)."""
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+class SERModel(PythonModel):
+    """Speech emotion recognition: front end + normalizer + Keras logits model + softmax."""
+
+    def load_context(self, context) -> None:
+        import keras
+
+        from ser_attacks.data.audio import FrontEnd
+        from ser_attacks.normalization import Normalizer
+        cfg = json.loads(Path(context.artifacts["config"]).read_text())
+        self.classes = list(cfg["classes"])
+        self.front_end = FrontEnd(**cfg["front_end"])
+        self.normalizer = Normalizer.load(Path(context.artifacts["normalizer"]))
+        self.model = keras.models.load_model(context.artifacts["keras_model"], compile=False)
+
+    # ------------------------------------------------------------------------------ inputs
+    def _audio_features(self, y, sample_rate) -> np.ndarray:
+        from ser_attacks.data.audio import ensure_librosa_kernels, log_mel, segments, trim
+        fe = self.front_end
+        y = np.asarray(y, dtype=np.float32)
+        if y.ndim == 2:                          # (samples, channels) → mono
+            y = y.mean(axis=1)
+        if y.ndim != 1 or y.size == 0:
+            raise InputError(f"a waveform must be a non-empty 1-D array (or samples x channels); got shape {y.shape}")
+        if sample_rate is None:
+            raise InputError("a waveform needs its sample rate: predict({'audio': y, 'sample_rate': sr})")
+        sr = int(sample_rate)
+        if sr != fe.sample_rate:
+            import soxr
+            y = soxr.resample(y, sr, fe.sample_rate, quality="HQ").astype(np.float32)
+        ensure_librosa_kernels()
+        return np.stack([log_mel(p, fe) for p in segments(trim(y, fe), fe)])
+
+    def _path_features(self, path) -> np.ndarray:
+        from ser_attacks.data.audio import BadAudio, load_audio
+        path = os.fspath(path)
+        if not Path(path).is_file():
+            raise InputError(f"no such audio file: {path}")
+        try:
+            return self._audio_features(load_audio(path, self.front_end.sample_rate), self.front_end.sample_rate)
+        except BadAudio as exc:
+            raise InputError(f"{path}: {exc}") from None
+
+    def _feature_items(self, X) -> list[np.ndarray]:
+        fe = self.front_end
+        X = np.asarray(X, dtype=np.float32)
+        if X.ndim == 4 and X.shape[-1] == 1:
+            X = X[..., 0]
+        if X.ndim == 2:
+            X = X[None]
+        if X.ndim != 3 or X.shape[1:] != (fe.n_frames, fe.n_mels):
+            raise InputError(f"features must be log-Mel spectrograms in dB of shape (frames, n_mels) = "
+                             f"({fe.n_frames}, {fe.n_mels}), or a batch of them; got {X.shape}")
+        return [x[None] for x in X]              # one row per feature matrix
+
+    def _items(self, data) -> list[np.ndarray]:
+        """Any accepted input → a list of (n_segments, frames, n_mels) arrays, one per output row."""
+        if isinstance(data, (str, os.PathLike)):
+            return [self._path_features(data)]
+        if isinstance(data, pd.DataFrame):
+            data = {c: data[c].tolist() for c in data.columns}
+        if isinstance(data, dict):
+            if "path" in data:
+                paths = data["path"]
+                return [self._path_features(p) for p in ([paths] if isinstance(paths, (str, os.PathLike)) else paths)]
+            if "audio" in data:
+                audio, rate = data["audio"], data.get("sample_rate")
+                if isinstance(rate, np.ndarray) and rate.ndim == 0:      # a scalar, as serving JSON arrives
+                    rate = rate.item()
+                one = (isinstance(audio, np.ndarray) and audio.dtype != object) or (
+                    isinstance(audio, list) and len(audio) > 0 and np.isscalar(audio[0]))
+                audio = [audio] if one else list(audio)
+                rates = list(rate) if isinstance(rate, (list, tuple, np.ndarray)) else [rate] * len(audio)
+                if len(rates) != len(audio):
+                    raise InputError(f"{len(audio)} waveforms but {len(rates)} sample rates")
+                return [self._audio_features(y, r) for y, r in zip(audio, rates)]
+            if "features" in data:
+                feats = data["features"]
+                if isinstance(feats, np.ndarray) and feats.dtype != object:
+                    return self._feature_items(feats)
+                return [x for f in feats for x in self._feature_items(f)]
+            raise InputError(f"a dict or DataFrame input needs a 'path', 'audio' (+ 'sample_rate') or 'features' "
+                             f"column; got {sorted(data)}")
+        if isinstance(data, (list, tuple)) and data and all(isinstance(p, (str, os.PathLike)) for p in data):
+            return [self._path_features(p) for p in data]
+        if isinstance(data, (np.ndarray, list, tuple)):
+            arr = np.asarray(data)
+            if arr.ndim == 1:
+                raise InputError("a 1-D array is a waveform and needs its sample rate: "
+                                 "predict({'audio': y, 'sample_rate': sr})")
+            return self._feature_items(arr)
+        raise InputError(f"cannot read input of type {type(data).__name__}: give a WAV path (or a list of them), "
+                         "{'audio': waveform, 'sample_rate': sr}, or log-Mel features")
+
+    # ------------------------------------------------------------------------------ predict
+    def predict_items(self, items: list[np.ndarray]):
+        counts = [len(x) for x in items]
+        X = self.normalizer.transform(np.concatenate(items))
+        probs = softmax(np.asarray(self.model.predict(X, batch_size=64, verbose=0), dtype=np.float64))
+        rows, start = [], 0
+        for n in counts:
+            rows.append(probs[start:start + n].mean(axis=0))
+            start += n
+        P = np.vstack(rows)
+        out = pd.DataFrame(P, columns=self.classes)
+        out.insert(0, "emotion", [self.classes[i] for i in P.argmax(axis=1)])
+        out["n_segments"] = counts
+        return out
+
+    def predict(self, context, model_input: pd.DataFrame, params=None):
+        # The hint names the serving form (a DataFrame with a path / audio + sample_rate / features column, as
+        # `mlflow models serve` sends it); MLflow validates nothing for it, so the other forms above pass unchanged.
+        return self.predict_items(self._items(model_input))
+
+
+mlflow.models.set_model(SERModel())
