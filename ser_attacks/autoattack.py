@@ -9,7 +9,8 @@ parameters (so a per-sample ``eps``, as ``attack.snr_db`` sets it, reaches every
 * DeepFool (ART keeps its result only where it lies within ``eps``),
 * Square (``square_max_iter`` iterations, ``0`` = off), only for 4-D inputs (spectrograms).
 
-ART's ``AutoAttack.generate`` then runs them in order on the samples not yet fooled, as in the original.
+They run in order, each on the samples not yet fooled, keeping a result only if it lies within ``eps`` (ART's
+``run_attack``), as in the original untargeted AutoAttack.
 """
 from __future__ import annotations
 
@@ -32,6 +33,8 @@ class AutoAttack(_ArtAutoAttack):
 
     def _check_params(self) -> None:
         super()._check_params()
+        if self.targeted:
+            raise ValueError("this AutoAttack is untargeted (the standard evaluation); targeted=True is not supported")
         if self.max_iter < 1 or self.nb_random_init < 1 or self.square_max_iter < 0:
             raise ValueError("max_iter and nb_random_init must be >= 1 and square_max_iter >= 0")
 
@@ -50,5 +53,21 @@ class AutoAttack(_ArtAutoAttack):
         return out
 
     def generate(self, x: np.ndarray, y: np.ndarray | None = None, **kwargs) -> np.ndarray:
+        """ART's untargeted AutoAttack loop (``run_attack`` per member on the samples still classified
+        correctly), without ART's ``generate``, which imports ``multiprocess`` for its parallel mode."""
+        from art.attacks.evasion.auto_attack import run_attack
+        from art.utils import check_and_transform_label_format, get_labels_np_array
         self.attacks = self.members(np.ndim(x))
-        return super().generate(x, y, **kwargs)
+        x_adv = np.asarray(x, np.float32).copy()
+        y = get_labels_np_array(self.estimator.predict(x_adv, batch_size=self.batch_size)) if y is None else \
+            check_and_transform_label_format(y, nb_classes=self.estimator.nb_classes)
+        robust = self.estimator.predict(x_adv).argmax(1) == y.argmax(1)
+        self.best_attacks = np.where(robust, self.SAMPLE_DEFAULT, self.SAMPLE_MISCLASSIFIED)
+        for k, attack in enumerate(self.attacks):
+            if not robust.any():
+                break
+            x_adv, now_robust = run_attack(x=x_adv, y=y, sample_is_robust=robust, attack=attack,
+                                           estimator_orig=self.estimator, norm=self.norm, eps=self.eps, **kwargs)
+            self.best_attacks[robust & ~now_robust] = k
+            robust = now_robust
+        return x_adv

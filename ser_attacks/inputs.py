@@ -121,9 +121,10 @@ class InputStage:
         classifier (front end + model)."""
         if not self.waveform:
             return x, clf
-        from .waveform import waveform_classifier
+        from .waveform import clip_range, waveform_classifier
         audio = self.load_audio()
-        wclf = waveform_classifier(self.tm, self.fe, self.cfg.estimator.kind, self.cfg.estimator.batch_size)
+        wclf = waveform_classifier(self.tm, self.fe, self.cfg.estimator.kind, self.cfg.estimator.batch_size,
+                                   clip_range(audio))
         diff = float(np.max(np.abs(self.features(audio) - x))) if len(x) else 0.0
         self._frontend_diff = diff
         if diff > 1e-3:

@@ -14,7 +14,7 @@ Method (``resynthesize``), per attacked segment, with the segment's own audio y 
 3. Mel gains → STFT-bin gains: each bin's power gain is the filterbank-weighted mean of the power gains of
    the Mel bands that cover it (bins no band covers keep gain 1).
 4. **The original STFT (magnitude × gain, ORIGINAL phase) → inverse STFT** (librosa, same window/hop/centering),
-   clipped to full scale [-1, 1]. Because a modified STFT is not the STFT of any signal and Mel bands
+   clipped to full scale [-1, 1] (or the clean peak, if beyond). Because a modified STFT is not the STFT of any signal and Mel bands
    overlap, the re-analysed Mel power misses the target a little; ``refine`` more rounds multiply each Mel
    gain by target / achieved (re-analysed) power and resynthesize again from the original STFT (phase kept).
 
@@ -35,6 +35,11 @@ import numpy as np
 from .data.audio import FrontEnd, log_mel
 from .normalization import Normalizer
 from .waveform import CLIP
+
+
+def _limit(y: np.ndarray) -> float:
+    """Clip level of resynthesized audio: full scale, or the clean segment's peak where it lies beyond."""
+    return max(CLIP[1], float(np.max(np.abs(y))))
 
 
 def db_change(normalizer: Normalizer, X_db: np.ndarray, x: np.ndarray, x_adv: np.ndarray) -> np.ndarray:
@@ -67,10 +72,10 @@ class Resynth:
         import librosa
         return librosa.stft(np.asarray(y, np.float32), n_fft=self.fe.n_fft, hop_length=self.fe.hop_length)
 
-    def istft(self, S: np.ndarray) -> np.ndarray:
+    def istft(self, S: np.ndarray, lim: float = 1.0) -> np.ndarray:
         import librosa
         y = librosa.istft(S, hop_length=self.fe.hop_length, n_fft=self.fe.n_fft, length=self.fe.segment_samples)
-        return np.clip(y, *CLIP).astype(np.float32)
+        return np.clip(y, -lim, lim).astype(np.float32)
 
     def mel_power(self, S: np.ndarray) -> np.ndarray:
         """(frames, n_mels) unfloored Mel power of an STFT (bins, frames)."""
@@ -86,6 +91,7 @@ class Resynth:
                      griffin_lim_iter: int = 0, seed: int = 0) -> tuple[np.ndarray, np.ndarray | None]:
         """(waveform with the original phase, Griffin-Lim waveform or None) realizing ``X_db + delta_db``."""
         S = self.stft(y)
+        lim = _limit(y)
         P = np.maximum(self.mel_power(S), 1e-30)
         P_db = 10.0 * np.log10(P)
         floor = float(X_db.max()) - 80.0
@@ -95,7 +101,7 @@ class Resynth:
         mel_gain = target / P
         for it in range(max(int(refine), 0) + 1):
             S_new = S * self.bin_gain(mel_gain)
-            y_new = self.istft(S_new)
+            y_new = self.istft(S_new, lim)
             if it == refine:
                 break
             achieved = np.maximum(self.mel_power(self.stft(y_new)), 1e-30)
@@ -107,7 +113,7 @@ class Resynth:
             y_gl = librosa.griffinlim(np.abs(S_new), n_iter=int(griffin_lim_iter), hop_length=self.fe.hop_length,
                                       n_fft=self.fe.n_fft, length=self.fe.segment_samples, init="random",
                                       random_state=int(seed))
-            y_gl = np.clip(y_gl, *CLIP).astype(np.float32)
+            y_gl = np.clip(y_gl, -lim, lim).astype(np.float32)
         return y_new, y_gl
 
     def griffin_lim(self, y: np.ndarray, n_iter: int, seed: int = 0) -> np.ndarray:
@@ -116,7 +122,7 @@ class Resynth:
         out = librosa.griffinlim(np.abs(self.stft(y)), n_iter=int(n_iter), hop_length=self.fe.hop_length,
                                  n_fft=self.fe.n_fft, length=self.fe.segment_samples, init="random",
                                  random_state=int(seed))
-        return np.clip(out, *CLIP).astype(np.float32)
+        return np.clip(out, -_limit(y), _limit(y)).astype(np.float32)
 
 
 @dataclass

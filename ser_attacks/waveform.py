@@ -9,9 +9,9 @@ SNR of a perturbation δ of a clean segment x (both ``fe.segment_samples`` sampl
 * L2 attacks (``attack.norm=2``): ``eps_i = ‖x_i‖₂ · 10^(-s/20)``, i.e. SNR ≥ s exactly at the bound.
 
 The step of iterative attacks scales with the bound: ``eps_step_i = input.step_ratio · eps_i``. After the
-attack, δ is projected onto the bound once more and x + δ clipped to [-1, 1] (full scale; the waveform
-estimator's ``clip_values``), so the budget holds to float rounding whatever the attack did; both only
-shrink |δ|. Attacks that take no ``eps`` (C&W, DeepFool, Boundary) are unbounded: their SNR is measured,
+attack, δ is projected onto the bound once more and x + δ clipped to full scale [-1, 1] (the waveform
+estimator's ``clip_values``; widened to the clean peak where a clean sample lies beyond it), so the budget holds
+to float rounding whatever the attack did; both only shrink |δ|. Attacks that take no ``eps`` (C&W, DeepFool, Boundary) are unbounded: their SNR is measured,
 not budgeted, and ``attack.snr_db`` with them is a configuration error.
 """
 from __future__ import annotations
@@ -76,7 +76,8 @@ def project(x: np.ndarray, x_adv: np.ndarray, eps: np.ndarray, norm: float) -> n
     else:
         n = np.linalg.norm(d.astype(np.float64), axis=1, keepdims=True)
         d = d * np.where(n > e, e / np.maximum(n, 1e-30), 1.0)
-    return np.clip(x + d.reshape(x.shape).astype(np.float32), *CLIP).astype(np.float32)
+    lo, hi = np.minimum(x, CLIP[0]), np.maximum(x, CLIP[1])       # full scale, or the clean sample where beyond
+    return np.clip(x + d.reshape(x.shape).astype(np.float32), lo, hi).astype(np.float32)
 
 
 def takes_eps(attack) -> bool:
@@ -132,9 +133,17 @@ class SNRBudget:
         return out
 
 
-def waveform_classifier(tm, fe, kind: str = "compiled", batch_size: int = 64):
+def clip_range(audio: np.ndarray) -> tuple[float, float]:
+    """Full scale [-1, 1], widened to the loudest clean sample if one lies beyond it (pitch-shifted audio can),
+    so that clipping never moves a clean sample and the budget holds."""
+    peak = float(np.max(np.abs(audio))) if np.size(audio) else 1.0
+    return (-max(1.0, peak), max(1.0, peak))
+
+
+def waveform_classifier(tm, fe, kind: str = "compiled", batch_size: int = 64, clip_values=CLIP):
     """The trained model behind the TF front end and its normalizer, as one ART classifier on waveforms
-    (input (n, segment_samples) in [-1, 1], logits out)."""
+    (input (n, segment_samples) within ``clip_values`` (full scale), logits out)."""
     from .estimator import make_classifier
     from .frontend_tf import waveform_model
-    return make_classifier(waveform_model(tm.model, fe, tm.normalizer), len(tm.classes), CLIP, kind, batch_size)
+    return make_classifier(waveform_model(tm.model, fe, tm.normalizer), len(tm.classes), tuple(clip_values), kind,
+                           batch_size)
