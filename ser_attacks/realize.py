@@ -8,11 +8,12 @@ Method (``resynthesize``), per attacked segment, with the segment's own audio y 
    the train max for ``norm_max_global``, the clean spectrogram's own max for ``norm_max_local``). The target
    features are ``T = X + Δ`` (X: the cached log-Mel dB of y).
 2. A gain per Mel cell, from the segment's *unfloored* Mel power P (dB(P) can lie below the ``top_db``
-   floor F = max − 80 dB that X shows): ``gain = T − dB(P)`` dB where the target is audible (T > F) or the
-   cell already was (dB(P) > F); elsewhere 0 dB (a floored cell that stays floored needs no change). Where
-   the floor is not involved this is exactly Δ: **the Mel-domain change applied as a gain**.
+   floor F = max X − 80 dB that X shows): ``gain = T − dB(P)`` dB where the cell was above the floor
+   (dB(P) > F) or its target is above the target's own floor (T > max T − 80); elsewhere the cell stays
+   floored and gets the plain gain Δ, capped so that it stays below T. Where the floor is not involved
+   this is exactly Δ: **the Mel-domain change applied as a gain**.
 3. Mel gains → STFT-bin gains: each bin's power gain is the filterbank-weighted mean of the power gains of
-   the Mel bands that cover it (bins no band covers keep gain 1).
+   the Mel bands that cover it (bins no band covers, DC and Nyquist, take their nearest covered bin's).
 4. **The original STFT (magnitude × gain, ORIGINAL phase) → inverse STFT** (librosa, same window/hop/centering),
    clipped to full scale [-1, 1] (or the clean peak, if beyond). Because a modified STFT is not the STFT of any signal and Mel bands
    overlap, the re-analysed Mel power misses the target a little; ``refine`` more rounds multiply each Mel
@@ -65,8 +66,10 @@ class Resynth:
         self.fe = fe
         self.M = mel_matrix(fe).astype(np.float64)                  # (n_mels, bins)
         cover = self.M.sum(axis=0)
-        self._covered = cover > 0
-        self._Mn = self.M / np.where(self._covered, cover, 1.0)       # per-bin weights over bands
+        covered = np.flatnonzero(cover > 0)
+        # bins no band covers (DC, Nyquist) take the gain of the nearest covered bin
+        self._nearest = covered[np.abs(np.arange(len(cover))[:, None] - covered[None, :]).argmin(axis=1)]
+        self._Mn = (self.M / np.where(cover > 0, cover, 1.0))[:, self._nearest]   # per-bin weights over bands
 
     def stft(self, y: np.ndarray) -> np.ndarray:
         import librosa
@@ -84,7 +87,6 @@ class Resynth:
     def bin_gain(self, mel_gain: np.ndarray) -> np.ndarray:
         """(frames, n_mels) power gains → (bins, frames) amplitude gains."""
         g = self._Mn.T @ mel_gain.T                                   # (bins, frames) power gain
-        g[~self._covered] = 1.0
         return np.sqrt(np.maximum(g, 0.0))
 
     def resynthesize(self, y: np.ndarray, X_db: np.ndarray, delta_db: np.ndarray, refine: int = 3,
@@ -94,10 +96,12 @@ class Resynth:
         lim = _limit(y)
         P = np.maximum(self.mel_power(S), 1e-30)
         P_db = 10.0 * np.log10(P)
-        floor = float(X_db.max()) - 80.0
         T = np.asarray(X_db, np.float64) + delta_db
-        active = (T > floor) | (P_db > floor)
-        target = np.where(active, 10.0 ** (T / 10.0), P)             # desired unfloored Mel power
+        # the top_db floors before and after (+1e-3: librosa floors in float32, a floored cell can exceed max - 80)
+        floor, floor_new = float(X_db.max()) - 80.0 + 1e-3, float(T.max()) - 80.0 + 1e-3
+        active = (P_db > floor) | (T > floor_new)                    # cells whose value the target fixes
+        # unfloored Mel power: T where the target fixes the value; elsewhere the plain gain Δ, capped at T
+        target = np.where(active, 10.0 ** (T / 10.0), np.minimum(P * 10.0 ** (delta_db / 10.0), 10.0 ** (T / 10.0)))
         mel_gain = target / P
         for it in range(max(int(refine), 0) + 1):
             S_new = S * self.bin_gain(mel_gain)
