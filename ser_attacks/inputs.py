@@ -51,7 +51,7 @@ def check(cfg) -> None:
     import inspect
     cls = get_class(str(cfg.attack._target_))
     if "eps" not in inspect.signature(cls.__init__).parameters:
-        raise InputConfigError(f"attack.snr_db needs an attack with an eps budget (fgsm, bim, pgd, autoattack); "
+        raise InputConfigError(f"attack.snr_db needs an attack with an eps budget (e.g. fgsm, bim, pgd); "
                                f"{cfg.attack.name} ({cls.__name__}) has none: its SNR is measured, not budgeted")
     norm = cfg.attack.get("norm")
     if norm not in (None, "inf", "2"):
@@ -139,8 +139,17 @@ class InputStage:
             if self.waveform and takes_eps(attack):
                 log.info("input=waveform without attack.snr_db: attack.eps is in full-scale amplitude units")
             return attack
+        from omegaconf import OmegaConf
+
+        from .attacks import build_attack
         from .waveform import SNRBudget
-        return SNRBudget(attack, float(snr), float(self._opt("step_ratio", 0.1)), int(self.cfg.seed))
+        conf = self.cfg.attack
+        ratio = float(self._opt("step_ratio", 0.1)) if conf.get("eps_step") is not None else None
+
+        def rebuild(eps: float, eps_step: float | None):         # the attack with one sample's scalar budget
+            over = {"eps": eps, **({} if eps_step is None else {"eps_step": eps_step})}
+            return build_attack(OmegaConf.merge(conf, over), attack.estimator)
+        return SNRBudget(attack, float(snr), ratio, int(self.cfg.seed), rebuild)
 
     def features(self, a: np.ndarray) -> np.ndarray:
         """Model inputs (normalized log-Mel) of attack inputs: identity for spectrograms; for waveforms the

@@ -56,8 +56,6 @@ class AttackConf:
     num_trial: Optional[int] = None
     sample_size: Optional[int] = None
     init_size: Optional[int] = None
-    nb_random_init: Optional[int] = None     # AutoAttack: APGD restarts
-    square_max_iter: Optional[int] = None    # AutoAttack: Square attack iterations (0 = no Square attack)
 
 
 @dataclass

@@ -8,7 +8,8 @@ SNR of a perturbation δ of a clean segment x (both ``fe.segment_samples`` sampl
   ``|δ|∞ ≤ eps_i`` has ``mean δ² ≤ eps_i²``, so SNR ≥ s; a sign-gradient step (FGSM) meets it with equality.
 * L2 attacks (``attack.norm=2``): ``eps_i = ‖x_i‖₂ · 10^(-s/20)``, i.e. SNR ≥ s exactly at the bound.
 
-The step of iterative attacks scales with the bound: ``eps_step_i = input.step_ratio · eps_i``. After the
+The step of iterative attacks scales with the bound: ``eps_step_i = input.step_ratio · eps_i`` (attacks whose
+config leaves ``eps_step`` unset keep their own rule, e.g. AutoAttack's 2·eps). After the
 attack, δ is projected onto the bound once more and x + δ clipped to full scale [-1, 1] (the waveform
 estimator's ``clip_values``; widened to the clean peak where a clean sample lies beyond it), so the budget holds
 to float rounding whatever the attack did; both only shrink |δ|. Attacks that take no ``eps`` (C&W, DeepFool, Boundary) are unbounded: their SNR is measured,
@@ -88,15 +89,19 @@ def takes_eps(attack) -> bool:
 class SNRBudget:
     """An ART evasion attack run with a per-sample SNR budget (``attack.snr_db``).
 
-    Per-sample ``eps`` arrays where ART supports them (FGSM/FGM, BIM, PGD: L∞, or L2 without random init);
-    otherwise (AutoAttack, L2 random restarts) one sample at a time with its own scalar ``eps``.
-    ``generate`` seeds NumPy's global generator (PGD's random start, ART's Square/APGD restarts)."""
+    Per-sample ``eps`` arrays where ART supports them (FGSM/FGM, BIM, PGD: L∞, or L2 without random init).
+    Otherwise (e.g. AutoAttack, whose member attacks take ``eps`` when built) the attack is rebuilt for each
+    sample with its scalar ``eps`` by ``rebuild(eps, eps_step)`` and run on that sample alone. ``eps_step`` is
+    ``step_ratio · eps``, or None (the attack's own rule, e.g. AutoAttack's 2·eps) when ``step_ratio`` is None.
+    ``generate`` seeds NumPy's global generator (PGD's random start; ART draws from it)."""
 
-    def __init__(self, attack, snr: float, step_ratio: float, seed: int):
+    def __init__(self, attack, snr: float, step_ratio: float | None, seed: int, rebuild=None):
         if not takes_eps(attack):
             raise ValueError(f"attack.snr_db needs an attack with an eps budget; {type(attack).__name__} has none "
                              "(its SNR is measured, not budgeted: leave attack.snr_db unset)")
-        self.attack, self.snr, self.step_ratio, self.seed = attack, float(snr), float(step_ratio), int(seed)
+        self.attack, self.snr, self.seed = attack, float(snr), int(seed)
+        self.step_ratio = None if step_ratio is None else float(step_ratio)
+        self.rebuild = rebuild
         self.norm = norm_of(attack)
         budget_eps(np.ones((1, 1)), self.snr, self.norm)          # fails now for an unsupported norm
 
@@ -108,9 +113,16 @@ class SNRBudget:
 
     def _batched(self) -> bool:
         from art.attacks.evasion import FastGradientMethod, ProjectedGradientDescent
-        if not isinstance(self.attack, (FastGradientMethod, ProjectedGradientDescent)):
+        if self.step_ratio is None or not isinstance(self.attack, (FastGradientMethod, ProjectedGradientDescent)):
             return False
         return self.norm == np.inf or not getattr(self.attack, "num_random_init", 0)
+
+    def _one(self, eps: float):
+        step = None if self.step_ratio is None else eps * self.step_ratio
+        if self.rebuild is not None:
+            return self.rebuild(eps, step)
+        self.attack.set_params(eps=eps, **({} if step is None else {"eps_step": step}))
+        return self.attack
 
     def generate(self, x: np.ndarray, y: np.ndarray | None = None, **kwargs) -> np.ndarray:
         x = np.asarray(x, np.float32)
@@ -124,8 +136,8 @@ class SNRBudget:
         else:
             x_adv = np.empty_like(x)
             for i in range(len(x)):
-                self.attack.set_params(eps=float(eps[i]), eps_step=float(eps[i] * self.step_ratio))
-                x_adv[i:i + 1] = self.attack.generate(x=x[i:i + 1], y=None if y is None else y[i:i + 1], **kwargs)
+                x_adv[i:i + 1] = self._one(float(eps[i])).generate(
+                    x=x[i:i + 1], y=None if y is None else y[i:i + 1], **kwargs)
         out = project(x, x_adv, eps, self.norm)
         moved = float(np.max(np.abs(out - x_adv))) if len(x) else 0.0
         if moved > 1e-6:

