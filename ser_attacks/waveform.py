@@ -130,9 +130,15 @@ class SNRBudget:
         eps = np.maximum(eps, 1e-12)                     # ART wants eps_step > 0 (a silent segment: no change)
         np.random.seed(self.seed)
         if self._batched():
+            # one attack batch per call: ART's PGD draws its random start with the WHOLE eps array (ART 1.20.1),
+            # which fails once there are more samples than attack.batch_size
             e = eps.astype(np.float32).reshape(-1, *([1] * (x.ndim - 1)))
-            self.attack.set_params(eps=e, eps_step=(e * self.step_ratio).astype(np.float32))
-            x_adv = np.asarray(self.attack.generate(x=x, y=y, **kwargs), np.float32)
+            bs = int(getattr(self.attack, "batch_size", len(x)) or len(x))
+            x_adv = np.empty_like(x)
+            for i in range(0, len(x), bs):
+                sl = slice(i, i + bs)
+                self.attack.set_params(eps=e[sl], eps_step=(e[sl] * self.step_ratio).astype(np.float32))
+                x_adv[sl] = self.attack.generate(x=x[sl], y=None if y is None else y[sl], **kwargs)
         else:
             x_adv = np.empty_like(x)
             for i in range(len(x)):

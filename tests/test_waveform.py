@@ -116,6 +116,19 @@ def test_per_sample_loop_and_batched_paths_agree_for_fgsm(wave):
     np.testing.assert_allclose(snr_db(x, batched), 30, atol=0.05)
 
 
+def test_batched_budget_with_more_samples_than_the_attack_batch(wave):
+    """PGD with a random start, 5 segments, attack batches of 2 (ART's random start alone fails here)."""
+    from ser_attacks.attacks import build_attack
+    base, clf, audio, y, _ = wave
+    cfg = _cfg(base, "input=waveform", "attack=pgd", "attack.max_iter=2", "attack.batch_size=2")
+    b = SNRBudget(build_attack(cfg.attack, clf), 35, 0.25, 0)
+    assert b._batched()
+    x = audio[:5]
+    x_adv = b.generate(x, np.eye(clf.nb_classes, dtype=np.float32)[y[:5]])
+    s = snr_db(x, x_adv)
+    assert np.all(s >= 35 - 0.1) and np.all(s < 60), s
+
+
 def test_snr_budget_configuration_errors(wave):
     from ser_attacks.inputs import InputConfigError, check
     base = wave[0]
