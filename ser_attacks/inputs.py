@@ -120,6 +120,7 @@ class InputStage:
         """(attack input, classifier): the spectrogram ones unchanged, or the segments' audio + the waveform
         classifier (front end + model)."""
         if not self.waveform:
+            self._spec_clf = clf                         # re-classifies the resynthesized audio's features
             return x, clf
         from .waveform import clip_range, waveform_classifier
         audio = self.load_audio()
