@@ -18,5 +18,5 @@ run attack=fgsm attack.eps=0.05,0.25
 run attack=deepfool
 run input=waveform attack=pgd attack.snr_db=20,30,40 attack.max_iter=20 input.step_ratio=0.125
 run attack=bim attack.eps=0.05,0.25 attack.eps_step=0.0125 attack.max_iter=20
-run attack=cw_l2 attack.binary_search_steps=5
+run attack=cw_l2 attack.binary_search_steps=5 attack.initial_const=0.01,1   # the paper's 0.01 barely moves
 run attack=jsma
