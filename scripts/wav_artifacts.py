@@ -45,11 +45,14 @@ def main() -> None:
                 print(f"{rid[:8]} {e['gender']:6s} {kind:17s} sr {sr} Hz, {len(y)} samples ({len(y) / sr:.2f} s), "
                       f"peak {np.abs(y).max():.3f}")
             d = sig["adversarial"] - sig["original"]
-            snr = 10 * np.log10(np.sum(sig["original"] ** 2) / np.sum(d ** 2))
+            with np.errstate(divide="ignore"):
+                snr = 10 * np.log10(np.sum(sig["original"] ** 2) / np.sum(d ** 2))
             err = np.abs(sig["perturbation_x10"] - np.clip(10 * d, -1, 1)).max()
-            print(f"{rid[:8]} {e['gender']:6s} SNR from the files {snr:.2f} dB, logged {e['snr_db']:.2f} dB; "
+            logged = "∞ (unchanged)" if e["snr_db"] is None else f"{e['snr_db']:.2f} dB"
+            print(f"{rid[:8]} {e['gender']:6s} SNR from the files {snr:.2f} dB, logged {logged}; "
                   f"max |pert_x10 - 10 (adv - orig)| = {err:.1e}")
-            title = f"{run.data.tags.get('mlflow.runName', rid[:8])} ({run.data.tags.get('input', '?')}): " \
+            name = run.data.tags.get("mlflow.runName", rid[:8]).replace(" n_samples=40", "")
+            title = f"{name} ({run.data.tags.get('input', '?')}): " \
                     f"{e['gender']} {e['speaker']} {e['label']}→{e.get('realized_pred', e['adv_pred'])}, SNR {snr:.1f} dB"
             rows.append((title, sig, sr))
     fig, axes = plt.subplots(len(rows), 3, figsize=(13, 2.6 * len(rows)), squeeze=False, constrained_layout=True)
@@ -60,12 +63,12 @@ def main() -> None:
             db = librosa.power_to_db(S, ref=ref, top_db=None)
             im = axes[i, j].imshow(db, origin="lower", aspect="auto", vmin=-90, vmax=0, cmap="magma",
                                    extent=[0, len(sig[kind]) / sr, 0, sr / 2000])
-            axes[i, j].set_title((title + "\n" if j == 0 else "") + kind.replace("_x10", " ×10"), fontsize=8)
+            axes[i, j].set_title((title + "\n" if j == 1 else "") + kind.replace("_x10", " ×10"), fontsize=8)
             axes[i, j].set_xlabel("s")
             axes[i, j].set_ylabel("kHz")
         fig.colorbar(im, ax=axes[i, 2], label="dB re original max")
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(a.out, dpi=80)
+    fig.savefig(a.out, dpi=64)
     print(f"wrote {a.out}")
 
 

@@ -83,7 +83,7 @@ def test_embed_players_handles_links_and_literal_markdown(tmp_path):
     assert got.count("<audio controls") == 2 and 'href="audio/missing.flac"' in got
     assert _config("eps=0.25, snr_db=30") == "snr_db=30" and _config("eps=0.1, snr_db=None") == "eps=0.1"
     assert _setting("emodb (input=waveform)") == "emodb" and _setting("emodb (split=paper, input=x)") == \
-        "emodb (split=paper)"
+        "emodb (split=paper)" and _setting("emodb (input.step_ratio=0.1)") == "emodb"
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="headless Chromium not installed")

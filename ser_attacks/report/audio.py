@@ -48,8 +48,9 @@ def _cell(row, metric: str, digits: int = 3) -> str:
 
 
 def _setting(text: str) -> str:
-    """The report's setting label without ``input=…`` (each audio table and panel is one input already)."""
-    out = re.sub(r"(, )?input=\w+", "", str(text)).replace("(, ", "(")
+    """The report's setting label without ``input=…`` / ``input.*=…`` (each audio table and panel is one input;
+    an input parameter that varies is shown in the config column instead)."""
+    out = re.sub(r"(, )?input(\.\w+)?=[^,)]+", "", str(text)).replace("(, ", "(")
     return out.replace(" ()", "")
 
 
@@ -77,8 +78,12 @@ def configurations(runs: Runs) -> pd.DataFrame:
         "clean_acc", "adv_acc", "realized_", "audio_snr_db", "n_audio_unchanged", "n_samples", "snr_budget_db"))]
     for _, sub in df.groupby("group", sort=False):
         first = sub.iloc[0]
-        row = {"attack": first.attack, "input": first.input, "setting": _setting(first.setting), "dataset": first.dataset,
-               "config": _config(first.config), "n_runs": len(sub), "run_ids": ",".join(sub.run_id)}
+        config = _config(first.config)
+        varying = dict(re.findall(r"input\.(\w+)=([^,)]+)", first.setting))
+        if first.input == "waveform" and "snr_db=" in config and "step_ratio" in varying:
+            config += f", step_ratio={varying['step_ratio']}"
+        row = {"attack": first.attack, "input": first.input, "setting": _setting(first.setting),
+               "dataset": first.dataset, "config": config, "n_runs": len(sub), "run_ids": ",".join(sub.run_id)}
         row.update({m: float(np.nanmean(sub[m])) if sub[m].notna().any() else np.nan for m in metrics})
         rows.append(row)
     out = pd.DataFrame(rows)
@@ -141,7 +146,10 @@ def accuracy_vs_snr(cf: pd.DataFrame, path: Path) -> Path | None:
         return None
     cols = min(len(panels), 3)
     rows = int(np.ceil(len(panels) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(4.3 * cols, 3.4 * rows), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.3 * cols, 3.2 * rows + 0.6), squeeze=False, sharey=True)
+    xs = cf[[c for c in ("audio_snr_db_female", "audio_snr_db_male") if c in cf]].to_numpy(float)
+    lo, hi = np.nanmin(xs), np.nanmax(xs)            # one SNR axis for every panel, so panels compare
+    pad = max(2.0, 0.05 * (hi - lo), (10.0 - (hi - lo)) / 2)
     style = {"female": dict(color="C3", marker="o", ls="-", ms=8, mfc="none", mew=1.5),
              "male": dict(color="C0", marker="s", ls="--", ms=5)}
     settings = sorted(cf.setting.unique())
@@ -158,28 +166,29 @@ def accuracy_vs_snr(cf: pd.DataFrame, path: Path) -> Path | None:
                 st = dict(style[g])
                 if len(settings) > 1:
                     st["alpha"] = 1.0 - 0.35 * k
-                label = g + (f", {s}" if len(settings) > 1 else "")
-                ax.plot(x.to_numpy()[order], y.to_numpy()[order], label=label, **st)
+                ax.plot(x.to_numpy()[order], y.to_numpy()[order], **st)
                 clean = ss.get(f"clean_acc_{g}")
                 if clean is not None and clean.notna().any():
                     ax.axhline(float(clean.mean()), color=st["color"], ls=":", lw=1, alpha=0.8)
         ax.set_title(f"{a} ({'waveform' if inp == 'waveform' else 'spectrogram, as sound'})", fontsize=10)
         ax.set_xlabel("SNR of the audio perturbation (dB)")
-        xs = sub[[c for c in ("audio_snr_db_female", "audio_snr_db_male") if c in sub]].to_numpy(float)
-        if np.isfinite(xs).any():      # at least 10 dB wide, so single points do not get an offset axis
-            lo, hi = np.nanmin(xs), np.nanmax(xs)
-            pad = max(2.0, (10.0 - (hi - lo)) / 2)
-            ax.set_xlim(lo - pad, hi + pad)
+        ax.set_xlim(lo - pad, hi + pad)
         ax.ticklabel_format(axis="x", useOffset=False)
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
     for ax in axes[:, 0]:
         ax.set_ylabel("accuracy on the adversarial audio")
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
-    fig.suptitle("Accuracy vs SNR (dotted: clean accuracy; right = quieter perturbation)", fontsize=10)
-    fig.tight_layout()
+    handles = [plt.Line2D([], [], **style["female"], label="female"), plt.Line2D([], [], **style["male"], label="male"),
+               plt.Line2D([], [], color="gray", ls=":", label="clean accuracy (per gender colour)")]
+    if len(settings) > 1:
+        handles += [plt.Line2D([], [], color="gray", alpha=1.0 - 0.35 * k, label=s) for k, s in enumerate(settings)]
+    fig.legend(handles=handles, loc="upper center", ncol=len(handles), fontsize=8, frameon=False,
+               bbox_to_anchor=(0.5, 0.997))
+    fig.suptitle("Accuracy of the adversarial audio vs the SNR of its perturbation (right = quieter)", fontsize=10,
+                 y=0.975)
+    fig.tight_layout(rect=(0, 0, 1, 0.955))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

@@ -36,7 +36,7 @@ window.addEventListener('load', function () {
 def browser_check(page: Path, chromium: str = "chromium", screenshot: Path | None = None,
                   timeout: int = 120, section: str = "Adversarial audio") -> list[dict]:
     """Load ``page`` in headless Chromium: the decoded duration of every ``<audio>`` player (JS, after load).
-    ``screenshot``: a PNG of the page from the ``<h2>`` titled ``section`` on (the whole page if absent)."""
+    ``screenshot``: a PNG of the page from the heading (h2-h4) starting with ``section`` on (whole page if absent)."""
     exe = shutil.which(chromium) or chromium
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -51,7 +51,7 @@ def browser_check(page: Path, chromium: str = "chromium", screenshot: Path | Non
             raise RuntimeError(f"no audio-check result from Chromium (exit {proc.returncode}): {proc.stderr[-500:]}")
         if screenshot is not None:
             text = page.read_text()
-            cut = re.search(r"<h2[^>]*>" + re.escape(section), text)
+            cut = re.search(r"<h[2-4][^>]*>" + re.escape(section), text)
             if cut:
                 text = text[:text.index("<body>") + len("<body>")] + text[cut.start():]
             shot = Path(tmp) / "section.html"
@@ -69,8 +69,9 @@ def main(argv=None) -> int:
     p.add_argument("page", type=Path, help="report.html")
     p.add_argument("--chromium", default="chromium")
     p.add_argument("--screenshot", type=Path, default=None)
+    p.add_argument("--section", default="Adversarial audio", help="screenshot from this heading on")
     a = p.parse_args(argv)
-    res = browser_check(a.page, a.chromium, a.screenshot)
+    res = browser_check(a.page, a.chromium, a.screenshot, section=a.section)
     bad = [r for r in res if not r or not r["ok"] or not r["duration"] or r["duration"] != r["duration"]]
     for r in res:
         print(f"{'ok ' if r and r['ok'] else 'BAD'} {r['duration'] if r else '-'} s  {r['title'] if r else ''}")
