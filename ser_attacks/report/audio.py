@@ -74,8 +74,8 @@ def configurations(runs: Runs) -> pd.DataFrame:
             has |= df[m].notna().to_numpy()
     df = df[has]
     rows = []
-    metrics = [c for c in df.columns if any(c.startswith(p) for p in (
-        "clean_acc", "adv_acc", "realized_", "audio_snr_db", "n_audio_unchanged", "n_samples", "snr_budget_db"))]
+    metrics = sorted(c for c in df.columns if any(c.startswith(p) for p in (
+        "clean_acc", "adv_acc", "realized_", "audio_snr_db", "n_audio_unchanged", "n_samples", "snr_budget_db")))
     for _, sub in df.groupby("group", sort=False):
         first = sub.iloc[0]
         config = _config(first.config)
@@ -195,12 +195,15 @@ def accuracy_vs_snr(cf: pd.DataFrame, path: Path) -> Path | None:
 
 
 def _players(runs: Runs, cf: pd.DataFrame, out: Path, cache: Path | None, max_runs: int) -> list[str]:
-    """Per attack × input × setting, the configuration with the lowest accuracy of the sound: its spectrogram
-    triplets and, per logged sample, players for original / adversarial / perturbation ×10."""
+    """Per attack × input × setting, the configuration with the lowest accuracy of the sound (ties: lower accuracy
+    on the model input, then higher SNR): its spectrogram triplets and, per logged sample, players for
+    original / adversarial / perturbation ×10."""
     if cf.empty:
         return []
     acc = np.where(cf.input == "waveform", cf.get("adv_acc", np.nan), cf.get("realized_adv_acc", np.nan))
-    pick = cf.assign(_acc=acc).sort_values(["_acc", "audio_snr_db"], ascending=[True, False], na_position="last")
+    # lowest accuracy of the sound, then of the model input (a stronger attack), then the quietest
+    pick = cf.assign(_acc=acc).sort_values(["_acc", "adv_acc", "audio_snr_db"], ascending=[True, True, False],
+                                           na_position="last")
     pick = pick.groupby(["attack", "input", "setting"], sort=False).head(1)
     pick = pick.sort_values(["input", "attack"], key=lambda c: c.map(attack_sort_key) if c.name == "attack" else c,
                             ascending=[False, True]).head(max_runs)
