@@ -150,3 +150,45 @@ def test_realize_off_logs_no_audio(job_cfg):
     r = client.search_runs([exp.experiment_id], "tags.run_type = 'attack'", order_by=["start_time DESC"])[0]
     assert "realized_adv_acc" not in r.data.metrics and "audio_snr_db" not in r.data.metrics
     assert "audio.npz" not in [a.path for a in client.list_artifacts(r.info.run_id)]
+
+
+RESYNTH = """
+import sys, numpy as np
+from ser_attacks.data.audio import FrontEnd, ensure_librosa_kernels, log_mel, segment_audio
+ensure_librosa_kernels()
+if sys.argv[2] == "resynth":
+    from ser_attacks.normalization import Normalizer
+    from ser_attacks.realize import realize
+    fe = FrontEnd()
+    y = segment_audio(sys.argv[1], fe, 0)[None]
+    X = np.stack([log_mel(a, fe) for a in y])
+    norm = Normalizer().fit(X)
+    x = norm.transform(X)
+    r = realize(fe, norm, y, X, x, x + 0.1, refine=2, griffin_lim_iter=2)
+    assert np.isfinite(r.audio).all() and np.isfinite(r.audio_gl).all()
+print("ok")
+"""
+
+
+def test_resynthesis_compiles_no_kernel_the_warm_up_missed(tmp_path, corpus_root):
+    """librosa's istft / Griffin-Lim use numba kernels (overlap-add, window sum-square); compiling them outside
+    ensure_librosa_kernels' lock could race (see its docstring). After the warm-up alone, the whole
+    resynthesis in a fresh process must compile nothing new."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+    wav = str(sorted(corpus_root.rglob("*.wav"))[0])
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
+
+    def files():
+        return {str(p): p.stat().st_mtime_ns for p in (tmp_path / "numba").rglob("*.nb[ic]")}
+    for mode in ("warm", "resynth"):
+        p = subprocess.run([sys.executable, "-c", RESYNTH, wav, mode], env=env, capture_output=True, text=True,
+                           timeout=600)
+        assert p.returncode == 0 and "ok" in p.stdout, p.stderr[-3000:]
+        if mode == "warm":
+            warm = files()
+            assert warm
+    assert files() == warm, "the resynthesis compiled kernels the warm-up missed"

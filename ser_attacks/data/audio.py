@@ -160,8 +160,8 @@ def ensure_librosa_kernels() -> None:
     them crashes with a segmentation fault. Loading a complete cache is read-only and safe, so one
     lock around the first use is enough: the first process compiles (~17 s on 2 cores) while the
     others wait, then they load the finished kernels (~1 s). The warm-up runs the project's own
-    functions (trim, log-Mel, every augmentation kind; yin and rms, which the tests use) on float32
-    input, so it compiles exactly the signatures the pipeline uses; ``tests/test_numba_cache.py``
+    functions (trim, log-Mel, every augmentation kind; istft and Griffin-Lim as the resynthesis of
+    ``ser_attacks.realize`` calls them; yin and rms, which the tests use) on float32 input, so it compiles exactly the signatures the pipeline uses; ``tests/test_numba_cache.py``
     checks that the pipeline compiles nothing more after it. The cache lives where
     ``ser_attacks.numba_cache_dir()`` says (``NUMBA_CACHE_DIR``), not in the venv, so a venv cache
     corrupted by an older, unguarded version is never read.
@@ -183,7 +183,14 @@ def ensure_librosa_kernels() -> None:
         yt = trim(y, fe)
         for kind, amount in (("pitch", 1.0), ("stretch", 1.1)):
             Augmentation(kind, amount).apply(yt, fe.sample_rate)
-        log_mel(segments(yt, fe)[0], fe)
+        seg = segments(yt, fe)[0]
+        log_mel(seg, fe)
+        # resynthesis (ser_attacks.realize): istft on complex64 / complex128, Griffin-Lim on float32 / float64
+        S = librosa.stft(seg, n_fft=fe.n_fft, hop_length=fe.hop_length)
+        for spec in (S, S.astype(np.complex128)):
+            librosa.istft(spec, hop_length=fe.hop_length, n_fft=fe.n_fft, length=len(seg))
+            librosa.griffinlim(np.abs(spec), n_iter=1, hop_length=fe.hop_length, n_fft=fe.n_fft, length=len(seg),
+                               init="random", random_state=0)
         librosa.yin(y, fmin=60, fmax=500, sr=fe.sample_rate, frame_length=1024, hop_length=256)
         librosa.feature.rms(y=y, frame_length=1024, hop_length=256)
     _KERNELS_READY = True
