@@ -15,8 +15,8 @@ and near-silent segments; measured ≤ 2e-5 dB before normalization). Where it d
 
 * Precision: librosa multiplies the frames by a float64 window, runs its FFT and rounds the spectrum to
   complex64; here window, FFT, power, Mel projection and log run in float64 and the dB are rounded to float32.
-  So this front end equals librosa-on-float64 input to the last float32 bit, and differs from the float32
-  librosa features by librosa's own complex64 rounding (≤ ~2e-5 dB). A float32 window or a float32 TF FFT is
+  On the generated test signals it gave the same float32 dB as librosa on float64 input, and it differs from
+  the float32 librosa features by librosa's own complex64 rounding (≤ ~2e-5 dB). A float32 window or a float32 TF FFT is
   NOT good enough: their round-off floor (~1e-7 of a frame's magnitude, on every bin) put Mel cells 70-80 dB
   below a pure tone's maximum up to 8e-4 dB off.
 * Cells within round-off of the ``top_db`` floor can land on either side of it (difference ≤ that round-off).
