@@ -53,6 +53,7 @@ def attack_job(cfg: DictConfig, tracking: Tracking, run_id: str) -> dict[str, fl
     from .attacks import attack_labels, build_attack, select_samples
     from .data import prepare
     from .estimator import make_classifier
+    from .inputs import InputStage
     from .metrics import attack_metrics
     from .plots import spectrogram_triplets
     from .progress import bars
@@ -74,7 +75,9 @@ def attack_job(cfg: DictConfig, tracking: Tracking, run_id: str) -> dict[str, fl
     x, y, genders = tm.normalizer.transform(X[idx]), y[idx], segs.gender.to_numpy()[idx]
     clf = make_classifier(tm.model, len(tm.classes), tm.normalizer.clip_values, cfg.estimator.kind,
                           cfg.estimator.batch_size)
-    attack = build_attack(OmegaConf.merge(cfg.attack, {"verbose": bars(cfg.attack.verbose)}), clf)  # no bars in logs
+    stage = InputStage(cfg, tm, X[idx], segs.iloc[idx], tracking, run_id)   # conf/input: spectrogram | waveform
+    x, clf = stage.model_input(x, clf)
+    attack = stage.budgeted(build_attack(OmegaConf.merge(cfg.attack, {"verbose": bars(cfg.attack.verbose)}), clf))
     clean_logits = clf.predict(x)
     labels, label_kind = attack_labels(attack, y, len(tm.classes), cfg.seed)
     if not cfg.attack_true_labels and label_kind == "true":
@@ -85,9 +88,10 @@ def attack_job(cfg: DictConfig, tracking: Tracking, run_id: str) -> dict[str, fl
     x_adv = np.asarray(attack.generate(x=x, y=labels), dtype=np.float32)   # numpy result: device synced
     seconds = time.perf_counter() - t0
     adv_logits = clf.predict(x_adv)
+    x, x_adv, audio_metrics = stage.finish(x, x_adv, y, clean_logits, adv_logits)   # model inputs from here on
 
     metrics = attack_metrics(y, clean_logits, adv_logits, x, x_adv, genders)
-    metrics.update(attack_time_s=seconds, time_per_sample_s=seconds / len(x),
+    metrics.update(audio_metrics, attack_time_s=seconds, time_per_sample_s=seconds / len(x),
                    model_val_acc=tm.meta["val_acc"], model_test_acc=tm.meta["test_acc"])
     tracking.log_metrics(run_id, metrics)
     tracking.client.log_param(run_id, "n_samples_attacked", len(x))
@@ -148,6 +152,7 @@ def run(cfg: DictConfig) -> dict[str, float] | None:
 def _run(cfg: DictConfig, tracking: Tracking, multirun: bool, parent: str | None,
          overrides: list[str]) -> dict[str, float] | None:
     from .attacks import validate
+    from .inputs import check as check_input
     if cfg.get("mode", "attack") != "attack":  # mode=train: training only (model studies); mode=tune: Optuna
         from .train import train_job
         from .tune import run_study
@@ -176,6 +181,7 @@ def _run(cfg: DictConfig, tracking: Tracking, multirun: bool, parent: str | None
     try:
         tracking.log_config(run_id, cfg)
         unused = validate(cfg.attack)          # bad attack parameters fail before any data or model
+        check_input(cfg)                       # input / attack.snr_db combination
         if unused:
             tracking.client.set_tag(run_id, "unused_params", ",".join(unused))
         metrics = attack_job(cfg, tracking, run_id)

@@ -16,7 +16,7 @@ from hydra.utils import get_class, instantiate
 from omegaconf import OmegaConf
 
 log = logging.getLogger(__name__)
-PLATFORM_KEYS = {"_target_", "name", "n_samples"}
+PLATFORM_KEYS = {"_target_", "name", "n_samples", "snr_db"}
 INFRA_KEYS = {"batch_size", "verbose"}     # passed only where the ART class takes them
 
 

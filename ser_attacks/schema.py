@@ -24,6 +24,7 @@ class AttackConf:
     name: str = MISSING
     # platform keys (not passed to ART)
     n_samples: Optional[int] = None          # attack only this many test segments (stratified by gender)
+    snr_db: Optional[float] = None           # input=waveform: budget as SNR (dB) per segment (ser_attacks.waveform)
     # infrastructure keys, passed where the ART class takes them
     batch_size: int = 32
     verbose: bool = True
@@ -109,6 +110,16 @@ class EstimatorConf:
 
 
 @dataclass
+class InputConf:
+    name: str = "spectrogram"                # spectrogram | waveform (what the attack perturbs; ser_attacks.inputs)
+    realize: bool = True                     # spectrogram: resynthesize adversarial spectrograms as audio, re-classify
+    refine: int = 3                          # resynthesis: gain refinement rounds (original phase kept)
+    griffin_lim_iter: int = 32               # resynthesis: also Griffin-Lim with this many iterations (0 = off)
+    step_ratio: float = 0.1                  # waveform + attack.snr_db: eps_step = step_ratio x per-sample eps
+    n_audio_per_gender: int = 1              # WAV artifacts (original, adversarial, perturbation x10) per gender
+
+
+@dataclass
 class DatasetConf:
     name: str = MISSING
     corpus: str = MISSING                    # emodb | emovo | ravdess (file layout and loader)
@@ -123,5 +134,5 @@ def register() -> None:
     for group, node in (("attack", AttackConf), ("split", SplitConf), ("train", TrainConf),
                         ("features", FeaturesConf), ("normalization", NormalizationConf),
                         ("estimator", EstimatorConf), ("dataset", DatasetConf),
-                        ("augment", AugmentConf)):
+                        ("augment", AugmentConf), ("input", InputConf)):
         cs.store(group=group, name=f"{group}_schema", node=node)

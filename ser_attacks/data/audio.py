@@ -11,6 +11,7 @@ and shorter), as the paper did (pitch ±1.5, ±3 semitones; stretch 0.75, 0.9, 1
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -117,6 +118,26 @@ class Augmentation:
     def label(self) -> str:
         return f"pitch{self.amount:+g}" if self.kind == "pitch" else f"stretch{self.amount:g}"
 
+    @classmethod
+    def from_label(cls, label: "str | Augmentation | None",
+                   known: Sequence["Augmentation"] = ()) -> "Augmentation | None":
+        """The augmentation a feature row's ``augment`` column names (``none`` → None). A label of one of
+        ``known`` (the configured list) returns that one exactly; otherwise the label is parsed (``:g``
+        keeps 6 significant digits, enough for the configured amounts)."""
+        if label is None or isinstance(label, Augmentation):
+            return label
+        label = str(label)
+        if label in ("none", ""):
+            return None
+        for a in known:
+            if a.label == label:
+                return a
+        m = re.fullmatch(r"(pitch|stretch)([-+]?[0-9.]+(?:e[-+]?[0-9]+)?)", label)
+        if m is None:
+            raise ValueError(f"Unknown augmentation label {label!r} (expected none, pitch<±semitones> or "
+                             f"stretch<factor>)")
+        return cls(m[1], float(m[2]))
+
     def apply(self, y: np.ndarray, sample_rate: int) -> np.ndarray:
         import librosa
         if self.kind == "pitch":
@@ -139,8 +160,8 @@ def ensure_librosa_kernels() -> None:
     them crashes with a segmentation fault. Loading a complete cache is read-only and safe, so one
     lock around the first use is enough: the first process compiles (~17 s on 2 cores) while the
     others wait, then they load the finished kernels (~1 s). The warm-up runs the project's own
-    functions (trim, log-Mel, every augmentation kind; yin and rms, which the tests use) on float32
-    input, so it compiles exactly the signatures the pipeline uses; ``tests/test_numba_cache.py``
+    functions (trim, log-Mel, every augmentation kind; istft and Griffin-Lim as the resynthesis of
+    ``ser_attacks.realize`` calls them; yin and rms, which the tests use) on float32 input, so it compiles exactly the signatures the pipeline uses; ``tests/test_numba_cache.py``
     checks that the pipeline compiles nothing more after it. The cache lives where
     ``ser_attacks.numba_cache_dir()`` says (``NUMBA_CACHE_DIR``), not in the venv, so a venv cache
     corrupted by an older, unguarded version is never read.
@@ -162,20 +183,42 @@ def ensure_librosa_kernels() -> None:
         yt = trim(y, fe)
         for kind, amount in (("pitch", 1.0), ("stretch", 1.1)):
             Augmentation(kind, amount).apply(yt, fe.sample_rate)
-        log_mel(segments(yt, fe)[0], fe)
+        seg = segments(yt, fe)[0]
+        log_mel(seg, fe)
+        # resynthesis (ser_attacks.realize): istft on complex64 / complex128, Griffin-Lim on float32 / float64
+        S = librosa.stft(seg, n_fft=fe.n_fft, hop_length=fe.hop_length)
+        for spec in (S, S.astype(np.complex128)):
+            librosa.istft(spec, hop_length=fe.hop_length, n_fft=fe.n_fft, length=len(seg))
+            librosa.griffinlim(np.abs(spec), n_iter=1, hop_length=fe.hop_length, n_fft=fe.n_fft, length=len(seg),
+                               init="random", random_state=0)
         librosa.yin(y, fmin=60, fmax=500, sr=fe.sample_rate, frame_length=1024, hop_length=256)
         librosa.feature.rms(y=y, frame_length=1024, hop_length=256)
     _KERNELS_READY = True
+
+
+def recording_segments(path: str, fe: FrontEnd,
+                       versions: Sequence[Augmentation | None] = (None,)) -> list[list[np.ndarray]]:
+    """The 3 s waveform segments of one recording per version (``None`` = the original): load → trim →
+    (augmentation) → segments, exactly the audio the cached features were computed from."""
+    ensure_librosa_kernels()
+    y = trim(load_audio(path, fe.sample_rate), fe)
+    return [segments(y if v is None else v.apply(y, fe.sample_rate), fe) for v in versions]
 
 
 def recording_features(path: str, fe: FrontEnd,
                        versions: Sequence[Augmentation | None] = (None,)) -> list[np.ndarray]:
     """Segments of one recording per version: a list (one per version; ``None`` = the original)
     of arrays (n_segments, frames, n_mels). Augmentations act on the trimmed 16 kHz signal."""
-    ensure_librosa_kernels()
-    y = trim(load_audio(path, fe.sample_rate), fe)
-    out = []
-    for v in versions:
-        yv = y if v is None else v.apply(y, fe.sample_rate)
-        out.append(np.stack([log_mel(p, fe) for p in segments(yv, fe)]))
-    return out
+    return [np.stack([log_mel(p, fe) for p in pieces]) for pieces in recording_segments(path, fe, versions)]
+
+
+def segment_audio(path: str, fe: FrontEnd, segment: int, augment: "str | Augmentation | None" = None,
+                  known: Sequence[Augmentation] = ()) -> np.ndarray:
+    """The waveform (``fe.segment_samples`` float32 samples at ``fe.sample_rate``) of one feature row, from its
+    corpus-table columns: recording ``path``, ``segment`` index and ``augment`` label. ``log_mel`` of it equals
+    the cached features of that row (tested), so attacks and resynthesis can work on the row's sound."""
+    v = Augmentation.from_label(augment, known)
+    pieces = recording_segments(path, fe, (v,))[0]
+    if not 0 <= int(segment) < len(pieces):
+        raise BadAudio(f"{path} ({v.label if v else 'original'}) has {len(pieces)} segments, not segment {segment}")
+    return pieces[int(segment)]

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import figures, stats
+from . import audio, figures, stats
 from .collect import Runs, collect, download, load_samples
 from .render import md_table, md_to_html
 from .summary import summary_lines
@@ -167,7 +167,7 @@ def build_report(uri: str | None = None, experiment: str = "ser-attacks", sweeps
     if out.exists() and any(out.iterdir()):
         if not (out / "report.md").exists():
             raise SystemExit(f"error: {out} exists and is not a report folder (no report.md); choose another --out")
-        for sub in ("tables", "figures"):       # replace a previous report, nothing else
+        for sub in ("tables", "figures", "audio"):       # replace a previous report, nothing else
             shutil.rmtree(out / sub, ignore_errors=True)
         for f in ("report.md", "report.html"):
             (out / f).unlink(missing_ok=True)
@@ -237,6 +237,7 @@ def build_report(uri: str | None = None, experiment: str = "ser-attacks", sweeps
                "(as logged by the attack run)."]
         for r, rid, dst in spec:
             md += ["", f"![{r.attack} {r.config} on {r.setting} (run {rid[:8]})](figures/{dst.name})"]
+    md += audio.section(runs, out, cache)[0]      # adversarial audio: SNR / realized accuracy, players (report/audio.py)
     md += ["", "## Definitions", "",
            "- Adversarial accuracy: accuracy on the adversarial examples of the attacked test segments "
            "(`adv_acc`); clean accuracy likewise on the originals (`clean_acc`); per gender with `_female`/`_male`.",
@@ -249,7 +250,7 @@ def build_report(uri: str | None = None, experiment: str = "ser-attacks", sweeps
            f"- Runs: `tables/runs.csv` lists every run id used; configurations: `tables/configurations.csv`."]
     text = "\n".join(md) + "\n"
     (out / "report.md").write_text(text)
-    (out / "report.html").write_text(md_to_html(text, out, name))
+    (out / "report.html").write_text(audio.embed_players(md_to_html(text, out, name), out))
     rep = Report(out, runs, t, figs)
     if log_run:
         rep.run_id = _log_report_run(runs, out, name)
