@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 KINDS = ("spectrogram", "waveform")
 
 
+from .progress import track
 from .attacks import AttackConfigError
 
 
@@ -62,14 +63,12 @@ def check(cfg) -> None:
 
 def segment_waveforms(segs, fe, known=(), progress: bool = False) -> np.ndarray:
     """(n, samples) audio of feature rows (columns path, segment, augment), each recording decoded once."""
-    from tqdm.auto import tqdm
-
     from .data.audio import Augmentation, recording_segments
     cache: dict = {}
     out = np.empty((len(segs), fe.segment_samples), np.float32)
     augs = segs["augment"] if "augment" in segs else ["none"] * len(segs)
-    for i, (path, seg, aug) in enumerate(tqdm(list(zip(segs.path, segs.segment, augs)), desc="segment audio",
-                                              disable=not progress, unit="segment")):
+    for i, (path, seg, aug) in enumerate(track(list(zip(segs.path, segs.segment, augs)), "segment audio",
+                                               progress, unit="segment")):
         key = (path, str(aug))
         if key not in cache:
             cache[key] = recording_segments(path, fe, (Augmentation.from_label(aug, known),))[0]

@@ -8,8 +8,14 @@ when it starts and one when it ends, with its time.
 """
 from __future__ import annotations
 
+import logging
 import os
 import sys
+import time
+from typing import Iterable, Iterator, TypeVar
+
+log = logging.getLogger("ser_attacks")
+T = TypeVar("T")
 
 
 def on_terminal(stream=None) -> bool:
@@ -29,3 +35,18 @@ def quiet_libraries() -> None:
     """Off a terminal, switch off MLflow's artifact-transfer bars (unless the user set the variable)."""
     if not on_terminal():
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+def track(items: Iterable[T], desc: str, requested=True, total: int | None = None,
+          unit: str = "item") -> Iterator[T]:
+    """Iterate ``items``: a tqdm bar when ``bars(requested)``, else one log line with the count and time
+    when the stage ends."""
+    if bars(requested):
+        from tqdm.auto import tqdm
+        yield from tqdm(items, desc=desc, total=total, unit=unit)
+        return
+    t0, n = time.perf_counter(), 0
+    for item in items:
+        n += 1
+        yield item
+    log.info("%s: %d %ss in %.1f s", desc, n, unit, time.perf_counter() - t0)

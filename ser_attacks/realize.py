@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .progress import track
 from .data.audio import FrontEnd, log_mel
 from .normalization import Normalizer
 from .waveform import CLIP
@@ -141,7 +142,6 @@ def realize(fe: FrontEnd, normalizer: Normalizer, audio: np.ndarray, X_db: np.nd
             x_adv: np.ndarray, refine: int = 3, griffin_lim_iter: int = 32, seed: int = 0,
             progress: bool = False) -> Realized:
     """Resynthesize every adversarial spectrogram of a run (see the module docstring)."""
-    from tqdm.auto import tqdm
     rs = Resynth(fe)
     delta = db_change(normalizer, X_db, x, x_adv)
     n = len(audio)
@@ -149,7 +149,7 @@ def realize(fe: FrontEnd, normalizer: Normalizer, audio: np.ndarray, X_db: np.nd
     out = np.array(audio, np.float32, copy=True)
     gl = np.array(audio, np.float32, copy=True) if griffin_lim_iter > 0 else None
     gl_clean = np.empty_like(out) if griffin_lim_iter > 0 else None
-    for i in tqdm(range(n), desc="resynthesis", disable=not progress, unit="segment"):
+    for i in track(range(n), "resynthesis", progress, unit="segment"):
         if griffin_lim_iter > 0:
             gl_clean[i] = rs.griffin_lim(audio[i], griffin_lim_iter, seed + i)
         if unchanged[i]:

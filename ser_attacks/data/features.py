@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
@@ -22,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ..cache import atomic_dir, file_fingerprint, locked, stable_hash
-from ..progress import bars
+from ..progress import track
 from .audio import Augmentation, BadAudio, FrontEnd, ensure_librosa_kernels, recording_features
 
 log = logging.getLogger(__name__)
@@ -85,7 +84,6 @@ def extract(table: pd.DataFrame, fe: FrontEnd, n_jobs: int = 1, progress: bool =
     """Compute features for every recording of ``table`` (no cache): the originals, or, when
     ``augment`` is given, only the augmented versions (one per augmentation)."""
     from joblib import Parallel, delayed
-    from tqdm.auto import tqdm
 
     versions = list(augment) if augment else [None]
     ensure_librosa_kernels()   # compiled once, under a lock, before any worker starts (see its docstring)
@@ -96,10 +94,8 @@ def extract(table: pd.DataFrame, fe: FrontEnd, n_jobs: int = 1, progress: bool =
         results = Parallel(n_jobs=n_jobs, return_as="generator")(delayed(_one)(p, fe, versions) for p in paths)
     arrays, seg_rows, skipped = [], [], []
     desc = "augmented log-Mel features" if augment else "log-Mel features"
-    show = bars(progress)          # a bar on a terminal; one line when done otherwise (ser_attacks.progress)
-    t0 = time.perf_counter()
-    for (feats, err), (_, rec) in zip(tqdm(results, total=len(paths), desc=desc,
-                                           disable=not show, unit="file"), table.iterrows()):
+    for (feats, err), (_, rec) in zip(track(results, desc, progress, total=len(paths), unit="file"),
+                                      table.iterrows()):
         if err is not None:
             log.warning("Skipped %s (%s)", rec.path, err)
             skipped.append((rec.path, err))
@@ -113,8 +109,6 @@ def extract(table: pd.DataFrame, fe: FrontEnd, n_jobs: int = 1, progress: bool =
         raise BadAudio(f"None of the {len(paths)} recordings produced features; first error: "
                        f"{skipped[0] if skipped else '-'}")
     X = np.concatenate(arrays).astype(np.float32)
-    if not show:
-        log.info("%s: %d files in %.1f s (%d skipped)", desc, len(paths), time.perf_counter() - t0, len(skipped))
     return X, pd.DataFrame(seg_rows), skipped
 
 
