@@ -112,7 +112,15 @@ def test_per_sample_loop_and_batched_paths_agree_for_fgsm(wave):
                   rebuild=lambda e, s: build_attack(OmegaConf.merge(cfg.attack, {"eps": e, "eps_step": s}), clf))
     b._batched = lambda: False
     looped = b.generate(x, onehot)
-    np.testing.assert_allclose(batched, looped, atol=1e-6)
+    # The two paths evaluate the gradient on batches of different size, so TF sums in a different order and a
+    # gradient within round-off of zero can change sign (seen in CI: 1 of 144,000 samples). FGSM takes sign(grad),
+    # so such a sample moves by 2*eps the other way. Everything else must agree exactly.
+    differ = ~np.isclose(batched, looped, atol=1e-6)
+    assert differ.mean() < 1e-4, f"{differ.sum()} of {differ.size} samples differ"
+    if differ.any():
+        grad = np.concatenate([clf.loss_gradient(x[i:i + 1], onehot[i:i + 1]) for i in range(len(x))])
+        typical = np.median(np.abs(grad))
+        assert np.all(np.abs(grad[differ]) < 1e-3 * typical), "a difference where the gradient is not ~0"
     np.testing.assert_allclose(snr_db(x, batched), 30, atol=0.05)
 
 
