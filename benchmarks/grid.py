@@ -54,6 +54,7 @@ GRID = ([(f"fgsm eps={e}", "fgsm", [f"attack.eps={e}"]) for e in (0.25, 0.5, 0.7
 
 # stock ART's class where ours is another one (None: the same class, only the estimator differs)
 STOCK_TARGET = {"jsma": "art.attacks.evasion.SaliencyMapMethod", "cw_linf": "art.attacks.evasion.CarliniLInfMethod",
+                "cw_l2": "art.attacks.evasion.CarliniL2Method",
                 "boundary": "ser_attacks.boundary.SeededBoundaryAttack"}
 STOCHASTIC = {"boundary", "pixel"}
 # a one-step version of each attack for the untimed warm-up (traces every graph the attack uses)

@@ -28,7 +28,7 @@ def model():
 @pytest.fixture(scope="module")
 def data():
     rng = np.random.default_rng(0)
-    return np.clip(rng.normal(size=(4, *SHAPE)), LO, HI).astype(np.float32)
+    return np.clip(rng.normal(size=(3, *SHAPE)), LO, HI).astype(np.float32)
 
 
 def band_box():
@@ -87,7 +87,7 @@ def _targets(clf, x, seed=1):
 def test_jsma_equals_art(model, data, theta):
     clf = clf_for(model, (LO, HI))
     y = _targets(clf, data)
-    kw = dict(theta=theta, gamma=0.01, verbose=False)
+    kw = dict(theta=theta, gamma=0.004, verbose=False)
     ref = SaliencyMapMethod(clf, batch_size=1, **kw).generate(data, y)
     ours = BatchedSaliencyMapMethod(clf, batch_size=4, **kw)
     out = ours.generate(data, y)
@@ -98,7 +98,7 @@ def test_jsma_equals_art(model, data, theta):
 
 def test_jsma_per_cell_box(model, data):
     """A per-cell box equal everywhere gives the scalar box's result; a per-band box is respected."""
-    kw = dict(theta=1.0, gamma=0.01, verbose=False, batch_size=4)
+    kw = dict(theta=1.0, gamma=0.004, verbose=False, batch_size=4)
     scalar = clf_for(model, (LO, HI))
     y = _targets(scalar, data)
     uniform = clf_for(model, (np.full((1, SHAPE[1], 1), LO, np.float32), np.full((1, SHAPE[1], 1), HI, np.float32)))
@@ -112,7 +112,7 @@ def test_jsma_per_cell_box(model, data):
     assert hit.any(), "theta 1 pushes cells to their band's own upper bound"
 
 
-BOUNDARY = dict(targeted=False, delta=0.01, epsilon=0.01, step_adapt=0.5, max_iter=8, num_trial=3, sample_size=6,
+BOUNDARY = dict(targeted=False, delta=0.01, epsilon=0.01, step_adapt=0.5, max_iter=5, num_trial=3, sample_size=6,
                 init_size=30, verbose=False)
 
 
@@ -150,3 +150,39 @@ def test_batched_attacks_reject_bad_parameters(model):
         BatchedBoundaryAttack(clf, seed=-1)
     with pytest.raises(ValueError):
         BatchedSaliencyMapMethod(clf, gamma=0)
+
+
+@pytest.mark.parametrize("th, es", [(1, 1), (5, 1), (3, 0)])
+def test_pixel_windowed_prediction_gives_the_same_adversarial_examples(model, data, th, es):
+    """Only the changed windows through the CNN (ser_attacks.windowed): the same logits bit for bit, hence
+    the same search and result; fewer window images through the CNN."""
+    from ser_attacks.pixel import SpectrogramPixelAttack
+    from ser_attacks.windowed import WindowedPredictor
+    clf = clf_for(model, (LO, HI), batch_size=16)
+    y = np.argmax(clf.predict(data), 1)
+    wp = WindowedPredictor.build(clf)
+    assert wp is not None, "the test model is a windowed CNN-BLSTM"
+    out = {}
+    for windowed in (False, True):
+        attack = SpectrogramPixelAttack(clf, th=th, es=es, max_iter=2, batch_size=16, seed=0, windowed=windowed)
+        out[windowed] = (attack.generate(data, y), attack.n_predictions)
+    np.testing.assert_array_equal(out[False][0], out[True][0])
+    assert out[False][1] == out[True][1]
+    if es == 1 and th == 1:
+        assert 0 < wp.n_cnn_images < out[True][1] * wp.n_windows / 2
+
+
+def test_pixel_is_seeded(model, data):
+    """The same seed gives the same x_adv (DE and CMA-ES); ART's PixelAttack draws from global / unseeded state."""
+    from ser_attacks.pixel import SpectrogramPixelAttack
+    clf = clf_for(model, band_box(), batch_size=16)
+    x = np.clip(data, *clf.clip_values).astype(np.float32)
+    y = np.argmax(clf.predict(x), 1)
+    for es in (1, 0):
+        runs = [SpectrogramPixelAttack(clf, th=3, es=es, max_iter=2, batch_size=16, seed=s).generate(x, y)
+                for s in (5, 5, 6)]
+        np.testing.assert_array_equal(runs[0], runs[1])
+        changed = (runs[0] != x).reshape(len(x), -1).sum(1)
+        assert (changed <= 3).all() and in_box(runs[0], clf)
+        if changed.any() or (runs[2] != x).any():
+            assert not np.array_equal(runs[0], runs[2])
