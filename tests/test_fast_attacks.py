@@ -77,6 +77,21 @@ def test_cw_linf_result_does_not_depend_on_the_batch(model, data):
     np.testing.assert_array_equal(together[1], alone[0])
 
 
+def test_cw_l2_fused_gradient_equals_art(model, data):
+    from art.attacks.evasion import CarliniL2Method
+    from ser_attacks.cw_l2 import FusedCarliniL2Method
+    clf = clf_for(model, band_box())
+    x = np.clip(data, *clf.clip_values).astype(np.float32)
+    y = np.eye(5, dtype=np.float32)[np.argmax(clf.predict(x), 1)]
+    kw = dict(confidence=0.0, max_iter=4, learning_rate=0.01, binary_search_steps=3, initial_const=10.0,
+              max_halving=5, max_doubling=5, batch_size=3, verbose=False)
+    ref = CarliniL2Method(clf, **kw).generate(x, y)
+    out = FusedCarliniL2Method(clf, **kw).generate(x, y)
+    assert np.abs(out - x).max() > 1e-3
+    assert np.abs(out - ref).max() <= 1e-4
+    assert in_box(out, clf)
+
+
 def _targets(clf, x, seed=1):
     pred = np.argmax(clf.predict(x), 1)
     shift = np.random.default_rng(seed).integers(1, 5, len(x))
