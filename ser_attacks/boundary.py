@@ -36,6 +36,7 @@ from art.utils import check_and_transform_label_format, get_labels_np_array
 from tqdm.auto import tqdm
 
 from . import lockstep
+from .estimator import check_per_sample
 
 log = logging.getLogger(__name__)
 
@@ -135,8 +136,15 @@ class BatchedBoundaryAttack(SeededBoundaryAttack):
 
     def _check_params(self) -> None:
         super()._check_params()
-        if not isinstance(self.per_sample, bool):
-            raise ValueError(f"`per_sample` must be a boolean, got {self.per_sample!r}")
+        check_per_sample(self.per_sample)
+
+    def _adapt(self, step: float, ratio: float) -> float:
+        """ART's trust-region rule: smaller steps when < 20 % of the candidates are adversarial, larger > 50 %."""
+        if ratio < 0.2:
+            return step * self.step_adapt
+        if ratio > 0.5:
+            return step / self.step_adapt
+        return step
 
     def _satisfied(self, preds, target, y_p):
         return preds == target if self.targeted else preds != y_p
@@ -173,10 +181,7 @@ class BatchedBoundaryAttack(SeededBoundaryAttack):
                 preds = yield np.array(potential_advs_list)
                 satisfied = self._satisfied(preds, target, y_p)
                 delta_ratio = np.mean(satisfied)
-                if delta_ratio < 0.2:
-                    curr_delta *= self.step_adapt
-                elif delta_ratio > 0.5:
-                    curr_delta /= self.step_adapt
+                curr_delta = self._adapt(curr_delta, delta_ratio)
                 if delta_ratio > 0:
                     x_advs = np.array(potential_advs_list)[np.where(satisfied)[0]]
                     break
@@ -190,10 +195,7 @@ class BatchedBoundaryAttack(SeededBoundaryAttack):
                 preds = yield potential_advs
                 satisfied = self._satisfied(preds, target, y_p)
                 epsilon_ratio = np.mean(satisfied)
-                if epsilon_ratio < 0.2:
-                    curr_epsilon *= self.step_adapt
-                elif epsilon_ratio > 0.5:
-                    curr_epsilon /= self.step_adapt
+                curr_epsilon = self._adapt(curr_epsilon, epsilon_ratio)
                 if epsilon_ratio > 0:
                     x_adv = self._best_adv(original_sample, potential_advs[np.where(satisfied)[0]])
                     break

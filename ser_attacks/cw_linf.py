@@ -37,7 +37,7 @@ from art.utils import check_and_transform_label_format, get_labels_np_array, ori
 from tqdm.auto import tqdm
 
 from . import lockstep
-from .estimator import graph, is_compiled, map_samples
+from .estimator import check_per_sample, graph, is_compiled, map_samples
 
 log = logging.getLogger(__name__)
 
@@ -121,8 +121,7 @@ class BatchedCarliniLInfMethod(CarliniLInfMethod):
 
     def _check_params(self) -> None:
         super()._check_params()
-        if not isinstance(self.per_sample, bool):
-            raise ValueError(f"`per_sample` must be a boolean, got {self.per_sample!r}")
+        check_per_sample(self.per_sample)
 
     # --- ART's formulas, from given logits / gradients instead of estimator calls ------------------------
     def _loss_from(self, z_predicted, x_adv, target, x, const, tau):

@@ -130,6 +130,12 @@ def map_samples(fn, elems, per_sample: bool, out_signature):
                      fn_output_signature=out_signature, parallel_iterations=2)
 
 
+def check_per_sample(value) -> None:
+    """The batched attacks' ``per_sample`` parameter (see ``map_samples``)."""
+    if not isinstance(value, bool):
+        raise ValueError(f"`per_sample` must be a boolean, got {value!r}")
+
+
 def is_compiled(clf) -> bool:
     return isinstance(clf, CompiledTFClassifier)
 

@@ -28,7 +28,7 @@ from art.config import ART_NUMPY_DTYPE
 from art.utils import check_and_transform_label_format
 from tqdm.auto import trange
 
-from .estimator import graph, is_compiled, map_samples
+from .estimator import check_per_sample, graph, is_compiled, map_samples
 
 
 def _build(model, per_sample: bool, input_shape, nb_classes: int):
@@ -67,8 +67,7 @@ class BatchedSaliencyMapMethod(SaliencyMapMethod):
 
     def _check_params(self) -> None:
         super()._check_params()
-        if not isinstance(self.per_sample, bool):
-            raise ValueError(f"`per_sample` must be a boolean, got {self.per_sample!r}")
+        check_per_sample(self.per_sample)
 
     def _evaluate(self, x: np.ndarray, label: np.ndarray, want: np.ndarray):
         """(logits, gradient of the label's logit or None per sample) at the points ``x`` (n, *input_shape)."""
