@@ -26,7 +26,7 @@ ATTACKS = {
     "fgsm": [], "bim": ["attack.max_iter=5"], "deepfool": ["attack.max_iter=2"],
     "jsma": ["attack.gamma=0.0003"], "cw_l2": ["attack.binary_search_steps=1", "attack.max_iter=2"],
     "cw_linf": ["attack.max_iter=2", "attack.largest_const=0.002"],
-    "pixel": ["attack.max_iter=1", "attack.th=10"], "boundary": ["attack.max_iter=2", "attack.init_size=5"],
+    "pixel": ["attack.max_iter=1", "attack.th=1"], "boundary": ["attack.max_iter=2", "attack.init_size=5"],
 }
 
 CHILD = r"""
