@@ -4,8 +4,10 @@
 
 For every attack of the paper grid (ours, as ``conf/attack/*.yaml`` selects them, compiled estimator),
 a FRESH process loads the trained model (``benchmarks/grid.py``'s default: final model, shared EmoDB),
-reads ``--small`` and then ``--large`` test segments and attacks them with ``attack.batch_size``
-= ``--batch-size``; its peak RSS (``VmHWM``) is read at the end. Iteration counts are cut (memory does not
+reads ``--small`` and then ``--large`` test segments and attacks them with ``attack.batch_size`` and
+``estimator.batch_size`` = ``--batch-size`` (the estimator's chunk bounds every ``predict`` of the whole
+input: with its default 64, a job predicting 64 segments at once holds ~300 MB of activations of the final
+model that one predicting 8 does not); its peak RSS (``VmHWM``) is read at the end. Iteration counts are cut (memory does not
 grow with iterations; the settings are listed in the output) so that the runs take minutes. If memory is
 bounded by the batch size, the large run needs only the extra input/output arrays (``--large - --small``
 segments x 261 x 128 x 4 bytes x a few copies) more than the small one.
@@ -36,7 +38,7 @@ import numpy as np
 import grid
 from ser_attacks.estimator import make_classifier
 cfg, tm, x, y, g = grid.trained_model(grid.DEFAULT_MODEL, {n})
-clf = make_classifier(tm.model, len(tm.classes), tm.normalizer.clip_values, "compiled", cfg.estimator.batch_size)
+clf = make_classifier(tm.model, len(tm.classes), tm.normalizer.clip_values, "compiled", {bs})
 acfg = grid.attack_cfg(grid.DEFAULT_MODEL, {attack!r}, {overrides!r} + ["attack.batch_size={bs}"], False)
 out, seconds = grid.run_attack(acfg, clf, x, y, len(tm.classes), cfg.seed)
 hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM")][0].split()[1]
