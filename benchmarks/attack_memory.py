@@ -38,7 +38,7 @@ import numpy as np
 import grid
 from ser_attacks.estimator import make_classifier
 cfg, tm, x, y, g = grid.trained_model(grid.DEFAULT_MODEL, {n})
-clf = make_classifier(tm.model, len(tm.classes), tm.normalizer.clip_values, "compiled", {bs})
+clf = make_classifier(tm.model, len(tm.classes), tm.normalizer.clip_values, "compiled", {est_bs})
 acfg = grid.attack_cfg(grid.DEFAULT_MODEL, {attack!r}, {overrides!r} + ["attack.batch_size={bs}"], False)
 out, seconds = grid.run_attack(acfg, clf, x, y, len(tm.classes), cfg.seed)
 hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM")][0].split()[1]
@@ -46,9 +46,9 @@ print("RESULT", json.dumps({{"n": len(x), "peak_rss_mb": int(hwm) / 1024, "secon
 """
 
 
-def measure(attack: str, n: int, bs: int) -> dict:
+def measure(attack: str, n: int, bs: int, est_bs: int) -> dict:
     code = CHILD.format(root=str(ROOT), bench=str(ROOT / "benchmarks"), n=n, attack=attack,
-                        overrides=ATTACKS[attack], bs=bs)
+                        overrides=ATTACKS[attack], bs=bs, est_bs=est_bs)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=3600)
     line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
@@ -62,16 +62,18 @@ def main(argv=None) -> int:
     ap.add_argument("--small", type=int, default=8)
     ap.add_argument("--large", type=int, default=64)
     ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--estimator-batch-size", type=int, default=None, help="default: --batch-size")
     ap.add_argument("--attacks", default=",".join(ATTACKS))
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
+    est_bs = args.estimator_batch_size or args.batch_size
     rows = []
     mb_per_segment = 261 * 128 * 4 / 2**20
-    print(f"# attack.batch_size={args.batch_size}; {args.small} vs {args.large} segments "
+    print(f"# attack.batch_size={args.batch_size}, estimator.batch_size={est_bs}; {args.small} vs {args.large} segments "
           f"({(args.large - args.small) * mb_per_segment:.1f} MB more input per copy); fresh process each", flush=True)
     for attack in args.attacks.split(","):
-        small = measure(attack, args.small, args.batch_size)
-        large = measure(attack, args.large, args.batch_size)
+        small = measure(attack, args.small, args.batch_size, est_bs)
+        large = measure(attack, args.large, args.batch_size, est_bs)
         row = {"attack": attack, "settings": ATTACKS[attack], "small": small, "large": large,
                "delta_mb": large["peak_rss_mb"] - small["peak_rss_mb"],
                "delta_mb_per_extra_segment": (large["peak_rss_mb"] - small["peak_rss_mb"]) / (large["n"] - small["n"])}
@@ -79,7 +81,7 @@ def main(argv=None) -> int:
         print(f"{attack}: {small['peak_rss_mb']:.0f} MB ({small['n']} segments) -> {large['peak_rss_mb']:.0f} MB "
               f"({large['n']}), +{row['delta_mb_per_extra_segment']:.2f} MB per extra segment", flush=True)
         if args.json:
-            args.json.write_text(json.dumps({"batch_size": args.batch_size, "command": " ".join(sys.argv),
+            args.json.write_text(json.dumps({"batch_size": args.batch_size, "estimator_batch_size": est_bs, "command": " ".join(sys.argv),
                                              "load_avg_end": os.getloadavg()[0], "time": time.ctime(),
                                              "rows": rows}, indent=1))
     print("\n| attack (short settings) | peak RSS, %d segments (MB) | peak RSS, %d segments (MB) | MB per extra segment |"
