@@ -125,6 +125,8 @@ def main(argv=None) -> int:
     ap.add_argument("--only", default="", help="comma list of substrings: run only matching configurations")
     ap.add_argument("--json", type=Path, default=None, help="write results here after every configuration")
     ap.add_argument("--resume", action="store_true", help="skip configurations already in --json")
+    ap.add_argument("--profile", default="", help="a configuration label (e.g. 'boundary'): cProfile stock and ours "
+                    "once each and print the share of time inside TensorFlow's calls, instead of the benchmark")
     ap.add_argument("model", nargs="*", help="config overrides of the trained model (after --)")
     args = ap.parse_args(argv)
     model_overrides = args.model or DEFAULT_MODEL
@@ -145,6 +147,8 @@ def main(argv=None) -> int:
               "tensorflow": tf.__version__, "python": platform.python_version(), "command": " ".join(sys.argv)}
     print(f"# {header['model']}; {len(x)} test segments ({clean_right} correctly classified), "
           f"{args.repeats} timed run(s) per side, {header['device']}, TF {tf.__version__}", flush=True)
+    if args.profile:
+        return profile(args.profile, model_overrides, clfs, x, y, n_classes, cfg.seed)
     results = {"header": header, "rows": []}
     if args.resume and args.json and args.json.exists():
         results["rows"] = json.loads(args.json.read_text())["rows"]
@@ -197,6 +201,32 @@ def main(argv=None) -> int:
             args.json.write_text(json.dumps(results, indent=1))
     print()
     print(table(results))
+    return 0
+
+
+def profile(label: str, base: list[str], clfs, x, y, n_classes: int, seed: int) -> int:
+    """cProfile one configuration, stock then ours (after a warm-up of each): where the time goes."""
+    import cProfile
+    import pstats
+    match = [g for g in GRID if g[0] == label]
+    if not match:
+        raise SystemExit(f"--profile: no configuration {label!r}; one of: {', '.join(g[0] for g in GRID)}")
+    _, attack, overrides = match[0]
+    for side, kind in (("stock", "stock"), ("ours", "compiled")):
+        cfg = attack_cfg(base, attack, overrides, side == "stock")
+        run_attack(attack_cfg(base, attack, overrides + WARM[attack], side == "stock"), clfs[kind], x[:1], y[:1],
+                   n_classes, seed)
+        prof = cProfile.Profile()
+        prof.enable()
+        run_attack(cfg, clfs[kind], x, y, n_classes, seed)
+        prof.disable()
+        stats = pstats.Stats(prof).stats
+        tf_calls = [v for k, v in stats.items() if k[2] in ("<built-in method tensorflow.python._pywrap_tfe."
+                                                           "TFE_Py_Execute>",)]
+        tf_time, n_calls = sum(v[2] for v in tf_calls), sum(v[1] for v in tf_calls)
+        total = pstats.Stats(prof).total_tt
+        print(f"{label} {side}: {total:.2f} s for {len(x)} segment(s), {tf_time / total:.0%} inside TensorFlow "
+              f"({n_calls} compiled-graph executions, {tf_time:.2f} s)", flush=True)
     return 0
 
 
