@@ -58,24 +58,20 @@ describe-real: install  ## Tables 8-10 equivalents for the shared real corpora (
 
 # ---- attack grid and estimator benchmark ----------------------------------------------------
 DATASET ?= synthetic
-PAPER_GRID := \
-	"attack=fgsm attack.eps=0.25,0.5,0.75,1,1.25" \
-	"attack=bim attack.eps=0.25,0.5,0.75,1,1.25" \
-	"attack=deepfool attack.max_iter=1,5,20" \
-	"attack=jsma attack.theta=-1,-0.5,0.5,1" \
-	"attack=cw_l2" \
-	"attack=cw_linf" \
-	"attack=pixel attack.th=1,5,10 attack.es=1,0" \
-	"attack=boundary"
 
-.PHONY: paper-grid bench-estimator
+.PHONY: paper-grid bench-estimator bench-grid bench-attack-memory
 
-paper-grid: install  ## the paper's whole attack grid, one sweep per attack (DATASET=..., ARGS=attack.n_samples=40)
-	@set -e; for g in $(PAPER_GRID); do \
-		echo "== $$g"; $(PY) -m ser_attacks -m experiment=paper_grid dataset=$(DATASET) $$g $(ARGS); done
+paper-grid: install  ## the paper's whole attack grid as ONE sweep, one parent run (DATASET=..., ARGS=attack.n_samples=40)
+	$(PY) -m ser_attacks -m experiment=paper_grid dataset=$(DATASET) $(ARGS)
 
 bench-estimator: install  ## stock vs compiled ART estimator on the final model (ARGS="--n 16 --repeats 5")
 	$(PY) benchmarks/estimator.py $(ARGS)
+
+bench-grid: install  ## the paper grid, stock ART vs ours, trained model + shared EmoDB (ARGS="--n 2 --repeats 1")
+	$(PY) benchmarks/grid.py $(ARGS)
+
+bench-attack-memory: install  ## peak RSS of each attack at two test sizes, same attack.batch_size
+	$(PY) benchmarks/attack_memory.py $(ARGS)
 
 # ---- containers and the shared tracking server (docker/) -------------------------------------
 COMPOSE := docker compose -f docker/compose.yaml

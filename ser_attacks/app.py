@@ -84,6 +84,7 @@ def attack_job(cfg: DictConfig, tracking: Tracking, run_id: str) -> dict[str, fl
         labels, label_kind = None, "predicted"
     tracking.client.set_tag(run_id, "attack_labels", label_kind)
     log.info("Attacking %d test segments with %s", len(x), type(attack).__name__)
+    np.random.seed(cfg.seed)   # ART draws from NumPy's global generator (random targets, random init): seeded
     t0 = time.perf_counter()
     x_adv = np.asarray(attack.generate(x=x, y=labels), dtype=np.float32)   # numpy result: device synced
     seconds = time.perf_counter() - t0

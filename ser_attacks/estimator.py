@@ -6,6 +6,15 @@ model in one piece).
 ``compiled``: the same class with ``predict``, ``loss_gradient`` and ``class_gradient`` as compiled
 ``tf.function`` graphs with fixed input signatures; a given label costs one backward pass instead
 of ART's full Jacobian. Same numbers, several times faster on CPU.
+
+The batched attacks (``ser_attacks.cw_linf``, ``jsma``, ``boundary``, ``pixel``) build their own fused graphs
+on the estimator's Keras model with ``graph`` (traced once per estimator and reused by every attack and
+batch) and evaluate the model with ``map_samples``: by default one sample at a time *inside* one compiled
+call, because oneDNN's convolution rounds differently for different batch sizes (~1e-7 in the logits),
+and attacks with per-cell normalised steps (C&W-L-inf's Adam) or arg-max choices (JSMA) turn such
+differences into different outputs. Evaluated per sample, a sample's numbers do not depend on which
+other samples share its batch, and equal ART's own per-sample calls bit for bit (tests/test_fast_attacks.py).
+On CPU that costs nothing measurable; on a GPU, ``per_sample=False`` evaluates the batch in one piece.
 """
 from __future__ import annotations
 
@@ -103,11 +112,45 @@ class CompiledTFClassifier(ChunkedTFClassifier):
         return self._label_grad_fn(x, labels).numpy()[:, None]
 
 
-def make_classifier(model, n_classes: int, clip_values: tuple[float, float], kind: str = "compiled",
+def graph(clf, key: str, build):
+    """``build(model)`` (a ``tf.function``) traced once per estimator and ``key``, then reused."""
+    cache = clf.__dict__.setdefault("_ser_graphs", {})
+    if key not in cache:
+        cache[key] = build(clf.model)
+    return cache[key]
+
+
+def map_samples(fn, elems, per_sample: bool, out_signature):
+    """Inside a ``tf.function``: ``fn`` on a batch, either one sample at a time (``tf.map_fn`` over batches
+    of one: numbers independent of the batch composition) or on the whole batch at once."""
+    import tensorflow as tf
+    if not per_sample:
+        return fn(*elems)
+    return tf.map_fn(lambda e: tuple(t[0] for t in fn(*(v[None] for v in e))), tuple(elems),
+                     fn_output_signature=out_signature, parallel_iterations=2)
+
+
+def check_per_sample(value) -> None:
+    """The batched attacks' ``per_sample`` parameter (see ``map_samples``)."""
+    if not isinstance(value, bool):
+        raise ValueError(f"`per_sample` must be a boolean, got {value!r}")
+
+
+def is_compiled(clf) -> bool:
+    return isinstance(clf, CompiledTFClassifier)
+
+
+def make_classifier(model, n_classes: int, clip_values, kind: str = "compiled",
                     batch_size: int = 64) -> TensorFlowV2Classifier:
+    """``clip_values``: None (no box), (min, max) floats, or (min, max) arrays broadcastable to the model
+    input (e.g. per Mel band, shape (1, n_mels, 1)); arrays are expanded to the input's full shape
+    (frames, n_mels, 1), so every attack sees one bound per input cell."""
     import keras
     if kind not in KINDS:
         raise ValueError(f"Unknown estimator {kind!r}; choose one of {KINDS}")
+    if clip_values is not None and np.ndim(clip_values[0]) > 0:
+        shape = tuple(model.input_shape[1:])
+        clip_values = tuple(np.broadcast_to(np.asarray(v, np.float32), shape).copy() for v in clip_values)
     cls = CompiledTFClassifier if kind == "compiled" else ChunkedTFClassifier
     return cls(model=model, nb_classes=n_classes, input_shape=tuple(model.input_shape[1:]),
                loss_object=keras.losses.CategoricalCrossentropy(from_logits=True),

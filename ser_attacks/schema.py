@@ -25,6 +25,7 @@ class AttackConf:
     # platform keys (not passed to ART)
     n_samples: Optional[int] = None          # attack only this many test segments (stratified by gender)
     snr_db: Optional[float] = None           # input=waveform: budget as SNR (dB) per segment (ser_attacks.waveform)
+    seed: Optional[int] = None               # the attack's own randomness, for attacks that take it (boundary, pixel)
     # infrastructure keys, passed where the ART class takes them
     batch_size: int = 32
     verbose: bool = True
@@ -56,6 +57,7 @@ class AttackConf:
     num_trial: Optional[int] = None
     sample_size: Optional[int] = None
     init_size: Optional[int] = None
+    per_sample: Optional[bool] = None        # batched attacks: evaluate the model per sample inside each call
 
 
 @dataclass
