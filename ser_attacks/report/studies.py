@@ -22,6 +22,7 @@ import argparse
 import logging
 import re
 import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -155,6 +156,7 @@ def bar_figure(table: pd.DataFrame, factor: str, path: Path) -> Path:
     datasets = list(dict.fromkeys(table.dataset))
     width = 0.8 / len(datasets)
     fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(rows) + 2), 3.8))
+    picks = []
     for j, d in enumerate(datasets):
         sub = table[table.dataset == d].set_index([factor, "setting"])
         x = np.arange(len(rows)) + (j - (len(datasets) - 1) / 2) * width
@@ -170,14 +172,16 @@ def bar_figure(table: pd.DataFrame, factor: str, path: Path) -> Path:
                 seeds = [float(v) for v in str(sub.val_acc_per_seed[r]).split(",") if v]
                 ax.plot([xi] * len(seeds), seeds, "o", ms=3, color="black", alpha=0.6)
                 ax.annotate(f"n={len(seeds)}", (xi, 0.02), ha="center", fontsize=7, color="white")
-                if sub.chosen[r]:
+                if sub.chosen[r]:                   # a star above it; its test accuracy in the title
                     top = np.nanmax([sub.val_acc_mean[r] + np.nan_to_num(sub.val_acc_std[r]), *seeds])
-                    ax.annotate(f"chosen\ntest {sub.test_acc_mean[r]:.3f}", (xi, min(top + 0.02, 0.9)),
-                                ha="center", va="bottom", fontsize=7, fontweight="bold")
+                    ax.annotate("★", (xi, top + 0.01), ha="center", va="bottom", fontsize=11)
+                    picks.append(f"{d}{' ' + r[1] if r[1] else ''}: {r[0]}, test acc "
+                                 + _cell(sub.test_acc_mean[r], sub.test_acc_std[r], sub.test_acc_n[r]))
     ax.set_xticks(np.arange(len(rows)), [f"{v}\n{s}" if s else v for v, s in rows], fontsize=8)
     ax.set_ylabel("validation accuracy\n(mean, ± std over seeds, dots = seeds)", fontsize=9)
-    ax.set_title("Model selection by validation accuracy; test accuracy of the chosen one only", fontsize=9)
-    ax.set_ylim(0, 1.05)
+    ax.set_title("Selection by validation accuracy (★ = chosen, outlined); test accuracy of the chosen only:\n"
+                 + textwrap.fill("; ".join(picks), width=int(fig.get_figwidth() * 16)), fontsize=8)
+    ax.set_ylim(0, 1.08)
     ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
