@@ -23,7 +23,8 @@ def _run(client, exp, run_type, model, dataset, seed, test_acc, norm="original_s
                                                 {"test_acc": test_acc, "epochs": 7,
                                                  "val_acc": test_acc - 0.1 if val_acc is None else val_acc,
                                                  "n_params": 43_652 if model == "m1" else 99}.items()]
-                     + [Metric("val_loss", v, 0, step) for step, v in enumerate(val_losses if run_type == "train" else ())],
+                     + [Metric("val_loss", v, 0, step) for step, v in enumerate(val_losses if run_type == "train" else ())]
+                     + [Metric("train_seconds", 150.0, 0, 0)] * (run_type == "train"),
                      params=[Param(k, v) for k, v in params.items()])
     client.set_terminated(run.info.run_id, status)
     return run.info.run_id
@@ -75,8 +76,8 @@ def test_selection_by_validation_accuracy_test_accuracy_of_the_chosen_model_only
     assert list(other["rank"]) == [1, 1] and other.chosen.all()
     md = studies.markdown(table, factor)
     assert "| emodb | split.mode=recording | 1 | **final** | 99 | 0.750 ± 0.071 (n=2) | 0.900 ± 0.000 (n=2) | " \
-           "0.700,0.800 | 7,7 | 0.850 ± 0.071 (n=2) |" in md
-    assert "| emodb | split.mode=recording | 3 | m2 | 99 | 0.300 (n=1) | 0.900 (n=1) | 0.300 | 7 | — |" in md
+           "0.700,0.800 | 7,7 | 2,2 | 0.850 ± 0.071 (n=2) |" in md
+    assert "| emodb | split.mode=recording | 3 | m2 | 99 | 0.300 (n=1) | 0.900 (n=1) | 0.300 | 7 | 2 | — |" in md
     assert "0.950" not in md and "0.600 ± 0.100" not in md          # no test accuracy of unchosen models
     assert md.index("**final**") < md.index("| m1 | 43,652")        # ranked, not in name order
 
@@ -95,6 +96,7 @@ def test_validation_accuracy_ties_are_broken_by_validation_loss(tmp_path):
              parent=rerun, model_run_id=trained)
     table, _, _ = studies.study_table(studies.study_runs(uri, sweeps=[rerun]))
     assert list(table.model) == ["m2", "m1"] and list(table.val_loss_mean) == [pytest.approx(0.7), pytest.approx(0.8)]
+    assert list(table.train_minutes) == ["2", "2"]             # the training runs' wall clock, 150 s
 
 
 def test_normalization_is_the_factor_when_only_it_varies(tmp_path):

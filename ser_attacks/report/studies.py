@@ -47,7 +47,7 @@ def study_runs(uri: str, experiment: str = "ser-attacks", sweeps=(), dataset: st
     # the model's identity: its cache key (train runs and the train_reused runs pointing at them share it)
     ident = df.model_key.where(df.model_key != "", df.run_id)
     df = df.loc[~ident.duplicated()].reset_index(drop=True)
-    return df.assign(val_loss=_best_val_loss(uri, df))
+    return df.assign(**_from_training_runs(uri, df))
 
 
 def _source(run) -> str:
@@ -55,13 +55,23 @@ def _source(run) -> str:
     return run.model_run_id or run.run_id
 
 
-def _best_val_loss(uri: str, df: pd.DataFrame) -> list[float]:
-    """The validation loss of each trained model: EarlyStopping restores the weights of the epoch with the
-    lowest ``val_loss``, so it is the minimum of the training run's per-epoch history (NaN without one)."""
+def _from_training_runs(uri: str, df: pd.DataFrame) -> dict[str, list[float]]:
+    """Per trained model, from its training run (a reused model's too): ``val_loss``, the restored model's
+    validation loss (EarlyStopping restores the epoch with the lowest ``val_loss``: the minimum of the
+    per-epoch history), and ``train_seconds`` (wall clock). NaN where the run lacks them."""
+    from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
     client = MlflowClient(uri)
-    return [min((h.value for h in client.get_metric_history(_source(r), "val_loss")), default=np.nan)
-            for r in df.itertuples()]
+    out = {"val_loss": [], "train_seconds": []}
+    for r in df.itertuples():
+        try:
+            run = client.get_run(_source(r))
+        except MlflowException:                  # a reused model whose training run is in another store
+            run = None
+        out["val_loss"].append(min((h.value for h in client.get_metric_history(run.info.run_id, "val_loss")),
+                                   default=np.nan) if run else np.nan)
+        out["train_seconds"].append(run.data.metrics.get("train_seconds", np.nan) if run else np.nan)
+    return out
 
 
 def _factor(df: pd.DataFrame, by: str) -> str:
@@ -94,7 +104,8 @@ def study_table(df: pd.DataFrame, by: str = "auto") -> tuple[pd.DataFrame, str, 
     for (value, label, dataset), g in df.groupby(["value", "label", "dataset"], sort=False):
         g = g.sort_values("seed", key=lambda s: pd.to_numeric(s, errors="coerce"))
         row = {factor: value, "setting": label, "dataset": dataset, "n_params": g.get("n_params", pd.Series()).max(),
-               "seeds": ",".join(g.seed.astype(str)), "epochs": ",".join(f"{e:g}" for e in g.get("epochs", []))}
+               "seeds": ",".join(g.seed.astype(str)), "epochs": ",".join(f"{e:g}" for e in g.get("epochs", [])),
+               "train_minutes": ",".join(f"{t / 60:.0f}" if t == t else "—" for t in g.get("train_seconds", []))}
         for m in ("val_acc", "val_loss", "test_acc"):      # every FINISHED training run logs the accuracies
             mean, std, n = mean_std(g[m])
             row.update({f"{m}_mean": mean, f"{m}_std": std, f"{m}_n": n,
@@ -134,14 +145,14 @@ def markdown(table: pd.DataFrame, factor: str) -> str:
     has_setting = table.setting.ne("").any()
     head = ["dataset"] + (["setting"] if has_setting else []) + ["rank", factor, "parameters", "val acc",
                                                                  "val loss", "per seed (val acc)", "epochs",
-                                                                 "test acc (chosen model only)"]
+                                                                 "train min", "test acc (chosen model only)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in table.itertuples():
         cells = [r.dataset] + ([r.setting] if has_setting else []) + [str(r.rank), f"**{getattr(r, factor)}**"
                                                                        if r.chosen else getattr(r, factor)]
         cells.append(f"{int(r.n_params):,}" if r.n_params == r.n_params else "—")
         cells += [_cell(r.val_acc_mean, r.val_acc_std, r.val_acc_n), _cell(r.val_loss_mean, r.val_loss_std, r.val_loss_n),
-                  r.val_acc_per_seed, r.epochs, _cell(r.test_acc_mean, r.test_acc_std, r.test_acc_n)]
+                  r.val_acc_per_seed, r.epochs, r.train_minutes, _cell(r.test_acc_mean, r.test_acc_std, r.test_acc_n)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
