@@ -190,8 +190,9 @@ def bar_figure(table: pd.DataFrame, factor: str, path: Path) -> Path:
                                  + _cell(sub.test_acc_mean[r], sub.test_acc_std[r], sub.test_acc_n[r]))
     ax.set_xticks(np.arange(len(rows)), [f"{v}\n{s}" if s else v for v, s in rows], fontsize=8)
     ax.set_ylabel("validation accuracy\n(mean, ± std over seeds, dots = seeds)", fontsize=9)
-    ax.set_title("Selection by validation accuracy (★ = chosen, outlined); test accuracy of the chosen only:\n"
-                 + textwrap.fill("; ".join(picks), width=int(fig.get_figwidth() * 16)), fontsize=8)
+    width = int(fig.get_figwidth() * 13)           # characters per title line at fontsize 8
+    ax.set_title(textwrap.fill("Selection by validation accuracy (★ = chosen, outlined); test accuracy of the "
+                               "chosen only:", width) + "\n" + textwrap.fill("; ".join(picks), width), fontsize=8)
     ax.set_ylim(0, 1.08)
     ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
