@@ -145,7 +145,7 @@ def markdown(table: pd.DataFrame, factor: str) -> str:
     has_setting = table.setting.ne("").any()
     head = ["dataset"] + (["setting"] if has_setting else []) + ["rank", factor, "parameters", "val acc",
                                                                  "val loss", "per seed (val acc)", "epochs",
-                                                                 "train min", "test acc (chosen model only)"]
+                                                                 "train min", f"test acc (chosen {factor} only)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in table.itertuples():
         cells = [r.dataset] + ([r.setting] if has_setting else []) + [str(r.rank), f"**{getattr(r, factor)}**"
