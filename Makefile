@@ -104,7 +104,7 @@ ray-pkgs: install  ## hydra-ray-launcher + ray into .ray-pkgs/ (use: PYTHONPATH=
 # ---- model selection (models, training, Optuna) -------------------------------------------------
 .PHONY: architecture-study normalization-study tune
 
-architecture-study: install  ## paper Table 2: m1-m4, m6 x datasets x 3 seeds, training only (ARGS="dataset=emodb ...")
+architecture-study: install  ## paper Table 2: m1-m7 x datasets x 3 seeds, training only (ARGS="dataset=emodb ...")
 	$(PY) -m ser_attacks -m experiment=architecture_study $(ARGS)
 
 normalization-study: install  ## paper Table 1: 8 normalizations x datasets x 3 seeds with m1, training only

@@ -5,13 +5,16 @@
         --tag params.train.max_epochs=50 --tag params.split.mode=recording --out reports/m1_vs_final
 
 Reads ``run_type=train`` and ``run_type=train_reused`` runs (the jobs of ``experiment=architecture_study``,
-``experiment=normalization_study`` or any ``mode=train`` sweep) and tables ``test_acc`` (and ``val_acc``) as
-mean ± sample std over seeds per (model or normalization, dataset). Each trained model counts once: a
+``experiment=normalization_study`` or any ``mode=train`` sweep). Model selection never looks at the test
+set: per dataset the candidates (models or normalizations) are RANKED by validation accuracy (mean over
+seeds), ties broken by validation loss (the restored model's: the minimum of its per-epoch ``val_loss``),
+and test accuracy is reported for the chosen candidate (rank 1) only. Each trained model counts once: a
 ``train_reused`` run and the training run it points at (same ``model_key``) are one model. Runs that differ
-in anything but the seed, the dataset and the studied factor are never pooled: the differing keys become
-part of the row label. Writes ``study.md``, ``study.csv`` (one row per cell, with per-seed values) and
-``study.png`` (bars with ±1 std) and ``curves.png`` (per-epoch validation loss / accuracy of every model)
-to ``--out`` and prints the Markdown table.
+in anything but the seed, the dataset and the studied factor are never pooled nor ranked together: the
+differing keys become part of the row label (a "setting"), ranked separately. Writes ``study.md``,
+``study.csv`` (one row per cell, with per-seed values), ``study.png`` (validation accuracy, the chosen
+candidate marked with its test accuracy) and ``curves.png`` (per-epoch validation loss / accuracy of
+every model) to ``--out`` and prints the Markdown table.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ import argparse
 import logging
 import re
 import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +46,32 @@ def study_runs(uri: str, experiment: str = "ser-attacks", sweeps=(), dataset: st
     df = pd.concat(frames, ignore_index=True).sort_values(["start_time", "run_id"])
     # the model's identity: its cache key (train runs and the train_reused runs pointing at them share it)
     ident = df.model_key.where(df.model_key != "", df.run_id)
-    return df.loc[~ident.duplicated()].reset_index(drop=True)
+    df = df.loc[~ident.duplicated()].reset_index(drop=True)
+    return df.assign(**_from_training_runs(uri, df))
+
+
+def _source(run) -> str:
+    """The run holding a model's training history: a reused model's training run, else the run itself."""
+    return run.model_run_id or run.run_id
+
+
+def _from_training_runs(uri: str, df: pd.DataFrame) -> dict[str, list[float]]:
+    """Per trained model, from its training run (a reused model's too): ``val_loss``, the restored model's
+    validation loss (EarlyStopping restores the epoch with the lowest ``val_loss``: the minimum of the
+    per-epoch history), and ``train_seconds`` (wall clock). NaN where the run lacks them."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+    client = MlflowClient(uri)
+    out = {"val_loss": [], "train_seconds": []}
+    for r in df.itertuples():
+        try:
+            run = client.get_run(_source(r))
+        except MlflowException:                  # a reused model whose training run is in another store
+            run = None
+        out["val_loss"].append(min((h.value for h in client.get_metric_history(run.info.run_id, "val_loss")),
+                                   default=np.nan) if run else np.nan)
+        out["train_seconds"].append(run.data.metrics.get("train_seconds", np.nan) if run else np.nan)
+    return out
 
 
 def _factor(df: pd.DataFrame, by: str) -> str:
@@ -61,25 +90,42 @@ def _label_keys(df: pd.DataFrame, factor: str) -> list[str]:
 
 
 def study_table(df: pd.DataFrame, by: str = "auto") -> tuple[pd.DataFrame, str, list[str]]:
-    """Long table: one row per (factor value [+ differing keys], dataset) with mean/std/n of test and val
-    accuracy, the per-seed values, parameters and epochs. Returns (table, factor, differing keys)."""
+    """Long table: one row per (factor value [+ differing keys], dataset) with mean/std/n of validation
+    accuracy and loss, the per-seed values, parameters and epochs, ranked within each (dataset, setting) by
+    validation accuracy then loss. ``test_acc_*`` is filled for the chosen row (rank 1) only.
+    Returns (table, factor, differing keys)."""
     factor = _factor(df, by)
     keys = _label_keys(df, factor)
     df = df.assign(value=df.params.map(lambda p: p.get(f"{factor}.name", "")),
                    label=df.params.map(lambda p: ", ".join(f"{k}={p[k]}" for k in keys)))
+    if "val_loss" not in df:
+        df = df.assign(val_loss=np.nan)
     rows = []
     for (value, label, dataset), g in df.groupby(["value", "label", "dataset"], sort=False):
         g = g.sort_values("seed", key=lambda s: pd.to_numeric(s, errors="coerce"))
         row = {factor: value, "setting": label, "dataset": dataset, "n_params": g.get("n_params", pd.Series()).max(),
-               "seeds": ",".join(g.seed.astype(str)), "epochs": ",".join(f"{e:g}" for e in g.get("epochs", []))}
-        for m in ("test_acc", "val_acc"):      # every FINISHED training run logs both
+               "seeds": ",".join(g.seed.astype(str)), "epochs": ",".join(f"{e:g}" for e in g.get("epochs", [])),
+               "train_minutes": ",".join(f"{t / 60:.0f}" if t == t else "—" for t in g.get("train_seconds", []))}
+        for m in ("val_acc", "val_loss", "test_acc"):      # every FINISHED training run logs the accuracies
             mean, std, n = mean_std(g[m])
             row.update({f"{m}_mean": mean, f"{m}_std": std, f"{m}_n": n,
                         f"{m}_per_seed": ",".join(f"{v:.3f}" for v in g[m])})
         rows.append(row)
     table = pd.DataFrame(rows)
-    order = sorted(range(len(table)), key=lambda i: (_natural(table[factor][i]), table.setting[i], table.dataset[i]))
-    return table.iloc[order].reset_index(drop=True), factor, keys
+    # the selection: best validation accuracy, then lowest validation loss (missing last), then the name
+    order = sorted(range(len(table)), key=lambda i: (table.dataset[i], table.setting[i], _nan_last(-table.val_acc_mean[i]),
+                                                     _nan_last(table.val_loss_mean[i]), _natural(table[factor][i])))
+    table = table.iloc[order].reset_index(drop=True)
+    table.insert(3, "rank", table.groupby(["dataset", "setting"], sort=False).cumcount() + 1)
+    table.insert(4, "chosen", table["rank"] == 1)
+    hidden = [c for c in table if c.startswith("test_acc_")]
+    table.loc[~table.chosen, hidden] = np.nan               # test accuracy only beside the chosen candidate
+    table.loc[~table.chosen, "test_acc_per_seed"] = ""
+    return table, factor, keys
+
+
+def _nan_last(x: float) -> float:
+    return np.inf if x != x else x
 
 
 def _natural(name: str) -> tuple:
@@ -88,55 +134,67 @@ def _natural(name: str) -> tuple:
 
 
 def _cell(mean, std, n) -> str:
-    if n == 0:
+    if n != n or n == 0 or mean != mean:
         return "—"
-    return f"{mean:.3f} ± {std:.3f} (n={n})" if n > 1 else f"{mean:.3f} (n=1)"
+    return f"{mean:.3f} ± {std:.3f} (n={int(n)})" if n > 1 else f"{mean:.3f} (n=1)"
 
 
 def markdown(table: pd.DataFrame, factor: str) -> str:
-    """Wide Markdown: a row per factor value (and setting), a column per dataset with test acc mean ± std."""
-    datasets = list(dict.fromkeys(table.dataset))
+    """One row per candidate, ranked within each dataset (and setting) by validation accuracy then loss;
+    test accuracy in its own column, for the chosen candidate only."""
     has_setting = table.setting.ne("").any()
-    head = [factor] + (["setting"] if has_setting else []) + ["parameters"] + \
-        [f"{d} test acc" for d in datasets] + ["per seed (test)", "epochs"]
+    head = ["dataset"] + (["setting"] if has_setting else []) + ["rank", factor, "parameters", "val acc",
+                                                                 "val loss", "per seed (val acc)", "epochs",
+                                                                 "train min", f"test acc (chosen {factor} only)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for (value, setting), g in table.groupby([factor, "setting"], sort=False):
-        by_ds = {r.dataset: r for r in g.itertuples()}
-        cells = [value] + ([setting] if has_setting else [])
-        cells.append(f"{int(g.n_params.max()):,}" if g.n_params.notna().any() else "—")
-        cells += [_cell(by_ds[d].test_acc_mean, by_ds[d].test_acc_std, by_ds[d].test_acc_n) if d in by_ds else "—"
-                  for d in datasets]
-        cells.append("; ".join(f"{r.dataset}: {r.test_acc_per_seed}" for r in g.itertuples()))
-        cells.append("; ".join(f"{r.dataset}: {r.epochs}" for r in g.itertuples()))
+    for r in table.itertuples():
+        cells = [r.dataset] + ([r.setting] if has_setting else []) + [str(r.rank), f"**{getattr(r, factor)}**"
+                                                                       if r.chosen else getattr(r, factor)]
+        cells.append(f"{int(r.n_params):,}" if r.n_params == r.n_params else "—")
+        cells += [_cell(r.val_acc_mean, r.val_acc_std, r.val_acc_n), _cell(r.val_loss_mean, r.val_loss_std, r.val_loss_n),
+                  r.val_acc_per_seed, r.epochs, r.train_minutes, _cell(r.test_acc_mean, r.test_acc_std, r.test_acc_n)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def bar_figure(table: pd.DataFrame, factor: str, path: Path) -> Path:
+    """Validation accuracy (the selection criterion) per candidate and dataset; the chosen candidate's bar
+    is outlined and labelled with its test accuracy (the only test number shown)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    rows = list(dict.fromkeys(zip(table[factor], table.setting)))
+    rows = sorted(dict.fromkeys(zip(table[factor], table.setting)), key=lambda r: (_natural(r[0]), r[1]))
     datasets = list(dict.fromkeys(table.dataset))
     width = 0.8 / len(datasets)
-    fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(rows) + 2), 3.6))
+    fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(rows) + 2), 3.8))
+    picks = []
     for j, d in enumerate(datasets):
         sub = table[table.dataset == d].set_index([factor, "setting"])
         x = np.arange(len(rows)) + (j - (len(datasets) - 1) / 2) * width
-        mean = np.array([sub.test_acc_mean.get(r, np.nan) for r in rows])
-        std = np.array([sub.test_acc_std.get(r, np.nan) for r in rows])
-        ax.bar(x, mean, width, label=d)
+        mean = np.array([sub.val_acc_mean.get(r, np.nan) for r in rows])
+        std = np.array([sub.val_acc_std.get(r, np.nan) for r in rows])
+        chosen = np.array([bool(sub.chosen.get(r, False)) for r in rows])
+        ax.bar(x, mean, width, label=d, color=f"C{j}", edgecolor=np.where(chosen, "black", "none"),
+               linewidth=np.where(chosen, 2.0, 0.0))
         ok = np.isfinite(std)                       # one seed: no error bar (a flat cap would claim no spread)
         ax.errorbar(x[ok], mean[ok], std[ok], fmt="none", ecolor="black", capsize=3)
         for xi, r in zip(x, rows):
-            if r in sub.index:                      # every seed as a dot, and n above the bar
-                seeds = [float(v) for v in str(sub.test_acc_per_seed[r]).split(",") if v]
+            if r in sub.index:                      # every seed as a dot, and n at the bottom of the bar
+                seeds = [float(v) for v in str(sub.val_acc_per_seed[r]).split(",") if v]
                 ax.plot([xi] * len(seeds), seeds, "o", ms=3, color="black", alpha=0.6)
                 ax.annotate(f"n={len(seeds)}", (xi, 0.02), ha="center", fontsize=7, color="white")
+                if sub.chosen[r]:                   # a star above it; its test accuracy in the title
+                    top = np.nanmax([sub.val_acc_mean[r] + np.nan_to_num(sub.val_acc_std[r]), *seeds])
+                    ax.annotate("★", (xi, top + 0.01), ha="center", va="bottom", fontsize=11)
+                    picks.append(f"{d}{' ' + r[1] if r[1] else ''}: {r[0]}, test acc "
+                                 + _cell(sub.test_acc_mean[r], sub.test_acc_std[r], sub.test_acc_n[r]))
     ax.set_xticks(np.arange(len(rows)), [f"{v}\n{s}" if s else v for v, s in rows], fontsize=8)
-    ax.set_ylabel("test accuracy\n(mean, ± std over seeds, dots = seeds)")
-    ax.set_ylim(0, 1)
-    ax.legend(fontsize=8)
+    ax.set_ylabel("validation accuracy\n(mean, ± std over seeds, dots = seeds)", fontsize=9)
+    width = int(fig.get_figwidth() * 13)           # characters per title line at fontsize 8
+    ax.set_title(textwrap.fill("Selection by validation accuracy (★ = chosen, outlined); test accuracy of the "
+                               "chosen only:", width) + "\n" + textwrap.fill("; ".join(picks), width), fontsize=8)
+    ax.set_ylim(0, 1.08)
+    ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -159,7 +217,7 @@ def curves_figure(uri: str, df: pd.DataFrame, factor: str, path: Path,
                              squeeze=False)
     drawn = False
     for r in df.itertuples():
-        source = r.model_run_id or r.run_id       # a reused model: its training run's history
+        source = _source(r)
         value = r.params.get(f"{factor}.name", "")
         for j, m in enumerate(metrics):
             hist = sorted(client.get_metric_history(source, m), key=lambda h: h.step)
@@ -176,7 +234,10 @@ def curves_figure(uri: str, df: pd.DataFrame, factor: str, path: Path,
             ax = axes[i, j]
             ax.set_title(f"{d}: {m}", fontsize=9)
             ax.set_xlabel("epoch")
-        axes[i, -1].legend(fontsize=7)
+        for ax in axes[i]:                          # the legend on the first panel with lines
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=7)
+                break
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -212,7 +273,10 @@ def main(argv=None) -> int:
         bar_figure(table, factor, out / "study.png")
         curves = curves_figure(uri, df, factor, out / "curves.png")
         (out / "study.md").write_text(
-            f"# {factor} study: test accuracy\n\n{md}\n\n![test accuracy](study.png)\n\n"
+            f"# {factor} study: selection by validation accuracy\n\n"
+            f"Ranked per dataset by validation accuracy (mean over seeds), ties by validation loss; test "
+            f"accuracy only for the chosen {factor} (rank 1).\n\n{md}\n\n"
+            f"![validation accuracy, chosen {factor} outlined with its test accuracy](study.png)\n\n"
             + ("![per-epoch validation loss and accuracy](curves.png)\n\n" if curves else "")
             + f"Runs: {', '.join(df.run_id)}\n")
         print(f"\nWritten: {out / 'study.md'}, {out / 'study.csv'}, {out / 'study.png'}"
