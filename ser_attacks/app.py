@@ -195,9 +195,10 @@ CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 def main(cfg: DictConfig) -> dict[str, float] | None:
     from .attacks import AttackConfigError
     from .data import DatasetError
+    from .split import SplitError
     from .tracking import TrackingError
     try:
         return run(cfg)
-    except (AttackConfigError, DatasetError, TrackingError) as exc:   # the user's input: no traceback
+    except (AttackConfigError, DatasetError, SplitError, TrackingError) as exc:   # the user's input: no traceback
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -66,6 +66,15 @@ class SplitConf:
 
 
 @dataclass
+class SpeakerCVConf:
+    """``split=speaker_cv``: its own schema, so the keys (and model cache keys) of the other modes stay."""
+    mode: str = "speaker_cv"
+    fold: int = 0                            # the test fold, 0 .. n_folds-1 (sweep it)
+    n_folds: Optional[int] = None            # None: EmoDB 5, EMOVO 3, RAVDESS 6 (capped by speakers per gender)
+    seed: int = 0                            # shuffles the speakers of each gender before dealing them to folds
+
+
+@dataclass
 class TrainConf:
     lr: float = 1e-3
     batch_size: int = 32
@@ -125,3 +134,4 @@ def register() -> None:
                         ("estimator", EstimatorConf), ("dataset", DatasetConf),
                         ("augment", AugmentConf)):
         cs.store(group=group, name=f"{group}_schema", node=node)
+    cs.store(group="split", name="split_cv_schema", node=SpeakerCVConf)

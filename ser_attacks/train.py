@@ -45,9 +45,10 @@ def _cfg(node) -> dict:
 
 def model_key(cfg, data) -> str:
     train = {k: v for k, v in _cfg(cfg.train).items() if k not in NOT_IN_KEY}
+    from .split import revision
     ds = {k: v for k, v in _cfg(cfg.dataset).items() if k != "root"}
     return stable_hash({"features": data.features.cache_path.name if data.features.cache_path else None,
-                        "dataset": ds, "split": _cfg(cfg.split), "augment": _cfg(cfg.get("augment")),
+                        "dataset": ds, "split": {**_cfg(cfg.split), **revision(cfg.split.mode)}, "augment": _cfg(cfg.get("augment")),
                         "normalization": _cfg(cfg.normalization),
                         "model": _cfg(cfg.model), "train": train, "seed": cfg.seed, "classes": data.classes})
 
