@@ -103,11 +103,17 @@ class CompiledTFClassifier(ChunkedTFClassifier):
         return self._label_grad_fn(x, labels).numpy()[:, None]
 
 
-def make_classifier(model, n_classes: int, clip_values: tuple[float, float], kind: str = "compiled",
+def make_classifier(model, n_classes: int, clip_values, kind: str = "compiled",
                     batch_size: int = 64) -> TensorFlowV2Classifier:
+    """``clip_values``: None (no box), (min, max) floats, or (min, max) arrays broadcastable to the model
+    input (e.g. per Mel band, shape (1, n_mels, 1)); arrays are expanded to the input's full shape
+    (frames, n_mels, 1), so every attack sees one bound per input cell."""
     import keras
     if kind not in KINDS:
         raise ValueError(f"Unknown estimator {kind!r}; choose one of {KINDS}")
+    if clip_values is not None and np.ndim(clip_values[0]) > 0:
+        shape = tuple(model.input_shape[1:])
+        clip_values = tuple(np.broadcast_to(np.asarray(v, np.float32), shape).copy() for v in clip_values)
     cls = CompiledTFClassifier if kind == "compiled" else ChunkedTFClassifier
     return cls(model=model, nb_classes=n_classes, input_shape=tuple(model.input_shape[1:]),
                loss_object=keras.losses.CategoricalCrossentropy(from_logits=True),

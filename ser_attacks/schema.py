@@ -23,7 +23,9 @@ class AttackConf:
     _target_: str = MISSING
     name: str = MISSING
     # platform keys (not passed to ART)
-    n_samples: Optional[int] = None          # attack only this many test segments (stratified by gender)
+    n_samples: Optional[int] = None          # attack only this many test segments (stratified by gender x emotion)
+    sample_seed: int = 0                     # which segments (fixed, not the training seed: every attack sees the same)
+    seed: Optional[int] = None               # the attack's own randomness, for attacks that take it (noise, autoattack)
     # infrastructure keys, passed where the ART class takes them
     batch_size: int = 32
     verbose: bool = True

@@ -133,7 +133,7 @@ def _fit(cfg, data, tracking, key: str, out: Path, parent_run_id: str | None = N
         meta = {"key": key, "classes": data.classes, "train_run_id": run_id, "n_params": model.count_params(),
                 "epochs": len(hist.history["loss"]), "train_seconds": seconds,
                 "val_acc": accuracy(model, Xva, yva), "test_acc": accuracy(model, Xte, yte), "input_shape": list(Xtr.shape[1:]),
-                "clip_values": list(norm.clip_values), "tracking_uri": tracking.uri if tracking else None}
+                "value_range": list(norm.value_range), "tracking_uri": tracking.uri if tracking else None}
 
         def build(tmp: Path) -> None:
             model.save(tmp / "model.keras")
