@@ -11,7 +11,7 @@ ROOT=${EMODB:-/work/shared/data/emodb}
 FOLDS=${FOLDS:-0 1 2 3 4}
 COMMON="dataset=emodb dataset.root=$ROOT split=speaker_cv model=final train.max_epochs=${EPOCHS:-4}
         attack.n_samples=${N:-24} progress=false attack.verbose=false train.verbose=2 features.n_jobs=1"
-run() { python -m ser_attacks -m $COMMON "$@"; }
+run() { python -m ser_attacks -m $COMMON ${HYDRA_EXTRA:-} "$@"; }
 for f in $FOLDS; do
   for e in 0.01 0.05 0.25; do
     step=$(python -c "print($e / 4)")
