@@ -201,9 +201,22 @@ def _summary_line(run) -> str:
                  f"  {m['attack_time_s']:.1f} s")
     if run.data.tags.get("attack_effect") == "none":
         line += "  [NO EFFECT]"
+    elif run.data.tags.get("attack_effect") == "undefined":
+        line += "  [EFFECT UNDEFINED: no sample was correct]"
     if run.info.status != "FINISHED" and run.data.tags.get("error"):
         line += f"  {run.data.tags['error'][:160]}"
     return line
+
+
+def _checklist_lines(config: DictConfig, uri: str, sweep_id: str) -> list[str]:
+    """The robustness checklist's verdict counts and FLAGs for the sweep's attack runs (ser_attacks.report)."""
+    if config.get("mode", "attack") != "attack":
+        return []
+    try:
+        from .report.checklist import sweep_flags
+        return sweep_flags(uri, str(config.tracking.experiment), sweep_id)
+    except Exception as exc:  # noqa: BLE001 - the summary must never fail the sweep
+        return [f"Robustness checklist not computed ({exc.__class__.__name__}: {exc})"]
 
 
 class MlflowSweepCallback(Callback):
@@ -261,7 +274,8 @@ class MlflowSweepCallback(Callback):
             self.tracking.log_metrics(self.run_id, {"n_skipped": len(skipped)})
             lines += [f"{name:<28} already FINISHED earlier: skipped (force=true reruns it)" for name in sorted(skipped)]
         print(f"\nSweep finished: {len(children)} runs, {len(failed)} failed, {len(skipped)} skipped "
-              f"(parent run {self.run_id}).\n  " + "\n  ".join(lines)
+              f"(parent run {self.run_id}).\n  " + "\n  ".join(lines + _checklist_lines(config, self.tracking.uri,
+                                                                                         self.run_id))
               + f"\nTracking: {self.tracking.uri}  ->  `make ui` to browse.")
         if failed:
             raise SystemExit(f"{len(failed)} of {len(children)} jobs failed; see their traceback.txt in MLflow.")

@@ -34,10 +34,12 @@ def cli(tmp: Path, module: str, *args: str, check: bool = True) -> subprocess.Co
     return proc
 
 
-def sweep(tmp: Path, corpus: Path, *args: str) -> str:
+def sweep(tmp: Path, corpus: Path, *args: str, stdout: dict | None = None) -> str:
     given = {a.split("=", 1)[0] for a in args if "=" in a}
     base = [o for o in tiny_overrides(tmp, corpus) if o.split("=", 1)[0] not in given]
-    cli(tmp, "ser_attacks", "-m", *args, *COMMON, *base)
+    proc = cli(tmp, "ser_attacks", "-m", *args, *COMMON, *base)
+    if stdout is not None:
+        stdout["sweep"] = proc.stdout
     client = MlflowClient(f"sqlite:///{tmp / 'mlflow.db'}")
     exp = client.get_experiment_by_name("ser-attacks")
     parents = client.search_runs([exp.experiment_id], "tags.run_type = 'sweep'", order_by=["attributes.start_time DESC"])
@@ -66,15 +68,16 @@ def cv(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("cv")
     corpus = tmp / "corpus6"
     generate_corpus(corpus, layout="emodb", n_speakers=6, n_sentences=3, seed=0)
+    printed = {}
     sweep(tmp, corpus, "dataset.generate.n_speakers=6", "split=speaker_cv", "split.fold=0,1,2",
-          "attack=fgsm,bim,noise,autoattack", "attack.eps=0.05,0.25")
+          "attack=fgsm,bim,noise,autoattack", "attack.eps=0.05,0.25", stdout=printed)
     out, one = tmp / "reports" / "cv", tmp / "reports" / "fold0"
     cli(tmp, "ser_attacks.report", "--out", str(out), "--no-log")
     cli(tmp, "ser_attacks.report", "--out", str(one), "--no-log", "--tag", "params.split.fold=0")
     client = MlflowClient(f"sqlite:///{tmp / 'mlflow.db'}")
     exp = client.get_experiment_by_name("ser-attacks")
     runs = client.search_runs([exp.experiment_id], "tags.run_type = 'attack'", max_results=1000)
-    return {"out": out, "one": one, "runs": runs}
+    return {"out": out, "one": one, "runs": runs, "stdout": printed["sweep"]}
 
 
 def _table(out: Path, key: str) -> pd.DataFrame:
@@ -438,6 +441,11 @@ def test_speaker_cv_report_pools_folds_tests_speakers_and_runs_the_checklist(cv)
     assert set(cl.verdict) <= {"PASS", "FLAG", "n/a"} and {"budget", "beats noise", "reference",
                                                           "iterative ≥ single-step"} <= set(cl.check)
     assert set(cl[cl.check == "reference"].attack) == {"fgsm", "bim"}
+    # the sweep's closing summary prints the checklist's verdicts (and any FLAG lines)
+    n = cl.verdict.value_counts()
+    assert (f"Robustness checklist: {n.get('PASS', 0)} PASS, {n.get('FLAG', 0)} FLAG, {n.get('n/a', 0)} n/a"
+            in cv["stdout"])
+    assert cv["stdout"].count("\n  FLAG ") == n.get("FLAG", 0)
     # one fold alone: one female and one male speaker, so no gender test
     one = (cv["one"] / "report.md").read_text()
     assert "not testable (n speakers per gender < 3: 1 vs 1)" in one
