@@ -63,8 +63,8 @@ def _significance(t: Tables, n_datasets: int) -> list[str]:
         tested = int(t3.p.notna().sum())
         lines.append("- **Clean accuracy, female vs male:** " + (
             "significant after Holm in " + "; ".join(sig) + "." if sig else
-            f"no significant difference after Holm correction in any of {tested} testable setting(s)"
-            + (f" (smallest unadjusted p {fp(np.nanmin(t3.p))})." if tested else "."))
+            f"no significant difference after Holm correction in any of {tested} testable setting(s) "
+            f"(smallest unadjusted p {fp(np.nanmin(t3.p))})." if tested else "nothing testable.")
             + _not_testable(t3, lambda r: r.setting))
     try:
         t47 = t["table47_gender_accuracy"].data
