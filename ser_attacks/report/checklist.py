@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from . import stats
+from . import collect, stats
 
 BUDGET_KEYS = ("eps", "th", "gamma")
 TIED = {"eps": ("eps_step",)}           # keys that a sweep moves together with the budget
@@ -43,11 +43,9 @@ NOT_ATTACK_PARAMS = ("name", "_target_", "n_samples", "sample_seed", "seed", "ba
 CHECKS = ("budget", "iterations", "unbounded → ~0", "iterative ≥ single-step", "beats noise", "reference")
 
 
-def _num(v):
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return None
+def _num(v) -> float | None:
+    f = collect._num(v)
+    return f if isinstance(f, float) else None
 
 
 def attack_params(p: dict) -> dict:
