@@ -24,5 +24,5 @@ for f in $FOLDS; do
   run split.fold=$f attack=noise,autoattack attack.eps=0.01,0.05,0.25 attack.max_iter=20
   run split.fold=$f attack=bim attack.eps=0.05 attack.eps_step=0.0125 attack.max_iter=20
   run split.fold=$f attack=deepfool attack.max_iter=20
-  run split.fold=$f attack=noise attack.eps=2.0
+  run split.fold=$f attack=noise attack.eps=2.0 attack.max_iter=20     # max_iter: as the other noise runs (unused)
 done
