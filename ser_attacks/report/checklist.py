@@ -250,6 +250,9 @@ def sweep_flags(uri: str, experiment: str, sweep_id: str) -> list[str]:
         return []
     cf, pooled = configs(runs, load_samples(runs.uri, runs.df.run_id))
     cl = checklist(cf, pooled)
+    if cl.empty:
+        return ["Robustness checklist: nothing to check in this sweep's runs alone (python -m ser_attacks.report "
+                "checks them with the other runs of their dataset)"]
     n = cl.verdict.value_counts()
     return [f"Robustness checklist: {n.get('PASS', 0)} PASS, {n.get('FLAG', 0)} FLAG, {n.get('n/a', 0)} n/a"] + \
         flag_lines(cl)
