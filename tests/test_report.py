@@ -5,6 +5,8 @@ Setup (module scope, ~1–2 min on 2 cores): sweep A = fgsm,bim x eps 0.01,0.05 
 recording); sweep B = fgsm eps 0.05 with seed 1 under split=paper and split=recording. So fgsm eps=0.05
 (recording) has two seeds (aggregated), split=paper has only fgsm (bim cells missing) and there is a
 protocol gap to report. A re-run of sweep B (all skipped by resume) checks that `--sweep` follows skipped runs.
+A second setup (``cv``, ~2.5 CPU-minutes) runs split=speaker_cv over all 3 folds of a 6-speaker corpus with
+fgsm/bim/noise/autoattack at two eps: fold pooling, speaker-level tests, dB/SNR, the checklist, the sweep summary.
 """
 from __future__ import annotations
 
