@@ -131,8 +131,8 @@ def _checklist_lines(cl: pd.DataFrame) -> list[str]:
              "**iterations**: more `max_iter` never raises it, doubling it changes it within its CI; "
              f"**unbounded → ~0**: DeepFool, C&W, JSMA, Boundary (and L∞ attacks at eps ≥ {checklist.LARGE_EPS:g}) "
              f"leave ≤ {checklist.NEAR_ZERO} of the correctly classified segments correct; **iterative ≥ "
-             "single-step**: BIM/PGD/AutoAttack reach FGSM's accuracy at equal eps; **beats noise**: lower "
-             "accuracy than `attack=noise` (uniform ±eps) at the same L∞ budget, beyond CI; **reference**: "
+             "single-step**: BIM/PGD/AutoAttack reach FGSM's accuracy at equal eps; **beats noise**: fewer "
+             "segments correct and unflipped than `attack=noise` (uniform ±eps) at the same L∞ budget, beyond CI; **reference**: "
              "L∞ attacks agree with `attack=autoattack` (APGD-CE + APGD-DLR) at the same eps — a weaker result "
              "is reported as FLAG, not hidden. *n/a* names the run that is missing.", ""]
     if cl.empty:
