@@ -49,12 +49,25 @@ def _job_context() -> tuple[bool, str | None, list[str], Path]:
             Path(hc.runtime.output_dir))
 
 
+def attack_effect(x: np.ndarray, x_adv: np.ndarray, metrics: dict) -> tuple[str, str]:
+    """(``attack_effect`` tag, reason): ``none`` when the adversarial examples equal the inputs or no
+    correctly classified sample was flipped; ``undefined`` when no attacked sample was classified correctly
+    (success rate NaN: the run says nothing about the attack); else ``ok``."""
+    if np.array_equal(x_adv, x):
+        return "none", "the adversarial examples equal the inputs"
+    if metrics["success_rate"] != metrics["success_rate"]:
+        return "undefined", "no attacked sample was classified correctly, so no success can be measured"
+    if metrics["success_rate"] == 0:
+        return "none", "no correctly classified sample changed its prediction"
+    return "ok", ""
+
+
 def attack_job(cfg: DictConfig, tracking: Tracking, run_id: str) -> dict[str, float]:
-    from .attacks import attack_labels, build_attack, select_samples
+    from .attacks import attack_labels, build_attack, clip_values_for, select_samples
     from .data import prepare
     from .estimator import make_classifier
     from .inputs import InputStage
-    from .metrics import attack_metrics
+    from .metrics import attack_metrics, db_units
     from .plots import spectrogram_triplets
     from .progress import bars
     from .train import get_or_train
@@ -71,11 +84,14 @@ def attack_job(cfg: DictConfig, tracking: Tracking, run_id: str) -> dict[str, fl
     tracking.link_model(run_id, cfg.dataset.name, cfg.model.name, tm.key, tm.run_id)   # param model_uri=models:/…
 
     X, y, segs = data.part("test")
-    idx = select_samples(segs.gender.to_numpy(), cfg.attack.n_samples, cfg.seed)
-    x, y, genders = tm.normalizer.transform(X[idx]), y[idx], segs.gender.to_numpy()[idx]
-    clf = make_classifier(tm.model, len(tm.classes), tm.normalizer.clip_values, cfg.estimator.kind,
-                          cfg.estimator.batch_size)
-    stage = InputStage(cfg, tm, X[idx], segs.iloc[idx], tracking, run_id)   # conf/input: spectrogram | waveform
+    idx = select_samples(segs.gender.to_numpy(), cfg.attack.n_samples, cfg.attack.sample_seed,
+                         segs.emotion.to_numpy())
+    Xs, segs = np.asarray(X[idx]), segs.iloc[idx].reset_index(drop=True)
+    x, y, genders = tm.normalizer.transform(Xs), y[idx], segs.gender.to_numpy()
+    clip, box = clip_values_for(cfg.attack, tm.normalizer)
+    tracking.client.set_tag(run_id, "clip_box", box)
+    clf = make_classifier(tm.model, len(tm.classes), clip, cfg.estimator.kind, cfg.estimator.batch_size)
+    stage = InputStage(cfg, tm, Xs, segs, tracking, run_id)   # conf/input: spectrogram | waveform
     x, clf = stage.model_input(x, clf)
     attack = stage.budgeted(build_attack(OmegaConf.merge(cfg.attack, {"verbose": bars(cfg.attack.verbose)}), clf))
     clean_logits = clf.predict(x)
@@ -91,29 +107,37 @@ def attack_job(cfg: DictConfig, tracking: Tracking, run_id: str) -> dict[str, fl
     adv_logits = clf.predict(x_adv)
     x, x_adv, audio_metrics = stage.finish(x, x_adv, y, clean_logits, adv_logits)   # model inputs from here on
 
-    metrics = attack_metrics(y, clean_logits, adv_logits, x, x_adv, genders)
+    delta_db = tm.normalizer.to_db(x_adv - x, Xs)
+    metrics = attack_metrics(y, clean_logits, adv_logits, x, x_adv, genders, delta_db, Xs)
     metrics.update(audio_metrics, attack_time_s=seconds, time_per_sample_s=seconds / len(x),
                    model_val_acc=tm.meta["val_acc"], model_test_acc=tm.meta["test_acc"])
     tracking.log_metrics(run_id, metrics)
     tracking.client.log_param(run_id, "n_samples_attacked", len(x))
     tracking.client.set_tag(run_id, "device", device_name())
+    fold = int(cfg.split.fold) if cfg.split.mode == "speaker_cv" else -1
+    per_sample = {k: v.astype(np.float32) for k, v in db_units(delta_db, Xs).items()}
     with tempfile.TemporaryDirectory() as tmp:     # reusable without recomputing: np.load(...)
+        # one row per attacked segment, with what the report's speaker-level statistics need
         np.savez_compressed(Path(tmp) / "adversarial.npz", x_adv=x_adv, test_index=idx,
-                            recording_id=segs.recording_id.to_numpy()[idx].astype(str),
-                            segment=segs.segment.to_numpy()[idx], label=y, gender=genders.astype(str),
-                            classes=np.asarray(tm.classes, dtype=str), clean_pred=clean_logits.argmax(1),
-                            adv_pred=adv_logits.argmax(1), clean_logits=clean_logits, adv_logits=adv_logits,
-                            perturbation=np.abs(x_adv - x).reshape(len(x), -1).mean(1))
+                            **{c: segs[c].to_numpy().astype(str) for c in
+                               ("recording_id", "speaker", "utterance", "augment", "emotion")},
+                            segment=segs.segment.to_numpy(), fold=np.full(len(x), fold), label=y,
+                            gender=genders.astype(str), classes=np.asarray(tm.classes, dtype=str),
+                            clean_pred=clean_logits.argmax(1), adv_pred=adv_logits.argmax(1),
+                            clean_logits=clean_logits, adv_logits=adv_logits,
+                            perturbation=np.abs(x_adv - x).reshape(len(x), -1).mean(1), **per_sample)
         tracking.client.log_artifact(run_id, str(Path(tmp) / "adversarial.npz"))
-    effect = "none" if (np.array_equal(x_adv, x) or metrics["success_rate"] == 0) else "ok"
+    effect, reason = attack_effect(x, x_adv, metrics)
     tracking.client.set_tag(run_id, "attack_effect", effect)
-    if effect == "none":
-        log.warning("Attack %s had NO effect (adversarial examples equal the inputs or flip no prediction); "
-                    "tagged attack_effect=none", cfg.attack.name)
+    if reason:
+        tracking.client.set_tag(run_id, "attack_effect_reason", reason)
+    if effect != "ok":
+        log.warning("Attack %s had %s (%s); tagged attack_effect=%s", cfg.attack.name,
+                    "NO effect" if effect == "none" else "an UNDEFINED effect", reason, effect)
 
     picks = [i for g in ("female", "male") for i in np.flatnonzero(genders == g)[: cfg.n_plot_per_gender]]
     if picks:
-        names = [f"{genders[i]} {segs.speaker.iloc[idx[i]]} {tm.classes[y[i]]}→"
+        names = [f"{genders[i]} {segs.speaker.iloc[i]} {tm.classes[y[i]]}→"
                  f"{tm.classes[adv_logits[i].argmax()]}" for i in picks]
         fig = spectrogram_triplets(x[picks], x_adv[picks], names)
         tracking.log_figure(run_id, fig, "spectrograms.png")
@@ -203,9 +227,10 @@ CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 def main(cfg: DictConfig) -> dict[str, float] | None:
     from .attacks import AttackConfigError
     from .data import DatasetError
+    from .split import SplitError
     from .tracking import TrackingError
     try:
         return run(cfg)
-    except (AttackConfigError, DatasetError, TrackingError) as exc:   # the user's input: no traceback
+    except (AttackConfigError, DatasetError, SplitError, TrackingError) as exc:   # the user's input: no traceback
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

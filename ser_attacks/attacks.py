@@ -16,7 +16,7 @@ from hydra.utils import get_class, instantiate
 from omegaconf import OmegaConf
 
 log = logging.getLogger(__name__)
-PLATFORM_KEYS = {"_target_", "name", "n_samples", "snr_db"}
+PLATFORM_KEYS = {"_target_", "name", "n_samples", "sample_seed", "snr_db"}
 INFRA_KEYS = {"batch_size", "verbose"}     # passed only where the ART class takes them
 
 
@@ -81,20 +81,61 @@ def validate(cfg) -> list[str]:
     return unused
 
 
-def select_samples(genders: np.ndarray, n: int | None, seed: int) -> np.ndarray:
-    """Indices of at most ``n`` samples, stratified by gender (proportional), deterministic."""
+def _allocate(counts: np.ndarray, n: int) -> np.ndarray:
+    """``n`` draws over groups of sizes ``counts``, proportional (largest remainder, ties to the first
+    group), with at least one per group whenever ``n`` reaches the number of groups."""
+    counts = np.asarray(counts, int)
+    floor = int(n >= len(counts))
+    share = (counts - floor) / max((counts - floor).sum(), 1) * (n - floor * len(counts))
+    take = np.floor(share).astype(int)
+    for i in np.argsort(-(share - take), kind="stable")[: n - floor * len(counts) - take.sum()]:
+        take[i] += 1
+    return take + floor
+
+
+def select_samples(genders: np.ndarray, n: int | None, seed: int, emotions: np.ndarray | None = None) -> np.ndarray:
+    """Indices of at most ``n`` samples, stratified by gender and, within each gender, by emotion;
+    deterministic for a ``seed`` (``attack.sample_seed``, not the training seed, so every attack and every
+    trained model of a split sees the same segments).
+
+    Proportional allocation (largest remainder) that keeps at least one sample per gender once ``n`` >=
+    the number of genders, and at least one per emotion of a gender once that gender's share allows."""
+    genders = np.asarray(genders).astype(str)
     idx = np.arange(len(genders))
     if n is None or n >= len(idx):
         return idx
     if n <= 0:
         raise AttackConfigError(f"attack.n_samples must be positive, got {n}")
+    emotions = np.full(len(idx), "", dtype=object) if emotions is None else np.asarray(emotions).astype(str)
     rng = np.random.default_rng(seed)
-    values, counts = np.unique(genders, return_counts=True)
-    take = np.floor(counts / counts.sum() * n).astype(int)
-    for i in np.argsort(-(counts / counts.sum() * n - take))[: n - take.sum()]:
-        take[i] += 1
-    chosen = [rng.choice(idx[genders == v], k, replace=False) for v, k in zip(values, take)]
+    chosen = []
+    g_values, g_counts = np.unique(genders, return_counts=True)
+    for g, k_g in zip(g_values, _allocate(g_counts, n)):
+        in_g = genders == g
+        e_values, e_counts = np.unique(emotions[in_g], return_counts=True)
+        for e, k in zip(e_values, _allocate(e_counts, int(k_g))):
+            if k:
+                chosen.append(rng.choice(idx[in_g & (emotions == e)], int(k), replace=False))
     return np.sort(np.concatenate(chosen))
+
+
+# Attacks that read ``clip_values`` as two floats: ART's JSMA (it flattens x and indexes single cells) and
+# ser_attacks.pixel (a searched value maps to [lo, hi] with float()). They get the normalizer's one global
+# range instead of its per-band box (tag clip_box=global). Remove a class here once it takes arrays.
+SCALAR_CLIP_ONLY = ("art.attacks.evasion.saliency_map.SaliencyMapMethod", "ser_attacks.pixel.SpectrogramPixelAttack")
+
+
+def clip_values_for(attack_cfg, normalizer) -> tuple[object, str]:
+    """(``clip_values`` for the estimator, what they are: ``per_band`` | ``global`` | ``none``)."""
+    box = normalizer.clip_values
+    if box is None:
+        return None, "none"
+    if np.ndim(box[0]) == 0:
+        return box, "global"
+    cls, _ = attack_kwargs(attack_cfg)
+    if any(f"{c.__module__}.{c.__name__}" in SCALAR_CLIP_ONLY for c in cls.__mro__):
+        return normalizer.value_range, "global"
+    return box, "per_band"
 
 
 def attack_labels(attack, y: np.ndarray, n_classes: int, seed: int) -> tuple[np.ndarray, str]:

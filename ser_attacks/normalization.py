@@ -17,13 +17,21 @@ step 2, ``standardize``
   per Mel band: subtract the mean and divide by the std of the step-1 output over all TRAIN
   frames (fitted).
 clip
-  to [min, max] of the TRAIN split after steps 1-2 (fitted). That range is also the
-  ``clip_values`` given to ART, so an attack works in the same box the data lives in.
+  per Mel band, to [min, max] of that band in the TRAIN split after steps 1-2 (fitted). Those
+  per-band ranges are also the ``clip_values`` given to ART (arrays, see ``clip_values``), so an
+  attack works in the box the data live in and cannot push a band outside anything seen in that
+  band. ``clip=false``: no clipping, and ``clip_values`` is None (ART then clips nothing, so eps=0 is
+  a no-op; an attack may leave the training range).
 
 Step 1's ``norm_max_global`` is a global scale, so ``norm_max_global`` + standardization gives the
 same model inputs as ``original`` + standardization (up to float rounding); the option is kept
 because the paper lists it. Everything fitted is in ``state`` and saved next to the model
 (``normalizer.npz``), so attacks and inference apply exactly the transform used in training.
+A normalizer saved before the per-band ranges existed (no ``band_min``) clips to its one global range.
+
+Physical units: a perturbation δ of the model input is ``δ · σ_b`` in the step-1 domain (σ_b = the
+band's std when standardized, else 1), i.e. in dB of log-Mel for ``original`` and ``norm_sum``, times
+the max |X| for ``norm_max_*`` (``to_db``).
 
 Legacy names: ``standard`` = ``original`` + standardization, ``none`` = ``original`` alone.
 """
@@ -95,7 +103,15 @@ class Normalizer:
         Z = self._scale(X)
         self.state["min"] = np.float32(Z.min())
         self.state["max"] = np.float32(Z.max())
+        self.state["band_min"] = Z.min(axis=(0, 1)).astype(np.float32)     # (n_mels,)
+        self.state["band_max"] = Z.max(axis=(0, 1)).astype(np.float32)
         return self
+
+    def _box(self) -> tuple[np.ndarray, np.ndarray]:
+        """The clip box, broadcastable to (n, frames, n_mels): per band, or the legacy global range."""
+        if "band_min" in self.state:
+            return self.state["band_min"], self.state["band_max"]
+        return self.state["min"], self.state["max"]
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         """(n, frames, n_mels) → (n, frames, n_mels, 1) float32, in the model's input space."""
@@ -103,12 +119,45 @@ class Normalizer:
             raise RuntimeError("Normalizer.transform before fit (or load)")
         Z = self._scale(X)
         if self.clip:
-            Z = np.clip(Z, self.state["min"], self.state["max"])
+            Z = np.clip(Z, *self._box())
         return Z[..., None].astype(np.float32)
 
     @property
-    def clip_values(self) -> tuple[float, float]:
+    def value_range(self) -> tuple[float, float]:
+        """The one global [min, max] of the normalized TRAIN data."""
         return float(self.state["min"]), float(self.state["max"])
+
+    @property
+    def clip_values(self) -> tuple[np.ndarray, np.ndarray] | tuple[float, float] | None:
+        """ART's ``clip_values``: None without clipping; else per-band (min, max) arrays of shape
+        (1, n_mels, 1), broadcastable to the model input (frames, n_mels, 1) (``make_classifier`` expands
+        them to that full shape); a legacy normalizer gives its global (min, max) floats."""
+        if not self.clip:
+            return None
+        if "band_min" not in self.state:
+            return self.value_range
+        return tuple(np.asarray(v, np.float32).reshape(1, -1, 1) for v in self._box())
+
+    def db_scale(self, X: np.ndarray) -> np.ndarray:
+        """Per sample and band, dB of log-Mel per unit of model input: shape (n, 1, n_mels).
+
+        Only step 1's ``norm_max_*`` and step 2 rescale (``norm_sum`` shifts), so a model-input change δ is
+        ``δ · σ_b`` (· the global or per-spectrogram max |X| for norm_max_*) in dB."""
+        X = np.asarray(X, dtype=np.float32)
+        scale = np.ones((len(X), 1, X.shape[-1]), np.float32)
+        if self.standardize:
+            scale = scale * self.state["std"]
+        if self.method == "norm_max_global":
+            scale = scale * self.state["global_max"]
+        elif self.method == "norm_max_local":
+            scale = scale * np.maximum(np.abs(X).max(axis=(1, 2), keepdims=True), _EPS)
+        return scale
+
+    def to_db(self, delta: np.ndarray, X: np.ndarray) -> np.ndarray:
+        """A perturbation of the model input, (n, frames, n_mels[, 1]), in dB of log-Mel for the raw
+        log-Mel spectrograms ``X`` (n, frames, n_mels) it was applied to."""
+        d = np.asarray(delta, dtype=np.float32).reshape(np.shape(X))
+        return d * self.db_scale(X)
 
     def save(self, path: Path) -> None:
         np.savez(path, method=self.method, standardize=self.standardize, clip=self.clip, **self.state)

@@ -23,9 +23,10 @@ class AttackConf:
     _target_: str = MISSING
     name: str = MISSING
     # platform keys (not passed to ART)
-    n_samples: Optional[int] = None          # attack only this many test segments (stratified by gender)
+    n_samples: Optional[int] = None          # attack only this many test segments (stratified by gender x emotion)
+    sample_seed: int = 0                     # which segments (fixed, not the training seed: every attack sees the same)
     snr_db: Optional[float] = None           # input=waveform: budget as SNR (dB) per segment (ser_attacks.waveform)
-    seed: Optional[int] = None               # the attack's own randomness, for attacks that take it (boundary, pixel)
+    seed: Optional[int] = None               # the attack's own randomness, where it has any (boundary, pixel, noise, autoattack)
     # infrastructure keys, passed where the ART class takes them
     batch_size: int = 32
     verbose: bool = True
@@ -66,6 +67,15 @@ class SplitConf:
     val: float = 0.16
     test: float = 0.2
     seed: int = 0
+
+
+@dataclass
+class SpeakerCVConf:
+    """``split=speaker_cv``: its own schema, so the keys (and model cache keys) of the other modes stay."""
+    mode: str = "speaker_cv"
+    fold: int = 0                            # the test fold, 0 .. n_folds-1 (sweep it)
+    n_folds: Optional[int] = None            # None: EmoDB 5, EMOVO 3, RAVDESS 6 (capped by speakers per gender)
+    seed: int = 0                            # shuffles the speakers of each gender before dealing them to folds
 
 
 @dataclass
@@ -138,3 +148,4 @@ def register() -> None:
                         ("estimator", EstimatorConf), ("dataset", DatasetConf),
                         ("augment", AugmentConf), ("input", InputConf)):
         cs.store(group=group, name=f"{group}_schema", node=node)
+    cs.store(group="split", name="split_cv_schema", node=SpeakerCVConf)

@@ -1,7 +1,11 @@
 """Train / validation / test splits (config group ``split``).
 
-``recording`` (default): stratified by emotion x gender, every segment of a recording in one split.
-``speaker``: speaker-independent, every segment of a speaker in one split.
+``recording`` (default): stratified by emotion x gender, grouped by *utterance* (speaker + text +
+emotion, + intensity for RAVDESS): every segment of a recording, and every take of an utterance
+(EmoDB's version letters, RAVDESS's repetitions r01/r02), lands in one part.
+``speaker``: speaker-independent, every segment of a speaker in one part.
+``speaker_cv``: speaker-independent k-fold cross-validation, folds balanced by gender; ``split.fold``
+(0 .. k-1) picks the test fold, so a sweep over the folds tests every speaker exactly once.
 ``paper``: random per segment, as the paper did. It is LEAKY: segments of one recording (and, with
 augmentation, its pitch/tempo copies) land in train and test. Kept only to measure that gap.
 """
@@ -13,7 +17,21 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-MODES = ("recording", "speaker", "paper")
+MODES = ("recording", "speaker", "speaker_cv", "paper")
+# The column whose values never cross parts, per mode (assert_no_leakage; tests).
+UNIT = {"recording": "utterance", "speaker": "speaker", "speaker_cv": "speaker"}
+# What a mode's config keys do not say: bumped when a mode's grouping changes, and part of the trained
+# model's cache key, so a model trained on an older split of that mode is never reused with a new test set.
+REVISION = {"recording": 2}          # 2: grouped by utterance, no longer by recording file
+# speaker_cv folds per corpus when ``split.n_folds`` is null (EmoBox's layouts): EmoDB 5 folds of one
+# female + one male speaker, EMOVO 3 folds of 1 + 1, RAVDESS 6 folds of 2 + 2. Capped at the number of
+# speakers of the rarer gender, so every fold holds at least one speaker of each gender.
+DEFAULT_FOLDS = {"emodb": 5, "emovo": 3, "ravdess": 6}
+MIN_FOLDS = 3                        # test fold + validation fold + at least one training fold
+
+
+class SplitError(ValueError):
+    """A split that the data cannot give (too few speakers, a fold out of range)."""
 
 
 @dataclass
@@ -46,17 +64,60 @@ def _three_way(units: np.ndarray, strata: np.ndarray | None, val: float, test: f
     return tr, va, te
 
 
+def speaker_folds(segments: pd.DataFrame, n_folds: int | None = None, seed: int = 0) -> list[list[str]]:
+    """The speakers of each fold of ``speaker_cv``, balanced by gender.
+
+    The speakers of each gender, sorted by id and shuffled with ``seed``, are dealt round-robin to the
+    folds: with 5 female and 5 male speakers and 5 folds, every fold holds one of each. ``n_folds=None``
+    takes ``DEFAULT_FOLDS`` of the corpus (else the number of speakers of the rarer gender), capped at
+    that number."""
+    spk = segments.drop_duplicates("speaker")[["speaker", "gender"]].sort_values("speaker")
+    by_gender = {g: sub.speaker.to_numpy() for g, sub in spk.groupby("gender", sort=True)}
+    fewest = min(len(v) for v in by_gender.values())
+    if n_folds is None:
+        corpus = str(segments.corpus.iloc[0]) if "corpus" in segments and len(segments) else ""
+        n_folds = min(DEFAULT_FOLDS.get(corpus, fewest), fewest)
+    n_folds = int(n_folds)
+    if len(by_gender) < 2 or n_folds < MIN_FOLDS or n_folds > fewest:
+        counts = ", ".join(f"{len(v)} {g}" for g, v in by_gender.items())
+        raise SplitError(f"split=speaker_cv needs every fold to hold a speaker of each gender and at least "
+                         f"{MIN_FOLDS} folds (test, validation, training); this data has {counts} speaker(s), "
+                         f"asked for {n_folds} folds. Use split=recording, or a corpus with at least "
+                         f"{MIN_FOLDS} speakers per gender.")
+    rng = np.random.default_rng(seed)
+    folds: list[list[str]] = [[] for _ in range(n_folds)]
+    for _, speakers in sorted(by_gender.items()):
+        for i, s in enumerate(rng.permutation(speakers)):
+            folds[i % n_folds].append(str(s))
+    return [sorted(f) for f in folds]
+
+
+def _speaker_cv(segments: pd.DataFrame, fold: int, n_folds: int | None, seed: int) -> Split:
+    """Test = the speakers of ``fold``; validation = the speakers of the next fold ((fold + 1) mod k);
+    train = the other k - 2 folds. Every speaker is tested once and validated once over the k folds."""
+    folds = speaker_folds(segments, n_folds, seed)
+    k = len(folds)
+    if not 0 <= int(fold) < k:
+        raise SplitError(f"split.fold={fold} is out of range: this data has {k} speaker folds (0 .. {k - 1})")
+    test, val = folds[int(fold)], folds[(int(fold) + 1) % k]
+    g = segments.speaker.astype(str).to_numpy()
+    te, va = np.isin(g, test), np.isin(g, val)
+    return Split(np.flatnonzero(~te & ~va), np.flatnonzero(va), np.flatnonzero(te))
+
+
 def make_split(segments: pd.DataFrame, mode: str = "recording", val: float = 0.16,
-               test: float = 0.2, seed: int = 0) -> Split:
+               test: float = 0.2, seed: int = 0, fold: int | None = None, n_folds: int | None = None) -> Split:
     if mode not in MODES:
         raise ValueError(f"Unknown split mode {mode!r}; choose one of {MODES}")
+    if mode == "speaker_cv":
+        return _speaker_cv(segments, 0 if fold is None else fold, n_folds, seed)
     if not (0 < val < 1 and 0 < test < 1 and val + test < 1):
         raise ValueError(f"Split fractions must be in (0, 1) and val + test < 1, got val={val}, test={test}")
     if mode == "paper":
         idx = np.arange(len(segments))
         tr, va, te = _three_way(idx, segments.emotion.to_numpy(), val, test, seed)
         return Split(np.sort(tr), np.sort(va), np.sort(te))
-    group_col = "recording_id" if mode == "recording" else "speaker"
+    group_col = UNIT[mode] if UNIT[mode] in segments else "recording_id"   # hand-made tables without utterances
     groups = segments.drop_duplicates(group_col)
     units = groups[group_col].to_numpy()
     strata = (groups.emotion + "|" + groups.gender).to_numpy() if mode == "recording" else groups.gender.to_numpy()
@@ -67,8 +128,19 @@ def make_split(segments: pd.DataFrame, mode: str = "recording", val: float = 0.1
     return Split(*(np.flatnonzero(np.isin(g, part)) for part in (tr, va, te)))
 
 
+def split_from_cfg(segments: pd.DataFrame, sp, mode: str | None = None) -> Split:
+    """``make_split`` with the keys of a ``split`` config node (``mode`` overrides ``sp.mode``)."""
+    return make_split(segments, mode or sp.mode, sp.get("val", 0.16), sp.get("test", 0.2), sp.seed,
+                      sp.get("fold"), sp.get("n_folds"))
+
+
+def revision(mode: str) -> dict:
+    """Extra cache-key entries for a split mode (see ``REVISION``)."""
+    return {"revision": REVISION[mode]} if mode in REVISION else {}
+
+
 def assert_no_leakage(segments: pd.DataFrame, split: Split, column: str) -> None:
-    """Raise if any value of ``column`` (recording_id, speaker) appears in two splits."""
+    """Raise if any value of ``column`` (utterance, recording_id, speaker) appears in two splits."""
     parts = {name: set(segments[column].to_numpy()[idx]) for name, idx in
              (("train", split.train), ("val", split.val), ("test", split.test))}
     for a, b in (("train", "val"), ("train", "test"), ("val", "test")):

@@ -13,17 +13,19 @@ import logging
 import os
 import socket
 import subprocess
-import tempfile
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from . import lifecycle
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 PARENT_ENV = "SER_ATTACKS_PARENT_RUN_ID"
@@ -349,6 +351,8 @@ def _summary_line(run) -> str:
                  f"  {m['attack_time_s']:.1f} s")
     if run.data.tags.get("attack_effect") == "none":
         line += "  [NO EFFECT]"
+    elif run.data.tags.get("attack_effect") == "undefined":
+        line += "  [EFFECT UNDEFINED: no sample was correct]"
     if run.info.status != "FINISHED" and run.data.tags.get("error"):
         line += f"  {run.data.tags['error'][:160]}"
     return line
@@ -403,6 +407,17 @@ def sweep_note(table, with_report: bool) -> str:
             if with_report else "")
     return (f"**Sweep summary** ({len(table)} jobs; {SUMMARY_TABLE} in the artifacts holds every column). {more}\n\n"
             + head + body)
+
+
+def _checklist_lines(config: DictConfig, uri: str, sweep_id: str) -> list[str]:
+    """The robustness checklist's verdict counts and FLAGs for the sweep's attack runs (ser_attacks.report)."""
+    if config.get("mode", "attack") != "attack":
+        return []
+    try:
+        from .report.checklist import sweep_flags
+        return sweep_flags(uri, str(config.tracking.experiment), sweep_id)
+    except Exception as exc:  # noqa: BLE001 - the summary must never fail the sweep
+        return [f"Robustness checklist not computed ({exc.__class__.__name__}: {exc})"]
 
 
 class MlflowSweepCallback(Callback):
@@ -476,7 +491,8 @@ class MlflowSweepCallback(Callback):
         self.tracking.finish(self.run_id, "FAILED" if failed else "FINISHED")
         os.environ.pop(PARENT_ENV, None)
         print(f"\nSweep finished: {len(children)} runs, {len(failed)} failed, {len(skipped_tags)} skipped "
-              f"(parent run {self.run_id}).\n  " + "\n  ".join(lines)
+              f"(parent run {self.run_id}).\n  " + "\n  ".join(lines + _checklist_lines(config, self.tracking.uri,
+                                                                                         self.run_id))
               + (f"\nReport: {report / 'report.html'} (also the parent run's artifacts)" if report else "")
               + f"\nTracking: {self.tracking.uri}  ->  `make ui` to browse.")
         if failed:

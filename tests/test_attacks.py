@@ -18,14 +18,15 @@ SMALL = {
     "cw_linf": ["attack.max_iter=5"],
     "pixel": ["attack.th=5", "attack.max_iter=3"],
     "boundary": ["attack.max_iter=5", "attack.num_trial=2", "attack.sample_size=4", "attack.init_size=20"],
+    "noise": ["attack.eps=0.5"],
+    "autoattack": ["attack.eps=0.5", "attack.max_iter=3"],
 }
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, corpus_root):
-    """(cfg overrides, classifier, normalized test samples, labels, genders) of a tiny trained model."""
+def trained_model(tmp_path_factory, corpus_root):
+    """(cfg overrides, trained model, raw test log-Mel, labels, genders) of a tiny trained model."""
     from ser_attacks.data import prepare
-    from ser_attacks.estimator import make_classifier
     from ser_attacks.train import get_or_train
     tmp = tmp_path_factory.mktemp("attacks")
     base = tiny_overrides(tmp, corpus_root)
@@ -34,8 +35,17 @@ def trained(tmp_path_factory, corpus_root):
     data = prepare(cfg, progress=False)
     tm = get_or_train(cfg, data, None)
     X, y, segs = data.part("test")
-    clf = make_classifier(tm.model, len(tm.classes), tm.normalizer.clip_values, "compiled", 16)
-    return base, clf, tm.normalizer.transform(X), y, segs.gender.to_numpy()
+    return base, tm, X, y, segs.gender.to_numpy()
+
+
+@pytest.fixture(scope="module")
+def trained(trained_model):
+    """(cfg overrides, classifier with the global data range as clip_values, normalized test samples,
+    labels, genders)."""
+    from ser_attacks.estimator import make_classifier
+    base, tm, X, y, genders = trained_model
+    clf = make_classifier(tm.model, len(tm.classes), tm.normalizer.value_range, "compiled", 16)
+    return base, clf, tm.normalizer.transform(X), y, genders
 
 
 def _attack_cfg(base, *overrides):
@@ -44,11 +54,18 @@ def _attack_cfg(base, *overrides):
 
 
 @pytest.mark.parametrize("name", list(SMALL))
-def test_every_attack_config_runs_and_gives_finite_metrics(trained, name):
-    from ser_attacks.attacks import attack_labels, build_attack, select_samples
+def test_every_attack_config_runs_and_gives_finite_metrics(trained_model, trained, name):
+    """Every attack with the estimator's clip_values as the job gives them: the per-band box (an array per
+    input cell), or the global range for the attacks that take floats only (attacks.SCALAR_CLIP_ONLY)."""
+    from ser_attacks.attacks import attack_labels, build_attack, clip_values_for, select_samples
+    from ser_attacks.estimator import make_classifier
     from ser_attacks.metrics import attack_metrics
-    base, clf, X, y, genders = trained
+    base, _, X, y, genders = trained
+    tm = trained_model[1]
     cfg = _attack_cfg(base, f"attack={name}", *SMALL[name])
+    clip, box = clip_values_for(cfg.attack, tm.normalizer)
+    assert box == ("global" if name in ("jsma", "pixel") else "per_band")
+    clf = make_classifier(tm.model, len(tm.classes), clip, "compiled", 16)
     idx = select_samples(genders, 4, 0)
     x, yy, g = X[idx], y[idx], genders[idx]
     attack = build_attack(cfg.attack, clf)
@@ -56,13 +73,16 @@ def test_every_attack_config_runs_and_gives_finite_metrics(trained, name):
     x_adv = np.asarray(attack.generate(x=x, y=labels), dtype=np.float32)
     assert x_adv.shape == x.shape and np.isfinite(x_adv).all()
     lo, hi = clf.clip_values
-    assert x_adv.min() >= lo - 1e-5 and x_adv.max() <= hi + 1e-5, "adversarial examples stay in the data range"
+    assert np.all(x_adv >= lo - 1e-5) and np.all(x_adv <= hi + 1e-5), "adversarial examples stay in the data box"
     m = attack_metrics(yy, clf.predict(x), clf.predict(x_adv), x, x_adv, g)
     for k in ("clean_acc", "adv_acc", "perturbation", "l0", "l2", "linf", "adv_confidence"):
         for sfx in ("", "_female", "_male"):
             assert np.isfinite(m[f"{k}{sfx}"]), f"{name}: {k}{sfx} = {m[f'{k}{sfx}']}"
     assert m["n_samples"] == 4 == m["n_samples_female"] + m["n_samples_male"]
     assert kind == ("random_target" if name == "jsma" else "true")
+    if box == "per_band":     # one bound per Mel band, the same in every frame
+        assert lo.shape == x.shape[1:] and np.array_equal(lo, np.broadcast_to(lo[:1], lo.shape))
+        assert np.unique(lo).size > 1
 
 
 def test_jsma_targets_differ_from_true_labels(trained):
@@ -120,10 +140,12 @@ def _run_job(base, *overrides):
 def test_adversarial_examples_are_saved_and_reloadable(trained, tmp_path):
     base = trained[0]
     client, r = _run_job(base, "attack=fgsm", "attack.eps=0.5", "attack.n_samples=4")
-    assert r.info.status == "FINISHED" and r.data.tags["attack_effect"] in ("ok", "none")
+    assert r.info.status == "FINISHED" and r.data.tags["attack_effect"] in ("ok", "none", "undefined")
+    assert r.data.tags["clip_box"] == "per_band"
     assert r.data.params["n_samples_attacked"] == "4" and r.data.metrics["n_samples"] == 4
     for k in ("clean_acc", "adv_acc", "success_rate", "perturbation", "l0", "l2", "linf", "adv_confidence",
-              "attack_time_s", "time_per_sample_s", "adv_acc_female", "l2_male"):
+              "attack_time_s", "time_per_sample_s", "adv_acc_female", "l2_male", "perturbation_db", "linf_db",
+              "snr_db", "perturbation_db_female", "snr_db_male"):
         assert k in r.data.metrics, k
     path = client.download_artifacts(r.info.run_id, "adversarial.npz", str(tmp_path))
     with np.load(path) as z:
@@ -132,6 +154,12 @@ def test_adversarial_examples_are_saved_and_reloadable(trained, tmp_path):
         assert set(z["gender"]) <= {"female", "male"}
         np.testing.assert_array_equal(z["adv_pred"], z["adv_logits"].argmax(1))
         assert np.abs(z["x_adv"]).max() > 0
+        # what the report's speaker-level statistics need, per attacked segment
+        for k in ("speaker", "recording_id", "utterance", "augment", "fold", "segment", "emotion",
+                  "perturbation_db", "linf_db", "snr_db"):
+            assert len(z[k]) == 4, k
+        assert all(s.startswith("emodb_") for s in z["speaker"]) and set(z["augment"]) == {"none"}
+        assert (z["fold"] == -1).all() and np.isfinite(z["snr_db"]).all() and (z["perturbation_db"] > 0).all()
 
 
 def test_no_op_attack_is_tagged_none(trained, caplog):
@@ -165,3 +193,36 @@ def test_stochastic_attacks_rerun_gives_identical_x_adv(trained, name):
     np.testing.assert_array_equal(out[7][0], out[7][1])
     assert (out[7][0] != x).any(), f"{name} must change something for the comparison to mean anything"
     assert not np.array_equal(out[7][0], out[8][0])
+
+
+def test_attack_effect_tags():
+    """none: nothing changed or nothing flipped; undefined: no sample was correct to begin with (success rate
+    NaN); ok otherwise."""
+    from ser_attacks.app import attack_effect
+    x = np.zeros((2, 3, 3, 1), np.float32)
+    moved = x + 0.1
+    assert attack_effect(x, x.copy(), {"success_rate": 0.5})[0] == "none"
+    assert attack_effect(x, moved, {"success_rate": 0.0})[0] == "none"
+    effect, reason = attack_effect(x, moved, {"success_rate": float("nan")})
+    assert effect == "undefined" and "no attacked sample was classified correctly" in reason
+    assert attack_effect(x, moved, {"success_rate": 0.5}) == ("ok", "")
+
+
+def test_clip_false_gives_art_no_box_and_eps0_is_a_no_op(trained_model):
+    """normalization.clip=false: test cells outside the training range stay as they are, ART gets no clip_values,
+    so FGSM at eps=0 returns the input exactly (with the training range as clip_values, ART clipped those cells
+    and counted it as perturbation)."""
+    from art.attacks.evasion import FastGradientMethod
+    from ser_attacks.attacks import clip_values_for
+    from ser_attacks.estimator import make_classifier
+    from ser_attacks.normalization import Normalizer
+    base, tm, X, y, _ = trained_model
+    norm = Normalizer(tm.normalizer.method, tm.normalizer.standardize, clip=False, state=dict(tm.normalizer.state))
+    x = norm.transform(np.asarray(X) + 25.0)            # louder than anything in training: out of range
+    assert (x > norm.value_range[1]).any()
+    cfg = _attack_cfg(base, "attack=fgsm", "attack.eps=0")
+    clip, box = clip_values_for(cfg.attack, norm)
+    assert clip is None and box == "none"
+    clf = make_classifier(tm.model, len(tm.classes), clip, "compiled", 16)
+    assert clf.clip_values is None
+    np.testing.assert_array_equal(FastGradientMethod(clf, eps=0.0).generate(x), x)

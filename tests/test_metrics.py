@@ -38,3 +38,65 @@ def test_select_samples_is_stratified_by_gender_and_deterministic():
     assert len(idx) == 8 and (g[idx] == "female").sum() == 6
     assert np.array_equal(idx, select_samples(g, 8, seed=0))
     assert len(select_samples(g, None, 0)) == 40 and len(select_samples(g, 100, 0)) == 40
+
+
+def test_select_samples_keeps_every_gender_and_emotion_and_uses_its_own_seed():
+    """Gender x emotion strata: a rare gender is never dropped (the gender-only rule gave 30 F / 3 M, n=5 → 5 F),
+    every emotion of a gender appears once n allows, and the choice depends on the sample seed only."""
+    g = np.array(["female"] * 30 + ["male"] * 3)
+    idx = select_samples(g, 5, seed=0)
+    assert len(idx) == 5 and set(g[idx]) == {"female", "male"}
+    emo = np.array((["happy", "sad", "neutral"] * 10) + ["happy", "sad", "sad"])
+    idx = select_samples(g, 12, seed=0, emotions=emo)
+    strata = {f"{a}|{b}" for a, b in zip(g[idx], emo[idx])}
+    assert len(idx) == 12 and (g[idx] == "male").sum() == 2 and strata == {"female|happy", "female|sad", "female|neutral", "male|happy", "male|sad"}
+    assert np.array_equal(idx, select_samples(g, 12, seed=0, emotions=emo))
+    assert not np.array_equal(idx, select_samples(g, 12, seed=1, emotions=emo))
+
+
+def test_attack_job_selects_with_the_sample_seed_not_the_training_seed(cfg_factory):
+    a, b = cfg_factory("seed=1"), cfg_factory("seed=2")
+    assert a.attack.sample_seed == b.attack.sample_seed == 0
+    assert cfg_factory("attack.sample_seed=3").attack.sample_seed == 3
+
+
+def test_perturbation_in_db_and_snr_on_hand_numbers():
+    """δ of 2 model units in a band with σ = 3 dB is 6 dB; SNR of a uniform +6 dB change of every cell:
+    10·log10(Σ P / Σ (√P' − √P)²) = −20·log10(10^(6/20) − 1) for any spectrogram."""
+    from ser_attacks.metrics import db_units
+    from ser_attacks.normalization import Normalizer
+    rng = np.random.default_rng(0)
+    X = (-40 + 10 * rng.standard_normal((4, 5, 2)) * np.array([1.0, 3.0])).astype(np.float32)
+    norm = Normalizer("original", True).fit(X)
+    delta = np.zeros((4, 5, 2, 1), np.float32)
+    delta[:, :, 1] = 2.0
+    d_db = norm.to_db(delta, X)
+    np.testing.assert_allclose(d_db[:, :, 1], 2.0 * norm.state["std"][1], rtol=1e-6)
+    assert (d_db[:, :, 0] == 0).all()
+    u = db_units(np.full(X.shape, 6.0), X)
+    np.testing.assert_allclose(u["snr_db"], -20 * np.log10(10 ** (6 / 20) - 1), rtol=1e-6)
+    np.testing.assert_allclose(u["perturbation_db"], 6.0) and np.testing.assert_allclose(u["linf_db"], 6.0)
+    assert np.isinf(db_units(np.zeros(X.shape), X)["snr_db"]).all()     # unchanged: infinite SNR
+    # a change in a quiet cell costs less SNR than the same dB change in a loud one
+    quiet, loud = np.zeros(X.shape), np.zeros(X.shape)
+    i = np.unravel_index(np.argmin(X[0]), X[0].shape)
+    j = np.unravel_index(np.argmax(X[0]), X[0].shape)
+    quiet[(0, *i)], loud[(0, *j)] = 6.0, 6.0
+    assert db_units(quiet, X)["snr_db"][0] > db_units(loud, X)["snr_db"][0]
+
+
+def test_attack_metrics_in_db_per_gender():
+    from ser_attacks.metrics import attack_metrics
+    y = np.array([0, 1])
+    logits = np.eye(2)[[0, 1]] * 3
+    x = np.zeros((2, 2, 2, 1), np.float32)
+    x_adv = x.copy()
+    x_adv[0] += 1.0
+    ref = np.full((2, 2, 2), -30.0, np.float32)
+    d_db = np.zeros((2, 2, 2), np.float32)
+    d_db[0] = 3.0
+    m = attack_metrics(y, logits, logits, x, x_adv, np.array(["female", "male"]), d_db, ref)
+    assert m["perturbation_db"] == pytest.approx(1.5) and m["perturbation_db_female"] == pytest.approx(3.0)
+    assert m["snr_db_female"] == pytest.approx(-20 * np.log10(10 ** (3 / 20) - 1), rel=1e-6)
+    assert m["snr_db"] == m["snr_db_female"] and np.isnan(m["snr_db_male"])       # male sample unchanged
+    assert m["changed"] == 0.5 and m["perturbation_db_male"] == 0

@@ -21,7 +21,7 @@ def test_fit_transform_save_load_roundtrip(tmp_path, method, standardize):
     norm = Normalizer(method, standardize).fit(Xtr)
     Ztr, Zte = norm.transform(Xtr), norm.transform(Xte)
     assert Ztr.shape == Xtr.shape + (1,) and Ztr.dtype == np.float32 and np.isfinite(Zte).all()
-    lo, hi = norm.clip_values
+    lo, hi = norm.value_range
     assert lo < hi and Ztr.min() == pytest.approx(lo) and Ztr.max() == pytest.approx(hi)
     assert Zte.min() >= lo and Zte.max() <= hi                    # test data clipped to the TRAIN range
     norm.save(tmp_path / "n.npz")
@@ -91,3 +91,51 @@ def test_every_config_option_composes_and_builds(cfg_factory, name):
     expected = {"standard": ("original", True), "none": ("original", False)}.get(name, (base, name.endswith("_std")))
     assert (norm.method, norm.standardize) == expected
     assert norm.fit(fake_db()).transform(fake_db(seed=3)).shape == (6, 20, 8, 1)
+
+
+@pytest.mark.parametrize("method,standardize", ALL)
+def test_per_band_box_is_the_clip_and_the_art_clip_values(method, standardize):
+    """Every Mel band is clipped to its own TRAIN range, and ART gets exactly that box (arrays broadcastable to
+    the model input (frames, n_mels, 1)); the global box let a band go far outside anything seen in it."""
+    Xtr, Xte = fake_db(seed=0), fake_db(seed=1, offset=-25)
+    norm = Normalizer(method, standardize).fit(Xtr)
+    lo, hi = norm.clip_values
+    assert lo.shape == hi.shape == (1, 8, 1) and (lo < hi).all()
+    Ztr, Zte = norm.transform(Xtr), norm.transform(Xte)
+    np.testing.assert_allclose(lo[0, :, 0], Ztr[..., 0].min(axis=(0, 1)))
+    np.testing.assert_allclose(hi[0, :, 0], Ztr[..., 0].max(axis=(0, 1)))
+    assert (Zte >= lo).all() and (Zte <= hi).all()
+    assert norm.value_range == (pytest.approx(float(lo.min())), pytest.approx(float(hi.max())))
+    if standardize or method != "norm_max_local":
+        assert np.ptp(lo) > 0, "bands have different ranges"
+
+
+def test_no_clip_means_no_box_for_art():
+    norm = Normalizer("original", True, clip=False).fit(fake_db())
+    assert norm.clip_values is None
+    X = fake_db(seed=2, offset=10)
+    assert norm.transform(X).max() > norm.value_range[1]          # not clipped
+
+
+@pytest.mark.parametrize("method,standardize", [(m, s) for m, s in ALL if m != "norm_sum"])
+def test_to_db_inverts_the_transform(method, standardize):
+    """δ in model units → dB: transforming X + δ_dB gives the model input + δ (no clip). (norm_sum is left out:
+    its shift is the spectrogram's total power, which a change of X moves too; its δ in dB is δ·σ_b.)"""
+    X = fake_db(seed=4)
+    norm = Normalizer(method, standardize, clip=False).fit(X)
+    rng = np.random.default_rng(1)
+    d_db = rng.normal(0, 0.5, X.shape).astype(np.float32)
+    if method == "norm_max_local":       # its scale is the spectrogram's own max |X|: keep that cell fixed
+        d_db[np.abs(X) == np.abs(X).max(axis=(1, 2), keepdims=True)] = 0
+    delta = norm.transform(X + d_db) - norm.transform(X)
+    np.testing.assert_allclose(norm.to_db(delta, X), d_db, atol=2e-3)
+
+
+def test_legacy_normalizer_keeps_its_global_box(tmp_path):
+    X = fake_db()
+    new = Normalizer("original", True).fit(X)
+    legacy = {k: v for k, v in new.state.items() if not k.startswith("band_")}
+    np.savez(tmp_path / "old.npz", method="original", standardize=True, clip=True, **legacy)
+    old = Normalizer.load(tmp_path / "old.npz")
+    assert old.clip_values == old.value_range
+    assert old.transform(X).min() == pytest.approx(old.value_range[0])

@@ -5,6 +5,8 @@ Setup (module scope, ~1–2 min on 2 cores): sweep A = fgsm,bim x eps 0.01,0.05 
 recording); sweep B = fgsm eps 0.05 with seed 1 under split=paper and split=recording. So fgsm eps=0.05
 (recording) has two seeds (aggregated), split=paper has only fgsm (bim cells missing) and there is a
 protocol gap to report. A re-run of sweep B (all skipped by resume) checks that `--sweep` follows skipped runs.
+A second setup (``cv``, ~2.5 CPU-minutes) runs split=speaker_cv over all 3 folds of a 6-speaker corpus with
+fgsm/bim/noise/autoattack at two eps: fold pooling, speaker-level tests, dB/SNR, the checklist, the sweep summary.
 """
 from __future__ import annotations
 
@@ -34,10 +36,12 @@ def cli(tmp: Path, module: str, *args: str, check: bool = True) -> subprocess.Co
     return proc
 
 
-def sweep(tmp: Path, corpus: Path, *args: str) -> str:
+def sweep(tmp: Path, corpus: Path, *args: str, stdout: dict | None = None) -> str:
     given = {a.split("=", 1)[0] for a in args if "=" in a}
     base = [o for o in tiny_overrides(tmp, corpus) if o.split("=", 1)[0] not in given]
-    cli(tmp, "ser_attacks", "-m", *args, *COMMON, *base)
+    proc = cli(tmp, "ser_attacks", "-m", *args, *COMMON, *base)
+    if stdout is not None:
+        stdout["sweep"] = proc.stdout
     client = MlflowClient(f"sqlite:///{tmp / 'mlflow.db'}")
     exp = client.get_experiment_by_name("ser-attacks")
     parents = client.search_runs([exp.experiment_id], "tags.run_type = 'sweep'", order_by=["attributes.start_time DESC"])
@@ -56,6 +60,26 @@ def setup(tmp_path_factory, corpus_root):
     runs = client.search_runs([exp.experiment_id], "tags.run_type = 'attack'", max_results=1000)
     return {"tmp": tmp, "corpus": corpus_root, "a": a, "b": b, "out": out, "stdout": proc.stdout, "client": client, "exp": exp,
             "runs": runs}
+
+
+@pytest.fixture(scope="module")
+def cv(tmp_path_factory):
+    """split=speaker_cv on a 6-speaker corpus (3 female, 3 male → 3 folds of 1 + 1), all folds, FGSM / BIM /
+    noise / AutoAttack at two eps; the report over all folds, and one over fold 0 alone."""
+    from ser_attacks.data.synthetic import generate_corpus
+    tmp = tmp_path_factory.mktemp("cv")
+    corpus = tmp / "corpus6"
+    generate_corpus(corpus, layout="emodb", n_speakers=6, n_sentences=3, seed=0)
+    printed = {}
+    sweep(tmp, corpus, "dataset.generate.n_speakers=6", "split=speaker_cv", "split.fold=0,1,2",
+          "attack=fgsm,bim,noise,autoattack", "attack.eps=0.05,0.25", stdout=printed)
+    out, one = tmp / "reports" / "cv", tmp / "reports" / "fold0"
+    cli(tmp, "ser_attacks.report", "--out", str(out), "--no-log")
+    cli(tmp, "ser_attacks.report", "--out", str(one), "--no-log", "--tag", "params.split.fold=0")
+    client = MlflowClient(f"sqlite:///{tmp / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("ser-attacks")
+    runs = client.search_runs([exp.experiment_id], "tags.run_type = 'attack'", max_results=1000)
+    return {"out": out, "one": one, "runs": runs, "stdout": printed["sweep"]}
 
 
 def _table(out: Path, key: str) -> pd.DataFrame:
@@ -199,28 +223,81 @@ def test_partial_sweep_only_fgsm(setup):
 
 
 # ------------------------------------------------------------------------- statistics, hand-made
-def test_bootstrap_ci():
-    rng = np.random.default_rng(1)
-    v = (rng.random(200) < 0.3).astype(float)
-    m, lo, hi = stats.bootstrap_ci(v, seed=3)
-    assert m == v.mean() and lo < m < hi
-    assert 0.10 < hi - lo < 0.16              # ~ 2 * 1.96 * sqrt(.3 * .7 / 200) = 0.127
-    assert stats.bootstrap_ci(v, seed=3) == (m, lo, hi)          # deterministic with a seed
-    assert stats.bootstrap_ci(np.ones(10)) == (1.0, 1.0, 1.0)
-    assert np.isnan(stats.bootstrap_ci([])[0])
+def _segments(n_spk=10, n_rec=8, n_seg=3, p_f=0.8, p_m=0.5, spread=0.0, seed=0) -> pd.DataFrame:
+    """Segments (speaker, recording_id, gender, ok) of speakers with their own accuracy (``spread``: speaker
+    effect), half female."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for s in range(n_spk):
+        female = s < n_spk // 2
+        p = np.clip((p_f if female else p_m) + rng.normal(0, spread), 0, 1)
+        for r in range(n_rec):
+            for k in range(n_seg):
+                rows.append(dict(speaker=f"s{s}", recording_id=f"s{s}r{r}", gender="female" if female else "male",
+                                 ok=float(rng.random() < p), key=f"s{s}r{r}|{k}"))
+    return pd.DataFrame(rows)
 
 
-def test_gap_and_permutation():
-    big_a, big_b = np.r_[np.ones(40), np.zeros(10)], np.r_[np.ones(10), np.zeros(40)]
-    g, lo, hi = stats.gap_ci(big_a, big_b)
-    assert g == pytest.approx(0.6) and lo < 0.6 < hi and lo > 0
-    assert stats.permutation_test(big_a, big_b, seed=0) < 0.001
-    same = np.r_[np.ones(25), np.zeros(25)]
-    assert stats.permutation_test(same, same.copy(), seed=0) == 1.0
-    assert stats.permutation_test(big_a, big_b, seed=5) == stats.permutation_test(big_a, big_b, seed=5)
-    p = stats.permutation_test(np.r_[np.ones(13), np.zeros(12)], np.r_[np.ones(12), np.zeros(13)], seed=0)
-    assert p > 0.5
-    assert stats.paired_permutation_test(big_a, big_a) == 1.0
+def test_hierarchical_ci_widens_with_speaker_effects_and_matches_the_plain_bootstrap_without():
+    from scipy.stats import bootstrap
+    flat = _segments(n_spk=200, n_rec=1, n_seg=1, p_f=0.6, p_m=0.6)           # one segment per speaker
+    m, lo, hi = stats.hier_ci(flat.speaker, flat.recording_id, flat.ok)
+    plain = bootstrap((flat.ok.to_numpy(),), np.mean, method="percentile", n_resamples=2000, random_state=0)
+    assert m == flat.ok.mean() and lo < m < hi
+    assert hi - lo == pytest.approx(plain.confidence_interval.high - plain.confidence_interval.low, rel=0.15)
+    assert stats.hier_ci(flat.speaker, flat.recording_id, flat.ok, seed=3) == \
+        stats.hier_ci(flat.speaker, flat.recording_id, flat.ok, seed=3)          # deterministic with a seed
+    # 6 speakers, 40 recordings each: speakers differ a lot → the segment-level interval is far too narrow
+    clus = _segments(n_spk=6, n_rec=40, n_seg=2, p_f=0.5, p_m=0.5, spread=0.35, seed=1)
+    _, hlo, hhi = stats.hier_ci(clus.speaker, clus.recording_id, clus.ok)
+    naive = bootstrap((clus.ok.to_numpy(),), np.mean, method="percentile", n_resamples=2000, random_state=0)
+    assert hhi - hlo > 2 * (naive.confidence_interval.high - naive.confidence_interval.low)
+    assert stats.hier_ci([], [], []) == (0, 0, 0) or np.isnan(stats.hier_ci([], [], [])[0])
+
+
+def test_gender_test_uses_speakers_and_says_when_it_cannot():
+    """1 female and 1 male speaker: a segment-level test would call any gap significant; here it is not
+    testable. 5 + 5 speakers perfectly separated: exact p = 2/252, the smallest this design allows."""
+    two = _segments(n_spk=2, n_rec=30, n_seg=2, p_f=0.9, p_m=0.3)
+    t = stats.speaker_test(two[two.gender == "female"], two[two.gender == "male"], "ok")
+    assert not t.testable and t.text() == "not testable (n speakers per gender < 3: 1 vs 1)"
+    ten = _segments(n_spk=10, n_rec=6, n_seg=2, p_f=1.0, p_m=0.0)
+    t = stats.speaker_test(ten[ten.gender == "female"], ten[ten.gender == "male"], "ok")
+    assert t.testable and t.p == pytest.approx(2 / 252) and t.min_p == pytest.approx(2 / 252)
+    assert "exact over 252" in t.note and "5 vs 5 speakers" in t.text()
+    same = _segments(n_spk=6, n_rec=6, n_seg=2, p_f=0.5, p_m=0.5, seed=4)
+    t = stats.speaker_test(same[same.gender == "female"], same[same.gender == "male"], "ok")
+    assert t.p > 0.2 and t.min_p == pytest.approx(0.1)            # 3 + 3 speakers can never reach p < 0.1
+    g, lo, hi = stats.hier_gap_ci(ten[ten.gender == "female"], ten[ten.gender == "male"], "ok")
+    assert g == 1.0 and lo == hi == 1.0
+    paired = stats.paired_speaker_test(ten, ten.assign(ok=0.0), "ok")
+    # only the 5 female differences are non-zero: all-plus or all-minus of 2^5 sign patterns reach |mean|
+    assert paired.testable and paired.n_a == 10 and paired.p == pytest.approx(2 / 2 ** 5)
+
+
+def test_repeated_runs_are_averaged_per_segment_not_counted_twice():
+    """Three runs on the same segments give exactly the intervals and p-values of one (concatenating them,
+    as before, shrank the interval by ~√3 and the p-value)."""
+    from ser_attacks.report.collect import Samples, pool
+    from ser_attacks.report.tables import interval_columns, speaker_test
+    seg = _segments(n_spk=6, n_rec=5, n_seg=2, p_f=0.8, p_m=0.4, seed=2)
+    n = len(seg)
+    label = np.zeros(n, int)
+    run = Samples(label, seg.gender.to_numpy(), label, np.where(seg.ok > 0, 0, 1), np.arange(n),
+                  seg.speaker.to_numpy(), seg.recording_id.to_numpy(), np.arange(n) % 2, np.full(n, "none"),
+                  np.full(n, -1))
+    one, three = pool([run]), pool([run, run, run])
+    assert len(three) == len(one) == n and (three.n_runs == 3).all()
+    a, b = {}, {}
+    interval_columns(a, one)
+    interval_columns(b, three)
+    assert a == b
+    assert speaker_test(one[one.gender == "female"], one[one.gender == "male"], "adv_ok") == \
+        speaker_test(three[three.gender == "female"], three[three.gender == "male"], "adv_ok")
+    cat = pd.concat([run.table()] * 3)               # what concatenation did
+    _, lo1, hi1 = stats.hier_ci(one.recording_id, one.recording_id, one.adv_ok)
+    _, lo3, hi3 = stats.hier_ci(np.arange(len(cat)), np.arange(len(cat)), cat.adv_ok)
+    assert hi3 - lo3 < 0.7 * (hi1 - lo1)
 
 
 def test_holm_and_mean_std():
@@ -232,31 +309,146 @@ def test_holm_and_mean_std():
 
 
 def test_language_tests_compare_datasets_under_one_protocol():
-    """Pairwise dataset tests: different datasets under the same protocol only; a big gap is significant."""
-    from ser_attacks.report.collect import Samples
+    """Pairwise dataset tests: different datasets under the same protocol only; speakers are the unit."""
+    from ser_attacks.report.collect import Samples, pool
     from ser_attacks.report.tables import language_tests
 
-    def smp(n_ok, n):
+    def smp(n_ok, n, n_spk, prefix):
         y = np.zeros(n, int)
         pred = np.r_[np.zeros(n_ok, int), np.ones(n - n_ok, int)]
-        return Samples(y, np.array(["female", "male"] * (n // 2)), y, pred, np.arange(n))
+        spk = np.array([f"{prefix}{i % n_spk}" for i in range(n)])
+        return pool([Samples(y, np.array(["female", "male"] * (n // 2)), y, pred, np.arange(n), spk,
+                             np.array([f"{s}_{i}" for i, s in enumerate(spk)]))])
     best = pd.DataFrame({"attack": ["fgsm"] * 3, "config_id": ["a", "b", "c"],
                          "dataset": ["emodb", "emovo", "emodb"],
                          "setting": ["emodb (split=paper)", "emovo (split=paper)", "emodb (split=recording)"]})
-    pooled = {"a": smp(45, 50), "b": smp(5, 50), "c": smp(25, 50)}
+    pooled = {"a": smp(45, 50, 5, "d"), "b": smp(5, 50, 5, "o"), "c": smp(25, 50, 5, "d")}
     t = language_tests(best, pooled)
     assert len(t) == 1 and (t.a[0], t.b[0]) == ("emodb (split=paper)", "emovo (split=paper)")
-    assert t["diff"][0] == pytest.approx(0.8) and t.p[0] < 0.001 and t.p_holm[0] < 0.05
+    assert t["diff"][0] == pytest.approx(0.8) and t.p[0] < 0.05 and "5 vs 5 speakers" in t.test[0]
+    pooled["b"] = smp(5, 50, 2, "o")                                        # EMOVO with 2 speakers
+    t = language_tests(best, pooled)
+    assert np.isnan(t.p[0]) and t.test[0].startswith("not testable (n speakers per dataset < 3")
 
 
 def test_config_keys_across_schema_versions_and_seeds():
     """Older runs lacking a new single-valued key match newer ones; seed-derived keys count as seed."""
-    from ser_attacks.report.collect import fill_new_keys, seed_keys
+    from ser_attacks.report.collect import SEED_KEYS, fill_new_keys, seed_keys
     old = {"seed": "1", "attack.eps": "0.1"}
     new = {"seed": "2", "attack.eps": "0.1", "mode": "attack", "tune.sampler_seed": "2"}
     filled = fill_new_keys([old, new])
     assert filled[0]["mode"] == "attack" and filled[0]["tune.sampler_seed"] == "2"
     assert seed_keys([{"seed": "1", "x.seed": "1", "d.seed": "0"}, {"seed": "2", "x.seed": "2", "d.seed": "0"}]) \
-        == ("seed", "split.seed", "x.seed")
+        == SEED_KEYS + ("x.seed",)
     two = fill_new_keys([{"a": "1"}, {"a": "2"}, {}])
     assert "a" not in two[2]                       # several values: absent stays absent
+
+
+# ------------------------------------------------------------------------------ robustness checklist
+def _cfg_row(cid, attack, adv_acc, setting="emodb", linf=np.nan, **params):
+    p = {f"attack.{k}": str(v) for k, v in params.items()}
+    p["attack.name"] = attack
+    config = ", ".join(f"{k}={v}" for k, v in params.items()) or "default"
+    return dict(config_id=cid, setting=setting, attack=attack, config=config, params=p, adv_acc=adv_acc, linf=linf)
+
+
+def _pooled(adv, clean=None, n_spk=6, per_spk=10) -> pd.DataFrame:
+    """Segments s<i>r<j> of n_spk speakers with the given per-segment adversarial correctness."""
+    n = n_spk * per_spk
+    adv = np.broadcast_to(np.asarray(adv, float), (n,)).copy()
+    clean = np.ones(n) if clean is None else np.broadcast_to(np.asarray(clean, float), (n,))
+    spk = np.repeat([f"s{i}" for i in range(n_spk)], per_spk)
+    return pd.DataFrame({"key": [f"k{i}" for i in range(n)], "speaker": spk, "speaker_known": True,
+                         "recording_id": [f"r{i}" for i in range(n)], "gender": "female", "label": 0,
+                         "clean_ok": clean, "adv_ok": adv, "kept": adv * clean, "n_runs": 1})
+
+
+def test_checklist_flags_what_a_reviewer_would_catch():
+    """Hand-made configurations, one per check: rising and flat budget curves, an unconverged BIM, DeepFool
+    that leaves half the correct segments correct, BIM weaker than FGSM, an attack no better than noise,
+    FGSM weaker than AutoAttack — each FLAGged with its numbers; the sound ones PASS."""
+    from ser_attacks.report.checklist import checklist, flag_lines
+    rng = np.random.default_rng(0)
+    n = 60
+
+    def acc(p):
+        return (rng.random(n) < p).astype(float)
+    low, mid, high = acc(0.1), acc(0.5), acc(0.9)
+    rows, pooled = [], {}
+
+    def add(cid, attack, a, adv, **params):
+        rows.append(_cfg_row(cid, attack, float(np.mean(adv)), **params))
+        pooled[cid] = _pooled(adv)
+    # FGSM: accuracy RISES from eps 0.1 to 0.2 (the paper's RAVDESS FGSM), falls at 0.3
+    add("f1", "fgsm", None, mid, eps=0.1)
+    add("f2", "fgsm", None, high, eps=0.2)
+    add("f3", "fgsm", None, low, eps=0.3)
+    # BIM: identical at every eps (the paper's BIM) — and weaker than FGSM at eps 0.3
+    for i, e in enumerate((0.1, 0.2, 0.3)):
+        add(f"b{i}", "bim", None, mid, eps=e, max_iter=10)
+    add("b20", "bim", None, low, eps=0.2, max_iter=20)          # doubling the iterations changes a lot
+    add("df", "deepfool", None, mid, max_iter=20)                # unbounded, half the correct ones survive
+    add("cw", "cw_l2", None, np.zeros(n))                       # unbounded, reaches 0
+    add("n1", "noise", None, mid, eps=0.1)
+    add("n2", "noise", None, high, eps=0.2)
+    add("n3", "noise", None, high, eps=0.3)
+    add("a1", "autoattack", None, low, eps=0.1, max_iter=20)
+    add("a3", "autoattack", None, low, eps=0.3, max_iter=20)
+    cf = pd.DataFrame(rows)
+    cf.loc[cf.config_id == "df", "linf"] = 0.15
+    cl = checklist(cf, pooled)
+    v = {(r.attack, r.config, r.check): (r.verdict, r.result) for r in cl.itertuples()}
+    verdict = {k: x[0] for k, x in v.items()}
+    assert verdict[("fgsm", "default", "budget")] == "FLAG" and "rises beyond its CI" in v[("fgsm", "default", "budget")][1]
+    assert verdict[("bim", "max_iter=10", "budget")] == "FLAG" and "identical" in v[("bim", "max_iter=10", "budget")][1]
+    assert verdict[("bim", "eps=0.2", "iterations")] == "FLAG" and "not converged" in v[("bim", "eps=0.2", "iterations")][1]
+    assert verdict[("deepfool", "max_iter=20", "unbounded → ~0")] == "FLAG"
+    assert verdict[("cw_l2", "default", "unbounded → ~0")] == "PASS"
+    assert verdict[("bim", "eps=0.3, max_iter=10", "iterative ≥ single-step")] == "FLAG"
+    assert verdict[("bim", "eps=0.1, max_iter=10", "iterative ≥ single-step")] == "PASS"
+    assert verdict[("fgsm", "eps=0.1", "beats noise")] == "FLAG"                  # same accuracy as noise
+    assert verdict[("fgsm", "eps=0.3", "beats noise")] == "PASS"
+    assert "noise" in v[("deepfool", "max_iter=20", "beats noise")][1] and "eps=0.2" in v[("deepfool", "max_iter=20", "beats noise")][1]
+    assert verdict[("fgsm", "eps=0.1", "reference")] == "FLAG" and "overstates robustness" in v[("fgsm", "eps=0.1", "reference")][1]
+    assert verdict[("fgsm", "eps=0.3", "reference")] == "PASS"
+    assert verdict[("fgsm", "eps=0.2", "reference")] == "n/a"                      # no AutoAttack at 0.2
+    assert ("autoattack", "max_iter=20", "budget") in v and not any(k[0] == "noise" for k in v)
+    assert all(line.startswith("FLAG emodb") for line in flag_lines(cl)) and len(flag_lines(cl)) == (cl.verdict == "FLAG").sum()
+
+
+def test_speaker_cv_report_pools_folds_tests_speakers_and_runs_the_checklist(cv):
+    """Every fold's runs are one configuration (each speaker tested once); metrics are the folds pooled by
+    their segments; the gender test rests on all 3 + 3 speakers; dB/SNR columns and the checklist are there."""
+    out, runs = cv["out"], cv["runs"]
+    assert len(runs) == 3 * 4 * 2 and {r.data.params["split.fold"] for r in runs} == {"0", "1", "2"}
+    cf = _table(out, "configurations")
+    assert len(cf) == 8 and (cf.n_runs == 3).all() and (cf.folds == "0,1,2").all()
+    assert (cf.n_speakers_female == 3).all() and (cf.n_speakers_male == 3).all()
+    for row in cf.itertuples():
+        ms = [r.data.metrics for r in runs if r.data.tags["attack"] == row.attack
+              and float(r.data.params["attack.eps"]) == row.x]
+        n = np.array([m["n_samples"] for m in ms])
+        assert row.n_segments == n.sum()
+        assert row.adv_acc == pytest.approx(np.dot([m["adv_acc"] for m in ms], n) / n.sum(), rel=1e-9)
+        assert row.perturbation_db == pytest.approx(np.dot([m["perturbation_db"] for m in ms], n) / n.sum(), rel=1e-9)
+        assert row.attack_time_s == pytest.approx(sum(m["attack_time_s"] for m in ms), rel=1e-9)
+        assert row.adv_acc_lo <= row.adv_acc <= row.adv_acc_hi
+    t3 = _table(out, "table03_clean_accuracy")
+    assert len(t3) == 1 and t3.n_speakers_female[0] == 3 and t3.n_speakers_male[0] == 3
+    assert t3.min_p[0] == pytest.approx(0.1) and "(3 vs 3 speakers, min p 0.1)" in t3.test[0]
+    md = (out / "report.md").read_text()
+    assert "## Robustness checklist" in md and "Cross-validation (`split=speaker_cv`)" in md
+    assert " dB / " in md.split("Perturbation of the best configuration in physical units")[1].split("###")[0]
+    cl = _table(out, "checklist")
+    assert set(cl.verdict) <= {"PASS", "FLAG", "n/a"} and {"budget", "beats noise", "reference",
+                                                          "iterative ≥ single-step"} <= set(cl.check)
+    assert set(cl[cl.check == "reference"].attack) == {"fgsm", "bim"}
+    # the sweep's closing summary prints the checklist's verdicts (and any FLAG lines)
+    n = cl.verdict.value_counts()
+    assert (f"Robustness checklist: {n.get('PASS', 0)} PASS, {n.get('FLAG', 0)} FLAG, {n.get('n/a', 0)} n/a"
+            in cv["stdout"])
+    assert cv["stdout"].count("\n  FLAG ") == n.get("FLAG", 0)
+    # one fold alone: one female and one male speaker, so no gender test
+    one = (cv["one"] / "report.md").read_text()
+    assert "not testable (n speakers per gender < 3: 1 vs 1)" in one
+    assert "†" in one.split("paper Table 5)")[1].split("###")[0]

@@ -61,3 +61,91 @@ def test_bad_split_arguments():
         make_split(seg, "random")
     with pytest.raises(ValueError, match="val \\+ test < 1"):
         make_split(seg, "recording", 0.5, 0.6)
+
+
+# ------------------------------------------------------------------ utterances and speaker folds, per layout
+LAYOUTS = {"emodb": dict(n_speakers=6, n_sentences=3, emotions=["happy", "sad", "neutral"]),
+           "emovo": dict(n_speakers=6, n_sentences=3, emotions=["happy", "disgust", "neutral"]),
+           "ravdess": dict(n_speakers=6, n_sentences=4, emotions=["happy", "sad"])}
+
+
+@pytest.fixture(scope="module")
+def layouts(tmp_path_factory) -> dict[str, pd.DataFrame]:
+    """Segment tables (2 segments per recording) of generated corpora in every layout. The EmoDB
+    generator writes version `a` only, so a second take (version `b`) of a third of its utterances is
+    added as a copy, as in the real corpus (e.g. 03a02Wb.wav, 03a02Wc.wav)."""
+    import shutil
+
+    from ser_attacks.data.corpora import load_corpus
+    from ser_attacks.data.synthetic import generate_corpus
+    out = {}
+    for layout, kw in LAYOUTS.items():
+        root = tmp_path_factory.mktemp(layout)
+        paths = generate_corpus(root, layout=layout, seed=0, **kw)
+        if layout == "emodb":
+            for p in paths[::3]:
+                shutil.copy(p, p.with_name(p.name[:-5] + "b.wav"))
+        table = load_corpus(layout, root).table
+        out[layout] = pd.concat([table.assign(segment=k) for k in (0, 1)], ignore_index=True)
+    return out
+
+
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_takes_of_one_utterance_never_cross_parts(layouts, layout):
+    """Repeated takes (EmoDB version letters, RAVDESS r01/r02) are one utterance; the recording split keeps
+    them together (grouping by file alone put twin takes in train and test)."""
+    seg = layouts[layout]
+    per_utt = seg.drop_duplicates("recording_id").groupby("utterance").size()
+    if layout != "emovo":             # EMOVO has one take per speaker, text and emotion
+        assert (per_utt == 2).sum() >= 10, "the corpus must hold repeated takes for this test to bite"
+    assert seg.groupby("utterance")[["speaker", "emotion"]].nunique().max().max() == 1
+    crossed_by_file = 0
+    for seed in range(5):
+        sp = make_split(seg, "recording", 0.16, 0.2, seed)
+        assert_no_leakage(seg, sp, "utterance")
+        assert_no_leakage(seg, sp, "recording_id")
+        old = make_split(seg.drop(columns="utterance"), "recording", 0.16, 0.2, seed)   # grouped by file
+        try:
+            assert_no_leakage(seg, old, "utterance")
+        except AssertionError:
+            crossed_by_file += 1
+    if layout != "emovo":
+        assert crossed_by_file >= 4, "grouping by file lets twin takes cross parts"
+
+
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_speaker_cv_tests_every_speaker_once_with_balanced_folds(layouts, layout):
+    from ser_attacks.split import speaker_folds
+    seg = layouts[layout]
+    folds = speaker_folds(seg)
+    assert len(folds) == 3                         # 3 speakers per gender: 3 folds of 1 female + 1 male
+    gender = seg.drop_duplicates("speaker").set_index("speaker").gender
+    tested = []
+    for f in range(len(folds)):
+        sp = make_split(seg, "speaker_cv", fold=f)
+        assert_no_leakage(seg, sp, "speaker")
+        test_spk = sorted(seg.speaker.iloc[sp.test].unique())
+        val_spk = sorted(seg.speaker.iloc[sp.val].unique())
+        assert test_spk == folds[f] and val_spk == folds[(f + 1) % 3]
+        assert sorted(gender[test_spk]) == ["female", "male"] and sorted(gender[val_spk]) == ["female", "male"]
+        assert len(sp.train) + len(sp.val) + len(sp.test) == len(seg)
+        tested += test_spk
+    assert sorted(tested) == sorted(seg.speaker.unique())       # every speaker tested exactly once
+    assert make_split(seg, "speaker_cv", fold=1).test.tolist() == make_split(seg, "speaker_cv", fold=1).test.tolist()
+
+
+def test_speaker_cv_fold_sizes_follow_the_corpus():
+    """EmoDB (5 + 5 speakers): 5 folds of 1 + 1; RAVDESS (12 + 12): 6 folds of 2 + 2; EMOVO (3 + 3): 3 of 1 + 1."""
+    from ser_attacks.split import SplitError, speaker_folds
+    for corpus, n_per_gender, k, per_fold in (("emodb", 5, 5, 2), ("ravdess", 12, 6, 4), ("emovo", 3, 3, 2)):
+        seg = pd.DataFrame([dict(speaker=f"{g}{i:02d}", gender=g, corpus=corpus, recording_id=f"{g}{i}", segment=0,
+                                 emotion="happy") for g in ("female", "male") for i in range(n_per_gender)])
+        folds = speaker_folds(seg)
+        assert len(folds) == k and all(len(f) == per_fold for f in folds)
+        assert all(sum(s.startswith("female") for s in f) == per_fold // 2 for f in folds)
+    two = pd.DataFrame([dict(speaker=s, gender=g, corpus="ravdess") for s, g in (("a", "female"), ("b", "male"))])
+    with pytest.raises(SplitError, match="at least 3 folds"):
+        speaker_folds(two)
+    seg = fake_segments(n_speakers=10)
+    with pytest.raises(SplitError, match="split.fold=7 is out of range"):
+        make_split(seg, "speaker_cv", fold=7)

@@ -4,7 +4,7 @@
 Augmentation never lets an augmented copy of a validation/test recording into training, except in
 ``split=paper``, which reproduces the paper's leaky protocol on purpose:
 
-* ``recording`` / ``speaker``: the split is made on the original segments; then only the TRAIN
+* ``recording`` / ``speaker`` / ``speaker_cv``: the split is made on the original segments; then only the TRAIN
   recordings are augmented and their augmented segments are appended to the train indices.
   Validation and test hold original segments only.
 * ``paper``: every recording is augmented first, then originals and augmented segments are split
@@ -77,26 +77,36 @@ def ensure_dataset(ds) -> Path:
     return root
 
 
+def _with_utterance(feats: Features, table: pd.DataFrame) -> Features:
+    """Segments from an older feature cache lack the ``utterance`` column: take it from the corpus table."""
+    if "utterance" not in feats.segments or feats.segments.utterance.isna().any():
+        segs = feats.segments.copy()
+        segs["utterance"] = segs.recording_id.map(table.set_index("recording_id").utterance)
+        feats = Features(feats.X, segs, feats.skipped, feats.cache_path, feats.from_cache)
+    return feats
+
+
 def prepare(cfg, progress: bool = True) -> DataBundle:
-    from ..split import Split, make_split
+    from ..split import Split, split_from_cfg
     ds = cfg.dataset
     root = ensure_dataset(ds)
     corpus = load_corpus(ds.corpus, root, list(ds.emotions) if ds.emotions else None)
     fe, sp = front_end(cfg), cfg.split
-    feats = load_or_extract(corpus.table, fe, cfg.paths.cache_dir, n_jobs=cfg.features.n_jobs, progress=progress)
+    feats = _with_utterance(load_or_extract(corpus.table, fe, cfg.paths.cache_dir, n_jobs=cfg.features.n_jobs,
+                                            progress=progress), corpus.table)
     augs = augmentations(cfg)
     if not augs:
-        split = make_split(feats.segments, sp.mode, sp.val, sp.test, sp.seed)
+        split = split_from_cfg(feats.segments, sp)
     else:
-        base = None if sp.mode == "paper" else make_split(feats.segments, sp.mode, sp.val, sp.test, sp.seed)
+        base = None if sp.mode == "paper" else split_from_cfg(feats.segments, sp)
         ids = set(feats.segments.recording_id) if base is None else set(feats.segments.recording_id.iloc[base.train])
         subset = corpus.table[corpus.table.recording_id.isin(ids)].reset_index(drop=True)
-        aug = load_or_extract(subset, fe, cfg.paths.cache_dir, n_jobs=cfg.features.n_jobs, progress=progress,
-                              augment=augs)
+        aug = _with_utterance(load_or_extract(subset, fe, cfg.paths.cache_dir, n_jobs=cfg.features.n_jobs,
+                                              progress=progress, augment=augs), corpus.table)
         n_orig = len(feats.X)
         feats = _concat(feats, aug)
         if base is None:   # the paper's protocol: random per segment over originals + augmented copies
-            split = make_split(feats.segments, "paper", sp.val, sp.test, sp.seed)
+            split = split_from_cfg(feats.segments, sp, "paper")
         else:              # augmented copies of TRAIN recordings only, appended to train
             split = Split(np.concatenate([base.train, n_orig + np.arange(len(aug.X))]), base.val, base.test)
     classes = sorted(ds.emotions) if ds.emotions else sorted(corpus.table.emotion.unique())

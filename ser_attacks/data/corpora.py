@@ -1,9 +1,12 @@
 """Loaders for EmoDB, EMOVO and RAVDESS: one table of recordings per corpus.
 
 Each loader only parses the folder layout and file names (the synthetic corpus uses the same
-layouts, so it goes through the same code). Files whose names do not match, or that soundfile
-cannot read, are skipped and counted, never fatal; a root with nothing recognisable is an error
-that names the expected layout.
+layouts, so it goes through the same code). Besides the recording, every row names its
+``utterance``: speaker + text + emotion (+ intensity for RAVDESS). Repeated takes of one utterance
+(EmoDB's version letters a, b, c ...; RAVDESS repetitions 01/02) are near-identical, so the
+recording-level split keeps an utterance's takes together. Files whose names do not match, or that
+soundfile cannot read, are skipped and counted, never fatal; a root with nothing recognisable is an
+error that names the expected layout.
 """
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ import soundfile as sf
 log = logging.getLogger(__name__)
 
 COLUMNS = ["recording_id", "path", "corpus", "language", "speaker", "gender", "emotion",
-           "sentence", "duration", "sample_rate", "channels"]
+           "sentence", "utterance", "duration", "sample_rate", "channels"]
 
 
 class DatasetError(ValueError):
@@ -46,22 +49,24 @@ RAVDESS_EMOTIONS = {"01": "neutral", "02": "calm", "03": "happy", "04": "sad", "
 
 
 def _emodb(m: re.Match) -> dict:
-    spk = m["speaker"]
+    spk, emo = m["speaker"], EMODB_EMOTIONS[m["emotion"]]
+    # the version letter (a, b, c, ...) numbers repeated takes of one speaker + text + emotion
     return dict(speaker=f"emodb_{spk}", gender="male" if spk in EMODB_MALE else "female",
-                emotion=EMODB_EMOTIONS[m["emotion"]], sentence=m["sentence"])
+                emotion=emo, sentence=m["sentence"], utterance=f"emodb_{spk}/{m['sentence']}/{emo}")
 
 
 def _emovo(m: re.Match) -> dict:
-    spk = m["speaker"]
+    spk, emo = m["speaker"], EMOVO_EMOTIONS[m["emotion"]]
     return dict(speaker=f"emovo_{spk}", gender="male" if spk[0] == "m" else "female",
-                emotion=EMOVO_EMOTIONS[m["emotion"]], sentence=m["sentence"])
+                emotion=emo, sentence=m["sentence"], utterance=f"emovo_{spk}/{m['sentence']}/{emo}")
 
 
 def _ravdess(m: re.Match) -> dict:
-    actor = int(m["actor"])
+    actor, emo = int(m["actor"]), RAVDESS_EMOTIONS[m["emotion"]]
+    # repetitions r01/r02 of one actor + statement + emotion + intensity are one utterance
     return dict(speaker=f"ravdess_{actor:02d}", gender="male" if actor % 2 else "female",
-                emotion=RAVDESS_EMOTIONS[m["emotion"]],
-                sentence=f"s{m['statement']}-i{m['intensity']}-r{m['repetition']}")
+                emotion=emo, sentence=f"s{m['statement']}-i{m['intensity']}-r{m['repetition']}",
+                utterance=f"ravdess_{actor:02d}/s{m['statement']}-i{m['intensity']}/{emo}")
 
 
 SPECS = {

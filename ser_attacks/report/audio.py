@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .collect import GROUPS, Runs, download
+from .collect import Runs, download
 from .render import md_table
 from .tables import MISSING, attack_sort_key
 

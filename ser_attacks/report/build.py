@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import audio, figures, stats
-from .collect import Runs, collect, download, load_samples
+from . import audio, checklist, figures, stats
+from .collect import SEED_KEYS, Runs, collect, download, load_samples
 from .render import md_table, md_to_html
 from .summary import summary_lines
-from .tables import MISSING, Tables, attack_sort_key, build_tables, fci, fp
+from .tables import FEW, MISSING, Tables, attack_sort_key, build_tables, fp
 
 log = logging.getLogger(__name__)
 
@@ -36,28 +36,37 @@ class Report:
         return self.out / "report.html"
 
 
+def _not_testable(df: pd.DataFrame, label) -> str:
+    """' Not testable: a; b (reason).' for the rows without a p-value."""
+    nt = df[df.p.isna() & df.test.astype(str).str.startswith("not testable (")]
+    return (" Not testable: " + "; ".join(f"{label(r)} ({r.test[len('not testable ('):-1]})" for r in nt.itertuples())
+            + ".") if len(nt) else ""
+
+
 def _significance(t: Tables, n_datasets: int) -> list[str]:
     """Plain statements of which gender / language / protocol differences are significant."""
     a = stats.ALPHA
-    lines = [f"Tests at α = {a}, two-sided. Female − male gaps: two-sample permutation test (gender labels "
-             "shuffled over the attacked segments, 5000 permutations) with a bootstrap 95% CI of the gap. "
-             "Many gaps are tested at once, so p-values are also given Holm-corrected within each family "
-             "(clean gaps; adversarial gaps; dataset differences; protocol gaps); read an unadjusted p < 0.05 "
-             "among many tests as a lead, not a finding. Segments from one recording are not independent "
-             "(several 3 s segments per recording, augmented siblings under split=paper), so the intervals "
-             "are optimistic; they also ignore speaker effects (few speakers per gender).", ""]
-    t3 = t3d = None
-    for item in t.items:
-        if item.key == "table03_clean_accuracy":
-            t3 = item.data
+    lines = [f"Tests at α = {a}, two-sided, with the **speaker as the unit**: female − male gaps and dataset "
+             "differences permute the group labels of speakers (exact over all relabellings when there are at most "
+             f"{stats.N_PERM}), protocol gaps flip signs of per-speaker differences; with fewer than "
+             f"{stats.MIN_SPEAKERS} speakers in a group a comparison is *not testable* (the design cannot tell a "
+             "group difference from a difference between the few speakers). Intervals resample speakers, then "
+             "recordings within speaker. Repeated runs on the same segments (seeds on one split) are averaged per "
+             "segment, never counted twice; the folds of `split=speaker_cv` are pooled, so each speaker is tested "
+             "once. Many gaps are tested at once, so p-values are also Holm-corrected within each family (clean "
+             "gaps; adversarial gaps; dataset differences; protocol gaps); read an unadjusted p < 0.05 among many "
+             "tests as a lead, not a finding.", ""]
+    t3 = next((item.data for item in t.items if item.key == "table03_clean_accuracy"), None)
     if t3 is not None and len(t3):
         adj = stats.holm(t3.p.to_numpy())
-        sig = [f"{s} (gap {g:+.3f}, p {fp(p)}, Holm {fp(h)})" for s, g, p, h in zip(t3.setting, t3.gap, t3.p, adj)
+        sig = [f"{r.setting} (gap {r.gap:+.3f}, p {r.test}, Holm {fp(h)})" for r, h in zip(t3.itertuples(), adj)
                if h < a]
+        tested = int(t3.p.notna().sum())
         lines.append("- **Clean accuracy, female vs male:** " + (
             "significant after Holm in " + "; ".join(sig) + "." if sig else
-            f"no significant difference after Holm correction in any of {len(t3)} setting(s) "
-            f"(smallest unadjusted p {fp(np.nanmin(t3.p)) if t3.p.notna().any() else MISSING})."))
+            f"no significant difference after Holm correction in any of {tested} testable setting(s) "
+            f"(smallest unadjusted p {fp(np.nanmin(t3.p))})." if tested else "nothing testable.")
+            + _not_testable(t3, lambda r: r.setting))
     try:
         t47 = t["table47_gender_accuracy"].data
     except KeyError:
@@ -65,23 +74,25 @@ def _significance(t: Tables, n_datasets: int) -> list[str]:
     if t47 is not None and len(t47):
         sig = t47[t47.p_holm < a]
         raw = t47[(t47.p < a) & ~(t47.p_holm < a)]
+        tested = int(t47.p.notna().sum())
         s = (f"- **Adversarial accuracy, female vs male (best configuration per attack and dataset, "
-             f"{len(t47)} tests):** ")
+             f"{tested} testable of {len(t47)}):** ")
         s += ("significant after Holm for " + "; ".join(f"{r.attack} on {r.setting} (female {r.adv_acc_female:.3f} "
-              f"vs male {r.adv_acc_male:.3f}, p {fp(r.p)}, Holm {fp(r.p_holm)})" for r in sig.itertuples()) + "."
-              if len(sig) else "none significant after Holm correction.")
+              f"vs male {r.adv_acc_male:.3f}, p {r.test}, Holm {fp(r.p_holm)})" for r in sig.itertuples()) + "."
+              if len(sig) else ("none significant after Holm correction." if tested else "nothing testable."))
         if len(raw):
             s += (" Unadjusted p < 0.05 only: " + "; ".join(f"{r.attack} on {r.setting} (p {fp(r.p)})"
                                                           for r in raw.itertuples()) + ".")
-        lines.append(s)
+        lines.append(s + _not_testable(t47, lambda r: f"{r.attack} on {r.setting}"))
     lt = t.tests
     if n_datasets > 1 and lt is not None and len(lt):
         sig = lt[lt.p_holm < a]
         lines.append(f"- **Between datasets / languages (best configuration's adversarial accuracy, pairwise per "
-                     f"attack, {len(lt)} tests, two-sample permutation):** " + (
+                     f"attack, {int(lt.p.notna().sum())} testable of {len(lt)}, speakers permuted):** " + (
                          "significant after Holm for " + "; ".join(
-                             f"{r.attack}: {r.a} − {r.b} = {r.diff:+.3f} [{r.lo:.2f}, {r.hi:.2f}], p {fp(r.p)}"
-                             for r in sig.itertuples()) + "." if len(sig) else "none significant after Holm."))
+                             f"{r.attack}: {r.a} − {r.b} = {r.diff:+.3f} [{r.lo:.2f}, {r.hi:.2f}], p {r.test}"
+                             for r in sig.itertuples()) + "." if len(sig) else "none significant after Holm.")
+                     + _not_testable(lt, lambda r: f"{r.attack} {r.a} vs {r.b}"))
     elif n_datasets <= 1:
         lines.append("- **Between datasets / languages:** only one dataset in this report; nothing to compare.")
     for item in t.items:
@@ -100,14 +111,43 @@ def _significance(t: Tables, n_datasets: int) -> list[str]:
             raw = [f"{r.dataset} clean (p {fp(r.clean_acc_p)})" for r in clean.itertuples() if r.clean_acc_p < a] + \
                   [f"{r.dataset} {r.attack} {r.config} adv (p {fp(r.adv_acc_p)})" for r in d.itertuples()
                    if r.adv_acc_p < a]
+            untested = int(np.isnan(ps).sum())
             lines.append(f"- **Protocol gap (split=paper − split=recording; {n} clean + {len(d)} adversarial "
                          "comparisons, Holm over all):** clean accuracy "
                          + ("differs significantly for " + "; ".join(sig_c) if sig_c else
                             "shows no significant difference after Holm")
                          + "; adversarial accuracy " + ("differs significantly for " + "; ".join(sig_a) if sig_a
                                                         else "shows no significant difference after Holm") + "."
-                         + (" Unadjusted p < 0.05: " + "; ".join(raw) + "." if raw and not (sig_c or sig_a) else ""))
+                         + (" Unadjusted p < 0.05: " + "; ".join(raw) + "." if raw and not (sig_c or sig_a) else "")
+                         + (f" {untested} comparison(s) not testable ({d.adv_acc_test.iloc[0]})." if untested else ""))
     return lines
+
+
+def _checklist_lines(cl: pd.DataFrame) -> list[str]:
+    """The checklist section: what is checked, the verdict counts and FLAGs, then one table per setting."""
+    lines = ["Carlini et al., *On Evaluating Adversarial Robustness* (2019): a robustness number is only "
+             "trusted when these sanity checks hold. Differences are paired on the segments both "
+             "configurations attacked, with a speaker-level 95% CI; *beyond its CI* = the CI excludes 0. "
+             "**budget**: accuracy never rises with eps / th / gamma, and is not identical at every budget; "
+             "**iterations**: more `max_iter` never raises it, doubling it changes it within its CI; "
+             f"**unbounded → ~0**: DeepFool, C&W, JSMA, Boundary (and L∞ attacks at eps ≥ {checklist.LARGE_EPS:g}) "
+             f"leave ≤ {checklist.NEAR_ZERO} of the correctly classified segments correct; **iterative ≥ "
+             "single-step**: BIM/PGD/AutoAttack reach FGSM's accuracy at equal eps; **beats noise**: fewer "
+             "segments correct and unflipped than `attack=noise` (uniform ±eps) at the same L∞ budget, beyond CI; **reference**: "
+             "L∞ attacks agree with `attack=autoattack` (APGD-CE + APGD-DLR) at the same eps — a weaker result "
+             "is reported as FLAG, not hidden. *n/a* names the run that is missing.", ""]
+    if cl.empty:
+        return lines + ["_(no configuration to check)_"]
+    for setting, sub in cl.groupby("setting", sort=True):
+        n = sub.verdict.value_counts()
+        flags = sub[sub.verdict == "FLAG"]
+        lines += [f"### {setting}: {n.get('PASS', 0)} PASS, {n.get('FLAG', 0)} FLAG, {n.get('n/a', 0)} n/a", ""]
+        if len(flags):
+            lines += ["FLAGs: " + "; ".join(f"{r.attack} {r.config} ({r.check})" for r in flags.itertuples()) + ".",
+                      ""]
+        lines.append(md_table(sub.drop(columns="setting")).rstrip("\n"))
+        lines.append("")
+    return lines + ["_CSV: `tables/checklist.csv`_"]
 
 
 def _header(runs: Runs, name: str) -> list[str]:
@@ -121,6 +161,7 @@ def _header(runs: Runs, name: str) -> list[str]:
     filt += [f"tag `{k}={v}`" for k, v in (f.get("tags") or {}).items()]
     sweeps = sorted({s for s in df.sweep_id if s})
     effect_none = df[df.attack_effect == "none"]
+    effect_undef = df[df.attack_effect == "undefined"]
     lines = [f"# {name}", "",
              f"Generated {time.strftime('%Y-%m-%d %H:%M:%S')} by `python -m ser_attacks.report` from "
              f"`{runs.uri}`; filters: {', '.join(filt)}.",
@@ -129,9 +170,10 @@ def _header(runs: Runs, name: str) -> list[str]:
              f"{', '.join(sorted(df.attack.unique(), key=attack_sort_key))}; settings: "
              f"{', '.join(sorted(df.setting.unique()))}; model(s): {', '.join(sorted(df.model.unique()))}) "
              f"from {len(sweeps)} sweep(s){': ' + ', '.join(f'`{s}`' for s in sweeps) if sweeps else ''}. "
-             f"Runs that differ only by the seed are aggregated (mean ± std over seeds); "
+             f"Runs that differ only by the seed are aggregated (mean ± std over seeds), folds of a "
+             f"cross-validation pooled; "
              f"`{MISSING}` marks a cell that was not run (or not finished)."]
-    extra_seeds = [k for k in runs.seed_keys if k not in ("seed", "split.seed")]
+    extra_seeds = [k for k in runs.seed_keys if k not in SEED_KEYS]
     if extra_seeds:
         lines += ["", "Seed-derived keys (equal to `seed` in every run), aggregated like the seed: "
                   + ", ".join(f"`{k}`" for k in extra_seeds) + "."]
@@ -140,7 +182,20 @@ def _header(runs: Runs, name: str) -> list[str]:
                   + " as well as the dataset; they are kept apart."]
     if len(effect_none):
         lines += ["", f"{len(effect_none)} run(s) had **no effect** (tag `attack_effect=none`): "
-                  + ", ".join(f"{r.attack} {r.config} on {r.setting}" for r in effect_none.itertuples()) + "."]
+                  + ", ".join(f"{r.attack} {r.config} on {r.setting}" + (f" fold {r.fold}" if r.fold else "")
+                              for r in effect_none.itertuples()) + "."]
+    if len(effect_undef):
+        lines += ["", f"{len(effect_undef)} run(s) had an **undefined effect** (tag `attack_effect=undefined`: no "
+                  "attacked segment was classified correctly, so the run cannot show what the attack does): "
+                  + ", ".join(f"{r.attack} {r.config} on {r.setting}" + (f" fold {r.fold}" if r.fold else "")
+                              for r in effect_undef.itertuples()) + "."]
+    folds = df[df.fold != ""]
+    if len(folds):
+        lines += ["", "Cross-validation (`split=speaker_cv`): the runs of "
+                  + ", ".join(f"{s} (folds {', '.join(sorted(set(sub.fold), key=int))})"
+                              for s, sub in folds.groupby("setting"))
+                  + " are pooled per configuration: every fold tests other speakers, so together they test each "
+                  "speaker once. A configuration missing a fold is pooled over the folds it has (column `folds`)."]
     return lines
 
 
@@ -175,6 +230,7 @@ def build_report(uri: str | None = None, experiment: str = "ser-attacks", sweeps
     (out / "figures").mkdir(exist_ok=True)
     samples = load_samples(runs.uri, runs.df.run_id, cache)
     t = build_tables(runs, samples)
+    cl = checklist.checklist(t.configs, t.samples)
     name = name or f"ser-attacks report: {out.name}"
 
     for item in t.items:
@@ -182,12 +238,16 @@ def build_report(uri: str | None = None, experiment: str = "ser-attacks", sweeps
             out / "tables" / f"{item.key}.csv", index=False)
     t.configs.drop(columns="params").to_csv(out / "tables" / "configurations.csv", index=False)
     runs.df.drop(columns="params").to_csv(out / "tables" / "runs.csv", index=False)
+    cl.to_csv(out / "tables" / "checklist.csv", index=False)
 
     figs = {}
     figs["adv_acc"] = figures.grouped_bars(t.best, "adv_acc", "adversarial accuracy (best config)",
                                            out / "figures" / "fig05_adv_accuracy.png", clean="clean_acc")
-    figs["perturbation"] = figures.grouped_bars(t.best, "perturbation", "mean |x_adv − x| (best config)",
-                                                out / "figures" / "fig06_perturbation.png", ci=False)
+    pert_db = "perturbation_db" in t.best and t.best.perturbation_db.notna().any()
+    figs["perturbation"] = figures.grouped_bars(
+        t.best, "perturbation_db" if pert_db else "perturbation",
+        "mean |δ| in dB of log-Mel (best config)" if pert_db else "mean |x_adv − x| (best config)",
+        out / "figures" / "fig06_perturbation.png", ci=False)
     figs["curves"] = figures.robustness_curves(t.configs, out / "figures" / "robustness_curves.png")
     figs["time"] = figures.time_per_attack(t.configs, out / "figures" / "time_per_attack.png")
     spec = []
@@ -208,6 +268,7 @@ def build_report(uri: str | None = None, experiment: str = "ser-attacks", sweeps
     md = md[:2] + summary_lines(runs, t, f"figures/{figs['adv_acc'].name}" if "adv_acc" in figs else None) \
         + ["", "## About this report", ""] + md[2:]
     md += ["", "## Significance", "", *_significance(t, runs.df.dataset.nunique())]
+    md += ["", "## Robustness checklist", "", *_checklist_lines(cl)]
     sections = {"table03": "Clean accuracy", "table04": "Best configuration per attack", "table45": "Rank scores",
                 "table47": "Female vs male", "protocol": "Protocol gap", "param_": "Per-attack parameter tables"}
     seen = set()
@@ -217,8 +278,8 @@ def build_report(uri: str | None = None, experiment: str = "ser-attacks", sweeps
             seen.add(sec)
             md += ["", f"## {sec}"]
             if sec == "Best configuration per attack":
-                for key, cap in (("perturbation", "Figure 6: mean perturbation of the best configuration, all, "
-                                  "female and male speakers"),):        # Figure 5 is in the summary
+                for key, cap in (("perturbation", "Figure 6: mean perturbation of the best configuration"
+                                  + (" in dB of log-Mel" if pert_db else "") + ", all, female and male speakers"),):
                     if key in figs:
                         md += ["", f"![{cap}](figures/{figs[key].name})"]
             if sec == "Per-attack parameter tables" and "curves" in figs:
@@ -241,13 +302,23 @@ def build_report(uri: str | None = None, experiment: str = "ser-attacks", sweeps
     md += ["", "## Definitions", "",
            "- Adversarial accuracy: accuracy on the adversarial examples of the attacked test segments "
            "(`adv_acc`); clean accuracy likewise on the originals (`clean_acc`); per gender with `_female`/`_male`.",
-           "- Perturbation: the paper's mean |x_adv − x| over all cells (`perturbation`), normalized log-Mel units.",
-           "- Best configuration: per attack and dataset, the seed-aggregated configuration with the lowest mean "
-           "adversarial accuracy; ties broken by the lowest mean perturbation.",
+           "- Perturbation: the paper's mean |x_adv − x| over all cells (`perturbation`) in normalized log-Mel units "
+           "(per-band standard deviations for the `_std` normalizations); `perturbation_db` the same in dB of "
+           "log-Mel (δ × the band's σ); `snr_db` per segment 10·log10(Σ P / Σ (√P′ − √P)²) with P the original and "
+           "P′ the perturbed Mel power, averaged over the segments the attack changed.",
+           "- Configuration: runs equal in everything but the seeds (`seed`, `split.seed`, `attack.seed`, "
+           "`attack.sample_seed`) and the fold (`split.fold`); its metrics pool the folds (weighted by segments) "
+           "and average the seeds (± std over seeds).",
+           "- Best configuration: per attack and dataset, the configuration with the lowest adversarial accuracy; "
+           "ties broken by the lowest mean perturbation.",
            "- Rank score: per dataset, attacks ranked by the best configuration's adversarial accuracy (1 = lowest) "
-           "and, separately, by its perturbation (1 = smallest); ranks summed over datasets.",
-           "- 95% CI: percentile bootstrap (2000 resamples) over attacked segments, pooled over seeds.",
-           f"- Runs: `tables/runs.csv` lists every run id used; configurations: `tables/configurations.csv`."]
+           "and, separately, by its perturbation in dB (1 = smallest); ranks summed over datasets.",
+           f"- 95% CI: two-stage percentile bootstrap ({stats.N_BOOT} draws): speakers with replacement, then each "
+           "drawn speaker's recordings with replacement; over the configuration's segments, each counted once "
+           f"(repeated runs averaged per segment). {FEW} marks a group of fewer than {stats.MIN_SPEAKERS} speakers.",
+           f"- p: permutation test over speakers (`scipy.stats.permutation_test`); not testable with fewer than "
+           f"{stats.MIN_SPEAKERS} speakers per group.",
+           "- Runs: `tables/runs.csv` lists every run id used; configurations: `tables/configurations.csv`."]
     text = "\n".join(md) + "\n"
     (out / "report.md").write_text(text)
     (out / "report.html").write_text(audio.embed_players(md_to_html(text, out, name), out))

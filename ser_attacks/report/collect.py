@@ -19,7 +19,10 @@ log = logging.getLogger(__name__)
 # Config keys that identify a seed (runs differing only in these are repetitions of one configuration);
 # keys ending in "seed" whose value equals ``seed`` in every run (e.g. ``tune.sampler_seed: ${seed}``)
 # are added per report (``seed_keys``).
-SEED_KEYS = ("seed", "split.seed")
+SEED_KEYS = ("seed", "split.seed", "attack.seed", "attack.sample_seed")
+# Keys that name one part of a cross-validation: runs differing only in these (and the seeds) are one
+# configuration whose folds together test every speaker once; they are pooled, not kept apart.
+FOLD_KEYS = ("split.fold",)
 # Keys that change how a job runs or where it logs, not what it computes (as ser_attacks.app.NOT_IN_HASH),
 # plus parameters logged by the job itself that follow from the seed (model_uri) or the data.
 RUN_ONLY = ("force", "progress", "report", "tracking", "paths", "features.n_jobs", "attack.verbose", "train.verbose",
@@ -29,7 +32,7 @@ RUN_ONLY = ("force", "progress", "report", "tracking", "paths", "features.n_jobs
 ATTACK_META = ("attack.name", "attack._target_", "attack.verbose")
 GROUPS = ("all", "female", "male")
 METRICS = ("clean_acc", "adv_acc", "success_rate", "perturbation", "l0", "l2", "linf", "adv_confidence",
-           "n_samples")
+           "n_samples", "perturbation_db", "linf_db", "snr_db", "changed")
 
 
 def default_uri() -> str:
@@ -144,7 +147,8 @@ def tidy(raw: pd.DataFrame) -> pd.DataFrame:
         params = {k[len("params."):]: v for k, v in r.items() if k.startswith("params.") and isinstance(v, str)}
         row = {"run_id": r["run_id"], "status": r["status"], "start_time": r["start_time"], "params": params}
         for t in ("dataset", "language", "attack", "model", "sweep_id", "config_hash", "attack_effect",
-                  "model_key", "model_run_id", "mlflow.runName", "mlflow.parentRunId", "unused_params"):
+                  "attack_effect_reason", "clip_box", "model_key", "model_run_id", "mlflow.runName",
+                  "mlflow.parentRunId", "unused_params"):
             v = r.get(f"tags.{t}")
             row[t] = v if isinstance(v, str) else ""
         for k, v in r.items():
@@ -152,6 +156,7 @@ def tidy(raw: pd.DataFrame) -> pd.DataFrame:
                 row[k[len("metrics."):]] = float(v) if v is not None else np.nan
         row["split"] = params.get("split.mode", "")
         row["seed"] = params.get("seed", "")
+        row["fold"] = params.get("split.fold", "") if row["split"] == "speaker_cv" else ""
         rows.append(row)
     out = pd.DataFrame(rows)
     # oldest first: adding runs later never reorders the earlier ones (deterministic pooling / bootstrap)
@@ -196,7 +201,7 @@ def annotate(df: pd.DataFrame) -> tuple[pd.DataFrame, dict, list, tuple]:
 
     # Non-attack config that differs between runs of one dataset (split mode, model, normalization...)
     other = [k for k in keys if not k.startswith(("attack.", "dataset.")) and k not in SEEDS
-             and not _is_run_only(k)]
+             and k not in FOLD_KEYS and not _is_run_only(k)]
     setting_keys = sorted({k for _, sub in df.groupby("dataset") for k in varying(sub, other)})
 
     def setting(p: dict, ds: str) -> str:
@@ -207,7 +212,7 @@ def annotate(df: pd.DataFrame) -> tuple[pd.DataFrame, dict, list, tuple]:
 
     swept = {}
     for atk, sub in df.groupby("attack"):
-        cand = [k for k in keys if k.startswith("attack.") and k not in ATTACK_META]
+        cand = [k for k in keys if k.startswith("attack.") and k not in ATTACK_META and k not in SEEDS]
         swept[atk] = varying(sub, cand)
 
     def config(p: dict, atk: str) -> str:
@@ -216,9 +221,12 @@ def annotate(df: pd.DataFrame) -> tuple[pd.DataFrame, dict, list, tuple]:
     df["config"] = [config(p, a) for p, a in zip(df.params, df.attack)]
 
     def group(p: dict, drop=()) -> str:
-        return repr(sorted((k, v) for k, v in p.items() if k not in SEEDS and k not in drop and not _is_run_only(k)))
+        return repr(sorted((k, v) for k, v in p.items() if k not in SEEDS and k not in FOLD_KEYS and k not in drop
+                           and not _is_run_only(k)))
     df["group"] = [group(p) for p in df.params]
     df["protocol_key"] = [group(p, ("split.mode",)) for p in df.params]   # equal across split modes
+    # repetition = the seeds: the folds of one repetition together form one pass over the speakers
+    df["rep"] = [repr([p.get(k) for k in SEEDS]) for p in df.params]
     # x axis of the robustness curve: the first numeric swept parameter (eps, theta, th, max_iter ...)
     preferred = ("attack.eps", "attack.theta", "attack.th", "attack.max_iter")
     xs, xparams = [], []
@@ -270,12 +278,19 @@ def download(uri: str, run_id: str, artifact: str, cache: Path | None = None) ->
 
 @dataclass
 class Samples:
-    """Per-sample arrays of one attack run (the attacked test segments)."""
+    """Per-sample arrays of one attack run (the attacked test segments). Runs logged before the
+    speaker-level statistics existed lack ``speaker`` and ``utterance`` (None): their recordings stand in
+    for speakers in the intervals, and speaker tests say they are not testable."""
     label: np.ndarray
     gender: np.ndarray
     clean_pred: np.ndarray
     adv_pred: np.ndarray
     test_index: np.ndarray
+    speaker: np.ndarray | None = None
+    recording_id: np.ndarray | None = None
+    segment: np.ndarray | None = None
+    augment: np.ndarray | None = None
+    fold: np.ndarray | None = None
 
     @property
     def clean_ok(self) -> np.ndarray:
@@ -285,18 +300,37 @@ class Samples:
     def adv_ok(self) -> np.ndarray:
         return (self.adv_pred == self.label).astype(float)
 
-    @staticmethod
-    def concat(items: list["Samples"]) -> "Samples":
-        return Samples(*(np.concatenate([getattr(s, f) for s in items]) for f in
-                         ("label", "gender", "clean_pred", "adv_pred", "test_index")))
+    def table(self) -> pd.DataFrame:
+        """One row per attacked segment: ``key`` (the segment's identity across runs), speaker, recording_id,
+        gender, label, clean_ok, adv_ok, kept (correct before and after the attack)."""
+        n = len(self.label)
+        rec = self.recording_id if self.recording_id is not None else np.array([f"test#{i}" for i in self.test_index])
+        seg = self.segment if self.segment is not None else np.zeros(n, int)
+        if self.augment is not None:
+            key = [f"{r}|{s}|{a}" for r, s, a in zip(rec, seg, self.augment)]
+        else:                      # older runs: the test index tells augmented copies of one recording apart
+            key = [f"{r}|{s}|test#{t}" for r, s, t in zip(rec, seg, self.test_index)]
+        known = self.speaker is not None
+        return pd.DataFrame({"key": key, "speaker": self.speaker if known else rec, "speaker_known": known,
+                             "recording_id": rec, "gender": self.gender, "label": self.label,
+                             "clean_ok": self.clean_ok, "adv_ok": self.adv_ok,
+                             "kept": self.clean_ok * self.adv_ok})
 
-    def take(self, idx) -> "Samples":
-        return Samples(self.label[idx], self.gender[idx], self.clean_pred[idx], self.adv_pred[idx],
-                       self.test_index[idx])
 
-    def subset(self, gender: str) -> "Samples":
-        m = np.ones(len(self.label), bool) if gender == "all" else self.gender == gender
-        return Samples(self.label[m], self.gender[m], self.clean_pred[m], self.adv_pred[m], self.test_index[m])
+def pool(items: list[Samples]) -> pd.DataFrame:
+    """The segments of several runs, one row per distinct segment: runs on the same segment (seeds, repeated
+    runs) are AVERAGED (clean_ok, adv_ok, kept become the share of runs that got it right), never counted
+    twice, so repeating a run changes no interval and no p-value. Folds hold different segments: they are
+    simply joined. ``n_runs`` = runs that attacked the segment."""
+    if not items:
+        return pd.DataFrame(columns=["key", "speaker", "speaker_known", "recording_id", "gender", "label",
+                                     "clean_ok", "adv_ok", "kept", "n_runs"])
+    t = pd.concat([s.table() for s in items], ignore_index=True)
+    agg = t.groupby("key", sort=True).agg(speaker=("speaker", "first"), speaker_known=("speaker_known", "all"),
+                                           recording_id=("recording_id", "first"), gender=("gender", "first"),
+                                           label=("label", "first"), clean_ok=("clean_ok", "mean"),
+                                           adv_ok=("adv_ok", "mean"), kept=("kept", "mean"), n_runs=("clean_ok", "size"))
+    return agg.reset_index()
 
 
 def load_samples(uri: str, run_ids, cache: Path | None = None) -> dict[str, Samples]:
@@ -306,6 +340,9 @@ def load_samples(uri: str, run_ids, cache: Path | None = None) -> dict[str, Samp
         if path is None:
             continue
         with np.load(path, allow_pickle=False) as z:     # x_adv is not read (lazy npz)
+            opt = {k: (z[k].astype(str) if k in ("speaker", "recording_id", "augment") else z[k]) if k in z.files
+                   else None for k in ("speaker", "recording_id", "segment", "augment", "fold")}
             out[rid] = Samples(z["label"].astype(int), z["gender"].astype(str), z["clean_pred"].astype(int),
-                               z["adv_pred"].astype(int), z["test_index"].astype(int))
+                               z["adv_pred"].astype(int), z["test_index"].astype(int), opt["speaker"],
+                               opt["recording_id"], opt["segment"], opt["augment"], opt["fold"])
     return out

@@ -100,10 +100,12 @@ def robustness_curves(cf: pd.DataFrame, path: Path) -> Path | None:
             # several configs may share x (another key swept too): one line per other-key combination
             ss = ss.sort_values("x")
             color = f"C{k}"
-            others = ss.config.str.replace(r"(^|, )" + ss.x_param.iloc[0] + r"=[^,]*", "", regex=True)
-            for m, (extra, line) in enumerate(ss.groupby(others)):
+            # the x parameter and the step that a sweep moves with it (eps_step = eps / 4) are one line
+            tied = ss.x_param.iloc[0] + ("|eps_step" if ss.x_param.iloc[0] == "eps" else "")
+            others = ss.config.str.replace(r"(^|, )(" + tied + r")=[^,]*", "", regex=True).str.strip(", ")
+            for k_line, (extra, line) in enumerate(ss.groupby(others)):
                 label = s + (f" {extra.strip(', ')}" if extra.strip(", ") else "")
-                ax.plot(line.x, line.adv_acc, "-", marker="os^Dv<>"[m % 7], color=color, label=label)
+                ax.plot(line.x, line.adv_acc, "-", marker="os^Dv<>"[k_line % 7], color=color, label=label)
                 if line.adv_acc_lo.notna().all():
                     ax.fill_between(line.x, line.adv_acc_lo, line.adv_acc_hi, color=color, alpha=0.12)
                 ax.plot(line.x, line.adv_acc_female, "--", color=color, alpha=0.7)

@@ -1,0 +1,266 @@
+"""The robustness checklist of Carlini et al. ("On Evaluating Adversarial Robustness", 2019), per dataset
+(setting) and attack, with the numbers behind every verdict.
+
+A verdict is PASS, FLAG (the numbers contradict what a sound evaluation shows) or n/a (the runs needed for the
+check are missing; the row says which to run). Differences between two configurations are paired on the
+segments both attacked (every attack of a setting sees the same segments: ``attack.sample_seed``), with a
+two-stage speaker/recording bootstrap CI of the paired difference (``stats.hier_ci``); "beyond its CI" means
+the 95 % CI excludes 0.
+
+1. **budget**: accuracy does not rise when a budget grows (eps, th, gamma; FLAG if a step up raises it beyond
+   its CI, or if it is identical at >= 3 budgets while above ~0 — the paper's BIM was identical at every eps).
+2. **iterations**: more iterations (max_iter) never raise accuracy beyond CI, and doubling them changes it by
+   less than its CI (else the attack had not converged).
+3. **unbounded → ~0**: minimal-perturbation attacks (DeepFool, C&W, JSMA, Boundary) and L∞ attacks at
+   eps >= ``LARGE_EPS`` leave at most ``NEAR_ZERO`` of the correctly classified segments correct; more
+   suggests gradient masking or too few iterations.
+4. **iterative ≥ single-step**: BIM / PGD / AutoAttack reach at most FGSM's accuracy at equal eps.
+5. **beats noise**: every attack leaves fewer segments correct-and-unflipped than uniform noise of the same
+   L∞ budget (``attack=noise`` at the attack's eps; for attacks without eps, the smallest noise eps >= the
+   attack's mean L∞), beyond CI. Counted on the correctly classified segments (share of all segments that are
+   correct before and after), since DeepFool and noise can also turn wrong predictions right.
+6. **reference**: L∞ attacks agree with AutoAttack (APGD-CE + APGD-DLR) at the same eps: a weaker result
+   (higher accuracy) than AutoAttack is FLAGged — that number overstates robustness; a stronger one FLAGs the
+   reference (AutoAttack under-converged).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from . import collect, stats
+
+BUDGET_KEYS = ("eps", "th", "gamma")
+TIED = {"eps": ("eps_step",)}           # keys that a sweep moves together with the budget
+ITER_KEY = "max_iter"
+UNBOUNDED = ("deepfool", "cw_l2", "cw_linf", "jsma", "boundary")
+SINGLE_STEP = ("fgsm",)
+ITERATIVE = ("bim", "pgd", "autoattack")
+LINF = ("fgsm", "bim", "pgd")           # checked against the reference
+REFERENCE, NOISE = "autoattack", "noise"
+NEAR_ZERO = 0.05
+LARGE_EPS = 1.0
+NOT_ATTACK_PARAMS = ("name", "_target_", "n_samples", "sample_seed", "seed", "batch_size", "verbose")
+CHECKS = ("budget", "iterations", "unbounded → ~0", "iterative ≥ single-step", "beats noise", "reference")
+
+
+def _num(v) -> float | None:
+    f = collect._num(v)
+    return f if isinstance(f, float) else None
+
+
+def attack_params(p: dict) -> dict:
+    """The attack's own parameters of a flattened config (no platform keys, no None)."""
+    return {k[len("attack."):]: v for k, v in p.items() if k.startswith("attack.")
+            and k[len("attack."):] not in NOT_ATTACK_PARAMS and v not in (None, "None")}
+
+
+def _is_linf(a: pd.Series) -> bool:
+    return str(attack_params(a.params).get("norm", "inf")) in ("inf", "np.inf")
+
+
+def paired_diff(pooled: dict, a: pd.Series, b: pd.Series, col: str = "adv_ok") -> tuple[float, float, float, int]:
+    """mean ``col`` of a - of b (default: adversarial accuracy) on the segments both attacked, with its
+    speaker-level 95 % CI, and how many segments; unpaired (CI from both) when they share no segment."""
+    ta, tb = pooled.get(a.config_id), pooled.get(b.config_id)
+    if ta is None or tb is None:
+        return (a.adv_acc - b.adv_acc if col == "adv_ok" else np.nan), np.nan, np.nan, 0
+    m = ta.merge(tb[["key", col]], on="key", suffixes=("", "_b"))
+    if not len(m):
+        return (*stats.hier_gap_ci(ta, tb, col), 0)
+    return (*stats.hier_ci(m.speaker, m.recording_id, m[col] - m[f"{col}_b"]), len(m))
+
+
+def _kept(pooled: dict, r: pd.Series) -> float:
+    """Share of the configuration's segments that are correct before AND after the attack."""
+    t = pooled.get(r.config_id)
+    return float(t.kept.mean()) if t is not None and len(t) else np.nan
+
+
+def _d(d) -> str:
+    diff, lo, hi, n = d
+    s = f"Δ {diff:+.3f}"
+    return s + (f" [{lo:+.2f}, {hi:+.2f}]" if lo == lo else " [no per-segment data]")
+
+
+def _row(setting, attack, config, check, result, verdict) -> dict:
+    return {"setting": setting, "attack": attack, "config": config, "check": check, "result": result,
+            "verdict": verdict}
+
+
+def _budget_series(sub: pd.DataFrame, key: str) -> list[pd.DataFrame]:
+    """Configurations of one attack that differ only in ``key`` (and the keys tied to it), sorted by it."""
+    ignore = {key, *TIED.get(key, ())}
+    groups: dict[str, list] = {}
+    for _, r in sub.iterrows():
+        p = attack_params(r.params)
+        if _num(p.get(key)) is None:
+            continue
+        rest = repr(sorted((k, v) for k, v in p.items() if k not in ignore))
+        groups.setdefault(rest, []).append((_num(p[key]), r))
+    out = []
+    for items in groups.values():
+        if len({v for v, _ in items}) > 1:
+            out.append(pd.DataFrame([r for _, r in sorted(items, key=lambda x: x[0])])
+                       .assign(budget=sorted(v for v, _ in items)))
+    return out
+
+
+def _budget_checks(setting, attack, sub, pooled) -> list[dict]:
+    rows = []
+    for key in BUDGET_KEYS + (ITER_KEY,):
+        for series in _budget_series(sub, key):
+            steps, flags = [], []
+            for i in range(1, len(series)):
+                lo_r, hi_r = series.iloc[i - 1], series.iloc[i]
+                d = paired_diff(pooled, hi_r, lo_r)
+                steps.append(f"{key} {lo_r.budget:g}→{hi_r.budget:g}: {lo_r.adv_acc:.3f}→{hi_r.adv_acc:.3f} ({_d(d)})")
+                if d[1] > 0:
+                    flags.append(f"accuracy rises beyond its CI from {key}={lo_r.budget:g} to {hi_r.budget:g}")
+                if key == ITER_KEY and hi_r.budget == 2 * lo_r.budget and d[1] == d[1] and (d[1] > 0 or d[2] < 0):
+                    flags.append(f"doubling {key} {lo_r.budget:g}→{hi_r.budget:g} changes accuracy beyond its CI "
+                                 "(not converged)")
+            acc = series.adv_acc.to_numpy()
+            if key != ITER_KEY and len(series) >= 3 and np.ptp(acc) == 0 and acc[0] > NEAR_ZERO:
+                flags.append(f"accuracy identical ({acc[0]:.3f}) at every {key}: the budget has no effect")
+            others = ", ".join(f"{k}={v}" for k, v in sorted(attack_params(series.iloc[0].params).items())
+                               if k not in (key, *TIED.get(key, ())))
+            rows.append(_row(setting, attack, others or "default", "iterations" if key == ITER_KEY else "budget",
+                             "; ".join(steps) + (". " + "; ".join(flags) if flags else ""),
+                             "FLAG" if flags else "PASS"))
+    return rows
+
+
+def _unbounded(setting, attack, sub, pooled) -> list[dict]:
+    cand = sub if attack in UNBOUNDED else sub[[(_num(attack_params(p).get("eps")) or 0) >= LARGE_EPS
+                                                and attack in ITERATIVE for p in sub.params]]
+    rows = []
+    best = None
+    for _, r in cand.iterrows():
+        t = pooled.get(r.config_id)
+        if t is None or t.clean_ok.sum() == 0:
+            continue
+        res = stats.hier_ci(t.speaker, t.recording_id, t.kept, t.clean_ok)
+        if best is None or res[0] < best[1][0]:
+            best = (r, res, int(round(t.clean_ok.sum())))
+    if best is not None:
+        r, (v, lo, hi), n = best
+        ok = v <= NEAR_ZERO
+        rows.append(_row(setting, attack, r.config, "unbounded → ~0",
+                         f"{v:.3f} [{lo:.2f}, {hi:.2f}] of the {n} correctly classified segments stay correct "
+                         f"(≤ {NEAR_ZERO} expected)" + ("" if ok else ": suspect gradient masking or too few "
+                                                         "iterations"), "PASS" if ok else "FLAG"))
+    elif attack in UNBOUNDED and len(sub):
+        rows.append(_row(setting, attack, "", "unbounded → ~0", "no correctly classified segment (or no "
+                         "per-segment data)", "n/a"))
+    return rows
+
+
+def _eps(r) -> float | None:
+    return _num(attack_params(r.params).get("eps"))
+
+
+def _most_iterations(rows: pd.DataFrame) -> pd.Series:
+    it = [(_num(attack_params(p).get(ITER_KEY)) or 0) for p in rows.params]
+    return rows.iloc[int(np.argmax(it))]
+
+
+def checklist(cf: pd.DataFrame, pooled: dict) -> pd.DataFrame:
+    """One row per (setting, attack, configuration, check): the numbers and a verdict."""
+    rows = []
+    for setting, S in cf.groupby("setting", sort=True):
+        by_attack = {a: sub for a, sub in S.groupby("attack")}
+        noise = by_attack.get(NOISE)
+        ref = by_attack.get(REFERENCE)
+        for attack, sub in by_attack.items():
+            if attack == NOISE:
+                continue
+            rows += _budget_checks(setting, attack, sub, pooled)
+            rows += _unbounded(setting, attack, sub, pooled)
+            if attack in ITERATIVE:
+                for _, r in sub.iterrows():
+                    e = _eps(r)
+                    single = [x for a in SINGLE_STEP if a in by_attack for _, x in by_attack[a].iterrows()
+                              if _eps(x) == e and _is_linf(x)]
+                    for x in single[:1]:
+                        d = paired_diff(pooled, r, x)
+                        bad = d[1] > 0
+                        rows.append(_row(setting, attack, r.config, "iterative ≥ single-step",
+                                         f"{attack} {r.adv_acc:.3f} vs {x.attack} {x.adv_acc:.3f} at eps={e:g} ({_d(d)})"
+                                         + (": the iterative attack is weaker; step size or iterations too small?"
+                                            if bad else ""), "FLAG" if bad else "PASS"))
+            for _, r in sub.iterrows():        # beats noise of the same L∞ budget
+                e = _eps(r) if _is_linf(r) else None
+                budget = e if e is not None else r.get("linf", np.nan)
+                if noise is None or budget != budget:
+                    rows.append(_row(setting, attack, r.config, "beats noise", "no attack=noise run in this setting"
+                                     if noise is None else "no L∞ budget", "n/a"))
+                    continue
+                ne = [(_eps(n), n) for _, n in noise.iterrows() if _eps(n) is not None]
+                match = [n for v, n in ne if v == budget] if e is not None else \
+                    [n for v, n in sorted(ne, key=lambda t: t[0]) if v >= budget][:1]
+                if not match:
+                    rows.append(_row(setting, attack, r.config, "beats noise",
+                                     f"no attack=noise run at eps {'=' if e is not None else '≥'} {budget:.4g}", "n/a"))
+                    continue
+                n = match[0]          # on the correctly classified segments: attacks that move away from the
+                d = paired_diff(pooled, r, n, "kept")    # prediction (DeepFool) may also fix wrong ones
+                ka, kn = _kept(pooled, r), _kept(pooled, n)
+                ok, floor = d[2] < 0, max(ka, kn) <= NEAR_ZERO
+                rows.append(_row(setting, attack, r.config, "beats noise",
+                                 f"correct and kept {ka:.3f} vs noise {kn:.3f} at eps={_eps(n):g}"
+                                 + ("" if e is not None else f" (attack's mean L∞ {budget:.3g})") + f" ({_d(d)})"
+                                 + ("" if ok else ": both ~0, the budget is too large to tell" if floor else
+                                    ": not below random noise beyond its CI"),
+                                 "PASS" if ok else "n/a" if floor else "FLAG"))
+            if attack in LINF:                 # agrees with the strong reference at the same eps
+                for _, r in sub.iterrows():
+                    e = _eps(r)
+                    if e is None or not _is_linf(r):
+                        continue
+                    match = [x for _, x in ref.iterrows() if _eps(x) == e] if ref is not None else []
+                    if not match:
+                        rows.append(_row(setting, attack, r.config, "reference",
+                                         f"no attack=autoattack run at eps={e:g}", "n/a"))
+                        continue
+                    x = _most_iterations(pd.DataFrame(match))
+                    d = paired_diff(pooled, r, x)
+                    if d[1] > 0:
+                        verdict, note = "FLAG", f": weaker than AutoAttack; {attack}'s accuracy overstates robustness"
+                    elif d[2] < 0:
+                        verdict, note = "FLAG", ": stronger than the reference; AutoAttack under-converged"
+                    else:
+                        verdict, note = "PASS", ""
+                    rows.append(_row(setting, attack, r.config, "reference",
+                                     f"{r.adv_acc:.3f} vs AutoAttack {x.adv_acc:.3f} at eps={e:g} ({_d(d)}){note}",
+                                     verdict))
+    out = pd.DataFrame(rows, columns=["setting", "attack", "config", "check", "result", "verdict"])
+    if len(out):
+        from .tables import attack_sort_key
+        out["_c"] = [CHECKS.index(c) for c in out.check]
+        out["_a"] = [attack_sort_key(a) for a in out.attack]
+        out = out.sort_values(["setting", "_c", "_a", "config"], kind="stable").drop(columns=["_c", "_a"])
+    return out.reset_index(drop=True)
+
+
+def flag_lines(cl: pd.DataFrame) -> list[str]:
+    """One line per FLAG, for the report's summary and the sweep's closing summary."""
+    return [f"FLAG {r.setting} · {r.attack} {r.config} · {r.check}: {r.result}" for r in cl.itertuples()
+            if r.verdict == "FLAG"]
+
+
+def sweep_flags(uri: str, experiment: str, sweep_id: str) -> list[str]:
+    """The checklist FLAGs of one sweep's attack runs (read back from MLflow), for its closing summary."""
+    from .collect import collect, load_samples
+    from .tables import configs
+    runs = collect(uri, experiment, [sweep_id])
+    if not len(runs):
+        return []
+    cf, pooled = configs(runs, load_samples(runs.uri, runs.df.run_id))
+    cl = checklist(cf, pooled)
+    if cl.empty:
+        return ["Robustness checklist: nothing to check in this sweep's runs alone (python -m ser_attacks.report "
+                "checks them with the other runs of their dataset)"]
+    n = cl.verdict.value_counts()
+    return [f"Robustness checklist: {n.get('PASS', 0)} PASS, {n.get('FLAG', 0)} FLAG, {n.get('n/a', 0)} n/a"] + \
+        flag_lines(cl)
