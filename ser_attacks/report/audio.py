@@ -26,7 +26,7 @@ import pandas as pd
 
 from .collect import Runs, download
 from .render import md_table
-from .tables import MISSING, attack_sort_key
+from .format import MISSING, attack_sort_key
 
 log = logging.getLogger(__name__)
 SFX = {"all": "", "female": "_female", "male": "_male"}

@@ -14,7 +14,8 @@ from . import audio, checklist, figures, stats
 from .collect import SEED_KEYS, Runs, collect, download, load_samples
 from .render import md_table, md_to_html
 from .summary import summary_lines
-from .tables import FEW, MISSING, Tables, attack_sort_key, build_tables, fp
+from .format import FEW, MISSING, attack_sort_key, fp
+from .tables import Tables, build_tables
 
 log = logging.getLogger(__name__)
 

@@ -29,6 +29,8 @@ import numpy as np
 import pandas as pd
 
 from . import collect, stats
+from .aggregate import configs
+from .format import attack_sort_key
 
 BUDGET_KEYS = ("eps", "th", "gamma")
 TIED = {"eps": ("eps_step",)}           # keys that a sweep moves together with the budget
@@ -236,7 +238,6 @@ def checklist(cf: pd.DataFrame, pooled: dict) -> pd.DataFrame:
                                      verdict))
     out = pd.DataFrame(rows, columns=["setting", "attack", "config", "check", "result", "verdict"])
     if len(out):
-        from .tables import attack_sort_key
         out["_c"] = [CHECKS.index(c) for c in out.check]
         out["_a"] = [attack_sort_key(a) for a in out.attack]
         out = out.sort_values(["setting", "_c", "_a", "config"], kind="stable").drop(columns=["_c", "_a"])
@@ -251,12 +252,10 @@ def flag_lines(cl: pd.DataFrame) -> list[str]:
 
 def sweep_flags(uri: str, experiment: str, sweep_id: str) -> list[str]:
     """The checklist FLAGs of one sweep's attack runs (read back from MLflow), for its closing summary."""
-    from .collect import collect, load_samples
-    from .tables import configs
-    runs = collect(uri, experiment, [sweep_id])
+    runs = collect.collect(uri, experiment, [sweep_id])
     if not len(runs):
         return []
-    cf, pooled = configs(runs, load_samples(runs.uri, runs.df.run_id))
+    cf, pooled = configs(runs, collect.load_samples(runs.uri, runs.df.run_id))
     cl = checklist(cf, pooled)
     if cl.empty:
         return ["Robustness checklist: nothing to check in this sweep's runs alone (python -m ser_attacks.report "

@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .tables import attack_sort_key  # noqa: E402
+from .format import attack_sort_key  # noqa: E402
 
 
 def _save(fig, path: Path, tight: bool = True) -> Path:
