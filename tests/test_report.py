@@ -278,8 +278,8 @@ def test_gender_test_uses_speakers_and_says_when_it_cannot():
 def test_repeated_runs_are_averaged_per_segment_not_counted_twice():
     """Three runs on the same segments give exactly the intervals and p-values of one (concatenating them,
     as before, shrank the interval by ~√3 and the p-value)."""
-    from ser_attacks.report.collect import Samples, pool
     from ser_attacks.report.aggregate import interval_columns, speaker_test
+    from ser_attacks.report.collect import Samples, pool
     seg = _segments(n_spk=6, n_rec=5, n_seg=2, p_f=0.8, p_m=0.4, seed=2)
     n = len(seg)
     label = np.zeros(n, int)

@@ -70,7 +70,8 @@ def interval_columns(row: dict, t: pd.DataFrame, cols=(("clean_acc", "clean_ok")
         row[f"n_speakers{SFX[g]}"] = tg.speaker.nunique() if speakers_known(tg) else np.nan
         row[f"n_segments{SFX[g]}"] = len(tg)
         for kind, col in cols:
-            _, row[f"{kind}{SFX[g]}_lo"], row[f"{kind}{SFX[g]}_hi"] = stats.hier_ci(tg.speaker, tg.recording_id, tg[col])
+            ci = stats.hier_ci(tg.speaker, tg.recording_id, tg[col])
+            row[f"{kind}{SFX[g]}_lo"], row[f"{kind}{SFX[g]}_hi"] = ci[1], ci[2]
 
 
 def configs(runs: Runs, samples: dict[str, Samples]) -> tuple[pd.DataFrame, dict]:

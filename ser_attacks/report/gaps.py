@@ -122,8 +122,8 @@ def _gender_perturbation_display(data: pd.DataFrame, best: pd.DataFrame, attacks
         for s in settings:
             hit = data[(data.attack == a) & (data.setting == s)]
             for g in ("female", "male"):
-                r[f"{s}: {g}"] = (f"{fnum(hit[f'perturbation_{g}'].iloc[0])} ({fnum(hit[f'perturbation_db_{g}'].iloc[0])} dB)"
-                                  if len(hit) else MISSING)
+                r[f"{s}: {g}"] = (f"{fnum(hit[f'perturbation_{g}'].iloc[0])} "
+                                  f"({fnum(hit[f'perturbation_db_{g}'].iloc[0])} dB)" if len(hit) else MISSING)
         prow.append(r)
     # per-gender rank sums (the paper ranks attacks separately for female and male speakers)
     for g in ("female", "male"):

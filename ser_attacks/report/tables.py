@@ -11,15 +11,31 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .aggregate import SFX, best_configs, configs
+from .aggregate import SFX, TIME, best_configs, configs, interval_columns, speaker_test
 from .collect import GROUPS, Runs, Samples
-from .format import CI_NOTE, MISSING, Table, attack_sort_key, cell, f3, fnum, pert
+from .format import (
+    ATTACK_ORDER,
+    CI_NOTE,
+    FEW,
+    MISSING,
+    TEST_NOTE,
+    Table,
+    attack_sort_key,
+    cell,
+    f3,
+    fci,
+    fnum,
+    fp,
+    pert,
+)
 from .gaps import clean_table, gender_tables, language_tests, protocol_gap
 
-# Names other code imported from this module before it was split into aggregate / format / gaps / tables;
-# new code imports them from where they live.
-from .aggregate import TIME, interval_columns, speaker_test  # noqa: F401
-from .format import ATTACK_ORDER, FEW, TEST_NOTE, fci, fp  # noqa: F401
+# The tables, plus the names other code imported from this module before it was split (they live in aggregate,
+# format and gaps; new code imports them from there).
+__all__ = ["Tables", "build_tables", "best_tables", "param_tables", "rank_tables",
+           "ATTACK_ORDER", "CI_NOTE", "FEW", "MISSING", "SFX", "TEST_NOTE", "TIME", "Table", "attack_sort_key",
+           "best_configs", "clean_table", "configs", "f3", "fci", "fnum", "fp", "gender_tables", "interval_columns",
+           "language_tests", "protocol_gap", "speaker_test"]
 
 
 @dataclass
@@ -59,10 +75,11 @@ def best_tables(best: pd.DataFrame, attacks, settings) -> list[Table]:
     data = best[cols]
     t5 = _pivot(best, attacks, settings, lambda r, g: cell(r, "adv_acc", g), GROUPS)
     t6 = _pivot(best, attacks, settings, lambda r, g: pert(r, g), GROUPS)
-    t6db = _pivot(best, attacks, settings,
-                  lambda r, g: (f"{fnum(r[f'perturbation_db{SFX[g]}'])} dB / {fnum(r[f'snr_db{SFX[g]}'])} dB"
-                                if r.get(f"perturbation_db{SFX[g]}", np.nan) == r.get(f"perturbation_db{SFX[g]}", np.nan)
-                                else MISSING), GROUPS)
+    def db_cell(r, g):
+        db = r.get(f"perturbation_db{SFX[g]}", np.nan)
+        return f"{fnum(db)} dB / {fnum(r[f'snr_db{SFX[g]}'])} dB" if db == db else MISSING
+
+    t6db = _pivot(best, attacks, settings, db_cell, GROUPS)
     t44 = _pivot(best, attacks, settings,
                  lambda r, _: f"{r.attack_time_s:.3g} s ({r.time_per_sample_s:.3g} s/sample)"
                  if r.attack_time_s == r.attack_time_s else MISSING)
