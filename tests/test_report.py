@@ -278,8 +278,8 @@ def test_gender_test_uses_speakers_and_says_when_it_cannot():
 def test_repeated_runs_are_averaged_per_segment_not_counted_twice():
     """Three runs on the same segments give exactly the intervals and p-values of one (concatenating them,
     as before, shrank the interval by ~√3 and the p-value)."""
+    from ser_attacks.report.aggregate import interval_columns, speaker_test
     from ser_attacks.report.collect import Samples, pool
-    from ser_attacks.report.tables import interval_columns, speaker_test
     seg = _segments(n_spk=6, n_rec=5, n_seg=2, p_f=0.8, p_m=0.4, seed=2)
     n = len(seg)
     label = np.zeros(n, int)
@@ -311,7 +311,7 @@ def test_holm_and_mean_std():
 def test_language_tests_compare_datasets_under_one_protocol():
     """Pairwise dataset tests: different datasets under the same protocol only; speakers are the unit."""
     from ser_attacks.report.collect import Samples, pool
-    from ser_attacks.report.tables import language_tests
+    from ser_attacks.report.gaps import language_tests
 
     def smp(n_ok, n, n_spk, prefix):
         y = np.zeros(n, int)

@@ -18,6 +18,7 @@ from ser_attacks.data.synthetic import (
     generate_corpus,
     synthesize_utterance,
 )
+from ser_attacks.data.synthetic.phonetics import sentence_content
 
 EMODB_RE = re.compile(r"^(\d\d)(a01|a02|a04|a05|a07|b01|b02|b03|b09|b10)([WLEAFTN])a\.wav$")
 EMOVO_RE = re.compile(r"^(dis|gio|neu|pau|rab|sor|tri)-([fm][123])-(b[123]|l[1-4]|n[1-5]|d[12])\.wav$")
@@ -329,7 +330,7 @@ def test_sentence_content_drives_length():
     long_ = [len(synthesize_utterance(e, "m", 3, i, sr, sentence="emodb:a05"))
              for i, e in enumerate(("neutral", "happy", "sad"))]
     assert np.mean(long_) > 1.2 * np.mean(short)
-    c1, c2 = syn._sentence_content("emodb:a01"), syn._sentence_content("emodb:a01")
+    c1, c2 = sentence_content("emodb:a01"), sentence_content("emodb:a01")
     assert np.array_equal(c1.vowels, c2.vowels) and len(c1.vowels) == 9
 
 

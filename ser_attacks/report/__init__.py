@@ -7,7 +7,9 @@ intervals and tests, and writes ``report.md``, a self-contained ``report.html``,
 and every table as CSV; the folder is also logged as the artifacts of a ``run_type=report`` run.
 
 Modules: ``collect`` (MLflow → tidy runs + per-sample arrays), ``stats`` (bootstrap CIs, permutation
-tests, Holm), ``tables`` (the tables), ``figures`` (matplotlib, Agg), ``render`` (Markdown + HTML),
-``build`` (the whole pipeline, used by the CLI and the tests).
+tests, Holm), ``aggregate`` (runs → configurations: folds pooled, seeds averaged, best configuration,
+speaker-level intervals), ``format`` (number/interval text, attack order), ``tables`` (the paper's tables)
+and ``gaps`` (female/male, protocol and language comparisons), ``figures`` (matplotlib, Agg), ``render``
+(Markdown + HTML), ``build`` (the whole pipeline, used by the CLI and the tests).
 """
 from .build import Report, build_report  # noqa: F401

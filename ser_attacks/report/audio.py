@@ -24,12 +24,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .aggregate import SFX
 from .collect import Runs, download
+from .format import MISSING, attack_sort_key
 from .render import md_table
-from .tables import MISSING, attack_sort_key
 
 log = logging.getLogger(__name__)
-SFX = {"all": "", "female": "_female", "male": "_male"}
 KINDS = (("original", "original"), ("adversarial", "adversarial"), ("perturbation_x10", "perturbation ×10"))
 
 

@@ -29,6 +29,8 @@ import numpy as np
 import pandas as pd
 
 from . import collect, stats
+from .aggregate import configs
+from .format import attack_sort_key
 
 BUDGET_KEYS = ("eps", "th", "gamma")
 TIED = {"eps": ("eps_step",)}           # keys that a sweep moves together with the budget
@@ -165,78 +167,94 @@ def _most_iterations(rows: pd.DataFrame) -> pd.Series:
     return rows.iloc[int(np.argmax(it))]
 
 
+def _iterative_checks(setting, attack, sub, by_attack, pooled) -> list[dict]:
+    """An iterative attack is at least as strong as a single-step one at the same L∞ eps."""
+    rows = []
+    for _, r in sub.iterrows():
+        e = _eps(r)
+        single = [x for a in SINGLE_STEP if a in by_attack for _, x in by_attack[a].iterrows()
+                  if _eps(x) == e and _is_linf(x)]
+        for x in single[:1]:
+            d = paired_diff(pooled, r, x)
+            bad = d[1] > 0
+            rows.append(_row(setting, attack, r.config, "iterative ≥ single-step",
+                             f"{attack} {r.adv_acc:.3f} vs {x.attack} {x.adv_acc:.3f} at eps={e:g} ({_d(d)})"
+                             + (": the iterative attack is weaker; step size or iterations too small?"
+                                if bad else ""), "FLAG" if bad else "PASS"))
+    return rows
+
+
+def _noise_checks(setting, attack, sub, noise, pooled) -> list[dict]:
+    """Each configuration beats random noise of the same L∞ budget (its eps, else its mean L∞)."""
+    rows = []
+    for _, r in sub.iterrows():
+        e = _eps(r) if _is_linf(r) else None
+        budget = e if e is not None else r.get("linf", np.nan)
+        if noise is None or budget != budget:
+            rows.append(_row(setting, attack, r.config, "beats noise", "no attack=noise run in this setting"
+                             if noise is None else "no L∞ budget", "n/a"))
+            continue
+        ne = [(_eps(n), n) for _, n in noise.iterrows() if _eps(n) is not None]
+        match = [n for v, n in ne if v == budget] if e is not None else \
+            [n for v, n in sorted(ne, key=lambda t: t[0]) if v >= budget][:1]
+        if not match:
+            rows.append(_row(setting, attack, r.config, "beats noise",
+                             f"no attack=noise run at eps {'=' if e is not None else '≥'} {budget:.4g}", "n/a"))
+            continue
+        n = match[0]          # on the correctly classified segments: attacks that move away from the
+        d = paired_diff(pooled, r, n, "kept")    # prediction (DeepFool) may also fix wrong ones
+        ka, kn = _kept(pooled, r), _kept(pooled, n)
+        ok, floor = d[2] < 0, max(ka, kn) <= NEAR_ZERO
+        rows.append(_row(setting, attack, r.config, "beats noise",
+                         f"correct and kept {ka:.3f} vs noise {kn:.3f} at eps={_eps(n):g}"
+                         + ("" if e is not None else f" (attack's mean L∞ {budget:.3g})") + f" ({_d(d)})"
+                         + ("" if ok else ": both ~0, the budget is too large to tell" if floor else
+                            ": not below random noise beyond its CI"),
+                         "PASS" if ok else "n/a" if floor else "FLAG"))
+    return rows
+
+
+def _reference_checks(setting, attack, sub, ref, pooled) -> list[dict]:
+    """An L∞ attack agrees with the strong reference (AutoAttack, most iterations) at the same eps."""
+    rows = []
+    for _, r in sub.iterrows():
+        e = _eps(r)
+        if e is None or not _is_linf(r):
+            continue
+        match = [x for _, x in ref.iterrows() if _eps(x) == e] if ref is not None else []
+        if not match:
+            rows.append(_row(setting, attack, r.config, "reference", f"no attack=autoattack run at eps={e:g}", "n/a"))
+            continue
+        x = _most_iterations(pd.DataFrame(match))
+        d = paired_diff(pooled, r, x)
+        if d[1] > 0:
+            verdict, note = "FLAG", f": weaker than AutoAttack; {attack}'s accuracy overstates robustness"
+        elif d[2] < 0:
+            verdict, note = "FLAG", ": stronger than the reference; AutoAttack under-converged"
+        else:
+            verdict, note = "PASS", ""
+        rows.append(_row(setting, attack, r.config, "reference",
+                         f"{r.adv_acc:.3f} vs AutoAttack {x.adv_acc:.3f} at eps={e:g} ({_d(d)}){note}", verdict))
+    return rows
+
+
 def checklist(cf: pd.DataFrame, pooled: dict) -> pd.DataFrame:
     """One row per (setting, attack, configuration, check): the numbers and a verdict."""
     rows = []
     for setting, S in cf.groupby("setting", sort=True):
         by_attack = {a: sub for a, sub in S.groupby("attack")}
-        noise = by_attack.get(NOISE)
-        ref = by_attack.get(REFERENCE)
         for attack, sub in by_attack.items():
             if attack == NOISE:
                 continue
             rows += _budget_checks(setting, attack, sub, pooled)
             rows += _unbounded(setting, attack, sub, pooled)
             if attack in ITERATIVE:
-                for _, r in sub.iterrows():
-                    e = _eps(r)
-                    single = [x for a in SINGLE_STEP if a in by_attack for _, x in by_attack[a].iterrows()
-                              if _eps(x) == e and _is_linf(x)]
-                    for x in single[:1]:
-                        d = paired_diff(pooled, r, x)
-                        bad = d[1] > 0
-                        rows.append(_row(setting, attack, r.config, "iterative ≥ single-step",
-                                         f"{attack} {r.adv_acc:.3f} vs {x.attack} {x.adv_acc:.3f} at eps={e:g} ({_d(d)})"
-                                         + (": the iterative attack is weaker; step size or iterations too small?"
-                                            if bad else ""), "FLAG" if bad else "PASS"))
-            for _, r in sub.iterrows():        # beats noise of the same L∞ budget
-                e = _eps(r) if _is_linf(r) else None
-                budget = e if e is not None else r.get("linf", np.nan)
-                if noise is None or budget != budget:
-                    rows.append(_row(setting, attack, r.config, "beats noise", "no attack=noise run in this setting"
-                                     if noise is None else "no L∞ budget", "n/a"))
-                    continue
-                ne = [(_eps(n), n) for _, n in noise.iterrows() if _eps(n) is not None]
-                match = [n for v, n in ne if v == budget] if e is not None else \
-                    [n for v, n in sorted(ne, key=lambda t: t[0]) if v >= budget][:1]
-                if not match:
-                    rows.append(_row(setting, attack, r.config, "beats noise",
-                                     f"no attack=noise run at eps {'=' if e is not None else '≥'} {budget:.4g}", "n/a"))
-                    continue
-                n = match[0]          # on the correctly classified segments: attacks that move away from the
-                d = paired_diff(pooled, r, n, "kept")    # prediction (DeepFool) may also fix wrong ones
-                ka, kn = _kept(pooled, r), _kept(pooled, n)
-                ok, floor = d[2] < 0, max(ka, kn) <= NEAR_ZERO
-                rows.append(_row(setting, attack, r.config, "beats noise",
-                                 f"correct and kept {ka:.3f} vs noise {kn:.3f} at eps={_eps(n):g}"
-                                 + ("" if e is not None else f" (attack's mean L∞ {budget:.3g})") + f" ({_d(d)})"
-                                 + ("" if ok else ": both ~0, the budget is too large to tell" if floor else
-                                    ": not below random noise beyond its CI"),
-                                 "PASS" if ok else "n/a" if floor else "FLAG"))
-            if attack in LINF:                 # agrees with the strong reference at the same eps
-                for _, r in sub.iterrows():
-                    e = _eps(r)
-                    if e is None or not _is_linf(r):
-                        continue
-                    match = [x for _, x in ref.iterrows() if _eps(x) == e] if ref is not None else []
-                    if not match:
-                        rows.append(_row(setting, attack, r.config, "reference",
-                                         f"no attack=autoattack run at eps={e:g}", "n/a"))
-                        continue
-                    x = _most_iterations(pd.DataFrame(match))
-                    d = paired_diff(pooled, r, x)
-                    if d[1] > 0:
-                        verdict, note = "FLAG", f": weaker than AutoAttack; {attack}'s accuracy overstates robustness"
-                    elif d[2] < 0:
-                        verdict, note = "FLAG", ": stronger than the reference; AutoAttack under-converged"
-                    else:
-                        verdict, note = "PASS", ""
-                    rows.append(_row(setting, attack, r.config, "reference",
-                                     f"{r.adv_acc:.3f} vs AutoAttack {x.adv_acc:.3f} at eps={e:g} ({_d(d)}){note}",
-                                     verdict))
+                rows += _iterative_checks(setting, attack, sub, by_attack, pooled)
+            rows += _noise_checks(setting, attack, sub, by_attack.get(NOISE), pooled)
+            if attack in LINF:
+                rows += _reference_checks(setting, attack, sub, by_attack.get(REFERENCE), pooled)
     out = pd.DataFrame(rows, columns=["setting", "attack", "config", "check", "result", "verdict"])
     if len(out):
-        from .tables import attack_sort_key
         out["_c"] = [CHECKS.index(c) for c in out.check]
         out["_a"] = [attack_sort_key(a) for a in out.attack]
         out = out.sort_values(["setting", "_c", "_a", "config"], kind="stable").drop(columns=["_c", "_a"])
@@ -251,12 +269,10 @@ def flag_lines(cl: pd.DataFrame) -> list[str]:
 
 def sweep_flags(uri: str, experiment: str, sweep_id: str) -> list[str]:
     """The checklist FLAGs of one sweep's attack runs (read back from MLflow), for its closing summary."""
-    from .collect import collect, load_samples
-    from .tables import configs
-    runs = collect(uri, experiment, [sweep_id])
+    runs = collect.collect(uri, experiment, [sweep_id])
     if not len(runs):
         return []
-    cf, pooled = configs(runs, load_samples(runs.uri, runs.df.run_id))
+    cf, pooled = configs(runs, collect.load_samples(runs.uri, runs.df.run_id))
     cl = checklist(cf, pooled)
     if cl.empty:
         return ["Robustness checklist: nothing to check in this sweep's runs alone (python -m ser_attacks.report "

@@ -10,7 +10,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .tables import attack_sort_key  # noqa: E402
+from .aggregate import SFX as GENDER_SFX  # noqa: E402
+from .format import attack_sort_key  # noqa: E402
 
 
 def _save(fig, path: Path, tight: bool = True) -> Path:
@@ -22,7 +23,6 @@ def _save(fig, path: Path, tight: bool = True) -> Path:
 
 
 GENDER_STYLE = {"all": dict(color="0.35"), "female": dict(color="#d95f02"), "male": dict(color="#1b9e77")}
-GENDER_SFX = {"all": "", "female": "_female", "male": "_male"}
 
 
 def grouped_bars(best: pd.DataFrame, metric: str, ylabel: str, path: Path, ci: bool = True,

@@ -11,7 +11,7 @@ import ast
 import numpy as np
 import pandas as pd
 
-from .tables import MISSING, attack_sort_key, f3, fci, fnum
+from .format import MISSING, attack_sort_key, f3, fci, fnum
 
 SMALL_N = 30          # attacked segments per gender below which a CI is ±0.15 or wider
 

@@ -1,0 +1,234 @@
+"""Tables that compare groups of speakers, with intervals and permutation tests over speakers: female vs
+male (clean accuracy, paper Table 3; the best configurations, Tables 47–48), split=paper vs split=recording
+(the protocol gap) and dataset vs dataset (language tests)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from . import stats
+from .aggregate import SFX, add_test_columns, interval_columns, pool_folds, speaker_test, speakers_known, subset
+from .collect import GROUPS, Runs, Samples, pool
+from .format import CI_NOTE, MISSING, TEST_NOTE, Table, attack_sort_key, cell, f3, fci, fnum, fp
+
+
+def _clean_repetitions(sub: pd.DataFrame, pooled_by_run: dict[str, Samples]) -> pd.DataFrame:
+    """One row per trained-model repetition (training and split seeds) of a setting, its folds pooled: the
+    clean accuracy per gender group on the segments its runs attacked (each segment once), and the training
+    runs' test accuracy. Without per-sample artifacts, a repetition's value is its runs' ``clean_acc``."""
+    reps = []
+    for _, rs in sub.groupby([p.get("seed", "") + "|" + p.get("split.seed", "") for p in sub.params], sort=False):
+        have = [pooled_by_run[r] for r in rs.run_id if r in pooled_by_run]
+        if have:
+            t = pool(have)
+            v = {"n": len(t), **{f"clean_acc{SFX[g]}": subset(t, g).clean_ok.mean() if len(subset(t, g))
+                                 else np.nan for g in GROUPS}}
+        else:
+            per_fold = rs.drop_duplicates("fold")
+            v = {"n": per_fold.n_samples.sum() if "n_samples" in per_fold else np.nan,
+                 **{f"clean_acc{SFX[g]}": pool_folds(per_fold, f"clean_acc{SFX[g]}") for g in GROUPS}}
+        v["model_test_acc"] = pool_folds(rs.drop_duplicates("fold"), "model_test_acc")
+        reps.append(v)
+    return pd.DataFrame(reps)
+
+
+def _clean_row(s: str, sub: pd.DataFrame, pooled_by_run: dict[str, Samples]) -> dict:
+    """The numbers of one setting's row of the clean-accuracy table."""
+    model_id = sub.model_run_id.where(sub.model_run_id != "", sub.model_key)
+    M = _clean_repetitions(sub, pooled_by_run)
+    row = {"setting": s, "language": sub.language.iloc[0], "n_models": model_id.nunique(),
+           "n_sample_sets": len(M), "n_samples": float(M.n.mean())}
+    row["model_test_acc"], row["model_test_acc_std"], _ = stats.mean_std(M.model_test_acc)
+    for g in GROUPS:
+        c = f"clean_acc{SFX[g]}"
+        row[c], row[f"{c}_std"], _ = stats.mean_std(M[c])
+    have = [pooled_by_run[r] for r in sub.run_id if r in pooled_by_run]
+    T = pool(have) if have else None
+    if T is not None:
+        interval_columns(row, T, (("clean_acc", "clean_ok"),))
+        f, m = subset(T, "female"), subset(T, "male")
+        row["gap"], row["gap_lo"], row["gap_hi"] = stats.hier_gap_ci(f, m, "clean_ok")
+        add_test_columns(row, speaker_test(f, m, "clean_ok"))
+    else:
+        for g in GROUPS:
+            row[f"clean_acc{SFX[g]}_lo"] = row[f"clean_acc{SFX[g]}_hi"] = row[f"n_speakers{SFX[g]}"] = np.nan
+        row.update(gap=np.nan, gap_lo=np.nan, gap_hi=np.nan, p=np.nan, min_p=np.nan, test=MISSING)
+    return row
+
+
+def clean_table(runs: Runs, pooled_by_run: dict[str, Samples]) -> Table:
+    """Paper Table 3: clean accuracy per dataset (setting) and gender.
+
+    Per repetition (one trained model per fold): the clean accuracy on the segments its runs attacked (each
+    segment once; folds pooled). Then mean ± std over repetitions; intervals and the female − male test from
+    all of the setting's segments (repeated runs averaged per segment). Without per-sample artifacts, a
+    repetition's value is its runs' ``clean_acc`` metric.
+    """
+    df = runs.df
+    rows, disp = [], []
+    for s in sorted(df.setting.unique()):
+        row = _clean_row(s, df[df.setting == s], pooled_by_run)
+        rows.append(row)
+        n = row["n_sample_sets"]
+        spk = "/".join(MISSING if row[f"n_speakers{SFX[g]}"] != row[f"n_speakers{SFX[g]}"]
+                       else f"{row[f'n_speakers{SFX[g]}']:.0f}" for g in ("female", "male"))
+        disp.append({"setting": s, "language": row["language"],
+                     "full test split (training)": fci(row["model_test_acc"], std=row["model_test_acc_std"], n=n),
+                     "attacked segments": f"{row['n_samples']:.0f}" + (f" x {n} repetitions" if n > 1 else ""),
+                     "speakers F/M": spk,
+                     **{g: cell({**row, "n_runs": n, "n_reps": n}, "clean_acc", g) for g in GROUPS},
+                     "female − male [95% CI]": fci(row["gap"], row["gap_lo"], row["gap_hi"]),
+                     "p (speakers)": row["test"]})
+    return Table("table03_clean_accuracy", "Clean accuracy per dataset and gender (paper Table 3)",
+                 pd.DataFrame(rows), pd.DataFrame(disp),
+                 "Clean accuracy on the attacked test segments (each segment once; folds of a cross-validation "
+                 "pooled); *full test split* is the training runs' `test_acc` (all test segments, folds pooled). "
+                 "With several seeds: mean ± std over seeds. " + CI_NOTE + " " + TEST_NOTE)
+
+
+def _gender_gaps(best: pd.DataFrame, pooled: dict) -> pd.DataFrame:
+    """Per best configuration: female and male numbers, the gap's interval and its test over speakers
+    (Holm-corrected over the rows), in attack order."""
+    rows = []
+    for _, r in best.iterrows():
+        T = pooled.get(r.config_id)
+        row = {"attack": r.attack, "setting": r.setting, "config": r.config, "n_runs": r.n_runs,
+               "adv_acc_female": r.adv_acc_female, "adv_acc_male": r.adv_acc_male,
+               "perturbation_female": r.perturbation_female, "perturbation_male": r.perturbation_male,
+               "perturbation_db_female": r.get("perturbation_db_female", np.nan),
+               "perturbation_db_male": r.get("perturbation_db_male", np.nan)}
+        if T is not None:
+            f, m = subset(T, "female"), subset(T, "male")
+            row["gap"], row["gap_lo"], row["gap_hi"] = stats.hier_gap_ci(f, m, "adv_ok")
+            add_test_columns(row, speaker_test(f, m, "adv_ok"))
+            row["n_female"], row["n_male"] = len(f), len(m)
+        else:
+            row.update(gap=r.adv_acc_female - r.adv_acc_male, gap_lo=np.nan, gap_hi=np.nan, p=np.nan, min_p=np.nan,
+                       test=MISSING)
+        rows.append(row)
+    data = pd.DataFrame(rows)
+    if data.empty:
+        return data
+    data["p_holm"] = stats.holm(data.p.to_numpy())
+    data["attack_order"] = [attack_sort_key(a) for a in data.attack]
+    return data.sort_values(["attack_order", "setting"]).drop(columns="attack_order").reset_index(drop=True)
+
+
+def _gender_perturbation_display(data: pd.DataFrame, best: pd.DataFrame, attacks, settings) -> pd.DataFrame:
+    """Attack rows x (setting: gender) perturbation cells, plus per-gender rank sums by adversarial accuracy."""
+    prow = []
+    for a in attacks:
+        r = {"attack": a}
+        for s in settings:
+            hit = data[(data.attack == a) & (data.setting == s)]
+            for g in ("female", "male"):
+                r[f"{s}: {g}"] = (f"{fnum(hit[f'perturbation_{g}'].iloc[0])} "
+                                  f"({fnum(hit[f'perturbation_db_{g}'].iloc[0])} dB)" if len(hit) else MISSING)
+        prow.append(r)
+    # per-gender rank sums (the paper ranks attacks separately for female and male speakers)
+    for g in ("female", "male"):
+        piv = best.pivot_table(index="attack", columns="setting", values=f"adv_acc_{g}", aggfunc="first")
+        ranks = piv.reindex(index=attacks, columns=settings).rank(axis=0, method="min")
+        sums = ranks.sum(axis=1, min_count=1)
+        for r in prow:
+            v = sums.get(r["attack"], np.nan)
+            r[f"rank sum {g} (accuracy)"] = MISSING if v != v else f"{v:.0f}"
+    return pd.DataFrame(prow)
+
+
+def gender_tables(best: pd.DataFrame, pooled: dict, attacks, settings) -> list[Table]:
+    """Female vs male for the best configuration of each attack (paper Tables 47–48), tested over speakers."""
+    data = _gender_gaps(best, pooled)
+    if data.empty:
+        return []
+    disp = pd.DataFrame({
+        "attack": data.attack, "setting": data.setting, "config": data.config,
+        "adv acc female": data.adv_acc_female.map(f3), "adv acc male": data.adv_acc_male.map(f3),
+        "female − male [95% CI]": [fci(g, lo, hi) for g, lo, hi in zip(data.gap, data.gap_lo, data.gap_hi)],
+        "p (speakers)": data.test, "p (Holm)": data.p_holm.map(fp),
+        "significant (α=0.05, Holm)": ["yes" if p < stats.ALPHA else ("no" if p == p else "not testable")
+                                        for p in data.p_holm]})
+    t47 = Table("table47_gender_accuracy", "Female vs male adversarial accuracy of the best configuration "
+                "(paper Tables 47–48, with tests over speakers)", data, disp,
+                "Gap CI: two-stage bootstrap (speakers, then recordings) of females and males independently. "
+                + TEST_NOTE + " Holm correction over the testable rows of this table.")
+    t48 = Table("table48_gender_perturbation", "Female vs male perturbation of the best configuration (model units, "
+                "dB in parentheses), and per-gender rank sums by adversarial accuracy", data,
+                _gender_perturbation_display(data, best, attacks, settings))
+    return [t47, t48]
+
+
+def protocol_gap(cf: pd.DataFrame, pooled: dict) -> Table | None:
+    """Where a configuration ran with both split=paper and split=recording: the difference."""
+    if not {"paper", "recording"} <= set(cf.split):
+        return None
+
+    rows = []
+    for _, sub in cf.groupby("protocol_key", sort=False):
+        pa, re = sub[sub.split == "paper"], sub[sub.split == "recording"]
+        if not len(pa) or not len(re):
+            continue
+        a, b = pa.iloc[0], re.iloc[0]
+        row = {"dataset": a.dataset, "attack": a.attack, "config": a.config, "runs_paper": a.n_runs,
+               "runs_recording": b.n_runs}
+        for kind in ("clean_acc", "adv_acc"):
+            row[f"{kind}_paper"], row[f"{kind}_recording"] = a[kind], b[kind]
+            row[f"{kind}_diff"] = a[kind] - b[kind]
+            Ta, Tb = pooled.get(a.config_id), pooled.get(b.config_id)
+            if Ta is not None and Tb is not None:
+                ok = "clean_ok" if kind == "clean_acc" else "adv_ok"
+                _, row[f"{kind}_diff_lo"], row[f"{kind}_diff_hi"] = stats.hier_gap_ci(Ta, Tb, ok)
+                test = (stats.paired_speaker_test(Ta, Tb, ok) if speakers_known(Ta) and speakers_known(Tb) else
+                        stats.Test(np.nan, np.nan, 0, 0, "not testable (runs without speaker ids)"))
+                add_test_columns(row, test, f"{kind}_")
+            else:
+                row[f"{kind}_diff_lo"] = row[f"{kind}_diff_hi"] = row[f"{kind}_p"] = np.nan
+                row[f"{kind}_test"] = MISSING
+        rows.append(row)
+    if not rows:
+        return None
+    data = pd.DataFrame(rows)
+    data["attack_order"] = [attack_sort_key(a) for a in data.attack]
+    data = data.sort_values(["dataset", "attack_order", "config"]).drop(columns="attack_order").reset_index(drop=True)
+    disp = pd.DataFrame({
+        "dataset": data.dataset, "attack": data.attack, "config": data.config,
+        "runs paper / recording": [f"{x} / {y}" for x, y in zip(data.runs_paper, data.runs_recording)],
+        **{f"{lbl} paper": data[f"{k}_paper"].map(f3) for k, lbl in (("clean_acc", "clean"), ("adv_acc", "adv"))},
+        **{f"{lbl} recording": data[f"{k}_recording"].map(f3) for k, lbl in (("clean_acc", "clean"),
+                                                                              ("adv_acc", "adv"))},
+        "Δ clean (paper − recording) [CI]": [fci(*v) for v in zip(data.clean_acc_diff, data.clean_acc_diff_lo,
+                                                                  data.clean_acc_diff_hi)],
+        "p clean": data.clean_acc_test,
+        "Δ adv [CI]": [fci(*v) for v in zip(data.adv_acc_diff, data.adv_acc_diff_lo, data.adv_acc_diff_hi)],
+        "p adv": data.adv_acc_test})
+    disp = disp[["dataset", "attack", "config", "runs paper / recording", "clean paper", "clean recording",
+                 "Δ clean (paper − recording) [CI]", "p clean", "adv paper", "adv recording", "Δ adv [CI]", "p adv"]]
+    return Table("protocol_gap", "Protocol gap: split=paper (segment-level, leaky) vs split=recording", data, disp,
+                 "Same configuration (all other keys equal, seeds aggregated) under both split modes. The test sets "
+                 "differ but hold the same speakers: CI from independent two-stage bootstraps of the two test sets; "
+                 "p: sign-flip permutation test on the per-speaker differences (speakers in both).")
+
+
+def language_tests(best: pd.DataFrame, pooled: dict) -> pd.DataFrame:
+    """Pairwise differences between settings (datasets/languages) of the best config's adversarial
+    accuracy, per attack: permutation tests over speakers (each dataset's speakers are its own)."""
+    rows = []
+    for a, sub in best.groupby("attack"):
+        sub = sub.reset_index(drop=True)
+        for i in range(len(sub)):
+            for j in range(i + 1, len(sub)):
+                x, y = sub.iloc[i], sub.iloc[j]
+                # datasets (languages) compared under the same protocol only
+                if x.dataset == y.dataset or x.setting[len(x.dataset):] != y.setting[len(y.dataset):]:
+                    continue
+                Tx, Ty = pooled.get(x.config_id), pooled.get(y.config_id)
+                if Tx is None or Ty is None:
+                    continue
+                g, lo, hi = stats.hier_gap_ci(Tx, Ty, "adv_ok")
+                row = {"attack": a, "a": x.setting, "b": y.setting, "diff": g, "lo": lo, "hi": hi}
+                add_test_columns(row, speaker_test(Tx, Ty, "adv_ok", "dataset"))
+                rows.append(row)
+    df = pd.DataFrame(rows)
+    if len(df):
+        df["p_holm"] = stats.holm(df.p.to_numpy())
+    return df
