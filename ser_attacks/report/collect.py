@@ -261,6 +261,8 @@ def cache_dir() -> Path:
 
 def download(uri: str, run_id: str, artifact: str, cache: Path | None = None) -> Path | None:
     """One artifact of a run, downloaded once into ``cache/<run_id>/``; None if the run lacks it."""
+    if uri.startswith("results:"):        # a report rebuilt from exported files (report/export.py): no artifacts
+        return None
     import mlflow.artifacts
     cache = Path(cache or cache_dir()) / run_id
     target = cache / artifact
