@@ -7,7 +7,8 @@
 ``status``, ``start_time``, ``tags.*``, ``metrics.*``, ``params.*``: every logged parameter, so the report
 groups configurations, settings, seeds and folds exactly as from MLflow).
 ``segments.csv.gz``: one row per attacked segment and run (from the run's ``adversarial.npz``, without the
-spectrograms): the run's configuration (dataset, model, split, fold, seed, attack, its swept parameters),
+spectrograms): the run's configuration (dataset, model, split, fold, seed, attack, config = its swept parameters,
+``attack.*`` = all its parameters),
 the segment's identity (recording_id, speaker, utterance, segment, augment, test_index), gender, emotion,
 label, clean/adversarial prediction, perturbation (normalized units, mean |δ|), perturbation_db, linf_db,
 snr_db (dB of log-Mel / SNR of the Mel power; +inf: segment unchanged) and the run's attack time per segment.
@@ -35,7 +36,18 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 warnings.filterwarnings("ignore", message=".*PyTorch not found.*")
 
-from .collect import SEED_KEYS, Runs, Samples, add_run_filters, annotate, download, run_filters, search, tidy  # noqa: E402
+from .collect import (
+    ATTACK_META,
+    SEED_KEYS,
+    Runs,
+    Samples,
+    add_run_filters,
+    annotate,
+    download,
+    run_filters,
+    search,
+    tidy,
+)
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +82,7 @@ def _segments(run: pd.Series, z, classes: np.ndarray, swept: list[str]) -> pd.Da
 
 def _raw_runs(raw: pd.DataFrame) -> pd.DataFrame:
     """search_runs' frame, reduced to what the report reads (all params and metrics, the tags it uses)."""
-    keep = ["run_id", "status", "start_time"] + sorted(c for c in raw.columns if c.startswith(("tags.", "metrics.",
-                                                                                                "params.")))
+    keep = ["run_id", "status", "start_time"] + [c for c in raw.columns if c.startswith(("metrics.", "params.", "tags."))]
     out = raw[keep].copy()
     out = out.drop(columns=[c for c in out.columns if c in ("tags.mlflow.source.name", "tags.mlflow.user",
                                                            "tags.mlflow.source.type", "tags.mlflow.log-model.history")])
@@ -87,8 +98,9 @@ def export(out: Path, uri: str, experiment: str = "ser-attacks", sweeps=(), data
     if not len(raw):
         raise SystemExit(f"error: no FINISHED attack runs in experiment {experiment!r} at {uri} matching "
                          f"sweeps={list(sweeps)} dataset={dataset} tags={tags or {}}")
-    df, swept, _, _ = annotate(tidy(raw))
-    swept_keys = sorted({k for ks in swept.values() for k in ks})
+    df = annotate(tidy(raw))[0]
+    # every attack parameter any run logged (the swept ones and the fixed ones: a row says its whole attack)
+    swept_keys = sorted({k for p in df.params for k in p if k.startswith("attack.") and k not in ATTACK_META})
     frames, missing = [], []
     for _, run in df.iterrows():
         path = download(uri, run.run_id, "adversarial.npz", cache)
@@ -102,7 +114,7 @@ def export(out: Path, uri: str, experiment: str = "ser-attacks", sweeps=(), data
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     manifest = {"tracking_uri": uri, "experiment": experiment, "sweeps": list(sweeps), "dataset": dataset,
-                "tags": tags or {}, "n_runs": int(len(df)), "n_segment_rows": int(len(seg)),
+                "tags": tags or {}, "n_runs": len(df), "n_segment_rows": len(seg),
                 "runs_without_segments": missing, "datasets": sorted(set(df.dataset)),
                 "attacks": sorted(set(df.attack)), "exported": time.strftime("%Y-%m-%d %H:%M:%S"),
                 "command": command}
