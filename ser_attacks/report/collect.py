@@ -224,7 +224,8 @@ def annotate(df: pd.DataFrame) -> tuple[pd.DataFrame, dict, list, tuple]:
         return repr(sorted((k, v) for k, v in p.items() if k not in SEEDS and k not in FOLD_KEYS and k not in drop
                            and not _is_run_only(k)))
     df["group"] = [group(p) for p in df.params]
-    df["protocol_key"] = [group(p, ("split.mode",)) for p in df.params]   # equal across split modes
+    # equal across split modes: the split's own keys (paper/recording: val, test; speaker_cv: n_folds) dropped
+    df["protocol_key"] = [group(p, tuple(k for k in p if k.startswith("split."))) for p in df.params]
     # repetition = the seeds: the folds of one repetition together form one pass over the speakers
     df["rep"] = [repr([p.get(k) for k in SEEDS]) for p in df.params]
     # x axis of the robustness curve: the first numeric swept parameter (eps, theta, th, max_iter ...)
