@@ -82,7 +82,9 @@ def _segments(run: pd.Series, z, classes: np.ndarray, swept: list[str]) -> pd.Da
 
 def _raw_runs(raw: pd.DataFrame) -> pd.DataFrame:
     """search_runs' frame, reduced to what the report reads (all params and metrics, the tags it uses)."""
-    keep = ["run_id", "status", "start_time"] + [c for c in raw.columns if c.startswith(("metrics.", "params.", "tags."))]
+    # sorted: mlflow.search_runs gives the metric columns in no fixed order; the file should not churn
+    keep = ["run_id", "status", "start_time"] + sorted(c for c in raw.columns if c.startswith(("metrics.", "params.",
+                                                                                                "tags.")))
     out = raw[keep].copy()
     out = out.drop(columns=[c for c in out.columns if c in ("tags.mlflow.source.name", "tags.mlflow.user",
                                                            "tags.mlflow.source.type", "tags.mlflow.log-model.history")])
