@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import gzip
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
+from omegaconf import OmegaConf
 from test_report import cli, sweep
 
 
@@ -119,3 +121,40 @@ def test_bad_results_folder_is_a_clear_error(study, tmp_path):
                check=False)
     assert proc.returncode != 0 and "not found" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "x" / "segments.csv.gz").exists()
+
+
+@pytest.mark.parametrize("dataset, folds", [("emodb", 5), ("emovo", 3), ("ravdess", 6)])
+def test_study_experiment_is_the_paper_grid_plus_references_on_every_speaker_fold(dataset, folds):
+    """experiment=study: speaker_cv, final model with the corpus's tuned values, augment=paper, the paper's 26
+    configurations + noise at the 5 FGSM eps + AutoAttack = 32 per fold; `make study` sweeps the folds of
+    ser_attacks.split.DEFAULT_FOLDS; study_leaky: split=paper, one configuration per attack."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from test_list_sweeper import PAPER_GRID, _sweeper
+
+    from ser_attacks.app import CONF_DIR
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("config", overrides=["experiment=study", f"dataset={dataset}", f"+hparams={dataset}_paper"],
+                      return_hydra_config=True)
+        leaky = compose("config", overrides=["experiment=study_leaky", f"dataset={dataset}"],
+                        return_hydra_config=True)
+    tuned = OmegaConf.load(Path(CONF_DIR) / "hparams" / f"{dataset}_paper.yaml")
+    assert cfg.split.mode == "speaker_cv" and cfg.model.name == "final" and cfg.augment.name == "paper"
+    assert cfg.train.lr == tuned.train.lr and cfg.train.batch_size == tuned.train.batch_size
+    assert cfg.model.dropout == tuned.model.dropout and cfg.model.lstm_dropout == tuned.model.lstm_dropout
+    grid = list(cfg.hydra.sweeper.grid)
+    assert grid[:8] == PAPER_GRID
+    make = subprocess.run(["make", "-n", "study", f"DATASET={dataset}", f"PY={sys.executable}", "VENV=/nonexistent"],
+                          cwd=ROOT, capture_output=True, text=True, check=True)
+    fold_arg = next(w for w in make.stdout.split() if w.startswith("split.fold="))
+    assert fold_arg == "split.fold=" + ",".join(map(str, range(folds)))
+    jobs = _sweeper(grid, [f"dataset={dataset}", fold_arg])
+    assert len(jobs) == 32 * folds and len({tuple(sorted(j)) for j in jobs}) == 32 * folds
+    attacks = [next(o for o in j if o.startswith("attack=")) for j in jobs]
+    assert attacks.count("attack=noise") == 5 * folds and attacks.count("attack=autoattack") == folds
+    assert leaky.split.mode == "paper" and len(_sweeper(list(leaky.hydra.sweeper.grid), [])) == 8
