@@ -29,6 +29,10 @@ import pandas as pd
 # experiment=study: configurations per attack family (conf/experiment/study.yaml)
 STUDY_GRID = {"fgsm": 5, "bim": 5, "deepfool": 3, "jsma": 4, "cw_l2": 1, "cw_linf": 1, "pixel_de": 3,
               "pixel_cmaes": 3, "boundary": 1, "noise": 5, "autoattack": 1}
+# a reduced grid: one configuration per attack (experiment=study_leaky's 8) + noise + AutoAttack = 10
+REDUCED_GRID = {"fgsm": 1, "bim": 1, "deepfool": 1, "jsma": 1, "cw_l2": 1, "cw_linf": 1, "pixel_de": 1,
+                "boundary": 1, "noise": 1, "autoattack": 1}
+GRIDS = {"study": STUDY_GRID, "reduced": REDUCED_GRID}
 AUGMENT_VERSIONS = 9          # augment=paper: the original + 8 versions of each training recording
 # Corpora with the study's 5 emotions (conf/dataset/*.yaml emotions), recordings counted by
 # `python -m ser_attacks.data describe` (recipes/study/describe_*.md); folds: ser_attacks.split.DEFAULT_FOLDS;
@@ -47,8 +51,11 @@ def family(attack: str, params: dict) -> str:
 
 def measured_attacks(folder: Path) -> tuple[dict, float, pd.DataFrame]:
     raw = pd.read_csv(folder / "runs.csv")
+    raw = raw[[c for c in raw.columns if c.startswith(("tags.", "params.attack", "start", "metrics.attack_time",
+                                                       "metrics.time_per", "metrics.n_samples", "metrics.clean_acc",
+                                                       "metrics.adv_acc"))]].copy()
     raw["start"] = pd.to_datetime(raw.start_time, utc=True, format="ISO8601")
-    raw = raw.sort_values("start").reset_index(drop=True)
+    raw = raw.sort_values("start").reset_index(drop=True).copy()
     raw["family"] = [family(a, r) for a, r in zip(raw["tags.attack"], raw.to_dict("records"))]
     gaps = raw.start.diff().dt.total_seconds().shift(-1)              # job i runs from start i to start i+1
     raw["job_seconds"] = gaps
@@ -62,7 +69,7 @@ def measured_attacks(folder: Path) -> tuple[dict, float, pd.DataFrame]:
 
 
 def project(per: dict, overhead: float, epoch_s: float, epochs: int, train_segments_emodb: int,
-            budget_s: float, grid_n=(None, 64, 48, 32, 24, 16, 8, 4)) -> list[dict]:
+            budget_s: float, grid_n=(None, 64, 48, 32, 24, 16, 8, 4), grid: str = "study") -> list[dict]:
     from ser_attacks.split import DEFAULT_FOLDS
     rows = []
     for corpus, c in CORPORA.items():
@@ -70,12 +77,12 @@ def project(per: dict, overhead: float, epoch_s: float, epochs: int, train_segme
         per_fold = c["recordings"] / k
         train_seg = per_fold * (k - 2) * AUGMENT_VERSIONS
         train_s = k * epochs * epoch_s * train_seg / train_segments_emodb
-        jobs = k * sum(STUDY_GRID.values())
-        per_config_segment = sum(n * per[f] for f, n in STUDY_GRID.items())   # s per segment, all 32 configs
+        jobs = k * sum(GRIDS[grid].values())
+        per_config_segment = sum(n * per[f] for f, n in GRIDS[grid].items())   # s per segment, all configs
         for n in grid_n:
             seg = per_fold if n is None else min(n, per_fold)
             attack_s = k * seg * per_config_segment + jobs * overhead
-            rows.append({"corpus": corpus, "folds": k, "test_segments_per_fold": round(per_fold, 1),
+            rows.append({"grid": grid, "configs": sum(GRIDS[grid].values()), "corpus": corpus, "folds": k, "test_segments_per_fold": round(per_fold, 1),
                          "train_segments_per_fold": round(train_seg), "epochs": epochs,
                          "train_hours": round(train_s / 3600, 2), "n_samples": "all" if n is None else n,
                          "attacked_segments_per_config": round(k * seg), "jobs": jobs,
@@ -102,22 +109,23 @@ def main(argv=None) -> int:
         raise SystemExit(f"error: {a.attacks}/runs.csv lacks attack families {missing}")
     train_segments = int(meta.get("n_train_segments", 1728))
     rows = []
-    for e in (a.epochs or [int(meta["epochs"]), 50]):
-        rows += project(per, overhead, a.epoch_seconds, e, train_segments, a.budget_hours * 3600)
+    for grid in GRIDS:
+        for e in (a.epochs or [int(meta["epochs"]), 50]):
+            rows += project(per, overhead, a.epoch_seconds, e, train_segments, a.budget_hours * 3600, grid=grid)
     out = {"measured": {"model_epochs": meta["epochs"], "model_train_seconds": round(meta["train_seconds"], 1),
                         "model_val_acc": meta["val_acc"], "model_test_acc": meta["test_acc"],
                         "seconds_per_epoch": a.epoch_seconds, "train_segments_emodb_fold0": train_segments,
                         "attack_seconds_per_segment": {k: round(v, 4) for k, v in sorted(per.items())},
                         "overhead_seconds_per_job": round(overhead, 1),
                         "runs": table.round(4).to_dict("records")},
-           "budget_hours": a.budget_hours, "study_grid": STUDY_GRID, "corpora": CORPORA, "projection": rows}
+           "budget_hours": a.budget_hours, "grids": GRIDS, "corpora": CORPORA, "projection": rows}
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / "budget.json").write_text(json.dumps(out, indent=2, default=str) + "\n")
     with open(a.out / "budget.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
-    print(pd.DataFrame(rows).to_markdown(index=False))
+    print(pd.DataFrame(rows).to_string(index=False))
     return 0
 
 
