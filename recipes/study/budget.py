@@ -69,7 +69,7 @@ def measured_attacks(folder: Path) -> tuple[dict, float, pd.DataFrame]:
 
 
 def project(per: dict, overhead: float, epoch_s: float, epochs: int, train_segments_emodb: int,
-            budget_s: float, grid_n=(None, 64, 48, 32, 24, 16, 8, 4), grid: str = "study") -> list[dict]:
+            budget_s: float, grid_n=(None, 64, 48, 32, 24, 16, 10, 8, 4), grid: str = "study") -> list[dict]:
     from ser_attacks.split import DEFAULT_FOLDS
     rows = []
     for corpus, c in CORPORA.items():
