@@ -138,4 +138,4 @@ study-export: install  ## per-segment export of every FINISHED study run of DATA
 	$(PY) -m ser_attacks.report.export --experiment study --dataset $(DATASET) --out $(STUDY_OUT)
 
 study-report: install  ## the study's report from the committed files alone (no MLflow): results/study/*/ → reports/study
-	$(PY) -m ser_attacks.report --from-results $(wildcard results/study/*/) --out reports/study $(ARGS)
+	$(PY) -m ser_attacks.report --from-results $(dir $(wildcard results/study/*/runs.csv)) --out reports/study $(ARGS)
