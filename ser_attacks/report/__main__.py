@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 import warnings
@@ -33,15 +32,12 @@ def parse(argv=None) -> argparse.Namespace:
 
 
 def main(argv=None) -> int:
-    from .collect import run_filters
+    from .collect import cli_run_filters
     a = parse(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
-    try:
-        uri, tags = run_filters(a)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    filters = cli_run_filters(a)
+    if filters is None:
         return 2
+    uri, tags = filters
     from pathlib import Path
 
     from .build import build_report

@@ -61,6 +61,18 @@ def run_filters(a) -> tuple[str, dict]:
     return (resolve_uri(a.tracking_uri) if a.tracking_uri else default_uri()), dict(t.split("=", 1) for t in a.tag)
 
 
+def cli_run_filters(a) -> tuple[str, dict] | None:
+    """``run_filters`` for a command line: logging set up; a malformed --tag is printed as an error (None)."""
+    import sys
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    try:
+        return run_filters(a)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
+
+
 def _is_run_only(key: str) -> bool:
     return any(key == k or key.startswith(k + ".") for k in RUN_ONLY)
 

@@ -43,8 +43,8 @@ from .collect import (
     Samples,
     add_run_filters,
     annotate,
+    cli_run_filters,
     download,
-    run_filters,
     search,
     tidy,
 )
@@ -192,13 +192,10 @@ def main(argv=None) -> int:
                    "(e.g. results/study/emodb); files of an earlier export there are replaced")
     p.add_argument("--cache", default=None, help="artifact download cache (default $SER_ATTACKS_CACHE/report_artifacts)")
     a = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
-    try:
-        uri, tags = run_filters(a)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    filters = cli_run_filters(a)
+    if filters is None:
         return 2
+    uri, tags = filters
     cmd = "python -m ser_attacks.report.export " + " ".join(argv if argv is not None else sys.argv[1:])
     m = export(Path(a.out), uri, a.experiment, a.sweep, a.dataset, tags,
                Path(a.cache) if a.cache else None, command=cmd)
