@@ -119,7 +119,7 @@ tune: install  ## Optuna search (sqlite optuna.db, resumable) → conf/hparams/<
 STUDY_OUT ?= results/study/$(DATASET)
 STUDY_ROOT_ARG = $(if $(ROOT),dataset.root=$(ROOT))
 STUDY_N_ARG = $(if $(N),attack.n_samples=$(N))
-STUDY_FOLDS = $(shell $(PY) -c "from ser_attacks.split import DEFAULT_FOLDS as F; print(','.join(map(str, range(F['$(DATASET)']))))")
+STUDY_FOLDS = $(shell $(PY) -c "from ser_attacks.split import DEFAULT_FOLDS as F; print(','.join(map(str, range(F.get('$(DATASET)', 0)))))")
 .PHONY: study study-leaky study-export study-report
 
 study: install  ## the study on one corpus: all speaker folds x 32 attack configs, then export to results/study/DATASET (DATASET=emodb N=24 ROOT=...)
