@@ -112,3 +112,30 @@ normalization-study: install  ## paper Table 1: 8 normalizations x datasets x 3 
 
 tune: install  ## Optuna search (sqlite optuna.db, resumable) → conf/hparams/<study>.yaml (ARGS="dataset=emodb tune.n_trials=30")
 	$(PY) -m ser_attacks.tune $(ARGS)
+
+# ---- the study (issue 17): one corpus at a time, all speaker folds, the paper grid + references -----
+# DATASET=emodb|emovo|ravdess; ROOT=<corpus folder> (default: the dataset config's root); N=attack.n_samples
+# per fold (default: the whole test split of each fold; recipes/study/README.md budgets it).
+STUDY_OUT ?= results/study/$(DATASET)
+STUDY_ROOT_ARG = $(if $(ROOT),dataset.root=$(ROOT))
+STUDY_N_ARG = $(if $(N),attack.n_samples=$(N))
+STUDY_FOLDS = $(shell $(PY) -c "from ser_attacks.split import DEFAULT_FOLDS as F; print(','.join(map(str, range(F.get('$(DATASET)', 0)))))")
+.PHONY: study study-leaky study-export study-report
+
+study: install  ## the study on one corpus: all speaker folds x 32 attack configs, then export to results/study/DATASET (DATASET=emodb N=24 ROOT=...)
+	@test "$(DATASET)" != synthetic || { echo "make study needs DATASET=emodb|emovo|ravdess"; exit 2; }
+	$(PY) -m ser_attacks -m experiment=study dataset=$(DATASET) +hparams=$(DATASET)_paper split.fold=$(STUDY_FOLDS) \
+		$(STUDY_ROOT_ARG) $(STUDY_N_ARG) $(ARGS)
+	$(MAKE) study-export DATASET=$(DATASET)
+
+study-leaky: install  ## the paper's leaky split (split=paper) on one corpus, strongest config per attack, then export
+	@test "$(DATASET)" != synthetic || { echo "make study-leaky needs DATASET=emodb|emovo|ravdess"; exit 2; }
+	$(PY) -m ser_attacks -m experiment=study_leaky dataset=$(DATASET) +hparams=$(DATASET)_paper \
+		$(STUDY_ROOT_ARG) $(STUDY_N_ARG) $(ARGS)
+	$(MAKE) study-export DATASET=$(DATASET)
+
+study-export: install  ## per-segment export of every FINISHED study run of DATASET → results/study/DATASET/{runs.csv,segments.csv.gz}
+	$(PY) -m ser_attacks.report.export --experiment study --dataset $(DATASET) --out $(STUDY_OUT)
+
+study-report: install  ## the study's report from the committed files alone (no MLflow): results/study/*/ → reports/study
+	$(PY) -m ser_attacks.report --from-results $(dir $(wildcard results/study/*/runs.csv)) --out reports/study $(ARGS)

@@ -2,11 +2,11 @@
 
     python -m ser_attacks.report --sweep <parent_run_id> --out reports/demo
     python -m ser_attacks.report --experiment ser-attacks --dataset emodb --tag model=final --out reports/emodb
+    python -m ser_attacks.report --from-results results/study/emodb results/study/emovo --out reports/study
 """
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 import warnings
@@ -25,24 +25,24 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--name", default=None, help="report title / MLflow run name")
     p.add_argument("--no-log", action="store_true", help="do not log a run_type=report run to MLflow")
     p.add_argument("--cache", default=None, help="artifact download cache (default $SER_ATTACKS_CACHE/report_artifacts)")
+    p.add_argument("--from-results", nargs="+", default=None, metavar="DIR",
+                   help="build from exported files (runs.csv + segments.csv.gz, python -m ser_attacks.report.export) "
+                        "instead of MLflow; the run filters are then ignored and nothing is logged")
     return p.parse_args(argv)
 
 
 def main(argv=None) -> int:
-    from .collect import run_filters
+    from .collect import cli_run_filters
     a = parse(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
-    try:
-        uri, tags = run_filters(a)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    filters = cli_run_filters(a)
+    if filters is None:
         return 2
+    uri, tags = filters
     from pathlib import Path
 
     from .build import build_report
     rep = build_report(uri, a.experiment, a.sweep, a.dataset, tags, Path(a.out), a.name, log_run=not a.no_log,
-                       cache=Path(a.cache) if a.cache else None)
+                       cache=Path(a.cache) if a.cache else None, results=a.from_results)
     print(f"Report: {len(rep.runs)} runs → {rep.md} and {rep.html} ({len(rep.figures)} figures, "
           f"{len(rep.tables.items)} tables)" + (f"; MLflow report run {rep.run_id}" if rep.run_id else ""))
     return 0

@@ -127,8 +127,15 @@ def _shrink(src: Path, dst: Path, max_px: int = 1000) -> None:
 
 def build_report(uri: str | None = None, experiment: str = "ser-attacks", sweeps=(), dataset: str | None = None,
                  tags: dict | None = None, out: str | Path = "reports/report", name: str | None = None,
-                 log_run: bool = True, cache: Path | None = None, max_spectrograms: int = 24) -> Report:
-    runs = collect(uri, experiment, sweeps, dataset, tags)
+                 log_run: bool = True, cache: Path | None = None, max_spectrograms: int = 24,
+                 results=None) -> Report:
+    """``results``: export folders (report/export.py) to read instead of MLflow (nothing is logged then)."""
+    if results:
+        from .export import load_results
+        runs, samples = load_results(results)
+        log_run = False
+    else:
+        runs, samples = collect(uri, experiment, sweeps, dataset, tags), None
     if not len(runs):
         raise SystemExit(f"error: no FINISHED attack runs in experiment {experiment!r} at "
                          f"{runs.uri} matching {runs.filters}")
@@ -142,7 +149,8 @@ def build_report(uri: str | None = None, experiment: str = "ser-attacks", sweeps
             (out / f).unlink(missing_ok=True)
     (out / "tables").mkdir(parents=True, exist_ok=True)
     (out / "figures").mkdir(exist_ok=True)
-    samples = load_samples(runs.uri, runs.df.run_id, cache)
+    if samples is None:
+        samples = load_samples(runs.uri, runs.df.run_id, cache)
     t = build_tables(runs, samples)
     cl = checklist.checklist(t.configs, t.samples)
     name = name or f"ser-attacks report: {out.name}"

@@ -61,6 +61,18 @@ def run_filters(a) -> tuple[str, dict]:
     return (resolve_uri(a.tracking_uri) if a.tracking_uri else default_uri()), dict(t.split("=", 1) for t in a.tag)
 
 
+def cli_run_filters(a) -> tuple[str, dict] | None:
+    """``run_filters`` for a command line: logging set up; a malformed --tag is printed as an error (None)."""
+    import sys
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    try:
+        return run_filters(a)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
+
+
 def _is_run_only(key: str) -> bool:
     return any(key == k or key.startswith(k + ".") for k in RUN_ONLY)
 
@@ -224,7 +236,8 @@ def annotate(df: pd.DataFrame) -> tuple[pd.DataFrame, dict, list, tuple]:
         return repr(sorted((k, v) for k, v in p.items() if k not in SEEDS and k not in FOLD_KEYS and k not in drop
                            and not _is_run_only(k)))
     df["group"] = [group(p) for p in df.params]
-    df["protocol_key"] = [group(p, ("split.mode",)) for p in df.params]   # equal across split modes
+    # equal across split modes: the split's own keys (paper/recording: val, test; speaker_cv: n_folds) dropped
+    df["protocol_key"] = [group(p, tuple(k for k in p if k.startswith("split."))) for p in df.params]
     # repetition = the seeds: the folds of one repetition together form one pass over the speakers
     df["rep"] = [repr([p.get(k) for k in SEEDS]) for p in df.params]
     # x axis of the robustness curve: the first numeric swept parameter (eps, theta, th, max_iter ...)
@@ -261,6 +274,8 @@ def cache_dir() -> Path:
 
 def download(uri: str, run_id: str, artifact: str, cache: Path | None = None) -> Path | None:
     """One artifact of a run, downloaded once into ``cache/<run_id>/``; None if the run lacks it."""
+    if uri.startswith("results:"):        # a report rebuilt from exported files (report/export.py): no artifacts
+        return None
     import mlflow.artifacts
     cache = Path(cache or cache_dir()) / run_id
     target = cache / artifact

@@ -82,7 +82,7 @@ def _protocol(d: pd.DataFrame, a: float) -> str:
           [f"{r.dataset} {r.attack} {r.config} adv (p {fp(r.adv_acc_p)})" for r in d.itertuples()
            if r.adv_acc_p < a]
     untested = int(np.isnan(ps).sum())
-    return (f"- **Protocol gap (split=paper − split=recording; {n} clean + {len(d)} adversarial "
+    return (f"- **Protocol gap (split=paper − split={d.leakage_free.iloc[0]}; {n} clean + {len(d)} adversarial "
             "comparisons, Holm over all):** clean accuracy "
             + ("differs significantly for " + "; ".join(sig_c) if sig_c else
                "shows no significant difference after Holm")

@@ -1,0 +1,209 @@
+"""Attack runs → small files that outlive the MLflow database: ``runs.csv``, ``segments.csv.gz``, ``manifest.json``.
+
+    python -m ser_attacks.report.export --sweep <parent_run_id> --out results/study/emodb
+    python -m ser_attacks.report --from-results results/study/emodb [results/study/emovo ...] --out reports/study
+
+``runs.csv``: one row per FINISHED attack run, in the columns of ``mlflow.search_runs`` (``run_id``,
+``status``, ``start_time``, ``tags.*``, ``metrics.*``, ``params.*``: every logged parameter, so the report
+groups configurations, settings, seeds and folds exactly as from MLflow).
+``segments.csv.gz``: one row per attacked segment and run (from the run's ``adversarial.npz``, without the
+spectrograms): the run's configuration (dataset, model, split, fold, seed, attack, config = its swept parameters,
+``attack.*`` = all its parameters),
+the segment's identity (recording_id, speaker, utterance, segment, augment, test_index), gender, emotion,
+label, clean/adversarial prediction, perturbation (normalized units, mean |δ|), perturbation_db, linf_db,
+snr_db (dB of log-Mel / SNR of the Mel power; +inf: segment unchanged) and the run's attack time per segment.
+``manifest.json``: where the runs came from (tracking URI, experiment, filters), counts, the command.
+
+``load_results`` reads one or more such folders back into exactly what ``collect.collect`` and
+``collect.load_samples`` give the report. What the files lack: the logged figures (spectrograms) and audio,
+which the rebuilt report leaves out.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+warnings.filterwarnings("ignore", message=".*PyTorch not found.*")
+
+from .collect import (
+    ATTACK_META,
+    SEED_KEYS,
+    Runs,
+    Samples,
+    add_run_filters,
+    annotate,
+    cli_run_filters,
+    download,
+    search,
+    tidy,
+)
+
+log = logging.getLogger(__name__)
+
+RESULTS_SCHEME = "results:"        # Runs.uri of a report rebuilt from files (collect.download skips it)
+RUNS_FILE, SEGMENTS_FILE, MANIFEST_FILE = "runs.csv", "segments.csv.gz", "manifest.json"
+# identity columns of a segment: strings (speaker "03" stays "03")
+ID_COLUMNS = ("recording_id", "speaker", "utterance", "augment", "emotion", "gender")
+PER_SEGMENT = ("perturbation", "perturbation_db", "linf_db", "snr_db")
+
+
+def _segments(run: pd.Series, z, classes: np.ndarray, swept: list[str]) -> pd.DataFrame:
+    """The rows of one run's ``adversarial.npz`` (arrays of length n; ``x_adv`` and logits left out)."""
+    n = len(z["label"])
+    p = run.params
+    cols = {"run_id": run.run_id, "dataset": run.dataset, "model": run.model, "split": run.split,
+            "fold": (z["fold"].astype(int) if "fold" in z.files else np.full(n, -1)), "seed": run.seed,
+            "attack": run.attack, "config": run.config}
+    cols.update({k: p.get(k, "") for k in swept})
+    for c in ID_COLUMNS[:4]:
+        cols[c] = z[c].astype(str) if c in z.files else np.full(n, "")
+    cols["segment"] = z["segment"].astype(int) if "segment" in z.files else np.zeros(n, int)
+    cols["test_index"] = z["test_index"].astype(int)
+    cols["gender"] = z["gender"].astype(str)
+    label, clean, adv = (z[k].astype(int) for k in ("label", "clean_pred", "adv_pred"))
+    cols.update(label=label, emotion=(z["emotion"].astype(str) if "emotion" in z.files else classes[label]),
+                clean_pred=clean, adv_pred=adv, clean_emotion=classes[clean], adv_emotion=classes[adv])
+    for k in PER_SEGMENT:
+        cols[k] = z[k].astype(np.float64) if k in z.files else np.full(n, np.nan)
+    cols["time_per_segment_s"] = float(run.get("time_per_sample_s", np.nan))
+    return pd.DataFrame(cols)
+
+
+def _raw_runs(raw: pd.DataFrame) -> pd.DataFrame:
+    """search_runs' frame, reduced to what the report reads (all params and metrics, the tags it uses)."""
+    # sorted: mlflow.search_runs gives the metric columns in no fixed order; the file should not churn
+    keep = ["run_id", "status", "start_time"] + sorted(c for c in raw.columns if c.startswith(("metrics.", "params.",
+                                                                                                "tags.")))
+    out = raw[keep].copy()
+    out = out.drop(columns=[c for c in out.columns if c in ("tags.mlflow.source.name", "tags.mlflow.user",
+                                                           "tags.mlflow.source.type", "tags.mlflow.log-model.history")])
+    out["start_time"] = pd.to_datetime(out.start_time, utc=True).map(lambda t: t.isoformat())
+    return out
+
+
+def export(out: Path, uri: str, experiment: str = "ser-attacks", sweeps=(), dataset: str | None = None,
+           tags: dict | None = None, cache: Path | None = None, command: str = "") -> dict:
+    """Write runs.csv, segments.csv.gz and manifest.json into ``out``; returns the manifest. The files are
+    written under temporary names and renamed at the end (an interrupted export leaves the old files)."""
+    raw = search(uri, experiment, sweeps, dataset, tags)
+    if not len(raw):
+        raise SystemExit(f"error: no FINISHED attack runs in experiment {experiment!r} at {uri} matching "
+                         f"sweeps={list(sweeps)} dataset={dataset} tags={tags or {}}")
+    df = annotate(tidy(raw))[0]
+    # every attack parameter any run logged (the swept ones and the fixed ones: a row says its whole attack)
+    swept_keys = sorted({k for p in df.params for k in p if k.startswith("attack.") and k not in ATTACK_META})
+    frames, missing = [], []
+    for _, run in df.iterrows():
+        path = download(uri, run.run_id, "adversarial.npz", cache)
+        if path is None:
+            missing.append(run.run_id)
+            continue
+        with np.load(path, allow_pickle=False) as z:          # x_adv is never read (lazy npz)
+            classes = z["classes"].astype(str) if "classes" in z.files else np.array([], str)
+            frames.append(_segments(run, z, classes, swept_keys))
+    seg = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = {"tracking_uri": uri, "experiment": experiment, "sweeps": list(sweeps), "dataset": dataset,
+                "tags": tags or {}, "n_runs": len(df), "n_segment_rows": len(seg),
+                "runs_without_segments": missing, "datasets": sorted(set(df.dataset)),
+                "attacks": sorted(set(df.attack)), "exported": time.strftime("%Y-%m-%d %H:%M:%S"),
+                "command": command}
+    tmp = {f: out / f".{f}.tmp" for f in (RUNS_FILE, SEGMENTS_FILE, MANIFEST_FILE)}
+    _raw_runs(raw[raw.run_id.isin(df.run_id)]).to_csv(tmp[RUNS_FILE], index=False)
+    seg.to_csv(tmp[SEGMENTS_FILE], index=False, compression={"method": "gzip", "mtime": 0}, float_format="%.6g")
+    tmp[MANIFEST_FILE].write_text(json.dumps(manifest, indent=2) + "\n")
+    for f, t in tmp.items():
+        t.replace(out / f)
+    return manifest
+
+
+# ------------------------------------------------------------------------------------------ reading back
+def _read_runs(folder: Path) -> pd.DataFrame:
+    raw = pd.read_csv(folder / RUNS_FILE, dtype=str, keep_default_na=False)
+    for c in raw.columns:
+        if c.startswith("metrics."):
+            raw[c] = pd.to_numeric(raw[c].replace("", np.nan), errors="coerce")
+        elif c.startswith("params."):
+            raw[c] = raw[c].where(raw[c] != "", None)       # a parameter the run did not log
+    raw["start_time"] = pd.to_datetime(raw.start_time, utc=True, format="ISO8601")
+    return raw
+
+
+def _read_segments(folder: Path) -> pd.DataFrame:
+    path = folder / SEGMENTS_FILE
+    if not path.exists() or path.stat().st_size == 0:
+        return pd.DataFrame()
+    return pd.read_csv(path, dtype={c: str for c in ID_COLUMNS}, keep_default_na=False,
+                       na_values={k: ["", "nan", "NaN"] for k in PER_SEGMENT})
+
+
+def samples_from_segments(seg: pd.DataFrame) -> dict[str, Samples]:
+    """segments.csv rows → ``collect.Samples`` per run, as ``collect.load_samples`` reads them from the npz."""
+    out = {}
+    if not len(seg):
+        return out
+    for rid, g in seg.groupby("run_id", sort=False):
+        out[rid] = Samples(g.label.to_numpy(int), g.gender.to_numpy(str), g.clean_pred.to_numpy(int),
+                           g.adv_pred.to_numpy(int), g.test_index.to_numpy(int), g.speaker.to_numpy(str),
+                           g.recording_id.to_numpy(str), g.segment.to_numpy(int), g.augment.to_numpy(str),
+                           g.fold.to_numpy(int))
+    return out
+
+
+def load_results(folders) -> tuple[Runs, dict[str, Samples]]:
+    """One or more export folders → (Runs, samples) as ``collect.collect`` + ``collect.load_samples`` give."""
+    folders = [Path(f) for f in folders]
+    for f in folders:
+        if not (f / RUNS_FILE).exists():
+            raise SystemExit(f"error: {f} holds no {RUNS_FILE} (write one with python -m ser_attacks.report.export)")
+    raws = [_read_runs(f) for f in folders]
+    raw = pd.concat(raws, ignore_index=True).drop_duplicates("run_id").reset_index(drop=True)
+    df = tidy(raw)
+    if not len(df):
+        raise SystemExit(f"error: no runs in {', '.join(map(str, folders))}")
+    df, swept, skeys, seeds = annotate(df)
+    manifests = [json.loads((f / MANIFEST_FILE).read_text()) if (f / MANIFEST_FILE).exists() else {} for f in folders]
+    experiments = sorted({m.get("experiment", "?") for m in manifests})
+    filters = {"sweeps": [s for m in manifests for s in m.get("sweeps", [])], "dataset": None, "tags": {}}
+    runs = Runs(df, RESULTS_SCHEME + ",".join(map(str, folders)), ",".join(experiments), filters,
+                swept=swept, setting_keys=skeys, seed_keys=seeds or SEED_KEYS)
+    seg = pd.concat([_read_segments(f) for f in folders], ignore_index=True)
+    samples = samples_from_segments(seg[seg.run_id.isin(set(df.run_id))] if len(seg) else seg)
+    return runs, samples
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m ser_attacks.report.export", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_run_filters(p)
+    p.add_argument("--out", required=True, help="folder for runs.csv, segments.csv.gz, manifest.json "
+                   "(e.g. results/study/emodb); files of an earlier export there are replaced")
+    p.add_argument("--cache", default=None, help="artifact download cache (default $SER_ATTACKS_CACHE/report_artifacts)")
+    a = p.parse_args(argv)
+    filters = cli_run_filters(a)
+    if filters is None:
+        return 2
+    uri, tags = filters
+    cmd = "python -m ser_attacks.report.export " + " ".join(argv if argv is not None else sys.argv[1:])
+    m = export(Path(a.out), uri, a.experiment, a.sweep, a.dataset, tags,
+               Path(a.cache) if a.cache else None, command=cmd)
+    print(f"Exported {m['n_runs']} runs, {m['n_segment_rows']} segment rows → {a.out}/{RUNS_FILE}, "
+          f"{a.out}/{SEGMENTS_FILE}" + (f" ({len(m['runs_without_segments'])} runs without adversarial.npz)"
+                                        if m["runs_without_segments"] else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

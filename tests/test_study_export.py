@@ -1,0 +1,161 @@
+"""The study's per-segment export (report/export.py): a speaker-fold sweep → runs.csv + segments.csv.gz →
+the report rebuilt from those files alone equals the report built from MLflow."""
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+from omegaconf import OmegaConf
+from test_report import cli, sweep
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """6 speakers → 3 speaker folds; FGSM and noise on every fold, plus the leaky split=paper run;
+    exported, then reported from MLflow and from the files."""
+    from ser_attacks.data.synthetic import generate_corpus
+    tmp = tmp_path_factory.mktemp("study")
+    corpus = tmp / "corpus6"
+    generate_corpus(corpus, layout="emodb", n_speakers=6, n_sentences=3, seed=0)
+    six = ("dataset.generate.n_speakers=6", "report=false")
+    cv = sweep(tmp, corpus, *six, "split=speaker_cv", "split.fold=0,1,2", "attack=fgsm,noise", "attack.eps=0.25")
+    leaky = sweep(tmp, corpus, *six, "split=paper", "attack=fgsm", "attack.eps=0.25")
+    export = tmp / "results" / "study" / "synthetic"
+    printed = cli(tmp, "ser_attacks.report.export", "--sweep", cv, "--sweep", leaky, "--out", str(export)).stdout
+    from_mlflow, from_files = tmp / "reports" / "mlflow", tmp / "reports" / "files"
+    cli(tmp, "ser_attacks.report", "--sweep", cv, "--sweep", leaky, "--out", str(from_mlflow), "--no-log")
+    (tmp / "mlflow.db").rename(tmp / "mlflow.db.away")     # the files alone: no tracking DB to fall back on
+    cli(tmp, "ser_attacks.report", "--from-results", str(export), "--out", str(from_files))
+    client = MlflowClient(f"sqlite:///{tmp / 'mlflow.db.away'}")
+    exp = client.get_experiment_by_name("ser-attacks")
+    runs = client.search_runs([exp.experiment_id], "tags.run_type = 'attack'", max_results=1000)
+    return {"tmp": tmp, "export": export, "mlflow": from_mlflow, "files": from_files, "runs": runs,
+            "printed": printed, "client": client}
+
+
+def test_segments_file_has_one_row_per_attacked_segment_and_run(study):
+    runs, export = study["runs"], study["export"]
+    assert len(runs) == 3 * 2 + 1
+    seg = pd.read_csv(export / "segments.csv.gz", dtype={"speaker": str, "recording_id": str})
+    with gzip.open(export / "segments.csv.gz", "rt") as f:
+        header = f.readline().strip().split(",")
+    for col in ("run_id", "dataset", "model", "split", "fold", "seed", "attack", "config", "attack.eps", "recording_id",
+                "speaker", "utterance", "segment", "augment", "gender", "emotion", "label", "clean_pred", "adv_pred",
+                "perturbation", "perturbation_db", "linf_db", "snr_db", "time_per_segment_s"):
+        assert col in header, col
+    assert not any("x_adv" in c or "logits" in c for c in header)       # no spectrograms, no logits
+    assert len(seg) == sum(int(r.data.metrics["n_samples"]) for r in runs)
+    by_run = {r.info.run_id: r for r in runs}
+    assert set(seg.run_id) == set(by_run)
+    for rid, g in seg.groupby("run_id"):
+        m, p = by_run[rid].data.metrics, by_run[rid].data.params
+        assert (g.clean_pred == g.label).mean() == pytest.approx(m["clean_acc"])
+        assert (g.adv_pred == g.label).mean() == pytest.approx(m["adv_acc"])
+        assert g.perturbation.mean() == pytest.approx(m["perturbation"], rel=1e-4)
+        assert g.perturbation_db.mean() == pytest.approx(m["perturbation_db"], rel=1e-4)
+        assert g.time_per_segment_s.iloc[0] == pytest.approx(m["time_per_sample_s"], rel=1e-5)
+        assert set(g.split) == {p["split.mode"]} and float(g["attack.eps"].iloc[0]) == float(p["attack.eps"])
+        if p["split.mode"] == "speaker_cv":
+            assert set(g.fold) == {int(p["split.fold"])}
+    cv = seg[seg.split == "speaker_cv"]
+    # every speaker tested in exactly one fold; gender belongs to the speaker
+    assert cv.groupby("speaker").fold.nunique().max() == 1 and cv.speaker.nunique() == 6
+    assert cv.groupby("speaker").gender.nunique().max() == 1
+    manifest = json.loads((export / "manifest.json").read_text())
+    assert manifest["n_runs"] == len(runs) and manifest["n_segment_rows"] == len(seg)
+    assert f"Exported {len(runs)} runs, {len(seg)} segment rows" in study["printed"]
+    rc = pd.read_csv(export / "runs.csv")
+    assert len(rc) == len(runs) and {"metrics.clean_acc", "metrics.adv_acc", "metrics.model_test_acc",
+                                     "metrics.attack_time_s", "tags.device", "params.split.fold"} <= set(rc.columns)
+
+
+def test_report_from_files_equals_report_from_mlflow(study):
+    a, b = study["mlflow"], study["files"]
+    names = sorted(p.name for p in (a / "tables").glob("*.csv"))
+    assert names == sorted(p.name for p in (b / "tables").glob("*.csv"))
+    assert {"table03_clean_accuracy.csv", "configurations.csv", "checklist.csv", "runs.csv"} <= set(names)
+    assert any(n.startswith("protocol") for n in names)       # the leaky run gives the protocol gap
+    for n in names:
+        # check_like: runs.csv's metric columns come in mlflow.search_runs' (unfixed) order
+        pd.testing.assert_frame_equal(pd.read_csv(a / "tables" / n), pd.read_csv(b / "tables" / n), obj=n,
+                                      check_like=True)
+    # the markdown tables (clean accuracy with speaker intervals, statistics, checklist) are the same text, up to
+    # the audio players: the audio files are MLflow artifacts, not part of the export
+    md = [(d / "report.md").read_text() for d in (a, b)]
+    assert "### Listen" in md[0] and "### Listen" not in md[1]
+    tables = [[ln for ln in m.split("### Listen")[0].splitlines() if ln.startswith("|")] for m in md]
+    assert len(tables[0]) > 40 and tables[0] == tables[1]
+    assert {p.name for p in (b / "figures").glob("*.png")} == {
+        p.name for p in (a / "figures").glob("*.png")
+        if not p.name.startswith(("spectrograms_", "audio_spectrograms_"))}      # logged figures: MLflow artifacts
+    assert "results:" in (b / "report.md").read_text()
+
+
+def test_changed_files_change_the_report(study, tmp_path):
+    """The rebuilt report reads the segments (not a copy of MLflow's numbers): flipping predictions moves it."""
+    import shutil
+    src = study["export"]
+    dst = tmp_path / "edited"
+    shutil.copytree(src, dst)
+    seg = pd.read_csv(dst / "segments.csv.gz", dtype={"speaker": str, "recording_id": str, "utterance": str,
+                                                       "augment": str, "emotion": str, "gender": str},
+                      keep_default_na=False)
+    seg["adv_pred"] = seg["label"]                        # every attack fails
+    seg.to_csv(dst / "segments.csv.gz", index=False)
+    cli(tmp_path, "ser_attacks.report", "--from-results", str(dst), "--out", str(tmp_path / "rep"))
+    cf = pd.read_csv(tmp_path / "rep" / "tables" / "configurations.csv")
+    orig = pd.read_csv(study["files"] / "tables" / "configurations.csv")
+    assert (cf.adv_acc_hi.to_numpy() >= orig.adv_acc_hi.to_numpy()).all()
+    assert not np.allclose(cf.adv_acc_lo.to_numpy(), orig.adv_acc_lo.to_numpy())
+
+
+def test_bad_results_folder_is_a_clear_error(study, tmp_path):
+    proc = cli(tmp_path, "ser_attacks.report", "--from-results", str(tmp_path / "nothing"), "--out",
+               str(tmp_path / "rep"), check=False)
+    assert proc.returncode != 0 and "holds no runs.csv" in proc.stderr and "Traceback" not in proc.stderr
+    proc = cli(tmp_path, "ser_attacks.report.export", "--experiment", "nope", "--out", str(tmp_path / "x"),
+               check=False)
+    assert proc.returncode != 0 and "not found" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "x" / "segments.csv.gz").exists()
+
+
+@pytest.mark.parametrize("dataset, folds", [("emodb", 5), ("emovo", 3), ("ravdess", 6)])
+def test_study_experiment_is_the_paper_grid_plus_references_on_every_speaker_fold(dataset, folds):
+    """experiment=study: speaker_cv, final model with the corpus's tuned values, augment=paper, the paper's 26
+    configurations + noise at the 5 FGSM eps + AutoAttack = 32 per fold; `make study` sweeps the folds of
+    ser_attacks.split.DEFAULT_FOLDS; study_leaky: split=paper, one configuration per attack."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from test_list_sweeper import PAPER_GRID, _sweeper
+
+    from ser_attacks.app import CONF_DIR
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("config", overrides=["experiment=study", f"dataset={dataset}", f"+hparams={dataset}_paper"],
+                      return_hydra_config=True)
+        leaky = compose("config", overrides=["experiment=study_leaky", f"dataset={dataset}"],
+                        return_hydra_config=True)
+    tuned = OmegaConf.load(Path(CONF_DIR) / "hparams" / f"{dataset}_paper.yaml")
+    assert cfg.split.mode == "speaker_cv" and cfg.model.name == "final" and cfg.augment.name == "paper"
+    assert cfg.train.lr == tuned.train.lr and cfg.train.batch_size == tuned.train.batch_size
+    assert cfg.model.dropout == tuned.model.dropout and cfg.model.lstm_dropout == tuned.model.lstm_dropout
+    grid = list(cfg.hydra.sweeper.grid)
+    assert grid[:8] == PAPER_GRID
+    make = subprocess.run(["make", "-n", "study", f"DATASET={dataset}", f"PY={sys.executable}", "VENV=/nonexistent"],
+                          cwd=ROOT, capture_output=True, text=True, check=True)
+    fold_arg = next(w for w in make.stdout.split() if w.startswith("split.fold="))
+    assert fold_arg == "split.fold=" + ",".join(map(str, range(folds)))
+    jobs = _sweeper(grid, [f"dataset={dataset}", fold_arg])
+    assert len(jobs) == 32 * folds and len({tuple(sorted(j)) for j in jobs}) == 32 * folds
+    attacks = [next(o for o in j if o.startswith("attack=")) for j in jobs]
+    assert attacks.count("attack=noise") == 5 * folds and attacks.count("attack=autoattack") == folds
+    assert leaky.split.mode == "paper" and len(_sweeper(list(leaky.hydra.sweeper.grid), [])) == 8
