@@ -1,6 +1,6 @@
 """Peak memory of an attack job: bounded by ``attack.batch_size``, not by the number of attacked segments.
 
-    python benchmarks/attack_memory.py --json results/bench_attack_memory_emodb.json   # = make bench-attack-memory
+    python benchmarks/attack_memory.py --json recipes/attack_memory/bench_attack_memory_emodb.json   # = make bench-attack-memory
 
 For every attack of the paper grid (ours, as ``conf/attack/*.yaml`` selects them, compiled estimator),
 a FRESH process loads the trained model (``benchmarks/grid.py``'s default: final model, shared EmoDB),

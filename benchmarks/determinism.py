@@ -1,7 +1,7 @@
 """What deterministic training costs: the demo's model (final, embedded corpus) trained with TensorFlow's op
 determinism on and off, side by side.
 
-    python benchmarks/determinism.py [--repeats 2] [--epochs 6] [--json results/determinism_demo.json] [overrides...]
+    python benchmarks/determinism.py [--repeats 2] [--epochs 6] [--json recipes/demo/determinism_demo.json] [overrides...]
 
 Each training runs in its own process (TensorFlow's determinism switch is process-wide), alternating
 deterministic / non-deterministic, all seeded alike (``keras.utils.set_random_seed``); "off" keeps

@@ -1,6 +1,6 @@
 """The paper's attack grid, stock ART vs ours, on a TRAINED model and real test segments.
 
-    python benchmarks/grid.py --n 2 --repeats 1 --json results/bench_grid_emodb.json      # = make bench-grid
+    python benchmarks/grid.py --n 2 --repeats 1 --json recipes/attack_speed_grid/bench_grid_emodb.json      # = make bench-grid
 
 Model: the platform's own trained model for the config given after ``--`` (default: the final model on the
 shared EmoDB copy, ``train.max_epochs=12``; trained once and cached under ``SER_ATTACKS_CACHE``). Samples:

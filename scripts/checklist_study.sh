@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The robustness-checklist study (README, "Reports"): speaker-fold cross-validation (split=speaker_cv, folds of one
+# The robustness-checklist study (recipes/emodb_checklist/README.md): speaker-fold cross-validation (split=speaker_cv, folds of one
 # female + one male speaker on EmoDB and the embedded corpus), the final model with a modest training budget, and
 # per fold the attacks the checklist needs at three L-inf budgets (standardized log-Mel units):
 #   FGSM and BIM (10 iterations, step eps/4), uniform noise and AutoAttack (APGD-CE + APGD-DLR, 20 iterations) at
@@ -8,7 +8,7 @@
 # Every job of a fold attacks the same N test segments (stratified by gender x emotion, attack.sample_seed=0).
 #   scripts/checklist_study.sh                                   # shared EmoDB (default), folds 0-4
 #   DATA="dataset=synthetic" N=20 EPOCHS=10 scripts/checklist_study.sh   # the embedded corpus
-# then: python -m ser_attacks.report --dataset emodb --out reports/emodb_checklist (README).
+# then: python -m ser_attacks.report --dataset emodb --out reports/emodb_checklist (recipes/emodb_checklist/README.md).
 # HYDRA_EXTRA: more overrides for every sweep (e.g. tracking.artifact_root=..., hydra.sweep.dir=...).
 set -euo pipefail
 DATA=${DATA:-dataset=emodb dataset.root=${EMODB:-/work/shared/data/emodb}}

@@ -1,7 +1,7 @@
 """Clean test accuracy of one model configuration under several split modes and seeds.
 
     python scripts/clean_accuracy.py --dataset emodb --splits paper recording --seeds 0 1 2 \
-        --out results/clean_accuracy_emodb.json -- train.max_epochs=15
+        --out recipes/real_corpora/clean_accuracy_emodb.json -- train.max_epochs=15
 
 Each (split, seed) composes the Hydra config (``dataset=<d> split=<mode> seed=<s> split.seed=<s>``
 plus the overrides after ``--``), prepares the data and trains the model through the normal model
@@ -42,7 +42,7 @@ def main(argv=None) -> int:
     p.add_argument("--dataset", default="emodb")
     p.add_argument("--splits", nargs="+", default=["paper", "recording"])
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    p.add_argument("--out", type=Path, default=ROOT / "results" / "clean_accuracy.json")
+    p.add_argument("--out", type=Path, default=ROOT / "recipes" / "real_corpora" / "clean_accuracy.json")
     p.add_argument("--table-only", action="store_true")
     p.add_argument("overrides", nargs="*", help="Hydra overrides (after --)")
     a = p.parse_args(argv)

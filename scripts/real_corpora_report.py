@@ -1,13 +1,13 @@
-"""Markdown evidence for the README section "Real corpora" (the shared subsets in ../shared/data).
+"""Markdown evidence for recipes/real_corpora/README.md (the shared subsets in ../shared/data).
 
-    python scripts/real_corpora_report.py [--out results/real_corpora.md]
+    python scripts/real_corpora_report.py [--out recipes/real_corpora/real_corpora.md]
 
 1. per corpus and gender: recordings, speakers, durations (all emotions), and for the paper's kept
    classes the recordings and segments, with the train/val/test segments after augmentation
    (default config: split=recording seed 0, augment=paper → train recordings only are augmented);
 2. recordings per emotion and gender for each corpus (all emotions; kept classes marked *);
-3. the feature benchmark (results/bench_features_emodb.json from benchmarks/features.py) and the
-   clean-accuracy table (results/clean_accuracy_emodb.json from scripts/clean_accuracy.py), if present.
+3. the feature benchmark (recipes/real_corpora/bench_features_emodb.json from benchmarks/features.py) and the
+   clean-accuracy table (recipes/real_corpora/clean_accuracy_emodb.json from scripts/clean_accuracy.py), if present.
 """
 from __future__ import annotations
 
@@ -21,11 +21,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 CORPORA = ("emodb", "emovo", "ravdess")
+RECIPE = ROOT / "recipes" / "real_corpora"      # the recipe folder: its README and result files
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", type=Path, default=ROOT / "results" / "real_corpora.md")
+    p.add_argument("--out", type=Path, default=RECIPE / "real_corpora.md")
     p.add_argument("overrides", nargs="*", help="extra Hydra overrides for every corpus")
     a = p.parse_args(argv)
 
@@ -76,7 +77,7 @@ def main(argv=None) -> int:
         out += [f"**{name}: recordings per emotion and gender** (* = kept class)", markdown(ct),
                 f"**{name}: recordings vs segments per split part** (kept classes, after augmentation)",
                 markdown(seg)]
-    bench = ROOT / "results" / "bench_features_emodb.json"
+    bench = RECIPE / "bench_features_emodb.json"
     if bench.exists():
         b = json.loads(bench.read_text())
         out += [f"**Feature extraction, cold vs warm** (`python benchmarks/features.py`: "
@@ -86,7 +87,7 @@ def main(argv=None) -> int:
                 f"| cold (empty cache) | {b['cold_s']:.2f} |\n"
                 f"| warm (median of {len(b['warm_s'])}) | {b['warm_median_s']:.2f} |\n"
                 f"| ratio cold / warm | {b['ratio']:.0f}x |"]
-    acc = ROOT / "results" / "clean_accuracy_emodb.json"
+    acc = RECIPE / "clean_accuracy_emodb.json"
     if acc.exists():
         sys.path.insert(0, str(ROOT / "scripts"))
         from clean_accuracy import table

@@ -1,6 +1,6 @@
 """Check an attack run's WAV artifacts numerically and plot their spectrograms (there is no listening here).
 
-    python scripts/wav_artifacts.py RUN_ID [RUN_ID ...] --out results/audio_emodb/wav_artifacts.png
+    python scripts/wav_artifacts.py RUN_ID [RUN_ID ...] --out recipes/audio_emodb/wav_artifacts.png
 
 Per logged segment: sample rate, length, peak, the SNR of adversarial vs original recomputed from the 16-bit
 files next to the SNR the run logged, and that perturbation_x10 is 10 x (adversarial - original); then one

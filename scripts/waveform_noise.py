@@ -2,7 +2,7 @@
 segments as the attack runs (same config → same model, same ``select_samples``), classified through the
 waveform estimator. An attack at SNR s should leave a LOWER accuracy than noise at SNR s (Carlini et al.).
 
-    python scripts/waveform_noise.py --snr 20 30 40 --out results/audio_emodb_noise.csv -- \
+    python scripts/waveform_noise.py --snr 20 30 40 --out recipes/audio_emodb/noise_baseline.csv -- \
         dataset=emodb dataset.root=/work/shared/data/emodb train.max_epochs=12 seed=0 attack.n_samples=40
 """
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The container files agree with the project's pins and conventions, and the launcher configs compose.
 
 No Docker engine runs on CI, so these are static checks; the compose stack itself is documented in
-README ("Scaling out") with what was and was not run.
+docs/scaling-out.md with what was and was not run.
 """
 from __future__ import annotations
 

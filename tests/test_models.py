@@ -56,7 +56,7 @@ TABLES = {   # name: (table number, rows, total parameters as printed)
                 ("flatten", (9, 6528)), ("lstm", (3,), 3, 0.2)], 184_068),
 }
 # Cells where a table contradicts its own layer list: (model, row index or "total", field) -> what the
-# layers imply (the value built and asserted). Each is explained in the model's YAML and in README "Models".
+# layers imply (the value built and asserted). Each is explained in the model's YAML and in docs/models.md ("Models").
 ERRATA = {
     ("m2", "total", None): 63_683,          # CNN 23,616 + BiLSTM(3) on 1,664: 40,032 + Dense 35 (6 printed as 3)
     ("m3", "total", None): 63_755,          # CNN 23,616 + LSTM(6) on 1,664: 40,104 + Dense 35 (digits swapped)
