@@ -45,6 +45,7 @@ ATTACKS = {
 
 def attack_cfg(name: str, overrides: list[str]):
     from hydra import compose, initialize_config_dir
+
     from ser_attacks import schema
     from ser_attacks.app import CONF_DIR
     schema.register()
@@ -55,6 +56,7 @@ def attack_cfg(name: str, overrides: list[str]):
 def build(seed: int):
     import keras
     from omegaconf import OmegaConf
+
     from ser_attacks.train import build_model
     keras.utils.set_random_seed(seed)
     model_cfg = attack_cfg("fgsm", []).model
@@ -73,6 +75,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     import tensorflow as tf
+
     from ser_attacks.app import device_name
     from ser_attacks.attacks import attack_labels, build_attack
     from ser_attacks.estimator import make_classifier

@@ -66,7 +66,9 @@ DEFAULT_MODEL = ["dataset=emodb", "dataset.root=/work/shared/data/emodb", "train
 
 
 def compose(overrides: list[str]):
-    from hydra import compose as hydra_compose, initialize_config_dir
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
     from ser_attacks import schema
     from ser_attacks.app import CONF_DIR
     schema.register()
@@ -132,6 +134,7 @@ def main(argv=None) -> int:
     model_overrides = args.model or DEFAULT_MODEL
 
     import tensorflow as tf
+
     from ser_attacks.app import device_name
     from ser_attacks.estimator import make_classifier
 

@@ -3,10 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
 
-from conftest import tiny_overrides
-from ser_attacks.app import CONF_DIR
+from tests.helpers import compose_config, tiny_overrides
 
 # small iteration counts so the whole file stays fast; the paper's values are in conf/attack/*.yaml
 SMALL = {
@@ -30,8 +28,7 @@ def trained_model(tmp_path_factory, corpus_root):
     from ser_attacks.train import get_or_train
     tmp = tmp_path_factory.mktemp("attacks")
     base = tiny_overrides(tmp, corpus_root)
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose("config", overrides=base)
+    cfg = compose_config(*base)
     data = prepare(cfg, progress=False)
     tm = get_or_train(cfg, data, None)
     X, y, segs = data.part("test")
@@ -49,8 +46,7 @@ def trained(trained_model):
 
 
 def _attack_cfg(base, *overrides):
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        return compose("config", overrides=[*base, *overrides])
+    return compose_config(*base, *overrides)
 
 
 @pytest.mark.parametrize("name", list(SMALL))
@@ -128,6 +124,7 @@ def test_art_pixel_attack_round_trip_is_what_was_wrong(trained):
 
 def _run_job(base, *overrides):
     from mlflow.tracking import MlflowClient
+
     from ser_attacks.app import run
     cfg = _attack_cfg(base, *overrides)
     run(cfg)
@@ -213,6 +210,7 @@ def test_clip_false_gives_art_no_box_and_eps0_is_a_no_op(trained_model):
     so FGSM at eps=0 returns the input exactly (with the training range as clip_values, ART clipped those cells
     and counted it as perturbation)."""
     from art.attacks.evasion import FastGradientMethod
+
     from ser_attacks.attacks import clip_values_for
     from ser_attacks.estimator import make_classifier
     from ser_attacks.normalization import Normalizer

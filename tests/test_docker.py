@@ -6,15 +6,12 @@ README ("Scaling out") with what was and was not run.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 import yaml
-from hydra import compose, initialize_config_dir
 
-from ser_attacks.app import CONF_DIR
+from tests.helpers import ROOT, compose_config
 
-ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((ROOT / "docker" / "compose.yaml").read_text())
 DOCKERFILE = (ROOT / "docker" / "Dockerfile").read_text()
 
@@ -53,8 +50,6 @@ def test_dockerignore_keeps_outputs_and_data_out_of_the_image():
 
 @pytest.mark.parametrize("launcher,key,value", [("joblib", "n_jobs", 2), ("slurm", "gpus_per_node", 1)])
 def test_launcher_configs_compose(launcher, key, value):
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose("config", overrides=[f"hydra/launcher={launcher}", f"hydra.launcher.{key}={value}"],
-                      return_hydra_config=True)
+    cfg = compose_config(f"hydra/launcher={launcher}", f"hydra.launcher.{key}={value}", return_hydra_config=True)
     assert cfg.hydra.launcher[key] == value
     assert "_target_" in cfg.hydra.launcher

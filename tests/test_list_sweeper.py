@@ -5,13 +5,10 @@ import subprocess
 import sys
 
 import pytest
-from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import HydraException
 
-from conftest import ROOT
-from ser_attacks.app import CONF_DIR
-from test_sweep import run_cli, runs
+from tests.helpers import CONF_DIR, ROOT, compose_config, mlflow_runs, run_cli
 
 PAPER_GRID = ["attack=fgsm attack.eps=0.25,0.5,0.75,1,1.25", "attack=bim attack.eps=0.25,0.5,0.75,1,1.25",
               "attack=deepfool attack.max_iter=1,5,20", "attack=jsma attack.theta=-1,-0.5,0.5,1", "attack=cw_l2",
@@ -23,6 +20,7 @@ def _sweeper(grid, overrides=()):
     from hydra._internal.config_loader_impl import ConfigLoaderImpl
     from hydra._internal.utils import create_config_search_path
     from hydra.types import HydraContext
+
     from hydra_plugins.ser_attacks_list_sweeper.list_sweeper import ListSweeper
     sweeper = ListSweeper(grid=grid)
     loader = ConfigLoaderImpl(config_search_path=create_config_search_path(CONF_DIR))
@@ -32,8 +30,7 @@ def _sweeper(grid, overrides=()):
 
 def test_paper_grid_config_lists_the_26_configurations():
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose("config", overrides=["experiment=paper_grid"], return_hydra_config=True)
+    cfg = compose_config("experiment=paper_grid", return_hydra_config=True)
     assert cfg.hydra.sweeper._target_.endswith("ListSweeper")
     assert list(cfg.hydra.sweeper.grid) == PAPER_GRID
     jobs = _sweeper(list(cfg.hydra.sweeper.grid), ["dataset=emodb", "attack.n_samples=40"])
@@ -66,7 +63,7 @@ def test_grid_sweep_is_one_parent_with_one_child_per_configuration(tmp_path, cor
     grid = "hydra.sweeper.grid=['attack=fgsm attack.eps=0.25,0.5','attack=deepfool attack.max_iter=1,2'," \
            "'attack=pixel attack.th=1 attack.es=1']"
     run_cli(tmp_path, corpus_root, "-m", "experiment=paper_grid", grid, "attack.n_samples=4", "attack.max_iter=1")
-    _, by_type = runs(tmp_path)
+    _, by_type = mlflow_runs(tmp_path)
     assert len(by_type["sweep"]) == 1
     parent = by_type["sweep"][0]
     children = by_type["attack"]

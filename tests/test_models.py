@@ -13,16 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
 
-from ser_attacks.app import CONF_DIR
 from ser_attacks.train import build_model
+from tests.helpers import CONF_DIR, compose_config
 
 
 def _model(name):
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose("config", overrides=[f"model={name}"])
-    return build_model(cfg.model, (261, 128, 1), 5)
+    return build_model(compose_config(f"model={name}").model, (261, 128, 1), 5)
 
 
 # Rows after Input (261, 128, 1) and Reshape (9, 29, 128, 1), as printed in the paper:

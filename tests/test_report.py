@@ -10,7 +10,6 @@ fgsm/bim/noise/autoattack at two eps: fold pooling, speaker-level tests, dB/SNR,
 """
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,15 +19,15 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import ROOT, tiny_overrides
 from ser_attacks.report import stats
+from tests.helpers import subprocess_env, tiny_overrides
 
 COMMON = ["attack.n_samples=12", "attack.max_iter=3", "attack.eps_step=0.005", "train.max_epochs=3"]
 
 
 def cli(tmp: Path, module: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HYDRA_FULL_ERROR": "1",
-           "MLFLOW_TRACKING_URI": f"sqlite:///{tmp / 'mlflow.db'}", "SER_ATTACKS_CACHE": str(tmp / "cache")}
+    env = subprocess_env(HYDRA_FULL_ERROR="1", MLFLOW_TRACKING_URI=f"sqlite:///{tmp / 'mlflow.db'}",
+                         SER_ATTACKS_CACHE=str(tmp / "cache"))
     proc = subprocess.run([sys.executable, "-m", module, *args], cwd=tmp, env=env, capture_output=True, text=True,
                           timeout=600)
     if check and proc.returncode != 0:

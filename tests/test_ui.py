@@ -21,13 +21,10 @@ import mlflow
 import numpy as np
 import pytest
 import soundfile as sf
-from hydra import compose, initialize_config_dir
 from mlflow.tracking import MlflowClient
 
-from conftest import tiny_overrides
-from ser_attacks.app import CONF_DIR
 from ser_attacks.tracking import EXPERIMENT_KIND, SUMMARY_TABLE, Tracking
-from test_sweep import run_cli, runs
+from tests.helpers import compose_config, mlflow_runs, run_cli, tiny_overrides
 
 SWEEP = ["attack=fgsm,bim", "attack.eps=0.05,0.2", "attack.n_samples=8", "attack.max_iter=3"]
 REGISTERED = "ser-synthetic-tiny"
@@ -48,7 +45,7 @@ def sweep(tmp_path_factory, corpus_root):
     tmp = tmp_path_factory.mktemp("ui")
     # progress bars and ART's verbosity as a user leaves them (on); stderr is a pipe here, as in CI
     proc = run_cli(tmp, corpus_root, "-m", *SWEEP, "progress=true", "attack.verbose=true")
-    client, by_type = runs(tmp)
+    client, by_type = mlflow_runs(tmp)
     (parent,) = by_type["sweep"]
     (train,) = by_type["train"]
     (report_dir,) = list((tmp / "multirun").glob("*/*/report"))
@@ -179,7 +176,7 @@ def test_sweep_parent_holds_the_summary_table_and_the_report(sweep):
 
 def test_report_false_skips_the_report_and_a_bad_value_is_refused(sweep):
     run_cli(sweep.tmp, sweep.corpus, "-m", "attack=fgsm", "attack.eps=0.1", "attack.n_samples=4", "report=false")
-    client, by_type = runs(sweep.tmp)
+    client, by_type = mlflow_runs(sweep.tmp)
     newest = max(by_type["sweep"], key=lambda r: r.info.start_time)
     arts = {a.path for a in client.list_artifacts(newest.info.run_id)}
     assert SUMMARY_TABLE in arts and "report.html" not in arts
@@ -292,8 +289,7 @@ def test_a_skipped_file_is_warned_about_and_counted_once(tmp_path, corpus_root, 
     shutil.copytree(corpus_root, corpus)
     (corpus / "wav" / "03a01Fz.wav").write_bytes(b"not audio")       # a valid name, unreadable
     (corpus / "wav" / "notes.wav").write_bytes(b"x")                 # an unrecognised name
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose("config", overrides=tiny_overrides(tmp_path, corpus))
+    cfg = compose_config(*tiny_overrides(tmp_path, corpus))
     with caplog.at_level("WARNING"):
         text = describe(cfg)
     warned = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Skipped ")]

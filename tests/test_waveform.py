@@ -8,27 +8,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from conftest import tiny_overrides
-from ser_attacks.app import CONF_DIR
 from ser_attacks.waveform import SNRBudget, budget_eps, project, snr_db, snr_summary
+from tests.helpers import CONF_DIR, compose_config, tiny_overrides
 
 
 def _cfg(base, *overrides):
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        return compose("config", overrides=[*base, *overrides])
+    return compose_config(*base, *overrides)
 
 
 @pytest.fixture(scope="module")
 def wave(tmp_path_factory, corpus_root):
     """(overrides, waveform classifier, test audio, labels, genders) with a tiny model trained once."""
-    from ser_attacks.data import prepare
+    from ser_attacks.data import front_end, prepare
     from ser_attacks.inputs import segment_waveforms
     from ser_attacks.train import get_or_train
     from ser_attacks.waveform import waveform_classifier
-    from ser_attacks.data import front_end
     tmp = tmp_path_factory.mktemp("waveform")
     base = tiny_overrides(tmp, corpus_root) + ["train.max_epochs=12"]
     cfg = _cfg(base)
