@@ -135,7 +135,8 @@ def main(argv=None) -> int:
         f = time.perf_counter() - t0
         pairs.append((b, f, b / f))
     b, f, r = (statistics.median(p[i] for p in pairs) for i in range(3))
-    print(f"\n| compiled BIM-{k} (s, median) | {k} x one compiled forward+backward (s, median) | ratio (median of pairs) |")
+    print(f"\n| compiled BIM-{k} (s, median) | {k} x one compiled forward+backward (s, median) "
+          "| ratio (median of pairs) |")
     print("|---:|---:|---:|")
     print(f"| {b:.2f} | {f:.2f} ({f / k * 1000:.1f} ms each) | **{r:.2f}** |")
     return 0

@@ -20,7 +20,8 @@ def test_dockerfile_installs_from_the_project_pins_as_non_root():
     assert "python:3.11" in DOCKERFILE
     assert re.search(r"pip install -c constraints.txt -e \"\.\[\$\{TF_EXTRA\},postgres\]\"", DOCKERFILE)
     assert "COPY pyproject.toml constraints.txt" in DOCKERFILE
-    assert "COPY hydra_plugins ./hydra_plugins" in DOCKERFILE, "the list sweeper (experiment=paper_grid) ships in the image"
+    assert "COPY hydra_plugins ./hydra_plugins" in DOCKERFILE, \
+        "the list sweeper (experiment=paper_grid) ships in the image"
     assert re.search(r"^USER ser$", DOCKERFILE, re.M)
     assert 'ENTRYPOINT ["python", "-m", "ser_attacks"]' in DOCKERFILE
     pyproject = (ROOT / "pyproject.toml").read_text()

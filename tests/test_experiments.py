@@ -79,5 +79,6 @@ def test_study_experiments_compose_to_the_paper_grids():
 def test_train_budgets_share_the_paper_protocol():
     default, long = (compose_config(f"train={t}").train for t in ("default", "long"))
     assert (default.max_epochs, long.max_epochs) == (50, 100)
-    assert {k: v for k, v in long.items() if k != "max_epochs"} == {k: v for k, v in default.items() if k != "max_epochs"}
+    assert ({k: v for k, v in long.items() if k != "max_epochs"}
+            == {k: v for k, v in default.items() if k != "max_epochs"})
     assert (default.early_stopping_patience, default.reduce_lr_patience, default.reduce_lr_factor) == (10, 6, 0.1)

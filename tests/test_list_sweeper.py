@@ -50,8 +50,9 @@ def test_entry_wins_over_command_line_and_command_line_sweeps_multiply():
     assert all("attack.max_iter=2" in j for j in jobs if "attack=fgsm" in j)
 
 
-@pytest.mark.parametrize("grid, match", [([], "non-empty"), (["attack=fgsm attack.eps=0.5", "attack=fgsm attack.eps=0.5"],
-                                                               "same job twice"), (["attack=fgsm attack.eps=="], "grid\\[0\\]")])
+@pytest.mark.parametrize("grid, match", [([], "non-empty"),
+                                         (["attack=fgsm attack.eps=0.5"] * 2, "same job twice"),
+                                         (["attack=fgsm attack.eps=="], "grid\\[0\\]")])
 def test_bad_grids_are_rejected(grid, match):
     with pytest.raises(HydraException, match=match):
         _sweeper(grid)

@@ -118,7 +118,8 @@ def test_model_is_its_paper_table_row_by_row(name):
     rows, total = _expected(name)
     assert m.get_layer("windows").output.shape[1:] == (9, 29, 128, 1)
     built = _built(m)
-    assert [r["kind"] for r in built] == [r["kind"] for r in rows], f"{name}: layer list differs from Table {TABLES[name][0]}"
+    assert [r["kind"] for r in built] == [r["kind"] for r in rows], \
+        f"{name}: layer list differs from Table {TABLES[name][0]}"
     for i, (got, want) in enumerate(zip(built, rows)):
         assert got == want, f"{name} (Table {TABLES[name][0]}) row {i}"
     assert m.count_params() == total
@@ -137,7 +138,8 @@ def test_final_model_parameter_count_and_cnn():
 def test_every_shipped_model_has_its_table_or_count_asserted():
     """A model config added to conf/model/ without its table (or count) here fails this test."""
     shipped = {p.stem for p in (Path(CONF_DIR) / "model").glob("*.yaml")} - {"tiny"}
-    assert shipped == set(TABLES) | set(COUNTS), f"assert the layers/count of {sorted(shipped - set(TABLES) - set(COUNTS))}"
+    assert shipped == set(TABLES) | set(COUNTS), \
+        f"assert the layers/count of {sorted(shipped - set(TABLES) - set(COUNTS))}"
 
 
 def test_tiny_model_outputs_logits():

@@ -90,7 +90,8 @@ def test_trained_model_is_a_registered_mlflow_model_without_pickles(sweep, tmp_p
     assert "model_code_path" in pf, "the wrapper is logged as models from code"
     assert (wrap_dir / "code" / "ser_attacks" / "pyfunc_model.py").is_file()
     assert wm["saved_input_example_info"] and json.loads(wm["signature"]["outputs"])[0]["name"] == "emotion"
-    pickles = [p for d in (keras_dir, wrap_dir) for p in d.rglob("*") if p.suffix in (".pkl", ".pickle", ".cloudpickle")]
+    pickles = [p for d in (keras_dir, wrap_dir) for p in d.rglob("*")
+               if p.suffix in (".pkl", ".pickle", ".cloudpickle")]
     assert not pickles
     # registered as ser-<dataset>-<model>, version tagged with the model cache key
     (mv,) = c.search_model_versions(f"name = '{REGISTERED}'")
