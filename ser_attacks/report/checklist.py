@@ -186,7 +186,8 @@ def checklist(cf: pd.DataFrame, pooled: dict) -> pd.DataFrame:
                         d = paired_diff(pooled, r, x)
                         bad = d[1] > 0
                         rows.append(_row(setting, attack, r.config, "iterative ≥ single-step",
-                                         f"{attack} {r.adv_acc:.3f} vs {x.attack} {x.adv_acc:.3f} at eps={e:g} ({_d(d)})"
+                                         f"{attack} {r.adv_acc:.3f} vs {x.attack} {x.adv_acc:.3f} "
+                                         f"at eps={e:g} ({_d(d)})"
                                          + (": the iterative attack is weaker; step size or iterations too small?"
                                             if bad else ""), "FLAG" if bad else "PASS"))
             for _, r in sub.iterrows():        # beats noise of the same L∞ budget

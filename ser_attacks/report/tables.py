@@ -138,7 +138,8 @@ def interval_columns(row: dict, t: pd.DataFrame, cols=(("clean_acc", "clean_ok")
         row[f"n_speakers{SFX[g]}"] = tg.speaker.nunique() if _speakers_known(tg) else np.nan
         row[f"n_segments{SFX[g]}"] = len(tg)
         for kind, col in cols:
-            _, row[f"{kind}{SFX[g]}_lo"], row[f"{kind}{SFX[g]}_hi"] = stats.hier_ci(tg.speaker, tg.recording_id, tg[col])
+            _, row[f"{kind}{SFX[g]}_lo"], row[f"{kind}{SFX[g]}_hi"] = stats.hier_ci(tg.speaker, tg.recording_id,
+                                                                                   tg[col])
 
 
 def configs(runs: Runs, samples: dict[str, Samples]) -> tuple[pd.DataFrame, dict]:
@@ -304,7 +305,8 @@ def best_tables(best: pd.DataFrame, attacks, settings) -> list[Table]:
     t6 = _pivot(best, attacks, settings, lambda r, g: _pert(r, g), GROUPS)
     t6db = _pivot(best, attacks, settings,
                   lambda r, g: (f"{fnum(r[f'perturbation_db{SFX[g]}'])} dB / {fnum(r[f'snr_db{SFX[g]}'])} dB"
-                                if r.get(f"perturbation_db{SFX[g]}", np.nan) == r.get(f"perturbation_db{SFX[g]}", np.nan)
+                                if r.get(f"perturbation_db{SFX[g]}", np.nan)
+                                == r.get(f"perturbation_db{SFX[g]}", np.nan)
                                 else MISSING), GROUPS)
     t44 = _pivot(best, attacks, settings,
                  lambda r, _: f"{r.attack_time_s:.3g} s ({r.time_per_sample_s:.3g} s/sample)"
@@ -436,7 +438,8 @@ def gender_tables(best: pd.DataFrame, pooled: dict, attacks, settings) -> list[T
         for s in settings:
             hit = data[(data.attack == a) & (data.setting == s)]
             for g in ("female", "male"):
-                r[f"{s}: {g}"] = (f"{fnum(hit[f'perturbation_{g}'].iloc[0])} ({fnum(hit[f'perturbation_db_{g}'].iloc[0])} dB)"
+                r[f"{s}: {g}"] = (f"{fnum(hit[f'perturbation_{g}'].iloc[0])} "
+                                  f"({fnum(hit[f'perturbation_db_{g}'].iloc[0])} dB)"
                                   if len(hit) else MISSING)
         prow.append(r)
     # per-gender rank sums (the paper ranks attacks separately for female and male speakers)
