@@ -135,9 +135,13 @@ def _run_job(base, *overrides):
 
 
 def test_adversarial_examples_are_saved_and_reloadable(trained, tmp_path):
-    base = trained[0]
-    client, r = _run_job(base, "attack=fgsm", "attack.eps=0.5", "attack.n_samples=4")
-    assert r.info.status == "FINISHED" and r.data.tags["attack_effect"] in ("ok", "none", "undefined")
+    """The job's adversarial.npz holds FGSM's examples of the test segments it names (every cell moved by at
+    most eps, and by exactly eps where the per-band box does not clip it), and the attack_effect tag is the one
+    its own predictions imply."""
+    base, _, X, _, _ = trained
+    eps = 0.5
+    client, r = _run_job(base, "attack=fgsm", f"attack.eps={eps}", "attack.n_samples=4")
+    assert r.info.status == "FINISHED"
     assert r.data.tags["clip_box"] == "per_band"
     assert r.data.params["n_samples_attacked"] == "4" and r.data.metrics["n_samples"] == 4
     for k in ("clean_acc", "adv_acc", "success_rate", "perturbation", "l0", "l2", "linf", "adv_confidence",
@@ -150,7 +154,16 @@ def test_adversarial_examples_are_saved_and_reloadable(trained, tmp_path):
         assert len(z["test_index"]) == len(z["recording_id"]) == len(z["label"]) == len(z["gender"]) == 4
         assert set(z["gender"]) <= {"female", "male"}
         np.testing.assert_array_equal(z["adv_pred"], z["adv_logits"].argmax(1))
-        assert np.abs(z["x_adv"]).max() > 0
+        # FGSM: x_adv = clip(x + eps * sign(grad)) of the test segments the file names
+        d = np.abs(z["x_adv"] - X[z["test_index"]])
+        assert d.max() == pytest.approx(eps, abs=1e-5) and (d <= eps + 1e-5).all()
+        np.testing.assert_allclose(z["perturbation"], d.reshape(4, -1).mean(1), rtol=1e-5)
+        assert r.data.metrics["linf"] == pytest.approx(eps, abs=1e-5)
+        # the tag follows from the saved predictions (metrics.success_rate and app.attack_effect, recomputed)
+        correct = z["clean_pred"] == z["label"]
+        flipped = correct & (z["adv_pred"] != z["label"])
+        want = "undefined" if not correct.any() else "ok" if flipped.any() else "none"
+        assert r.data.tags["attack_effect"] == want, (r.data.tags, z["clean_pred"], z["adv_pred"], z["label"])
         # what the report's speaker-level statistics need, per attacked segment
         for k in ("speaker", "recording_id", "utterance", "augment", "fold", "segment", "emotion",
                   "perturbation_db", "linf_db", "snr_db"):
