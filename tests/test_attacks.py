@@ -50,6 +50,7 @@ def _attack_cfg(base, *overrides):
 
 
 @pytest.mark.parametrize("name", list(SMALL))
+@pytest.mark.e2e
 def test_every_attack_config_runs_and_gives_finite_metrics(trained_model, trained, name):
     """Every attack with the estimator's clip_values as the job gives them: the per-band box (an array per
     input cell), or the global range for the attacks that take floats only (attacks.SCALAR_CLIP_ONLY)."""
@@ -81,6 +82,7 @@ def test_every_attack_config_runs_and_gives_finite_metrics(trained_model, traine
         assert np.unique(lo).size > 1
 
 
+@pytest.mark.e2e
 def test_jsma_targets_differ_from_true_labels(trained):
     from ser_attacks.attacks import attack_labels, build_attack
     base, clf, X, y, _ = trained
@@ -89,6 +91,7 @@ def test_jsma_targets_differ_from_true_labels(trained):
     assert kind == "random_target" and not np.any(labels.argmax(1) == y)
 
 
+@pytest.mark.e2e
 def test_pixel_attack_flips_predictions_with_at_most_th_cells(trained):
     from ser_attacks.pixel import SpectrogramPixelAttack
     base, clf, X, y, _ = trained
@@ -111,6 +114,7 @@ def test_pixel_attack_flips_predictions_with_at_most_th_cells(trained):
     assert attack.max_chunk <= 16, "population images are built and predicted batch_size at a time"
 
 
+@pytest.mark.e2e
 def test_art_pixel_attack_round_trip_is_what_was_wrong(trained):
     """ART's PixelAttack maps inputs to 0-255 and back: every cell moves by float round-off."""
     from art.attacks.evasion import PixelAttack
@@ -134,6 +138,7 @@ def _run_job(base, *overrides):
     return client, runs[0]
 
 
+@pytest.mark.e2e
 def test_adversarial_examples_are_saved_and_reloadable(trained, tmp_path):
     """The job's adversarial.npz holds FGSM's examples of the test segments it names (every cell moved by at
     most eps, and by exactly eps where the per-band box does not clip it), and the attack_effect tag is the one
@@ -172,6 +177,7 @@ def test_adversarial_examples_are_saved_and_reloadable(trained, tmp_path):
         assert (z["fold"] == -1).all() and np.isfinite(z["snr_db"]).all() and (z["perturbation_db"] > 0).all()
 
 
+@pytest.mark.e2e
 def test_no_op_attack_is_tagged_none(trained, caplog):
     base = trained[0]
     with caplog.at_level("WARNING", logger="ser_attacks"):
@@ -183,6 +189,7 @@ def test_no_op_attack_is_tagged_none(trained, caplog):
 
 
 @pytest.mark.parametrize("name", ["boundary", "pixel"])
+@pytest.mark.e2e
 def test_stochastic_attacks_rerun_gives_identical_x_adv(trained, name):
     """Issue 13 defect 4: boundary and pixel are seeded from cfg.seed (attack.seed: ${seed}); the same config
     gives the same adversarial examples, another seed other ones."""
@@ -218,6 +225,7 @@ def test_attack_effect_tags():
     assert attack_effect(x, moved, {"success_rate": 0.5}) == ("ok", "")
 
 
+@pytest.mark.e2e
 def test_clip_false_gives_art_no_box_and_eps0_is_a_no_op(trained_model):
     """normalization.clip=false: test cells outside the training range stay as they are, ART gets no clip_values,
     so FGSM at eps=0 returns the input exactly (with the training range as clip_values, ART clipped those cells

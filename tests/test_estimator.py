@@ -93,6 +93,7 @@ print("RESULT", json.dumps({"grad": float(np.abs(grads["stock"] - grads["compile
 """
 
 
+@pytest.mark.e2e
 def test_compiled_equals_stock_bit_for_bit_without_onednn_kernels():
     """Why C&W-L-inf compiled vs stock differed by 1.1e-3 (issue 14): with oneDNN, TF's graph runtime and its
     eager runtime use different max-pool backward kernels, which sum a cell's contributions from overlapping

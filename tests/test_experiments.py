@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from ser_attacks.report import studies
 from tests.helpers import CONF_DIR, compose_config, mlflow_runs, run_cli
 
@@ -11,6 +13,7 @@ from tests.helpers import CONF_DIR, compose_config, mlflow_runs, run_cli
 ZOO = {"m1": 43_652, "m2": 63_683, "m3": 63_755, "m4": 64_900, "m5": 106_763, "m6": 133_316, "m7": 184_068}
 
 
+@pytest.mark.e2e
 def test_tiny_architecture_study_logs_one_training_run_per_job(tmp_path, corpus_root):
     """The whole study (m1-m7, one seed) on the tiny embedded corpus, which keeps the paper's full
     (261, 128, 1) input, so every model (m7's four conv blocks included) is built exactly as shipped."""

@@ -20,6 +20,8 @@ from mlflow.tracking import MlflowClient
 
 from tests.helpers import subprocess_env, tiny_overrides
 
+pytestmark = pytest.mark.e2e   # processes started, signalled and killed; `make test-fast` leaves them out
+
 # ---------------------------------------------------------------------------- numba cache race
 FEATURES = textwrap.dedent("""
     import sys

@@ -58,6 +58,7 @@ def test_bad_grids_are_rejected(grid, match):
         _sweeper(grid)
 
 
+@pytest.mark.e2e
 def test_grid_sweep_is_one_parent_with_one_child_per_configuration(tmp_path, corpus_root):
     """End to end on the embedded corpus: a small grid (3 entries, 5 jobs, tiny attack settings) run as
     `-m experiment=paper_grid` with the grid overridden."""
@@ -78,6 +79,7 @@ def test_grid_sweep_is_one_parent_with_one_child_per_configuration(tmp_path, cor
                           ("pixel", "None", "1", "1")]), got
 
 
+@pytest.mark.e2e
 def test_plugin_is_found_by_a_fresh_interpreter(tmp_path):
     """Hydra discovers the sweeper through the `hydra_plugins` namespace package of the repository."""
     code = ("from hydra.core.plugins import Plugins; from hydra.plugins.sweeper import Sweeper; "

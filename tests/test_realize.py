@@ -107,6 +107,7 @@ def job_cfg(tmp_path_factory, corpus_root):
     return make
 
 
+@pytest.mark.e2e
 def test_spectrogram_job_logs_realized_accuracy_and_audio(job_cfg, tmp_path):
     from mlflow.tracking import MlflowClient
 
@@ -135,6 +136,7 @@ def test_spectrogram_job_logs_realized_accuracy_and_audio(job_cfg, tmp_path):
         assert abs(snr_db(y0[None], y1[None])[0] - e["snr_db"]) < 0.5
 
 
+@pytest.mark.e2e
 def test_realize_off_logs_no_audio(job_cfg):
     from mlflow.tracking import MlflowClient
 
@@ -166,6 +168,7 @@ print("ok")
 """
 
 
+@pytest.mark.e2e
 def test_resynthesis_compiles_no_kernel_the_warm_up_missed(tmp_path, corpus_root):
     """librosa's istft / Griffin-Lim use numba kernels (overlap-add, window sum-square); compiling them outside
     ensure_librosa_kernels' lock could race (see its docstring). After the warm-up alone, the whole

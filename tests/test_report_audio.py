@@ -15,6 +15,8 @@ import soundfile as sf
 from ser_attacks.report.audio import _config, _setting, embed_players
 from tests.helpers import compose_config, tiny_overrides
 
+pytestmark = pytest.mark.e2e   # whole attack jobs, then the report; `make test-fast` leaves them out
+
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory, corpus_root):

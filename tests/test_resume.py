@@ -8,9 +8,12 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.helpers import run_cli, subprocess_env, tiny_overrides
+
+pytestmark = pytest.mark.e2e   # CLI sweeps in subprocesses, interrupted and resumed; `make test-fast` leaves them out
 
 SWEEP = ["-m", "attack=bim", "attack.eps=0.1,0.2,0.3,0.4", "attack.max_iter=40", "attack.n_samples=12"]
 

@@ -12,6 +12,8 @@ import pytest
 
 from tests.helpers import mlflow_runs, run_cli
 
+pytestmark = pytest.mark.e2e   # sweeps of the CLI in subprocesses; `make test-fast` leaves them out
+
 SWEEP = ["attack=fgsm,bim", "attack.eps=0.25,0.5", "attack.n_samples=8", "attack.max_iter=5"]
 
 

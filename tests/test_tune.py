@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import optuna
+import pytest
 from mlflow.tracking import MlflowClient
 
 from ser_attacks.tune import run_study
 from tests.helpers import compose_config
+
+pytestmark = pytest.mark.e2e   # an Optuna study training models; `make test-fast` leaves them out
 
 TINY_SPACE = ["tune.space.model.lstm_units.low=4", "tune.space.model.lstm_units.high=16",
               "tune.space.train.batch_size.choices=[16,32]"]

@@ -71,6 +71,7 @@ def _model_dir(client, model_id: str, dst: Path) -> Path:
     return Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{model_id}", dst_path=str(dst)))
 
 
+@pytest.mark.e2e
 def test_trained_model_is_a_registered_mlflow_model_without_pickles(sweep, tmp_path):
     import yaml
     c, train = sweep.client, sweep.train
@@ -115,6 +116,7 @@ def _independent_probabilities(sweep, wav: Path) -> tuple[list[str], np.ndarray]
     return tm.classes, softmax(np.asarray(logits, np.float64))
 
 
+@pytest.mark.e2e
 def test_pyfunc_model_predicts_emotions_from_a_wav_file(sweep, tmp_path, monkeypatch):
     import soxr
     wav = sorted((sweep.corpus / "wav").glob("*.wav"))[0]
@@ -155,6 +157,7 @@ def test_pyfunc_model_predicts_emotions_from_a_wav_file(sweep, tmp_path, monkeyp
 
 
 # ------------------------------------------------------------------------------------------- sweep parent
+@pytest.mark.e2e
 def test_sweep_parent_holds_the_summary_table_and_the_report(sweep):
     c, parent = sweep.client, sweep.parent
     arts = {a.path for a in c.list_artifacts(parent.info.run_id)}
@@ -175,6 +178,7 @@ def test_sweep_parent_holds_the_summary_table_and_the_report(sweep):
     assert "Report: " in sweep.proc.stdout
 
 
+@pytest.mark.e2e
 def test_report_false_skips_the_report_and_a_bad_value_is_refused(sweep):
     run_cli(sweep.tmp, sweep.corpus, "-m", "attack=fgsm", "attack.eps=0.1", "attack.n_samples=4", "report=false")
     client, by_type = mlflow_runs(sweep.tmp)
@@ -186,6 +190,7 @@ def test_report_false_skips_the_report_and_a_bad_value_is_refused(sweep):
 
 
 # ------------------------------------------------------------------------------------------------ report
+@pytest.mark.e2e
 def test_every_report_figure_has_ticks_and_labels_on_its_visible_axes(sweep, tmp_path, monkeypatch):
     from ser_attacks.report import build_report, figures
     made = []
@@ -236,6 +241,7 @@ class _Text(HTMLParser):
                 self.h2.append(data)
 
 
+@pytest.mark.e2e
 def test_report_html_is_rendered_markdown_that_opens_on_the_summary(sweep):
     from ser_attacks.browser import raw_markdown
     md = (sweep.report / "report.md").read_text()
@@ -251,6 +257,7 @@ def test_report_html_is_rendered_markdown_that_opens_on_the_summary(sweep):
     assert "CSV: <code>tables/" in html and htmllib.escape("_CSV") not in html
 
 
+@pytest.mark.e2e
 def test_report_in_headless_chromium_and_screenshots(sweep, tmp_path):
     from ser_attacks.browser import find_chromium, screenshots
     if not find_chromium():
@@ -271,6 +278,7 @@ def test_report_in_headless_chromium_and_screenshots(sweep, tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------- logs
+@pytest.mark.e2e
 def test_no_progress_bars_off_a_terminal_one_line_per_stage(sweep):
     bar = re.compile(r"\d+%\|[^\n]*\||it/s\]|file/s\]")
     assert not bar.search(sweep.proc.stderr), "a progress bar was written to a non-terminal"
@@ -298,6 +306,7 @@ def test_a_skipped_file_is_warned_about_and_counted_once(tmp_path, corpus_root, 
     assert "(2 files skipped by the loader)" in text and "2 files skipped in total" in text
 
 
+@pytest.mark.e2e
 def test_training_is_deterministic(cfg_factory):
     from ser_attacks.train import compiled_model, fit
     cfg = cfg_factory("train.max_epochs=2")
