@@ -1,4 +1,7 @@
-"""Shared fixtures: a tiny embedded corpus and Hydra composition with tiny overrides."""
+"""Shared fixtures: a tiny embedded corpus and Hydra composition with tiny overrides.
+
+Plain helpers live in ``tests/helpers`` (import them from there); tiers and markers: ``tests/README.md``
+(``make test-fast``: unit tests, ``make test``: everything CI runs)."""
 from __future__ import annotations
 
 import os
