@@ -190,17 +190,13 @@ def test_protocol_gap_and_ranks(setup):
     assert gap.adv_acc_diff[0] == pytest.approx(np.mean([m["adv_acc"] for m in pa])
                                                 - np.mean([m["adv_acc"] for m in re]))
     assert gap.clean_acc_paper[0] == pytest.approx(np.mean([m["clean_acc"] for m in pa]))
-    # the p-value, recomputed from the runs' adversarial.npz: per segment the share of runs (seeds) that got it
+    # the p-values, recomputed from the runs' adversarial.npz: per segment the share of runs (seeds) that got it
     # right, per speaker the mean over its segments, then the exact two-sided sign-flip test over the speakers
-    per_speaker = [_speaker_adv_acc(setup, [r for r in setup["runs"] if _key(r) == ("fgsm", split, 0.05)])
-                   for split in ("paper", "recording")]
-    common = sorted(set(per_speaker[0]) & set(per_speaker[1]))
-    d = np.array([per_speaker[0][s] - per_speaker[1][s] for s in common])
-    flips = np.array(list(itertools.product((1, -1), repeat=len(d))))
-    null, obs = (flips * d).mean(1), d.mean()
-    want = min(1.0, 2 * min(np.mean(null >= obs - 1e-12), np.mean(null <= obs + 1e-12)))
-    assert len(common) == 4 and gap.adv_acc_min_p[0] == pytest.approx(2 / 2 ** 4)
-    assert gap.adv_acc_p[0] == pytest.approx(want)
+    runs = {split: [r for r in setup["runs"] if _key(r) == ("fgsm", split, 0.05)] for split in ("paper", "recording")}
+    for kind in ("clean", "adv"):
+        p, n_speakers = _sign_flip_p(*[_speaker_acc(setup, runs[split], f"{kind}_pred") for split in runs])
+        assert n_speakers == 4 and gap[f"{kind}_acc_min_p"][0] == pytest.approx(2 / 2 ** 4)
+        assert gap[f"{kind}_acc_p"][0] == pytest.approx(p), kind
     ranks = _table(out, "table45_rank_accuracy").set_index("attack")
     best = _table(out, "table04_best_config")
     rec = best[best.split == "recording"].set_index("attack").adv_acc
@@ -210,8 +206,9 @@ def test_protocol_gap_and_ranks(setup):
     assert "## Significance" in md and "α = 0.05" in md and "Holm" in md
 
 
-def _speaker_adv_acc(setup, runs) -> dict[str, float]:
-    """Adversarial accuracy per speaker over the runs' attacked segments, each segment once (runs averaged)."""
+def _speaker_acc(setup, runs, pred: str) -> dict[str, float]:
+    """Accuracy of ``pred`` (clean_pred / adv_pred) per speaker over the runs' attacked segments, each segment once
+    (the runs on a segment averaged)."""
     rows = []
     for r in runs:
         dst = setup["tmp"] / "npz" / r.info.run_id
@@ -219,9 +216,19 @@ def _speaker_adv_acc(setup, runs) -> dict[str, float]:
         path = setup["client"].download_artifacts(r.info.run_id, "adversarial.npz", str(dst))
         with np.load(path) as z:
             rows += [(f"{rec}|{seg}|{aug}", str(spk), float(a == y)) for rec, seg, aug, spk, a, y in
-                     zip(z["recording_id"], z["segment"], z["augment"], z["speaker"], z["adv_pred"], z["label"])]
+                     zip(z["recording_id"], z["segment"], z["augment"], z["speaker"], z[pred], z["label"])]
     seg = pd.DataFrame(rows, columns=["key", "speaker", "ok"]).groupby(["key", "speaker"]).ok.mean().reset_index()
     return seg.groupby("speaker").ok.mean().to_dict()
+
+
+def _sign_flip_p(a: dict[str, float], b: dict[str, float]) -> tuple[float, int]:
+    """Exact two-sided sign-flip p of mean(a - b) over the speakers in both (as scipy's permutation_test), and
+    their number."""
+    common = sorted(set(a) & set(b))
+    d = np.array([a[s] - b[s] for s in common])
+    null = (np.array(list(itertools.product((1, -1), repeat=len(d)))) * d).mean(1)
+    obs = d.mean()
+    return min(1.0, 2 * min(np.mean(null >= obs - 1e-12), np.mean(null <= obs + 1e-12))), len(common)
 
 
 @pytest.mark.e2e
