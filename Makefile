@@ -8,7 +8,7 @@ UI_PORT ?= 5000
 MLFLOW_TRACKING_URI ?= sqlite:///mlflow.db
 export MLFLOW_TRACKING_URI
 
-.PHONY: help install demo sweep test test-slow ui screenshots clean-outputs lock
+.PHONY: help install demo sweep test test-fast lint ui screenshots clean-outputs lock
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -26,11 +26,14 @@ demo: install  ## embedded corpus → train the default model once → FGSM/BIM 
 	$(PY) -m ser_attacks -m experiment=demo $(ARGS)
 	@echo; echo "Done. Browse the runs with: make ui   (the sweep's report.html is also in its parent run's artifacts)"
 
-test: install  ## the test suite (tiny configs, embedded corpus; ~minutes on 2 cores)
-	$(PY) -m pytest -q $(ARGS)
+test: install  ## every test, as CI runs it (tiny configs, embedded corpus); prints the 20 slowest
+	$(PY) -m pytest -q --durations=20 $(ARGS)
 
-test-slow: install  ## also the slow end-to-end tests
-	$(PY) -m pytest -q -m "slow or not slow" $(ARGS)
+test-fast: install  ## the inner loop: unit tests only (no e2e / integration markers; < 3 min on 2 cores)
+	$(PY) -m pytest -q -m "not e2e and not integration" --durations=10 $(ARGS)
+
+lint: install  ## ruff check of the whole repository (rules: pyproject.toml [tool.ruff]); CI runs it first
+	$(VENV)/bin/ruff check .
 
 ui: install  ## MLflow UI on 127.0.0.1 for the local sqlite DB (prints the link to the runs table)
 	@$(PY) -m ser_attacks.tracking --port $(UI_PORT)

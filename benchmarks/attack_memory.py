@@ -1,15 +1,16 @@
 """Peak memory of an attack job: bounded by ``attack.batch_size``, not by the number of attacked segments.
 
-    python benchmarks/attack_memory.py --json recipes/attack_memory/bench_attack_memory_emodb.json   # = make bench-attack-memory
+    # = make bench-attack-memory
+    python benchmarks/attack_memory.py --json recipes/attack_memory/bench_attack_memory_emodb.json
 
 For every attack of the paper grid (ours, as ``conf/attack/*.yaml`` selects them, compiled estimator),
 a FRESH process loads the trained model (``benchmarks/grid.py``'s default: final model, shared EmoDB),
 reads ``--small`` and then ``--large`` test segments and attacks them with ``attack.batch_size`` and
 ``estimator.batch_size`` = ``--batch-size`` (the estimator's chunk bounds every ``predict`` of the whole
 input: with its default 64, a job predicting 64 segments at once holds ~300 MB of activations of the final
-model that one predicting 8 does not); its peak RSS (``VmHWM``) is read at the end. Iteration counts are cut (memory does not
-grow with iterations; the settings are listed in the output) so that the runs take minutes. If memory is
-bounded by the batch size, the large run needs only the extra input/output arrays (``--large - --small``
+model that one predicting 8 does not); its peak RSS (``VmHWM``) is read at the end. Iteration counts are cut
+(memory does not grow with iterations; the settings are listed in the output) so that the runs take minutes. If
+memory is bounded by the batch size, the large run needs only the extra input/output arrays (``--large - --small``
 segments x 261 x 128 x 4 bytes x a few copies) more than the small one.
 """
 from __future__ import annotations
@@ -69,8 +70,9 @@ def main(argv=None) -> int:
     est_bs = args.estimator_batch_size or args.batch_size
     rows = []
     mb_per_segment = 261 * 128 * 4 / 2**20
-    print(f"# attack.batch_size={args.batch_size}, estimator.batch_size={est_bs}; {args.small} vs {args.large} segments "
-          f"({(args.large - args.small) * mb_per_segment:.1f} MB more input per copy); fresh process each", flush=True)
+    print(f"# attack.batch_size={args.batch_size}, estimator.batch_size={est_bs}; "
+          f"{args.small} vs {args.large} segments ({(args.large - args.small) * mb_per_segment:.1f} MB more input "
+          "per copy); fresh process each", flush=True)
     for attack in args.attacks.split(","):
         small = measure(attack, args.small, args.batch_size, est_bs)
         large = measure(attack, args.large, args.batch_size, est_bs)
@@ -81,14 +83,16 @@ def main(argv=None) -> int:
         print(f"{attack}: {small['peak_rss_mb']:.0f} MB ({small['n']} segments) -> {large['peak_rss_mb']:.0f} MB "
               f"({large['n']}), +{row['delta_mb_per_extra_segment']:.2f} MB per extra segment", flush=True)
         if args.json:
-            args.json.write_text(json.dumps({"batch_size": args.batch_size, "estimator_batch_size": est_bs, "command": " ".join(sys.argv),
+            args.json.write_text(json.dumps({"batch_size": args.batch_size, "estimator_batch_size": est_bs,
+                                             "command": " ".join(sys.argv),
                                              "load_avg_end": os.getloadavg()[0], "time": time.ctime(),
                                              "rows": rows}, indent=1))
-    print("\n| attack (short settings) | peak RSS, %d segments (MB) | peak RSS, %d segments (MB) | MB per extra segment |"
-          % (args.small, args.large))
+    print("\n| attack (short settings) | peak RSS, %d segments (MB) | peak RSS, %d segments (MB) "
+          "| MB per extra segment |" % (args.small, args.large))
     print("|---|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['attack']} {' '.join(s.split('.', 1)[1] for s in r['settings'])} | {r['small']['peak_rss_mb']:.0f} "
+        settings = " ".join(s.split(".", 1)[1] for s in r["settings"])
+        print(f"| {r['attack']} {settings} | {r['small']['peak_rss_mb']:.0f} "
               f"| {r['large']['peak_rss_mb']:.0f} | {r['delta_mb_per_extra_segment']:.2f} |")
     return 0
 

@@ -1,12 +1,13 @@
 """What deterministic training costs: the demo's model (final, embedded corpus) trained with TensorFlow's op
 determinism on and off, side by side.
 
-    python benchmarks/determinism.py [--repeats 2] [--epochs 6] [--json recipes/demo/determinism_demo.json] [overrides...]
+    python benchmarks/determinism.py [--repeats 2] [--epochs 6] [--json recipes/demo/determinism_demo.json] \
+        [overrides...]
 
 Each training runs in its own process (TensorFlow's determinism switch is process-wide), alternating
 deterministic / non-deterministic, all seeded alike (``keras.utils.set_random_seed``); "off" keeps
-``train.deterministic`` from calling ``enable_op_determinism`` (TensorFlow has no public switch back). Early stopping is disabled
-(patience > epochs) so every training runs exactly ``--epochs`` epochs. Reports seconds per epoch (median),
+``train.deterministic`` from calling ``enable_op_determinism`` (TensorFlow has no public switch back). Early stopping
+is disabled (patience > epochs) so every training runs exactly ``--epochs`` epochs. Reports seconds per epoch (median),
 the ratio, and whether repeated trainings produced bit-identical weights (SHA-256 of all weights).
 """
 from __future__ import annotations

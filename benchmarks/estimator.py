@@ -45,6 +45,7 @@ ATTACKS = {
 
 def attack_cfg(name: str, overrides: list[str]):
     from hydra import compose, initialize_config_dir
+
     from ser_attacks import schema
     from ser_attacks.app import CONF_DIR
     schema.register()
@@ -55,6 +56,7 @@ def attack_cfg(name: str, overrides: list[str]):
 def build(seed: int):
     import keras
     from omegaconf import OmegaConf
+
     from ser_attacks.train import build_model
     keras.utils.set_random_seed(seed)
     model_cfg = attack_cfg("fgsm", []).model
@@ -73,6 +75,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     import tensorflow as tf
+
     from ser_attacks.app import device_name
     from ser_attacks.attacks import attack_labels, build_attack
     from ser_attacks.estimator import make_classifier
@@ -132,7 +135,8 @@ def main(argv=None) -> int:
         f = time.perf_counter() - t0
         pairs.append((b, f, b / f))
     b, f, r = (statistics.median(p[i] for p in pairs) for i in range(3))
-    print(f"\n| compiled BIM-{k} (s, median) | {k} x one compiled forward+backward (s, median) | ratio (median of pairs) |")
+    print(f"\n| compiled BIM-{k} (s, median) | {k} x one compiled forward+backward (s, median) "
+          "| ratio (median of pairs) |")
     print("|---:|---:|---:|")
     print(f"| {b:.2f} | {f:.2f} ({f / k * 1000:.1f} ms each) | **{r:.2f}** |")
     return 0

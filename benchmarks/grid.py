@@ -1,6 +1,7 @@
 """The paper's attack grid, stock ART vs ours, on a TRAINED model and real test segments.
 
-    python benchmarks/grid.py --n 2 --repeats 1 --json recipes/attack_speed_grid/bench_grid_emodb.json      # = make bench-grid
+    # = make bench-grid
+    python benchmarks/grid.py --n 2 --repeats 1 --json recipes/attack_speed_grid/bench_grid_emodb.json
 
 Model: the platform's own trained model for the config given after ``--`` (default: the final model on the
 shared EmoDB copy, ``train.max_epochs=12``; trained once and cached under ``SER_ATTACKS_CACHE``). Samples:
@@ -66,7 +67,9 @@ DEFAULT_MODEL = ["dataset=emodb", "dataset.root=/work/shared/data/emodb", "train
 
 
 def compose(overrides: list[str]):
-    from hydra import compose as hydra_compose, initialize_config_dir
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
     from ser_attacks import schema
     from ser_attacks.app import CONF_DIR
     schema.register()
@@ -132,6 +135,7 @@ def main(argv=None) -> int:
     model_overrides = args.model or DEFAULT_MODEL
 
     import tensorflow as tf
+
     from ser_attacks.app import device_name
     from ser_attacks.estimator import make_classifier
 

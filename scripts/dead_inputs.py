@@ -24,8 +24,9 @@ def main(path: str) -> None:
         out = tf.reduce_sum(model(x, training=False))
     g = np.abs(tape.gradient(out, x).numpy()).sum(axis=0)[..., 0]          # (frames, n_mels)
     frames, bands = np.flatnonzero(g.sum(axis=1) == 0), np.flatnonzero(g.sum(axis=0) == 0)
-    print(f"{path}: input {g.shape[0]} frames x {g.shape[1]} bands; never read: {len(frames)} frames {frames.tolist()}, "
-          f"{len(bands)} bands {bands.tolist()}; {np.mean(g == 0):.1%} of the cells")
+    print(f"{path}: input {g.shape[0]} frames x {g.shape[1]} bands; "
+          f"never read: {len(frames)} frames {frames.tolist()}, {len(bands)} bands {bands.tolist()}; "
+          f"{np.mean(g == 0):.1%} of the cells")
 
 
 if __name__ == "__main__":

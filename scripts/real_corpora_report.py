@@ -55,7 +55,8 @@ def main(argv=None) -> int:
             parts = {k: data.segments.iloc[getattr(data.split, k)] for k in ("train", "val", "test")}
             summary.append({
                 "corpus": name, "gender": g, "speakers": t.speaker.nunique(), "recordings (all)": len(t),
-                "duration s (mean, min–max)": f"{t.duration.mean():.2f} ({t.duration.min():.2f}–{t.duration.max():.2f})",
+                "duration s (mean, min–max)":
+                    f"{t.duration.mean():.2f} ({t.duration.min():.2f}–{t.duration.max():.2f})",
                 "recordings (kept)": len(kept), "segments (kept)": len(orig),
                 "train / val / test segments": " / ".join(str(int((parts[k].gender == g).sum()))
                                                           for k in ("train", "val", "test"))})

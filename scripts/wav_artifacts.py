@@ -52,8 +52,9 @@ def main() -> None:
             print(f"{rid[:8]} {e['gender']:6s} SNR from the files {snr:.2f} dB, logged {logged}; "
                   f"max |pert_x10 - 10 (adv - orig)| = {err:.1e}")
             name = run.data.tags.get("mlflow.runName", rid[:8]).replace(" n_samples=40", "")
+            pred = e.get("realized_pred", e["adv_pred"])
             title = f"{name} ({run.data.tags.get('input', '?')}): " \
-                    f"{e['gender']} {e['speaker']} {e['label']}→{e.get('realized_pred', e['adv_pred'])}, SNR {snr:.1f} dB"
+                    f"{e['gender']} {e['speaker']} {e['label']}→{pred}, SNR {snr:.1f} dB"
             rows.append((title, sig, sr))
     fig, axes = plt.subplots(len(rows), 3, figsize=(13, 2.6 * len(rows)), squeeze=False, constrained_layout=True)
     for i, (title, sig, sr) in enumerate(rows):

@@ -157,6 +157,7 @@ NOT_IN_HASH = ("force", "progress", "report", "tracking", "paths", "features.n_j
 def config_hash(cfg: DictConfig) -> str:
     """Identity of a job's result: a hash of its composed config minus run-only keys."""
     from omegaconf import OmegaConf
+
     from .cache import stable_hash
     from .tracking import flatten
     flat = flatten(OmegaConf.to_container(cfg, resolve=True))

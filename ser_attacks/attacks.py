@@ -73,6 +73,7 @@ def validate(cfg) -> list[str]:
 
     Returns the set keys this attack does not take (ignored, warned about)."""
     import keras
+
     from .estimator import make_classifier
     # image-shaped input: PixelAttack reads rows / columns / channels from input_shape
     model = keras.Sequential([keras.Input((2, 2, 1)), keras.layers.Flatten(), keras.layers.Dense(2)])

@@ -256,7 +256,8 @@ def mlflow_runs_table(base_url: str, experiment_id: str, path: Path, expand=(), 
                "mlflow.assistant.panelOpen_v1": "false", "mlflow.assistant.fab.autoOpenedOnFirstLoad_v1": "true"}
     with Browser(width, height, timeout=timeout) as b:
         b.goto(base_url.rstrip("/") + "/health", ready="document.readyState === 'complete'")
-        b.evaluate(f"(() => {{ const s = {json.dumps(storage)}; for (const k in s) localStorage.setItem(k, s[k]); }})()")
+        b.evaluate(f"(() => {{ const s = {json.dumps(storage)}; "
+                   "for (const k in s) localStorage.setItem(k, s[k]); })()")
         b.goto(ui_url(base_url, experiment_id))
         b.wait_for(f"document.querySelectorAll('.ag-center-cols-container [role=row]').length >= {1 + len(expand)}",
                    what="the MLflow runs table")
@@ -308,7 +309,8 @@ class MlflowUI:
                 time.sleep(1)
         self.__exit__()
         self.log.seek(0)
-        raise BrowserError(f"mlflow ui did not start on port {self.port}: {self.log.read().decode(errors='replace')[-2000:]}")
+        raise BrowserError(f"mlflow ui did not start on port {self.port}: "
+                           f"{self.log.read().decode(errors='replace')[-2000:]}")
 
     def __exit__(self, *exc) -> None:
         import signal

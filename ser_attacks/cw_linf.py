@@ -86,8 +86,8 @@ def _build(model, confidence: float, targeted: bool, per_sample: bool, input_sha
         return z, other, grads[0], grads[1], need
 
     spec = tf.TensorSpec((None, *input_shape), tf.float32)
-    out = (tf.TensorSpec((nb_classes,), tf.float32), tf.TensorSpec((), tf.int32), tf.TensorSpec(input_shape, tf.float32),
-           tf.TensorSpec(input_shape, tf.float32), tf.TensorSpec((), tf.bool))
+    out = (tf.TensorSpec((nb_classes,), tf.float32), tf.TensorSpec((), tf.int32),
+           tf.TensorSpec(input_shape, tf.float32), tf.TensorSpec(input_shape, tf.float32), tf.TensorSpec((), tf.bool))
 
     @tf.function(input_signature=[spec, tf.TensorSpec((None, nb_classes), tf.float32), spec,
                                   tf.TensorSpec((None,), tf.float32), tf.TensorSpec((None,), tf.float32),

@@ -24,12 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .attacks import AttackConfigError
+from .progress import track
+
 log = logging.getLogger(__name__)
 KINDS = ("spectrogram", "waveform")
-
-
-from .progress import track
-from .attacks import AttackConfigError
 
 
 class InputConfigError(AttackConfigError):
@@ -47,9 +46,11 @@ def check(cfg) -> None:
         return
     if name != "waveform":
         raise InputConfigError("attack.snr_db is a budget on the audio: it needs input=waveform "
-                               "(spectrogram attacks are budgeted by attack.eps; their SNR is measured by input.realize)")
-    from hydra.utils import get_class
+                               "(spectrogram attacks are budgeted by attack.eps; "
+                               "their SNR is measured by input.realize)")
     import inspect
+
+    from hydra.utils import get_class
     cls = get_class(str(cfg.attack._target_))
     if "eps" not in inspect.signature(cls.__init__).parameters:
         raise InputConfigError(f"attack.snr_db needs an attack with an eps budget (e.g. fgsm, bim, pgd); "

@@ -168,5 +168,6 @@ class Normalizer:
             meta = ("method", "standardize", "clip")
             state = {k: z[k] for k in z.files if k not in meta}
             method = str(z["method"])
-            standardize = bool(z["standardize"]) if "standardize" in z.files else ALIASES.get(method, (method, False))[1]
+            standardize = (bool(z["standardize"]) if "standardize" in z.files
+                           else ALIASES.get(method, (method, False))[1])
             return cls(method=method, standardize=standardize, clip=bool(z["clip"]), state=state)

@@ -11,7 +11,8 @@ code, so loading a model imports code and reads arrays; it never unpickles anyth
     model.predict("speech.wav")                           # a path: any rate, bit depth, channel count
     model.predict(["a.wav", "b.wav"])                     # several paths
     model.predict({"audio": y, "sample_rate": 44100})     # a waveform (or a list of them) at any rate
-    model.predict(X)                                      # log-Mel features in dB: (frames, n_mels) or (n, frames, n_mels)
+    model.predict(X)                                      # log-Mel features in dB: (frames, n_mels) or
+                                                          # (n, frames, n_mels)
 
 The result is a DataFrame with one row per input (recording or feature matrix): ``emotion`` (the most
 probable class), one probability column per class, and ``n_segments``. Audio goes through the training

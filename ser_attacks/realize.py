@@ -15,9 +15,10 @@ Method (``resynthesize``), per attacked segment, with the segment's own audio y 
 3. Mel gains → STFT-bin gains: each bin's power gain is the filterbank-weighted mean of the power gains of
    the Mel bands that cover it (bins no band covers, DC and Nyquist, take their nearest covered bin's).
 4. **The original STFT (magnitude × gain, ORIGINAL phase) → inverse STFT** (librosa, same window/hop/centering),
-   clipped to full scale [-1, 1] (or the clean peak, if beyond). Because a modified STFT is not the STFT of any signal and Mel bands
-   overlap, the re-analysed Mel power misses the target a little; ``refine`` more rounds multiply each Mel
-   gain by target / achieved (re-analysed) power and resynthesize again from the original STFT (phase kept).
+   clipped to full scale [-1, 1] (or the clean peak, if beyond). Because a modified STFT is not the STFT of any
+   signal and Mel bands overlap, the re-analysed Mel power misses the target a little; ``refine`` more rounds
+   multiply each Mel gain by target / achieved (re-analysed) power and resynthesize again from the original STFT
+   (phase kept).
 
 Griffin-Lim (``griffin_lim_iter`` > 0): the same target magnitude (|STFT| × the final gains) with the phase
 estimated from scratch (librosa.griffinlim, random seeded start). It shows what a phase-less vocoder does;
@@ -33,9 +34,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .progress import track
 from .data.audio import FrontEnd, log_mel
 from .normalization import Normalizer
+from .progress import track
 from .waveform import CLIP
 
 

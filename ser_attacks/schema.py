@@ -26,7 +26,7 @@ class AttackConf:
     n_samples: Optional[int] = None          # attack only this many test segments (stratified by gender x emotion)
     sample_seed: int = 0                     # which segments (fixed, not the training seed: every attack sees the same)
     snr_db: Optional[float] = None           # input=waveform: budget as SNR (dB) per segment (ser_attacks.waveform)
-    seed: Optional[int] = None               # the attack's own randomness, where it has any (boundary, pixel, noise, autoattack)
+    seed: Optional[int] = None               # the attack's own randomness (boundary, pixel, noise, autoattack)
     # infrastructure keys, passed where the ART class takes them
     batch_size: int = 32
     verbose: bool = True

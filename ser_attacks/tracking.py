@@ -346,7 +346,8 @@ def _summary_line(run) -> str:
     m = run.data.metrics
     line = f"{run.data.tags.get('mlflow.runName', run.info.run_id):<28} {run.info.status:<9}"
     if "adv_acc" in m:
-        line += (f" clean {m['clean_acc']:.3f} → adv {m['adv_acc']:.3f} (female {m.get('adv_acc_female', float('nan')):.3f},"
+        line += (f" clean {m['clean_acc']:.3f} → adv {m['adv_acc']:.3f}"
+                 f" (female {m.get('adv_acc_female', float('nan')):.3f},"
                  f" male {m.get('adv_acc_male', float('nan')):.3f})  mean|δ| {m['perturbation']:.4g}"
                  f"  {m['attack_time_s']:.1f} s")
     if run.data.tags.get("attack_effect") == "none":
@@ -399,7 +400,8 @@ def summary_table(children, earlier=()) -> "pd.DataFrame":
 def sweep_note(table, with_report: bool) -> str:
     """The parent run's description (Markdown; the run page opens on it): the summary table, short."""
     cols = [c for c in ("job", "status", "clean_acc", "adv_acc", "adv_acc_female", "adv_acc_male", "perturbation",
-                        "attack_time_s", "effect", "val_acc", "test_acc") if c in table and table[c].astype(str).ne("").any()]
+                        "attack_time_s", "effect", "val_acc", "test_acc")
+            if c in table and table[c].astype(str).ne("").any()]
     head = "| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n"
     body = "".join("| " + " | ".join(f"{v:.3g}" if isinstance(v, float) else str(v) for v in row) + " |\n"
                    for row in table[cols].itertuples(index=False))

@@ -48,7 +48,8 @@ def model_key(cfg, data) -> str:
     from .split import revision
     ds = {k: v for k, v in _cfg(cfg.dataset).items() if k != "root"}
     return stable_hash({"features": data.features.cache_path.name if data.features.cache_path else None,
-                        "dataset": ds, "split": {**_cfg(cfg.split), **revision(cfg.split.mode)}, "augment": _cfg(cfg.get("augment")),
+                        "dataset": ds, "split": {**_cfg(cfg.split), **revision(cfg.split.mode)},
+                        "augment": _cfg(cfg.get("augment")),
                         "normalization": _cfg(cfg.normalization),
                         "model": _cfg(cfg.model), "train": train, "seed": cfg.seed, "classes": data.classes})
 
@@ -141,7 +142,8 @@ def _fit(cfg, data, tracking, key: str, out: Path, parent_run_id: str | None = N
 
         meta = {"key": key, "classes": data.classes, "train_run_id": run_id, "n_params": model.count_params(),
                 "epochs": len(hist.history["loss"]), "train_seconds": seconds,
-                "val_acc": accuracy(model, Xva, yva), "test_acc": accuracy(model, Xte, yte), "input_shape": list(Xtr.shape[1:]),
+                "val_acc": accuracy(model, Xva, yva), "test_acc": accuracy(model, Xte, yte),
+                "input_shape": list(Xtr.shape[1:]),
                 "value_range": list(norm.value_range), "tracking_uri": tracking.uri if tracking else None,
                 "dataset": cfg.dataset.name, "model": cfg.model.name, "seed": int(cfg.seed)}
 

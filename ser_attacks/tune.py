@@ -67,7 +67,8 @@ def hparams_yaml(study_name: str, params: dict, value: float, number: int) -> st
         for p in path:
             node = node.setdefault(p, {})
         node[leaf] = v
-    return (f"# @package _global_\n# Best trial of Optuna study '{study_name}': trial {number}, best val_loss {value:.4f}.\n"
+    return (f"# @package _global_\n"
+            f"# Best trial of Optuna study '{study_name}': trial {number}, best val_loss {value:.4f}.\n"
             f"# Written by ser_attacks.tune. Apply: python -m ser_attacks model=<same model> +hparams={study_name}\n"
             + OmegaConf.to_yaml(OmegaConf.create(nested)))
 

@@ -12,8 +12,8 @@ The step of iterative attacks scales with the bound: ``eps_step_i = input.step_r
 config leaves ``eps_step`` unset keep their own rule, e.g. AutoAttack's 2·eps). After the
 attack, δ is projected onto the bound once more and x + δ clipped to full scale [-1, 1] (the waveform
 estimator's ``clip_values``; widened to the clean peak where a clean sample lies beyond it), so the budget holds
-to float rounding whatever the attack did; both only shrink |δ|. Attacks that take no ``eps`` (C&W, DeepFool, Boundary) are unbounded: their SNR is measured,
-not budgeted, and ``attack.snr_db`` with them is a configuration error.
+to float rounding whatever the attack did; both only shrink |δ|. Attacks that take no ``eps`` (C&W, DeepFool,
+Boundary) are unbounded: their SNR is measured, not budgeted, and ``attack.snr_db`` with them is a configuration error.
 """
 from __future__ import annotations
 

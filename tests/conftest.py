@@ -1,4 +1,7 @@
-"""Shared fixtures: a tiny embedded corpus and Hydra composition with tiny overrides."""
+"""Shared fixtures: a tiny embedded corpus and Hydra composition with tiny overrides.
+
+Plain helpers live in ``tests/helpers`` (import them from there); tiers and markers: ``tests/README.md``
+(``make test-fast``: unit tests, ``make test``: everything CI runs)."""
 from __future__ import annotations
 
 import os
@@ -9,14 +12,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 warnings.filterwarnings("ignore", message=".*PyTorch not found.*")
 
 import pytest  # noqa: E402
-from hydra import compose, initialize_config_dir  # noqa: E402
 
 from ser_attacks import schema  # noqa: E402
-from ser_attacks.app import CONF_DIR  # noqa: E402
+from tests.helpers import TINY_CORPUS, compose_config, tiny_overrides  # noqa: E402
 
 schema.register()
-ROOT = Path(__file__).resolve().parent.parent
-TINY_CORPUS = dict(n_speakers=4, n_sentences=3, seed=0)
 
 
 @pytest.fixture(scope="session")
@@ -28,18 +28,9 @@ def corpus_root(tmp_path_factory) -> Path:
     return root
 
 
-def tiny_overrides(tmp: Path, corpus: Path) -> list[str]:
-    """Overrides that make a whole job take seconds: tiny model, short training, tiny corpus."""
-    return [f"dataset.root={corpus}", f"dataset.generate.n_speakers={TINY_CORPUS['n_speakers']}",
-            f"dataset.generate.n_sentences={TINY_CORPUS['n_sentences']}", "model=tiny", "train=fast",
-            f"paths.cache_dir={tmp / 'cache'}", f"tracking.uri=sqlite:///{tmp / 'mlflow.db'}",
-            f"tracking.artifact_root={tmp / 'mlruns'}", "progress=false", "features.n_jobs=1",
-            "attack.verbose=false", "train.verbose=0"]
-
-
 @pytest.fixture
 def cfg_factory(tmp_path, corpus_root):
+    """``make(*overrides)``: the composed config of a tiny job with its own cache and tracking DB."""
     def make(*overrides: str):
-        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-            return compose("config", overrides=tiny_overrides(tmp_path, corpus_root) + list(overrides))
+        return compose_config(*tiny_overrides(tmp_path, corpus_root), *overrides)
     return make

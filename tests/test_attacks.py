@@ -3,10 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
 
-from conftest import tiny_overrides
-from ser_attacks.app import CONF_DIR
+from tests.helpers import compose_config, tiny_overrides
 
 # small iteration counts so the whole file stays fast; the paper's values are in conf/attack/*.yaml
 SMALL = {
@@ -30,8 +28,7 @@ def trained_model(tmp_path_factory, corpus_root):
     from ser_attacks.train import get_or_train
     tmp = tmp_path_factory.mktemp("attacks")
     base = tiny_overrides(tmp, corpus_root)
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose("config", overrides=base)
+    cfg = compose_config(*base)
     data = prepare(cfg, progress=False)
     tm = get_or_train(cfg, data, None)
     X, y, segs = data.part("test")
@@ -49,11 +46,11 @@ def trained(trained_model):
 
 
 def _attack_cfg(base, *overrides):
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        return compose("config", overrides=[*base, *overrides])
+    return compose_config(*base, *overrides)
 
 
 @pytest.mark.parametrize("name", list(SMALL))
+@pytest.mark.e2e
 def test_every_attack_config_runs_and_gives_finite_metrics(trained_model, trained, name):
     """Every attack with the estimator's clip_values as the job gives them: the per-band box (an array per
     input cell), or the global range for the attacks that take floats only (attacks.SCALAR_CLIP_ONLY)."""
@@ -85,6 +82,7 @@ def test_every_attack_config_runs_and_gives_finite_metrics(trained_model, traine
         assert np.unique(lo).size > 1
 
 
+@pytest.mark.e2e
 def test_jsma_targets_differ_from_true_labels(trained):
     from ser_attacks.attacks import attack_labels, build_attack
     base, clf, X, y, _ = trained
@@ -93,6 +91,7 @@ def test_jsma_targets_differ_from_true_labels(trained):
     assert kind == "random_target" and not np.any(labels.argmax(1) == y)
 
 
+@pytest.mark.e2e
 def test_pixel_attack_flips_predictions_with_at_most_th_cells(trained):
     from ser_attacks.pixel import SpectrogramPixelAttack
     base, clf, X, y, _ = trained
@@ -115,6 +114,7 @@ def test_pixel_attack_flips_predictions_with_at_most_th_cells(trained):
     assert attack.max_chunk <= 16, "population images are built and predicted batch_size at a time"
 
 
+@pytest.mark.e2e
 def test_art_pixel_attack_round_trip_is_what_was_wrong(trained):
     """ART's PixelAttack maps inputs to 0-255 and back: every cell moves by float round-off."""
     from art.attacks.evasion import PixelAttack
@@ -128,6 +128,7 @@ def test_art_pixel_attack_round_trip_is_what_was_wrong(trained):
 
 def _run_job(base, *overrides):
     from mlflow.tracking import MlflowClient
+
     from ser_attacks.app import run
     cfg = _attack_cfg(base, *overrides)
     run(cfg)
@@ -137,10 +138,15 @@ def _run_job(base, *overrides):
     return client, runs[0]
 
 
+@pytest.mark.e2e
 def test_adversarial_examples_are_saved_and_reloadable(trained, tmp_path):
-    base = trained[0]
-    client, r = _run_job(base, "attack=fgsm", "attack.eps=0.5", "attack.n_samples=4")
-    assert r.info.status == "FINISHED" and r.data.tags["attack_effect"] in ("ok", "none", "undefined")
+    """The job's adversarial.npz holds FGSM's examples of the test segments it names (every cell moved by at
+    most eps, and by exactly eps where the per-band box does not clip it), and the attack_effect tag is the one
+    its own predictions imply."""
+    base, _, X, _, _ = trained
+    eps = 0.5
+    client, r = _run_job(base, "attack=fgsm", f"attack.eps={eps}", "attack.n_samples=4")
+    assert r.info.status == "FINISHED"
     assert r.data.tags["clip_box"] == "per_band"
     assert r.data.params["n_samples_attacked"] == "4" and r.data.metrics["n_samples"] == 4
     for k in ("clean_acc", "adv_acc", "success_rate", "perturbation", "l0", "l2", "linf", "adv_confidence",
@@ -153,7 +159,16 @@ def test_adversarial_examples_are_saved_and_reloadable(trained, tmp_path):
         assert len(z["test_index"]) == len(z["recording_id"]) == len(z["label"]) == len(z["gender"]) == 4
         assert set(z["gender"]) <= {"female", "male"}
         np.testing.assert_array_equal(z["adv_pred"], z["adv_logits"].argmax(1))
-        assert np.abs(z["x_adv"]).max() > 0
+        # FGSM: x_adv = clip(x + eps * sign(grad)) of the test segments the file names
+        d = np.abs(z["x_adv"] - X[z["test_index"]])
+        assert d.max() == pytest.approx(eps, abs=1e-5) and (d <= eps + 1e-5).all()
+        np.testing.assert_allclose(z["perturbation"], d.reshape(4, -1).mean(1), rtol=1e-5)
+        assert r.data.metrics["linf"] == pytest.approx(eps, abs=1e-5)
+        # the tag follows from the saved predictions (metrics.success_rate and app.attack_effect, recomputed)
+        correct = z["clean_pred"] == z["label"]
+        flipped = correct & (z["adv_pred"] != z["label"])
+        want = "undefined" if not correct.any() else "ok" if flipped.any() else "none"
+        assert r.data.tags["attack_effect"] == want, (r.data.tags, z["clean_pred"], z["adv_pred"], z["label"])
         # what the report's speaker-level statistics need, per attacked segment
         for k in ("speaker", "recording_id", "utterance", "augment", "fold", "segment", "emotion",
                   "perturbation_db", "linf_db", "snr_db"):
@@ -162,6 +177,7 @@ def test_adversarial_examples_are_saved_and_reloadable(trained, tmp_path):
         assert (z["fold"] == -1).all() and np.isfinite(z["snr_db"]).all() and (z["perturbation_db"] > 0).all()
 
 
+@pytest.mark.e2e
 def test_no_op_attack_is_tagged_none(trained, caplog):
     base = trained[0]
     with caplog.at_level("WARNING", logger="ser_attacks"):
@@ -173,6 +189,7 @@ def test_no_op_attack_is_tagged_none(trained, caplog):
 
 
 @pytest.mark.parametrize("name", ["boundary", "pixel"])
+@pytest.mark.e2e
 def test_stochastic_attacks_rerun_gives_identical_x_adv(trained, name):
     """Issue 13 defect 4: boundary and pixel are seeded from cfg.seed (attack.seed: ${seed}); the same config
     gives the same adversarial examples, another seed other ones."""
@@ -208,11 +225,13 @@ def test_attack_effect_tags():
     assert attack_effect(x, moved, {"success_rate": 0.5}) == ("ok", "")
 
 
+@pytest.mark.e2e
 def test_clip_false_gives_art_no_box_and_eps0_is_a_no_op(trained_model):
     """normalization.clip=false: test cells outside the training range stay as they are, ART gets no clip_values,
     so FGSM at eps=0 returns the input exactly (with the training range as clip_values, ART clipped those cells
     and counted it as perturbation)."""
     from art.attacks.evasion import FastGradientMethod
+
     from ser_attacks.attacks import clip_values_for
     from ser_attacks.estimator import make_classifier
     from ser_attacks.normalization import Normalizer

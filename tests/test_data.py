@@ -112,7 +112,8 @@ def test_feature_shape_and_warm_cache(tmp_path, corpus_root):
     assert len(cold.segments) == len(cold.X) >= 10
     warm = load_or_extract(t, FE, tmp_path, progress=False)
     assert warm.from_cache and np.array_equal(warm.X, cold.X)
-    pd.testing.assert_frame_equal(warm.segments[["recording_id", "segment"]], cold.segments[["recording_id", "segment"]])
+    keys = ["recording_id", "segment"]
+    pd.testing.assert_frame_equal(warm.segments[keys], cold.segments[keys])
     other = load_or_extract(t, FrontEnd(n_mels=64), tmp_path, progress=False)   # any parameter → new entry
     assert not other.from_cache and other.X.shape[2] == 64
     assert len(list((tmp_path / "features").iterdir())) == 4   # 2 entries + 2 lock files, no temp leftovers

@@ -6,15 +6,12 @@ docs/scaling-out.md with what was and was not run.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 import yaml
-from hydra import compose, initialize_config_dir
 
-from ser_attacks.app import CONF_DIR
+from tests.helpers import ROOT, compose_config
 
-ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((ROOT / "docker" / "compose.yaml").read_text())
 DOCKERFILE = (ROOT / "docker" / "Dockerfile").read_text()
 
@@ -23,7 +20,8 @@ def test_dockerfile_installs_from_the_project_pins_as_non_root():
     assert "python:3.11" in DOCKERFILE
     assert re.search(r"pip install -c constraints.txt -e \"\.\[\$\{TF_EXTRA\},postgres\]\"", DOCKERFILE)
     assert "COPY pyproject.toml constraints.txt" in DOCKERFILE
-    assert "COPY hydra_plugins ./hydra_plugins" in DOCKERFILE, "the list sweeper (experiment=paper_grid) ships in the image"
+    assert "COPY hydra_plugins ./hydra_plugins" in DOCKERFILE, \
+        "the list sweeper (experiment=paper_grid) ships in the image"
     assert re.search(r"^USER ser$", DOCKERFILE, re.M)
     assert 'ENTRYPOINT ["python", "-m", "ser_attacks"]' in DOCKERFILE
     pyproject = (ROOT / "pyproject.toml").read_text()
@@ -53,8 +51,6 @@ def test_dockerignore_keeps_outputs_and_data_out_of_the_image():
 
 @pytest.mark.parametrize("launcher,key,value", [("joblib", "n_jobs", 2), ("slurm", "gpus_per_node", 1)])
 def test_launcher_configs_compose(launcher, key, value):
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose("config", overrides=[f"hydra/launcher={launcher}", f"hydra.launcher.{key}={value}"],
-                      return_hydra_config=True)
+    cfg = compose_config(f"hydra/launcher={launcher}", f"hydra.launcher.{key}={value}", return_hydra_config=True)
     assert cfg.hydra.launcher[key] == value
     assert "_target_" in cfg.hydra.launcher

@@ -90,7 +90,8 @@ def missing_repo_paths(path: Path) -> list[str]:
 
 def test_readme_is_short():
     n = len((ROOT / "README.md").read_text(encoding="utf-8").splitlines())
-    assert n <= README_MAX_LINES, f"README.md has {n} lines (at most {README_MAX_LINES}): move detail to docs/ or recipes/"
+    assert n <= README_MAX_LINES, (f"README.md has {n} lines (at most {README_MAX_LINES}): "
+                                    "move detail to docs/ or recipes/")
 
 
 def test_there_are_docs_and_recipes_to_check():

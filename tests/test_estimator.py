@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
 
-from ser_attacks.app import CONF_DIR
 from ser_attacks.attacks import build_attack
 from ser_attacks.estimator import CompiledTFClassifier, make_classifier
+from tests.helpers import CONF_DIR, compose_config, subprocess_env
 
 ATTACKS = {
     "fgsm": ["attack.eps=0.5"],
@@ -19,6 +18,7 @@ ATTACKS = {
 @pytest.fixture(scope="module")
 def model_and_data():
     import keras
+
     from ser_attacks.models import build_cnn_lstm
     keras.utils.set_random_seed(0)
     model = build_cnn_lstm((261, 128, 1), 5, conv=[{"filters": 4, "kernel": 5, "pool": 4, "stride": 4}],
@@ -29,8 +29,7 @@ def model_and_data():
 
 
 def _attack_cfg(name, overrides):
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        return compose("config", overrides=[f"attack={name}", "attack.verbose=false", *overrides]).attack
+    return compose_config(f"attack={name}", "attack.verbose=false", *overrides).attack
 
 
 @pytest.mark.parametrize("name", [n for n in ATTACKS if n != "deepfool"] + ["deepfool"])
@@ -94,6 +93,7 @@ print("RESULT", json.dumps({"grad": float(np.abs(grads["stock"] - grads["compile
 """
 
 
+@pytest.mark.e2e
 def test_compiled_equals_stock_bit_for_bit_without_onednn_kernels():
     """Why C&W-L-inf compiled vs stock differed by 1.1e-3 (issue 14): with oneDNN, TF's graph runtime and its
     eager runtime use different max-pool backward kernels, which sum a cell's contributions from overlapping
@@ -102,11 +102,9 @@ def test_compiled_equals_stock_bit_for_bit_without_onednn_kernels():
     amount set by those last bits. Without oneDNN's kernels both runtimes use the same ones: gradients and
     C&W-L-inf results are identical."""
     import json
-    import os
     import subprocess
     import sys
-    from conftest import ROOT
-    env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": "0", "PYTHONPATH": str(ROOT)}
+    env = subprocess_env(TF_ENABLE_ONEDNN_OPTS="0")
     proc = subprocess.run([sys.executable, "-c", ONEDNN_OFF_CHECK], env=env, capture_output=True, text=True,
                           timeout=600)
     line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]

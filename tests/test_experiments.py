@@ -4,24 +4,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
+import pytest
 
-from ser_attacks.app import CONF_DIR
 from ser_attacks.report import studies
-from test_sweep import run_cli, runs
-
+from tests.helpers import CONF_DIR, compose_config, mlflow_runs, run_cli
 
 # the paper's M1-M7 (Tables 11-17; m2, m3: the layer arithmetic, see tests/test_models.py)
 ZOO = {"m1": 43_652, "m2": 63_683, "m3": 63_755, "m4": 64_900, "m5": 106_763, "m6": 133_316, "m7": 184_068}
 
 
+@pytest.mark.e2e
 def test_tiny_architecture_study_logs_one_training_run_per_job(tmp_path, corpus_root):
     """The whole study (m1-m7, one seed) on the tiny embedded corpus, which keeps the paper's full
     (261, 128, 1) input, so every model (m7's four conv blocks included) is built exactly as shipped."""
     proc = run_cli(tmp_path, corpus_root, "-m", "experiment=architecture_study", f"model={','.join(ZOO)}",
                    "seed=0", "dataset=synthetic", "train.max_epochs=1")   # the tests' defaults say model=tiny
     assert "Sweep finished: 7 runs, 0 failed" in proc.stdout
-    client, by_type = runs(tmp_path)
+    client, by_type = mlflow_runs(tmp_path)
     assert "attack" not in by_type, "mode=train must not run attacks"
     (sweep,) = by_type["sweep"]
     assert sweep.info.status == "FINISHED"
@@ -56,7 +55,7 @@ def test_tiny_architecture_study_logs_one_training_run_per_job(tmp_path, corpus_
     # re-running reuses the cached models: no retraining, one train_reused child run per job
     run_cli(tmp_path, corpus_root, "-m", "experiment=architecture_study", "model=m1,m2", "seed=0",
             "dataset=synthetic", "train.max_epochs=1")
-    _, by_type = runs(tmp_path)
+    _, by_type = mlflow_runs(tmp_path)
     assert len(by_type["train"]) == 7 and len(by_type["train_reused"]) == 2
     assert {r.data.tags["model_run_id"] for r in by_type["train_reused"]} == {
         r.info.run_id for r in trains if r.data.tags["model"] in ("m1", "m2")}
@@ -66,9 +65,8 @@ def test_tiny_architecture_study_logs_one_training_run_per_job(tmp_path, corpus_
 
 
 def test_study_experiments_compose_to_the_paper_grids():
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        arch = compose("config", overrides=["experiment=architecture_study"], return_hydra_config=True)
-        norm = compose("config", overrides=["experiment=normalization_study"], return_hydra_config=True)
+    arch = compose_config("experiment=architecture_study", return_hydra_config=True)
+    norm = compose_config("experiment=normalization_study", return_hydra_config=True)
     assert arch.mode == norm.mode == "train"
     assert arch.split.seed == arch.seed and norm.split.seed == norm.seed     # a seed = a split + an initialisation
     assert arch.hydra.sweeper.params.seed == norm.hydra.sweeper.params.seed == "0,1,2"
@@ -78,13 +76,12 @@ def test_study_experiments_compose_to_the_paper_grids():
     options = norm.hydra.sweeper.params.normalization.split(",")
     assert len(options) == len(set(options)) == 8
     for option in options:
-        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-            assert compose("config", overrides=[f"normalization={option}"]).normalization.name == option
+        assert compose_config(f"normalization={option}").normalization.name == option
 
 
 def test_train_budgets_share_the_paper_protocol():
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        default, long = (compose("config", overrides=[f"train={t}"]).train for t in ("default", "long"))
+    default, long = (compose_config(f"train={t}").train for t in ("default", "long"))
     assert (default.max_epochs, long.max_epochs) == (50, 100)
-    assert {k: v for k, v in long.items() if k != "max_epochs"} == {k: v for k, v in default.items() if k != "max_epochs"}
+    assert ({k: v for k, v in long.items() if k != "max_epochs"}
+            == {k: v for k, v in default.items() if k != "max_epochs"})
     assert (default.early_stopping_patience, default.reduce_lr_patience, default.reduce_lr_factor) == (10, 6, 0.1)

@@ -20,6 +20,7 @@ def model():
     """A small CNN-BLSTM with the final model's overlapping 4x4 / stride-2 max-pool (the case where eager and
     compiled gradients differ in their last bits), random weights."""
     import keras
+
     from ser_attacks.models import build_cnn_lstm
     keras.utils.set_random_seed(0)
     return build_cnn_lstm(SHAPE, 5, conv=[{"filters": 4, "kernel": 5, "pool": 4, "stride": 2}], lstm_units=8)
@@ -79,6 +80,7 @@ def test_cw_linf_result_does_not_depend_on_the_batch(model, data):
 
 def test_cw_l2_fused_gradient_equals_art(model, data):
     from art.attacks.evasion import CarliniL2Method
+
     from ser_attacks.cw_l2 import FusedCarliniL2Method
     clf = clf_for(model, band_box())
     x = np.clip(data, *clf.clip_values).astype(np.float32)

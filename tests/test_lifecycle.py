@@ -18,7 +18,9 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import ROOT, tiny_overrides
+from tests.helpers import subprocess_env, tiny_overrides
+
+pytestmark = pytest.mark.e2e   # processes started, signalled and killed; `make test-fast` leaves them out
 
 # ---------------------------------------------------------------------------- numba cache race
 FEATURES = textwrap.dedent("""
@@ -44,7 +46,7 @@ def test_concurrent_first_use_then_a_fresh_process_runs_the_pipeline(tmp_path, c
     runs the feature pipeline on the kernels they left, compiling nothing new (the warm-up covers
     every kernel and signature the pipeline uses)."""
     wav = str(sorted(corpus_root.rglob("*.wav"))[trial])
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
+    env = subprocess_env(NUMBA_CACHE_DIR=str(tmp_path / "numba"))
     procs = [subprocess.Popen([sys.executable, "-c", FEATURES, wav], env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for _ in range(3)]
     for p in procs:
@@ -71,7 +73,7 @@ ENDLESS = ["attack=bim", "attack.max_iter=100000000", "attack.n_samples=4", "att
 
 
 def _start(tmp: Path, corpus: Path, *args: str, token: str) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "SER_TEST_TOKEN": token}
+    env = subprocess_env(SER_TEST_TOKEN=token)
     env.pop("MLFLOW_TRACKING_URI", None)
     return subprocess.Popen([sys.executable, "-m", "ser_attacks", *args, *tiny_overrides(tmp, corpus)],
                             cwd=tmp, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

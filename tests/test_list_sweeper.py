@@ -5,35 +5,17 @@ import subprocess
 import sys
 
 import pytest
-from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import HydraException
 
-from conftest import ROOT
-from ser_attacks.app import CONF_DIR
-from test_sweep import run_cli, runs
-
-PAPER_GRID = ["attack=fgsm attack.eps=0.25,0.5,0.75,1,1.25", "attack=bim attack.eps=0.25,0.5,0.75,1,1.25",
-              "attack=deepfool attack.max_iter=1,5,20", "attack=jsma attack.theta=-1,-0.5,0.5,1", "attack=cw_l2",
-              "attack=cw_linf", "attack=pixel attack.th=1,5,10 attack.es=1,0", "attack=boundary"]
-
-
-def _sweeper(grid, overrides=()):
-    """The list sweeper as Hydra instantiates it for ``experiment=paper_grid`` (no jobs launched)."""
-    from hydra._internal.config_loader_impl import ConfigLoaderImpl
-    from hydra._internal.utils import create_config_search_path
-    from hydra.types import HydraContext
-    from hydra_plugins.ser_attacks_list_sweeper.list_sweeper import ListSweeper
-    sweeper = ListSweeper(grid=grid)
-    loader = ConfigLoaderImpl(config_search_path=create_config_search_path(CONF_DIR))
-    sweeper.hydra_context = HydraContext(config_loader=loader, callbacks=None)
-    return sweeper.job_overrides(list(overrides))
+from tests.helpers import ROOT, compose_config, mlflow_runs, run_cli
+from tests.helpers.sweeper import PAPER_GRID
+from tests.helpers.sweeper import list_sweeper_jobs as _sweeper
 
 
 def test_paper_grid_config_lists_the_26_configurations():
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose("config", overrides=["experiment=paper_grid"], return_hydra_config=True)
+    cfg = compose_config("experiment=paper_grid", return_hydra_config=True)
     assert cfg.hydra.sweeper._target_.endswith("ListSweeper")
     assert list(cfg.hydra.sweeper.grid) == PAPER_GRID
     jobs = _sweeper(list(cfg.hydra.sweeper.grid), ["dataset=emodb", "attack.n_samples=40"])
@@ -53,20 +35,22 @@ def test_entry_wins_over_command_line_and_command_line_sweeps_multiply():
     assert all("attack.max_iter=2" in j for j in jobs if "attack=fgsm" in j)
 
 
-@pytest.mark.parametrize("grid, match", [([], "non-empty"), (["attack=fgsm attack.eps=0.5", "attack=fgsm attack.eps=0.5"],
-                                                               "same job twice"), (["attack=fgsm attack.eps=="], "grid\\[0\\]")])
+@pytest.mark.parametrize("grid, match", [([], "non-empty"),
+                                         (["attack=fgsm attack.eps=0.5"] * 2, "same job twice"),
+                                         (["attack=fgsm attack.eps=="], "grid\\[0\\]")])
 def test_bad_grids_are_rejected(grid, match):
     with pytest.raises(HydraException, match=match):
         _sweeper(grid)
 
 
+@pytest.mark.e2e
 def test_grid_sweep_is_one_parent_with_one_child_per_configuration(tmp_path, corpus_root):
     """End to end on the embedded corpus: a small grid (3 entries, 5 jobs, tiny attack settings) run as
     `-m experiment=paper_grid` with the grid overridden."""
     grid = "hydra.sweeper.grid=['attack=fgsm attack.eps=0.25,0.5','attack=deepfool attack.max_iter=1,2'," \
            "'attack=pixel attack.th=1 attack.es=1']"
     run_cli(tmp_path, corpus_root, "-m", "experiment=paper_grid", grid, "attack.n_samples=4", "attack.max_iter=1")
-    _, by_type = runs(tmp_path)
+    _, by_type = mlflow_runs(tmp_path)
     assert len(by_type["sweep"]) == 1
     parent = by_type["sweep"][0]
     children = by_type["attack"]
@@ -80,6 +64,7 @@ def test_grid_sweep_is_one_parent_with_one_child_per_configuration(tmp_path, cor
                           ("pixel", "None", "1", "1")]), got
 
 
+@pytest.mark.e2e
 def test_plugin_is_found_by_a_fresh_interpreter(tmp_path):
     """Hydra discovers the sweeper through the `hydra_plugins` namespace package of the repository."""
     code = ("from hydra.core.plugins import Plugins; from hydra.plugins.sweeper import Sweeper; "

@@ -13,16 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
 
-from ser_attacks.app import CONF_DIR
 from ser_attacks.train import build_model
+from tests.helpers import CONF_DIR, compose_config
 
 
 def _model(name):
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose("config", overrides=[f"model={name}"])
-    return build_model(cfg.model, (261, 128, 1), 5)
+    return build_model(compose_config(f"model={name}").model, (261, 128, 1), 5)
 
 
 # Rows after Input (261, 128, 1) and Reshape (9, 29, 128, 1), as printed in the paper:
@@ -121,7 +118,8 @@ def test_model_is_its_paper_table_row_by_row(name):
     rows, total = _expected(name)
     assert m.get_layer("windows").output.shape[1:] == (9, 29, 128, 1)
     built = _built(m)
-    assert [r["kind"] for r in built] == [r["kind"] for r in rows], f"{name}: layer list differs from Table {TABLES[name][0]}"
+    assert [r["kind"] for r in built] == [r["kind"] for r in rows], \
+        f"{name}: layer list differs from Table {TABLES[name][0]}"
     for i, (got, want) in enumerate(zip(built, rows)):
         assert got == want, f"{name} (Table {TABLES[name][0]}) row {i}"
     assert m.count_params() == total
@@ -140,7 +138,8 @@ def test_final_model_parameter_count_and_cnn():
 def test_every_shipped_model_has_its_table_or_count_asserted():
     """A model config added to conf/model/ without its table (or count) here fails this test."""
     shipped = {p.stem for p in (Path(CONF_DIR) / "model").glob("*.yaml")} - {"tiny"}
-    assert shipped == set(TABLES) | set(COUNTS), f"assert the layers/count of {sorted(shipped - set(TABLES) - set(COUNTS))}"
+    assert shipped == set(TABLES) | set(COUNTS), \
+        f"assert the layers/count of {sorted(shipped - set(TABLES) - set(COUNTS))}"
 
 
 def test_tiny_model_outputs_logits():

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from test_sweep import run_cli
+from tests.helpers import run_cli
 
 pytestmark = pytest.mark.integration
 PG_BIN = sorted(glob.glob("/usr/lib/postgresql/*/bin"))

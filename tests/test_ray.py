@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import ROOT
-from test_sweep import run_cli
+from tests.helpers import ROOT, run_cli
 
 RAY_PKGS = Path(os.environ.get("SER_ATTACKS_RAY_PKGS", ROOT / ".ray-pkgs"))
 pytestmark = [pytest.mark.integration,

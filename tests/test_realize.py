@@ -14,6 +14,7 @@ from ser_attacks.data.corpora import load_corpus
 from ser_attacks.normalization import METHODS, Normalizer
 from ser_attacks.realize import Resynth, db_change, features, realize
 from ser_attacks.waveform import snr_db
+from tests.helpers import compose_config, subprocess_env, tiny_overrides
 
 FE = FrontEnd()
 
@@ -99,18 +100,14 @@ def test_realize_keeps_unchanged_samples_bit_exact_and_griffin_lim_is_seeded(spe
 @pytest.fixture(scope="module")
 def job_cfg(tmp_path_factory, corpus_root):
     """Config factory sharing one cache (one tiny model) across this module's jobs."""
-    from hydra import compose, initialize_config_dir
-
-    from conftest import tiny_overrides
-    from ser_attacks.app import CONF_DIR
     base = tiny_overrides(tmp_path_factory.mktemp("realize_jobs"), corpus_root)
 
     def make(*overrides):
-        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-            return compose("config", overrides=[*base, *overrides])
+        return compose_config(*base, *overrides)
     return make
 
 
+@pytest.mark.e2e
 def test_spectrogram_job_logs_realized_accuracy_and_audio(job_cfg, tmp_path):
     from mlflow.tracking import MlflowClient
 
@@ -139,6 +136,7 @@ def test_spectrogram_job_logs_realized_accuracy_and_audio(job_cfg, tmp_path):
         assert abs(snr_db(y0[None], y1[None])[0] - e["snr_db"]) < 0.5
 
 
+@pytest.mark.e2e
 def test_realize_off_logs_no_audio(job_cfg):
     from mlflow.tracking import MlflowClient
 
@@ -170,17 +168,16 @@ print("ok")
 """
 
 
+@pytest.mark.e2e
 def test_resynthesis_compiles_no_kernel_the_warm_up_missed(tmp_path, corpus_root):
     """librosa's istft / Griffin-Lim use numba kernels (overlap-add, window sum-square); compiling them outside
     ensure_librosa_kernels' lock could race (see its docstring). After the warm-up alone, the whole
     resynthesis in a fresh process must compile nothing new."""
-    import os
     import subprocess
     import sys
 
-    from conftest import ROOT
     wav = str(sorted(corpus_root.rglob("*.wav"))[0])
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
+    env = subprocess_env(NUMBA_CACHE_DIR=str(tmp_path / "numba"))
 
     def files():
         return {str(p): p.stat().st_mtime_ns for p in (tmp_path / "numba").rglob("*.nb[ic]")}

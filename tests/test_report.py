@@ -10,9 +10,7 @@ fgsm/bim/noise/autoattack at two eps: fold pooling, speaker-level tests, dB/SNR,
 """
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -20,32 +18,8 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import ROOT, tiny_overrides
 from ser_attacks.report import stats
-
-COMMON = ["attack.n_samples=12", "attack.max_iter=3", "attack.eps_step=0.005", "train.max_epochs=3"]
-
-
-def cli(tmp: Path, module: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HYDRA_FULL_ERROR": "1",
-           "MLFLOW_TRACKING_URI": f"sqlite:///{tmp / 'mlflow.db'}", "SER_ATTACKS_CACHE": str(tmp / "cache")}
-    proc = subprocess.run([sys.executable, "-m", module, *args], cwd=tmp, env=env, capture_output=True, text=True,
-                          timeout=600)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
-    return proc
-
-
-def sweep(tmp: Path, corpus: Path, *args: str, stdout: dict | None = None) -> str:
-    given = {a.split("=", 1)[0] for a in args if "=" in a}
-    base = [o for o in tiny_overrides(tmp, corpus) if o.split("=", 1)[0] not in given]
-    proc = cli(tmp, "ser_attacks", "-m", *args, *COMMON, *base)
-    if stdout is not None:
-        stdout["sweep"] = proc.stdout
-    client = MlflowClient(f"sqlite:///{tmp / 'mlflow.db'}")
-    exp = client.get_experiment_by_name("ser-attacks")
-    parents = client.search_runs([exp.experiment_id], "tags.run_type = 'sweep'", order_by=["attributes.start_time DESC"])
-    return parents[0].info.run_id
+from tests.helpers.report import cli, sweep
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +32,8 @@ def setup(tmp_path_factory, corpus_root):
     client = MlflowClient(f"sqlite:///{tmp / 'mlflow.db'}")
     exp = client.get_experiment_by_name("ser-attacks")
     runs = client.search_runs([exp.experiment_id], "tags.run_type = 'attack'", max_results=1000)
-    return {"tmp": tmp, "corpus": corpus_root, "a": a, "b": b, "out": out, "stdout": proc.stdout, "client": client, "exp": exp,
-            "runs": runs}
+    return {"tmp": tmp, "corpus": corpus_root, "a": a, "b": b, "out": out, "stdout": proc.stdout, "client": client,
+            "exp": exp, "runs": runs}
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +72,7 @@ def _groups(runs) -> dict:
     return out
 
 
+@pytest.mark.e2e
 def test_runs_as_expected(setup):
     g = _groups(setup["runs"])
     assert len(setup["runs"]) == 6
@@ -105,6 +80,7 @@ def test_runs_as_expected(setup):
     assert ("bim", "paper", 0.05) not in g                    # a missing cell
 
 
+@pytest.mark.e2e
 def test_files_exist_and_html_is_self_contained(setup):
     out = setup["out"]
     md, html = (out / "report.md").read_text(), (out / "report.html").read_text()
@@ -119,6 +95,7 @@ def test_files_exist_and_html_is_self_contained(setup):
     assert "6 FINISHED attack runs" in md
 
 
+@pytest.mark.e2e
 def test_param_tables_equal_run_metrics(setup):
     out, groups = setup["out"], _groups(setup["runs"])
     seen = 0
@@ -136,6 +113,7 @@ def test_param_tables_equal_run_metrics(setup):
     assert seen == 5      # fgsm: 2 recording + 1 paper configs, bim: 2 recording
 
 
+@pytest.mark.e2e
 def test_best_configuration_tables(setup):
     out, groups = setup["out"], _groups(setup["runs"])
     best = _table(out, "table04_best_config")
@@ -159,6 +137,7 @@ def test_best_configuration_tables(setup):
     assert "—" in bim_line
 
 
+@pytest.mark.e2e
 def test_clean_accuracy_table(setup):
     t = _table(setup["out"], "table03_clean_accuracy")
     assert len(t) == 2                                # synthetic (split=paper), synthetic (split=recording)
@@ -175,14 +154,22 @@ def test_clean_accuracy_table(setup):
         assert row.clean_acc_lo <= row.clean_acc <= row.clean_acc_hi
 
 
+@pytest.mark.e2e
 def test_protocol_gap_and_ranks(setup):
     out, groups = setup["out"], _groups(setup["runs"])
     gap = _table(out, "protocol_gap")
     assert list(gap.attack) == ["fgsm"] and list(gap.config) == ["eps=0.05"]
     pa, re = groups[("fgsm", "paper", 0.05)], groups[("fgsm", "recording", 0.05)]
-    assert gap.adv_acc_diff[0] == pytest.approx(np.mean([m["adv_acc"] for m in pa]) - np.mean([m["adv_acc"] for m in re]))
+    assert gap.adv_acc_diff[0] == pytest.approx(np.mean([m["adv_acc"] for m in pa])
+                                                - np.mean([m["adv_acc"] for m in re]))
     assert gap.clean_acc_paper[0] == pytest.approx(np.mean([m["clean_acc"] for m in pa]))
-    assert 0 < gap.adv_acc_p[0] <= 1
+    # the p-values, recomputed from the runs' adversarial.npz: per segment the share of runs (seeds) that got it
+    # right, per speaker the mean over its segments, then the exact two-sided sign-flip test over the speakers
+    runs = {split: [r for r in setup["runs"] if _key(r) == ("fgsm", split, 0.05)] for split in ("paper", "recording")}
+    for kind in ("clean", "adv"):
+        p, n_speakers = _sign_flip_p(*[_speaker_acc(setup, runs[split], f"{kind}_pred") for split in runs])
+        assert n_speakers == 4 and gap[f"{kind}_acc_min_p"][0] == pytest.approx(2 / 2 ** 4)
+        assert gap[f"{kind}_acc_p"][0] == pytest.approx(p), kind
     ranks = _table(out, "table45_rank_accuracy").set_index("attack")
     best = _table(out, "table04_best_config")
     rec = best[best.split == "recording"].set_index("attack").adv_acc
@@ -192,6 +179,32 @@ def test_protocol_gap_and_ranks(setup):
     assert "## Significance" in md and "α = 0.05" in md and "Holm" in md
 
 
+def _speaker_acc(setup, runs, pred: str) -> dict[str, float]:
+    """Accuracy of ``pred`` (clean_pred / adv_pred) per speaker over the runs' attacked segments, each segment once
+    (the runs on a segment averaged)."""
+    rows = []
+    for r in runs:
+        dst = setup["tmp"] / "npz" / r.info.run_id
+        dst.mkdir(parents=True, exist_ok=True)
+        path = setup["client"].download_artifacts(r.info.run_id, "adversarial.npz", str(dst))
+        with np.load(path) as z:
+            rows += [(f"{rec}|{seg}|{aug}", str(spk), float(a == y)) for rec, seg, aug, spk, a, y in
+                     zip(z["recording_id"], z["segment"], z["augment"], z["speaker"], z[pred], z["label"])]
+    seg = pd.DataFrame(rows, columns=["key", "speaker", "ok"]).groupby(["key", "speaker"]).ok.mean().reset_index()
+    return seg.groupby("speaker").ok.mean().to_dict()
+
+
+def _sign_flip_p(a: dict[str, float], b: dict[str, float]) -> tuple[float, int]:
+    """Exact two-sided sign-flip p of mean(a - b) over the speakers in both (as scipy's permutation_test), and
+    their number."""
+    common = sorted(set(a) & set(b))
+    d = np.array([a[s] - b[s] for s in common])
+    null = (np.array(list(itertools.product((1, -1), repeat=len(d)))) * d).mean(1)
+    obs = d.mean()
+    return min(1.0, 2 * min(np.mean(null >= obs - 1e-12), np.mean(null <= obs + 1e-12))), len(common)
+
+
+@pytest.mark.e2e
 def test_report_run_logged(setup):
     client, exp = setup["client"], setup["exp"]
     reps = client.search_runs([exp.experiment_id], "tags.run_type = 'report'")
@@ -201,6 +214,7 @@ def test_report_run_logged(setup):
     assert reps[0].data.metrics["n_runs"] == 6
 
 
+@pytest.mark.e2e
 def test_partial_sweep_only_fgsm(setup):
     """Sweep B alone (fgsm only, no bim): renders; the report of a sweep only has its own runs."""
     tmp, out = setup["tmp"], setup["tmp"] / "reports" / "partial"
@@ -252,7 +266,8 @@ def test_hierarchical_ci_widens_with_speaker_effects_and_matches_the_plain_boots
     _, hlo, hhi = stats.hier_ci(clus.speaker, clus.recording_id, clus.ok)
     naive = bootstrap((clus.ok.to_numpy(),), np.mean, method="percentile", n_resamples=2000, random_state=0)
     assert hhi - hlo > 2 * (naive.confidence_interval.high - naive.confidence_interval.low)
-    assert stats.hier_ci([], [], []) == (0, 0, 0) or np.isnan(stats.hier_ci([], [], [])[0])
+    assert np.isnan(stats.hier_ci([], [], [])).all()                             # no data: NaNs, not 0 ± 0
+    assert np.isnan(stats.hier_ci(["s"], ["r"], [1.0], den=[0.0])).all()
 
 
 def test_gender_test_uses_speakers_and_says_when_it_cannot():
@@ -399,23 +414,29 @@ def test_checklist_flags_what_a_reviewer_would_catch():
     cl = checklist(cf, pooled)
     v = {(r.attack, r.config, r.check): (r.verdict, r.result) for r in cl.itertuples()}
     verdict = {k: x[0] for k, x in v.items()}
-    assert verdict[("fgsm", "default", "budget")] == "FLAG" and "rises beyond its CI" in v[("fgsm", "default", "budget")][1]
+    assert verdict[("fgsm", "default", "budget")] == "FLAG"
+    assert "rises beyond its CI" in v[("fgsm", "default", "budget")][1]
     assert verdict[("bim", "max_iter=10", "budget")] == "FLAG" and "identical" in v[("bim", "max_iter=10", "budget")][1]
-    assert verdict[("bim", "eps=0.2", "iterations")] == "FLAG" and "not converged" in v[("bim", "eps=0.2", "iterations")][1]
+    assert verdict[("bim", "eps=0.2", "iterations")] == "FLAG"
+    assert "not converged" in v[("bim", "eps=0.2", "iterations")][1]
     assert verdict[("deepfool", "max_iter=20", "unbounded → ~0")] == "FLAG"
     assert verdict[("cw_l2", "default", "unbounded → ~0")] == "PASS"
     assert verdict[("bim", "eps=0.3, max_iter=10", "iterative ≥ single-step")] == "FLAG"
     assert verdict[("bim", "eps=0.1, max_iter=10", "iterative ≥ single-step")] == "PASS"
     assert verdict[("fgsm", "eps=0.1", "beats noise")] == "FLAG"                  # same accuracy as noise
     assert verdict[("fgsm", "eps=0.3", "beats noise")] == "PASS"
-    assert "noise" in v[("deepfool", "max_iter=20", "beats noise")][1] and "eps=0.2" in v[("deepfool", "max_iter=20", "beats noise")][1]
-    assert verdict[("fgsm", "eps=0.1", "reference")] == "FLAG" and "overstates robustness" in v[("fgsm", "eps=0.1", "reference")][1]
+    deepfool_vs_noise = v[("deepfool", "max_iter=20", "beats noise")][1]
+    assert "noise" in deepfool_vs_noise and "eps=0.2" in deepfool_vs_noise
+    assert verdict[("fgsm", "eps=0.1", "reference")] == "FLAG"
+    assert "overstates robustness" in v[("fgsm", "eps=0.1", "reference")][1]
     assert verdict[("fgsm", "eps=0.3", "reference")] == "PASS"
     assert verdict[("fgsm", "eps=0.2", "reference")] == "n/a"                      # no AutoAttack at 0.2
     assert ("autoattack", "max_iter=20", "budget") in v and not any(k[0] == "noise" for k in v)
-    assert all(line.startswith("FLAG emodb") for line in flag_lines(cl)) and len(flag_lines(cl)) == (cl.verdict == "FLAG").sum()
+    assert all(line.startswith("FLAG emodb") for line in flag_lines(cl))
+    assert len(flag_lines(cl)) == (cl.verdict == "FLAG").sum()
 
 
+@pytest.mark.e2e
 def test_speaker_cv_report_pools_folds_tests_speakers_and_runs_the_checklist(cv):
     """Every fold's runs are one configuration (each speaker tested once); metrics are the folds pooled by
     their segments; the gender test rests on all 3 + 3 speakers; dB/SNR columns and the checklist are there."""

@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-from hydra import compose, initialize_config_dir
 
-from conftest import tiny_overrides
-from ser_attacks.app import CONF_DIR
 from ser_attacks.report.audio import _config, _setting, embed_players
+from tests.helpers import compose_config, tiny_overrides
+
+pytestmark = pytest.mark.e2e   # whole attack jobs, then the report; `make test-fast` leaves them out
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +28,7 @@ def report(tmp_path_factory, corpus_root):
     base = tiny_overrides(tmp, corpus_root) + ["attack.n_samples=6", "input.griffin_lim_iter=2"]
     for extra in (["attack=fgsm", "attack.eps=0.3"], ["input=waveform", "attack=fgsm", "attack.snr_db=20"],
                   ["input=waveform", "attack=fgsm", "attack.snr_db=35"]):
-        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-            cfg = compose("config", overrides=[*base, *extra])
+        cfg = compose_config(*base, *extra)
         run(cfg)
     uri = cfg.tracking.uri
     out = tmp / "rep"

@@ -1,7 +1,6 @@
 """Resume after an interrupted sweep, and fail-fast on an unreachable tracking server."""
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -9,10 +8,12 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import ROOT, tiny_overrides
-from test_sweep import run_cli
+from tests.helpers import run_cli, subprocess_env, tiny_overrides
+
+pytestmark = pytest.mark.e2e   # CLI sweeps in subprocesses, interrupted and resumed; `make test-fast` leaves them out
 
 SWEEP = ["-m", "attack=bim", "attack.eps=0.1,0.2,0.3,0.4", "attack.max_iter=40", "attack.n_samples=12"]
 
@@ -40,7 +41,7 @@ def _n_finished_raw(db: Path) -> int:
 
 
 def test_interrupted_sweep_resumes_without_repeating_or_losing_runs(tmp_path, corpus_root):
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = subprocess_env()
     env.pop("MLFLOW_TRACKING_URI", None)
     proc = subprocess.Popen([sys.executable, "-m", "ser_attacks", *SWEEP, *tiny_overrides(tmp_path, corpus_root)],
                             cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

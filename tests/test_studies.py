@@ -15,7 +15,8 @@ def _run(client, exp, run_type, model, dataset, seed, test_acc, norm="original_s
     """A training run; ``val_losses`` is its per-epoch validation loss (the restored model's is the minimum)."""
     tags = {"run_type": run_type, "model": model, "dataset": dataset,
             "model_key": key or f"{model}-{dataset}-{seed}-{norm}-{split}",
-            **({"mlflow.parentRunId": parent} if parent else {}), **({"model_run_id": model_run_id} if model_run_id else {})}
+            **({"mlflow.parentRunId": parent} if parent else {}),
+            **({"model_run_id": model_run_id} if model_run_id else {})}
     run = client.create_run(exp, tags=tags)
     params = {"model.name": model, "normalization.name": norm, "seed": str(seed), "split.seed": str(seed),
               "split.mode": split, "dataset.name": dataset, "train.lr": "0.001", "features.n_jobs": str(seed)}
@@ -23,7 +24,8 @@ def _run(client, exp, run_type, model, dataset, seed, test_acc, norm="original_s
                                                 {"test_acc": test_acc, "epochs": 7,
                                                  "val_acc": test_acc - 0.1 if val_acc is None else val_acc,
                                                  "n_params": 43_652 if model == "m1" else 99}.items()]
-                     + [Metric("val_loss", v, 0, step) for step, v in enumerate(val_losses if run_type == "train" else ())]
+                     + [Metric("val_loss", v, 0, step)
+                        for step, v in enumerate(val_losses if run_type == "train" else ())]
                      + [Metric("train_seconds", 150.0, 0, 0)] * (run_type == "train"),
                      params=[Param(k, v) for k, v in params.items()])
     client.set_terminated(run.info.run_id, status)
@@ -92,8 +94,8 @@ def test_validation_accuracy_ties_are_broken_by_validation_loss(tmp_path):
     for model, losses in (("m1", (1.0, 0.8)), ("m2", (0.7, 0.9))):
         trained = _run(client, exp, "train", model, "emodb", 0, 0.6, val_acc=0.5, val_losses=losses,
                        parent=first)
-        _run(client, exp, "train_reused", model, "emodb", 0, 0.6, val_acc=0.5, key=f"{model}-emodb-0-original_std-recording",
-             parent=rerun, model_run_id=trained)
+        _run(client, exp, "train_reused", model, "emodb", 0, 0.6, val_acc=0.5,
+             key=f"{model}-emodb-0-original_std-recording", parent=rerun, model_run_id=trained)
     table, _, _ = studies.study_table(studies.study_runs(uri, sweeps=[rerun]))
     assert list(table.model) == ["m2", "m1"] and list(table.val_loss_mean) == [pytest.approx(0.7), pytest.approx(0.8)]
     assert list(table.train_minutes) == ["2", "2"]             # the training runs' wall clock, 150 s

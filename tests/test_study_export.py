@@ -11,7 +11,10 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
-from test_report import cli, sweep
+
+from tests.helpers import CONF_DIR, ROOT
+from tests.helpers.report import cli, sweep
+from tests.helpers.sweeper import PAPER_GRID, list_sweeper_jobs
 
 
 @pytest.fixture(scope="module")
@@ -132,12 +135,8 @@ def test_study_experiment_is_the_paper_grid_plus_references_on_every_speaker_fol
     import subprocess
     import sys
 
-    from conftest import ROOT
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
-    from test_list_sweeper import PAPER_GRID, _sweeper
-
-    from ser_attacks.app import CONF_DIR
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose("config", overrides=["experiment=study", f"dataset={dataset}", f"+hparams={dataset}_paper"],
@@ -154,8 +153,8 @@ def test_study_experiment_is_the_paper_grid_plus_references_on_every_speaker_fol
                           cwd=ROOT, capture_output=True, text=True, check=True)
     fold_arg = next(w for w in make.stdout.split() if w.startswith("split.fold="))
     assert fold_arg == "split.fold=" + ",".join(map(str, range(folds)))
-    jobs = _sweeper(grid, [f"dataset={dataset}", fold_arg])
+    jobs = list_sweeper_jobs(grid, [f"dataset={dataset}", fold_arg])
     assert len(jobs) == 32 * folds and len({tuple(sorted(j)) for j in jobs}) == 32 * folds
     attacks = [next(o for o in j if o.startswith("attack=")) for j in jobs]
     assert attacks.count("attack=noise") == 5 * folds and attacks.count("attack=autoattack") == folds
-    assert leaky.split.mode == "paper" and len(_sweeper(list(leaky.hydra.sweeper.grid), [])) == 8
+    assert leaky.split.mode == "paper" and len(list_sweeper_jobs(list(leaky.hydra.sweeper.grid), [])) == 8

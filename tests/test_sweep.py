@@ -6,42 +6,15 @@ model cache, tracking DB and output folder.
 """
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from mlflow.tracking import MlflowClient
 
-from conftest import ROOT, tiny_overrides
+from tests.helpers import mlflow_runs, run_cli
+
+pytestmark = pytest.mark.e2e   # sweeps of the CLI in subprocesses; `make test-fast` leaves them out
 
 SWEEP = ["attack=fgsm,bim", "attack.eps=0.25,0.5", "attack.n_samples=8", "attack.max_iter=5"]
-
-
-def run_cli(tmp: Path, corpus: Path, *args: str, check: bool = True, synthetic: bool = True,
-            env_extra: dict | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HYDRA_FULL_ERROR": "1", **(env_extra or {})}
-    if not env_extra or "MLFLOW_TRACKING_URI" not in env_extra:
-        env.pop("MLFLOW_TRACKING_URI", None)
-    given = {a.split("=", 1)[0] for a in args if "=" in a}
-    base = [o for o in tiny_overrides(tmp, corpus) if (synthetic or not o.startswith("dataset."))
-            and o.split("=", 1)[0] not in given]
-    proc = subprocess.run([sys.executable, "-m", "ser_attacks", *args, *base],
-                          cwd=tmp, env=env, capture_output=True, text=True, timeout=600)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
-    return proc
-
-
-def runs(tmp: Path):
-    client = MlflowClient(f"sqlite:///{tmp / 'mlflow.db'}")
-    exp = client.get_experiment_by_name("ser-attacks")
-    every = client.search_runs([exp.experiment_id], max_results=1000)
-    by_type = {}
-    for r in every:
-        by_type.setdefault(r.data.tags.get("run_type"), []).append(r)
-    return client, by_type
 
 
 @pytest.fixture(scope="module")
@@ -56,13 +29,13 @@ def sweeps(tmp_path_factory, corpus_root):
 
 
 def _children_metrics(tmp: Path) -> dict[str, dict[str, float]]:
-    _, by_type = runs(tmp)
+    _, by_type = mlflow_runs(tmp)
     return {r.data.tags["mlflow.runName"]: r.data.metrics for r in by_type["attack"]}
 
 
 @pytest.mark.parametrize("launcher", ["basic", "joblib"])
 def test_sweep_has_one_parent_four_children_one_training(sweeps, launcher):
-    client, by_type = runs(sweeps[launcher])
+    client, by_type = mlflow_runs(sweeps[launcher])
     assert len(by_type["sweep"]) == 1
     parent = by_type["sweep"][0]
     assert parent.info.status == "FINISHED"
@@ -113,7 +86,7 @@ def test_failing_job_is_failed_with_traceback_and_the_sweep_goes_on(sweeps, corp
     proc = run_cli(tmp, corpus_root, "-m", "attack=fgsm", "attack.eps=0.3,-1", "attack.n_samples=4", check=False)
     assert proc.returncode != 0
     assert "1 of 2 jobs failed" in proc.stderr + proc.stdout
-    client, by_type = runs(tmp)
+    client, by_type = mlflow_runs(tmp)
     parent = max(by_type["sweep"], key=lambda r: r.info.start_time)
     assert parent.info.status == "FAILED"
     kids = [r for r in by_type["attack"] if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import optuna
-from hydra import compose, initialize_config_dir
+import pytest
 from mlflow.tracking import MlflowClient
 
-from ser_attacks.app import CONF_DIR
 from ser_attacks.tune import run_study
+from tests.helpers import compose_config
+
+pytestmark = pytest.mark.e2e   # an Optuna study training models; `make test-fast` leaves them out
 
 TINY_SPACE = ["tune.space.model.lstm_units.low=4", "tune.space.model.lstm_units.high=16",
               "tune.space.train.batch_size.choices=[16,32]"]
@@ -50,9 +52,7 @@ def test_tiny_study_runs_resumes_and_writes_applicable_hparams(cfg_factory, tmp_
     # the best-params file composes as an override and sets exactly the best values
     path = tmp_path / "hparams" / "tiny.yaml"
     assert path.exists()
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        applied = compose("config", overrides=["model=tiny", "+hparams=tiny",
-                                               f"hydra.searchpath=[file://{tmp_path}]"])
+    applied = compose_config("model=tiny", "+hparams=tiny", f"hydra.searchpath=[file://{tmp_path}]")
     for key, value in study.best_params.items():
         group, leaf = key.split(".")
         assert applied[group][leaf] == value, key

@@ -21,13 +21,10 @@ import mlflow
 import numpy as np
 import pytest
 import soundfile as sf
-from hydra import compose, initialize_config_dir
 from mlflow.tracking import MlflowClient
 
-from conftest import tiny_overrides
-from ser_attacks.app import CONF_DIR
 from ser_attacks.tracking import EXPERIMENT_KIND, SUMMARY_TABLE, Tracking
-from test_sweep import run_cli, runs
+from tests.helpers import compose_config, mlflow_runs, run_cli, tiny_overrides
 
 SWEEP = ["attack=fgsm,bim", "attack.eps=0.05,0.2", "attack.n_samples=8", "attack.max_iter=3"]
 REGISTERED = "ser-synthetic-tiny"
@@ -48,7 +45,7 @@ def sweep(tmp_path_factory, corpus_root):
     tmp = tmp_path_factory.mktemp("ui")
     # progress bars and ART's verbosity as a user leaves them (on); stderr is a pipe here, as in CI
     proc = run_cli(tmp, corpus_root, "-m", *SWEEP, "progress=true", "attack.verbose=true")
-    client, by_type = runs(tmp)
+    client, by_type = mlflow_runs(tmp)
     (parent,) = by_type["sweep"]
     (train,) = by_type["train"]
     (report_dir,) = list((tmp / "multirun").glob("*/*/report"))
@@ -74,6 +71,7 @@ def _model_dir(client, model_id: str, dst: Path) -> Path:
     return Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{model_id}", dst_path=str(dst)))
 
 
+@pytest.mark.e2e
 def test_trained_model_is_a_registered_mlflow_model_without_pickles(sweep, tmp_path):
     import yaml
     c, train = sweep.client, sweep.train
@@ -93,7 +91,8 @@ def test_trained_model_is_a_registered_mlflow_model_without_pickles(sweep, tmp_p
     assert "model_code_path" in pf, "the wrapper is logged as models from code"
     assert (wrap_dir / "code" / "ser_attacks" / "pyfunc_model.py").is_file()
     assert wm["saved_input_example_info"] and json.loads(wm["signature"]["outputs"])[0]["name"] == "emotion"
-    pickles = [p for d in (keras_dir, wrap_dir) for p in d.rglob("*") if p.suffix in (".pkl", ".pickle", ".cloudpickle")]
+    pickles = [p for d in (keras_dir, wrap_dir) for p in d.rglob("*")
+               if p.suffix in (".pkl", ".pickle", ".cloudpickle")]
     assert not pickles
     # registered as ser-<dataset>-<model>, version tagged with the model cache key
     (mv,) = c.search_model_versions(f"name = '{REGISTERED}'")
@@ -117,6 +116,7 @@ def _independent_probabilities(sweep, wav: Path) -> tuple[list[str], np.ndarray]
     return tm.classes, softmax(np.asarray(logits, np.float64))
 
 
+@pytest.mark.e2e
 def test_pyfunc_model_predicts_emotions_from_a_wav_file(sweep, tmp_path, monkeypatch):
     import soxr
     wav = sorted((sweep.corpus / "wav").glob("*.wav"))[0]
@@ -157,6 +157,7 @@ def test_pyfunc_model_predicts_emotions_from_a_wav_file(sweep, tmp_path, monkeyp
 
 
 # ------------------------------------------------------------------------------------------- sweep parent
+@pytest.mark.e2e
 def test_sweep_parent_holds_the_summary_table_and_the_report(sweep):
     c, parent = sweep.client, sweep.parent
     arts = {a.path for a in c.list_artifacts(parent.info.run_id)}
@@ -177,9 +178,10 @@ def test_sweep_parent_holds_the_summary_table_and_the_report(sweep):
     assert "Report: " in sweep.proc.stdout
 
 
+@pytest.mark.e2e
 def test_report_false_skips_the_report_and_a_bad_value_is_refused(sweep):
     run_cli(sweep.tmp, sweep.corpus, "-m", "attack=fgsm", "attack.eps=0.1", "attack.n_samples=4", "report=false")
-    client, by_type = runs(sweep.tmp)
+    client, by_type = mlflow_runs(sweep.tmp)
     newest = max(by_type["sweep"], key=lambda r: r.info.start_time)
     arts = {a.path for a in client.list_artifacts(newest.info.run_id)}
     assert SUMMARY_TABLE in arts and "report.html" not in arts
@@ -188,6 +190,7 @@ def test_report_false_skips_the_report_and_a_bad_value_is_refused(sweep):
 
 
 # ------------------------------------------------------------------------------------------------ report
+@pytest.mark.e2e
 def test_every_report_figure_has_ticks_and_labels_on_its_visible_axes(sweep, tmp_path, monkeypatch):
     from ser_attacks.report import build_report, figures
     made = []
@@ -238,6 +241,7 @@ class _Text(HTMLParser):
                 self.h2.append(data)
 
 
+@pytest.mark.e2e
 def test_report_html_is_rendered_markdown_that_opens_on_the_summary(sweep):
     from ser_attacks.browser import raw_markdown
     md = (sweep.report / "report.md").read_text()
@@ -253,6 +257,7 @@ def test_report_html_is_rendered_markdown_that_opens_on_the_summary(sweep):
     assert "CSV: <code>tables/" in html and htmllib.escape("_CSV") not in html
 
 
+@pytest.mark.e2e
 def test_report_in_headless_chromium_and_screenshots(sweep, tmp_path):
     from ser_attacks.browser import find_chromium, screenshots
     if not find_chromium():
@@ -273,6 +278,7 @@ def test_report_in_headless_chromium_and_screenshots(sweep, tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------- logs
+@pytest.mark.e2e
 def test_no_progress_bars_off_a_terminal_one_line_per_stage(sweep):
     bar = re.compile(r"\d+%\|[^\n]*\||it/s\]|file/s\]")
     assert not bar.search(sweep.proc.stderr), "a progress bar was written to a non-terminal"
@@ -292,8 +298,7 @@ def test_a_skipped_file_is_warned_about_and_counted_once(tmp_path, corpus_root, 
     shutil.copytree(corpus_root, corpus)
     (corpus / "wav" / "03a01Fz.wav").write_bytes(b"not audio")       # a valid name, unreadable
     (corpus / "wav" / "notes.wav").write_bytes(b"x")                 # an unrecognised name
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose("config", overrides=tiny_overrides(tmp_path, corpus))
+    cfg = compose_config(*tiny_overrides(tmp_path, corpus))
     with caplog.at_level("WARNING"):
         text = describe(cfg)
     warned = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Skipped ")]
@@ -301,6 +306,7 @@ def test_a_skipped_file_is_warned_about_and_counted_once(tmp_path, corpus_root, 
     assert "(2 files skipped by the loader)" in text and "2 files skipped in total" in text
 
 
+@pytest.mark.e2e
 def test_training_is_deterministic(cfg_factory):
     from ser_attacks.train import compiled_model, fit
     cfg = cfg_factory("train.max_epochs=2")

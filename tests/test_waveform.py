@@ -8,27 +8,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from conftest import tiny_overrides
-from ser_attacks.app import CONF_DIR
 from ser_attacks.waveform import SNRBudget, budget_eps, project, snr_db, snr_summary
+from tests.helpers import CONF_DIR, compose_config, tiny_overrides
 
 
 def _cfg(base, *overrides):
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        return compose("config", overrides=[*base, *overrides])
+    return compose_config(*base, *overrides)
 
 
 @pytest.fixture(scope="module")
 def wave(tmp_path_factory, corpus_root):
     """(overrides, waveform classifier, test audio, labels, genders) with a tiny model trained once."""
-    from ser_attacks.data import prepare
+    from ser_attacks.data import front_end, prepare
     from ser_attacks.inputs import segment_waveforms
     from ser_attacks.train import get_or_train
     from ser_attacks.waveform import waveform_classifier
-    from ser_attacks.data import front_end
     tmp = tmp_path_factory.mktemp("waveform")
     base = tiny_overrides(tmp, corpus_root) + ["train.max_epochs=12"]
     cfg = _cfg(base)
@@ -76,6 +72,7 @@ SHIPPED = {p.stem for p in (Path(CONF_DIR) / "attack").glob("*.yaml")}
 
 
 @pytest.mark.parametrize("name", list(SMALL))
+@pytest.mark.e2e
 def test_every_attack_family_runs_on_waveforms(wave, name):
     if name not in SHIPPED:   # conf/attack/autoattack.yaml comes with the Carlini-checklist work (issue 13)
         pytest.skip(f"no conf/attack/{name}.yaml in this checkout")
@@ -101,6 +98,7 @@ def test_every_attack_family_runs_on_waveforms(wave, name):
     assert np.isfinite(s).all(), f"{name} left a correctly classified segment unchanged"
 
 
+@pytest.mark.e2e
 def test_per_sample_loop_and_batched_paths_agree_for_fgsm(wave):
     """FGSM with per-sample eps arrays (batched) equals FGSM run one sample at a time with scalar eps."""
     from ser_attacks.attacks import build_attack
@@ -124,6 +122,7 @@ def test_per_sample_loop_and_batched_paths_agree_for_fgsm(wave):
     np.testing.assert_allclose(snr_db(x, batched), 30, atol=0.05)
 
 
+@pytest.mark.e2e
 def test_batched_budget_with_more_samples_than_the_attack_batch(wave):
     """PGD with a random start, 5 segments, attack batches of 2 (ART's random start alone fails here)."""
     from ser_attacks.attacks import build_attack
@@ -137,6 +136,7 @@ def test_batched_budget_with_more_samples_than_the_attack_batch(wave):
     assert np.all(s >= 35 - 0.1) and np.all(s < 60), s
 
 
+@pytest.mark.e2e
 def test_snr_budget_configuration_errors(wave):
     from ser_attacks.inputs import InputConfigError, check
     base = wave[0]
@@ -150,6 +150,7 @@ def test_snr_budget_configuration_errors(wave):
         check(_cfg(base, "input=waveform", "attack=fgsm", "attack.norm=1", "attack.snr_db=30"))
 
 
+@pytest.mark.e2e
 def test_waveform_fgsm_job_meets_its_snr_budget_and_lowers_accuracy(wave, tmp_path):
     """The whole job on the embedded corpus: FGSM on the audio at 20 dB SNR."""
     from mlflow.tracking import MlflowClient

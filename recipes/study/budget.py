@@ -82,7 +82,8 @@ def project(per: dict, overhead: float, epoch_s: float, epochs: int, train_segme
         for n in grid_n:
             seg = per_fold if n is None else min(n, per_fold)
             attack_s = k * seg * per_config_segment + jobs * overhead
-            rows.append({"grid": grid, "configs": sum(GRIDS[grid].values()), "corpus": corpus, "folds": k, "test_segments_per_fold": round(per_fold, 1),
+            rows.append({"grid": grid, "configs": sum(GRIDS[grid].values()), "corpus": corpus, "folds": k,
+                         "test_segments_per_fold": round(per_fold, 1),
                          "train_segments_per_fold": round(train_seg), "epochs": epochs,
                          "train_hours": round(train_s / 3600, 2), "n_samples": "all" if n is None else n,
                          "attacked_segments_per_config": round(k * seg), "jobs": jobs,

@@ -161,8 +161,9 @@ def ensure_librosa_kernels() -> None:
     lock around the first use is enough: the first process compiles (~17 s on 2 cores) while the
     others wait, then they load the finished kernels (~1 s). The warm-up runs the project's own
     functions (trim, log-Mel, every augmentation kind; istft and Griffin-Lim as the resynthesis of
-    ``ser_attacks.realize`` calls them; yin and rms, which the tests use) on float32 input, so it compiles exactly the signatures the pipeline uses; ``tests/test_numba_cache.py``
-    checks that the pipeline compiles nothing more after it. The cache lives where
+    ``ser_attacks.realize`` calls them; yin and rms, which the tests use) on float32 input, so it compiles
+    exactly the signatures the pipeline uses; ``tests/test_lifecycle.py`` checks that the pipeline compiles
+    nothing more after it. The cache lives where
     ``ser_attacks.numba_cache_dir()`` says (``NUMBA_CACHE_DIR``), not in the venv, so a venv cache
     corrupted by an older, unguarded version is never read.
     """

@@ -142,8 +142,8 @@ def load_or_extract(table: pd.DataFrame, fe: FrontEnd, cache_dir: str | Path | N
                 np.save(tmp / "X.npy", X)
                 segs.to_csv(tmp / "segments.csv", index=False)
                 (tmp / "meta.json").write_text(json.dumps(
-                    {"front_end": asdict(fe), "augment": [asdict(a) for a in augment], "skipped": skipped, "n_recordings": len(table),
-                     "n_segments": int(len(X))}, indent=2))
+                    {"front_end": asdict(fe), "augment": [asdict(a) for a in augment], "skipped": skipped,
+                     "n_recordings": len(table), "n_segments": int(len(X))}, indent=2))
 
             atomic_dir(entry, build)
     if from_cache:

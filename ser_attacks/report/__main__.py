@@ -21,10 +21,12 @@ def parse(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m ser_attacks.report", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add_run_filters(p)
-    p.add_argument("--out", default="reports/report", help="output folder (a previous report there is replaced; any other non-empty folder is refused)")
+    p.add_argument("--out", default="reports/report",
+                   help="output folder (a previous report there is replaced; any other non-empty folder is refused)")
     p.add_argument("--name", default=None, help="report title / MLflow run name")
     p.add_argument("--no-log", action="store_true", help="do not log a run_type=report run to MLflow")
-    p.add_argument("--cache", default=None, help="artifact download cache (default $SER_ATTACKS_CACHE/report_artifacts)")
+    p.add_argument("--cache", default=None, help="artifact download cache "
+                   "(default $SER_ATTACKS_CACHE/report_artifacts)")
     p.add_argument("--from-results", nargs="+", default=None, metavar="DIR",
                    help="build from exported files (runs.csv + segments.csv.gz, python -m ser_attacks.report.export) "
                         "instead of MLflow; the run filters are then ignored and nothing is logged")

@@ -47,7 +47,8 @@ def _checklist_lines(cl: pd.DataFrame) -> list[str]:
              f"**unbounded → ~0**: DeepFool, C&W, JSMA, Boundary (and L∞ attacks at eps ≥ {checklist.LARGE_EPS:g}) "
              f"leave ≤ {checklist.NEAR_ZERO} of the correctly classified segments correct; **iterative ≥ "
              "single-step**: BIM/PGD/AutoAttack reach FGSM's accuracy at equal eps; **beats noise**: fewer "
-             "segments correct and unflipped than `attack=noise` (uniform ±eps) at the same L∞ budget, beyond CI; **reference**: "
+             "segments correct and unflipped than `attack=noise` (uniform ±eps) at the same L∞ budget, beyond CI; "
+             "**reference**: "
              "L∞ attacks agree with `attack=autoattack` (APGD-CE + APGD-DLR) at the same eps — a weaker result "
              "is reported as FLAG, not hidden. *n/a* names the run that is missing.", ""]
     if cl.empty:
@@ -220,7 +221,7 @@ def build_report(uri: str | None = None, experiment: str = "ser-attacks", sweeps
                "(as logged by the attack run)."]
         for r, rid, dst in spec:
             md += ["", f"![{r.attack} {r.config} on {r.setting} (run {rid[:8]})](figures/{dst.name})"]
-    md += audio.section(runs, out, cache)[0]      # adversarial audio: SNR / realized accuracy, players (report/audio.py)
+    md += audio.section(runs, out, cache)[0]   # adversarial audio: SNR / realized accuracy, players (report/audio.py)
     md += ["", "## Definitions", "",
            "- Adversarial accuracy: accuracy on the adversarial examples of the attacked test segments "
            "(`adv_acc`); clean accuracy likewise on the originals (`clean_acc`); per gender with `_female`/`_male`.",

@@ -344,7 +344,8 @@ def pool(items: list[Samples]) -> pd.DataFrame:
     agg = t.groupby("key", sort=True).agg(speaker=("speaker", "first"), speaker_known=("speaker_known", "all"),
                                            recording_id=("recording_id", "first"), gender=("gender", "first"),
                                            label=("label", "first"), clean_ok=("clean_ok", "mean"),
-                                           adv_ok=("adv_ok", "mean"), kept=("kept", "mean"), n_runs=("clean_ok", "size"))
+                                           adv_ok=("adv_ok", "mean"), kept=("kept", "mean"),
+                                           n_runs=("clean_ok", "size"))
     return agg.reset_index()
 
 

@@ -36,7 +36,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 warnings.filterwarnings("ignore", message=".*PyTorch not found.*")
 
-from .collect import (
+from .collect import (  # noqa: E402 - after the environment defaults above
     ATTACK_META,
     SEED_KEYS,
     Runs,
@@ -190,7 +190,8 @@ def main(argv=None) -> int:
     add_run_filters(p)
     p.add_argument("--out", required=True, help="folder for runs.csv, segments.csv.gz, manifest.json "
                    "(e.g. results/study/emodb); files of an earlier export there are replaced")
-    p.add_argument("--cache", default=None, help="artifact download cache (default $SER_ATTACKS_CACHE/report_artifacts)")
+    p.add_argument("--cache", default=None, help="artifact download cache "
+                   "(default $SER_ATTACKS_CACHE/report_artifacts)")
     a = p.parse_args(argv)
     filters = cli_run_filters(a)
     if filters is None:

@@ -54,8 +54,9 @@ def grouped_bars(best: pd.DataFrame, metric: str, ylabel: str, path: Path, ci: b
                 lo, hi = r.get(f"{col}_lo", np.nan), r.get(f"{col}_hi", np.nan)
                 err[0].append(max(0.0, r[col] - lo) if ci and lo == lo else 0.0)
                 err[1].append(max(0.0, hi - r[col]) if ci and hi == hi else 0.0)
-                if clean and f"{clean}{GENDER_SFX[g]}" in r and r[f"{clean}{GENDER_SFX[g]}"] == r[f"{clean}{GENDER_SFX[g]}"]:
-                    ticks.append((x, r[f"{clean}{GENDER_SFX[g]}"]))
+                ck = f"{clean}{GENDER_SFX[g]}"
+                if clean and ck in r and r[ck] == r[ck]:
+                    ticks.append((x, r[ck]))
             if xs:
                 ax.bar(xs, ys, width, label=g, yerr=err if ci else None, capsize=2, **GENDER_STYLE[g])
             for x, v in ticks:

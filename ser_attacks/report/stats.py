@@ -35,7 +35,8 @@ MIN_SPEAKERS = 3
 def _by_speaker(speaker, recording, num, den=None) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per speaker: its recordings' sums of ``num`` and of ``den`` (default: segment counts)."""
     df = pd.DataFrame({"s": np.asarray(speaker).astype(str), "r": np.asarray(recording).astype(str),
-                       "num": np.asarray(num, float), "den": np.ones(len(num)) if den is None else np.asarray(den, float)})
+                       "num": np.asarray(num, float),
+                       "den": np.ones(len(num)) if den is None else np.asarray(den, float)})
     rec = df.groupby(["s", "r"], sort=True)[["num", "den"]].sum()
     return [(g.num.to_numpy(), g.den.to_numpy()) for _, g in rec.groupby(level=0, sort=True)]
 

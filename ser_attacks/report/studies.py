@@ -113,7 +113,8 @@ def study_table(df: pd.DataFrame, by: str = "auto") -> tuple[pd.DataFrame, str, 
         rows.append(row)
     table = pd.DataFrame(rows)
     # the selection: best validation accuracy, then lowest validation loss (missing last), then the name
-    order = sorted(range(len(table)), key=lambda i: (table.dataset[i], table.setting[i], _nan_last(-table.val_acc_mean[i]),
+    order = sorted(range(len(table)), key=lambda i: (table.dataset[i], table.setting[i],
+                                                     _nan_last(-table.val_acc_mean[i]),
                                                      _nan_last(table.val_loss_mean[i]), _natural(table[factor][i])))
     table = table.iloc[order].reset_index(drop=True)
     table.insert(3, "rank", table.groupby(["dataset", "setting"], sort=False).cumcount() + 1)
@@ -130,7 +131,8 @@ def _nan_last(x: float) -> float:
 
 def _natural(name: str) -> tuple:
     """m1 < m2 < ... < m10 < final: numbered names first, numbers compared as numbers."""
-    return (0 if re.search(r"\d", str(name)) else 1,) + tuple((0, int(t)) if t.isdigit() else (1, t) for t in re.findall(r"\d+|\D+", str(name)))
+    return (0 if re.search(r"\d", str(name)) else 1,) + tuple((0, int(t)) if t.isdigit() else (1, t)
+                                                              for t in re.findall(r"\d+|\D+", str(name)))
 
 
 def _cell(mean, std, n) -> str:
@@ -151,7 +153,8 @@ def markdown(table: pd.DataFrame, factor: str) -> str:
         cells = [r.dataset] + ([r.setting] if has_setting else []) + [str(r.rank), f"**{getattr(r, factor)}**"
                                                                        if r.chosen else getattr(r, factor)]
         cells.append(f"{int(r.n_params):,}" if r.n_params == r.n_params else "—")
-        cells += [_cell(r.val_acc_mean, r.val_acc_std, r.val_acc_n), _cell(r.val_loss_mean, r.val_loss_std, r.val_loss_n),
+        cells += [_cell(r.val_acc_mean, r.val_acc_std, r.val_acc_n),
+                  _cell(r.val_loss_mean, r.val_loss_std, r.val_loss_n),
                   r.val_acc_per_seed, r.epochs, r.train_minutes, _cell(r.test_acc_mean, r.test_acc_std, r.test_acc_n)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -1,0 +1,10 @@
+"""Plain helpers shared by the test modules: paths, tiny configs, the CLI in a subprocess, MLflow read-back.
+
+Fixtures live in ``tests/conftest.py``; everything a test module imports from another place lives here, so no
+test module imports another one (or conftest).
+"""
+from .cli import mlflow_runs, run_cli, subprocess_env
+from .config import CONF_DIR, ROOT, TINY_CORPUS, compose_config, tiny_overrides
+
+__all__ = ["CONF_DIR", "ROOT", "TINY_CORPUS", "compose_config", "mlflow_runs", "run_cli", "subprocess_env",
+           "tiny_overrides"]
