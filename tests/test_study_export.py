@@ -16,6 +16,8 @@ from tests.helpers import CONF_DIR, ROOT
 from tests.helpers.report import cli, sweep
 from tests.helpers.sweeper import PAPER_GRID, list_sweeper_jobs
 
+pytestmark = pytest.mark.e2e      # sweeps, exports and reports in subprocesses
+
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
