@@ -23,6 +23,7 @@ from hydra.types import RunMode  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from . import lifecycle, schema  # noqa: E402
+from .identity import config_hash, run_tags  # noqa: E402
 from .tracking import Tracking, parent_run_id  # noqa: E402
 
 log = logging.getLogger("ser_attacks")
@@ -149,21 +150,6 @@ def attack_job(cfg: DictConfig, tracking: Tracking, run_id: str) -> dict[str, fl
     return metrics
 
 
-# Keys that change how a job runs or where it logs, not what it computes: left out of config_hash.
-NOT_IN_HASH = ("force", "progress", "report", "tracking", "paths", "features.n_jobs", "attack.verbose", "train.verbose",
-               "mode", "tune")   # mode/tune: attack jobs only run in mode=attack; tune settings never affect them
-
-
-def config_hash(cfg: DictConfig) -> str:
-    """Identity of a job's result: a hash of its composed config minus run-only keys."""
-    from omegaconf import OmegaConf
-    from .cache import stable_hash
-    from .tracking import flatten
-    flat = flatten(OmegaConf.to_container(cfg, resolve=True))
-    return stable_hash({k: v for k, v in flat.items()
-                        if not any(k == n or k.startswith(n + ".") for n in NOT_IN_HASH)})
-
-
 def run(cfg: DictConfig) -> dict[str, float] | None:
     """One job: an attack run (``mode=attack``), or training / an Optuna study. Its runs are closed
     KILLED on SIGTERM/SIGINT, and a fatal signal is reported to a file its runs name (lifecycle)."""
@@ -199,10 +185,8 @@ def _run(cfg: DictConfig, tracking: Tracking, multirun: bool, parent: str | None
             if parent:
                 tracking.client.set_tag(parent, f"skipped.{done.info.run_id}", name)
             return dict(done.data.metrics)
-    run_id = tracking.create_run(name, {"run_type": "attack", "dataset": cfg.dataset.name,
-                                        "language": cfg.dataset.language, "attack": cfg.attack.name,
-                                        "model": cfg.model.name, "sweep_id": parent or "",
-                                        "overrides": " ".join(overrides), "config_hash": chash}, parent)
+    run_id = tracking.create_run(name, run_tags("attack", cfg, sweep_id=parent or "", overrides=" ".join(overrides),
+                                                config_hash=chash), parent)
     try:
         tracking.log_config(run_id, cfg)
         unused = validate(cfg.attack)          # bad attack parameters fail before any data or model

@@ -23,6 +23,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from . import lifecycle
+from .identity import flatten, model_groups, run_tags
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -60,16 +61,6 @@ def git_commit() -> str:
         return sha + ("-dirty" if dirty else "")
     except Exception:  # noqa: BLE001 - not a git checkout (installed package, container)
         return "unknown"
-
-
-def flatten(d: Any, prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if isinstance(d, dict):
-        for k, v in d.items():
-            out.update(flatten(v, f"{prefix}{k}."))
-    else:
-        out[prefix[:-1]] = d
-    return out
 
 
 class Tracking:
@@ -182,12 +173,9 @@ class Tracking:
     # -------------------------------------------------------------- training
     def start_train_run(self, cfg, key: str, n_params: int, sizes: dict[str, int]) -> str:
         run_id = self.create_run(f"train {cfg.model.name} {cfg.dataset.name} seed={cfg.seed}",
-                                 {"run_type": "train", "model_key": key, "dataset": cfg.dataset.name,
-                                  "language": cfg.dataset.language, "model": cfg.model.name})
-        container = {k: OmegaConf.to_container(cfg[k], resolve=True)
-                     for k in ("dataset", "features", "augment", "split", "normalization", "model", "train")}
-        container["seed"] = cfg.seed
+                                 run_tags("train", cfg, model_key=key))
         from mlflow.entities import Param
+        container = model_groups(cfg)        # the config groups that shape the model (identity.MODEL_GROUPS)
         self.client.log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in flatten(container).items()])
         self.log_metrics(run_id, {"n_params": n_params, **{f"n_{k}": v for k, v in sizes.items()}})
         return run_id
@@ -450,8 +438,7 @@ class MlflowSweepCallback(Callback):
         sweep_dir = str(config.hydra.sweep.dir)
         self.run_id = self.tracking.create_run(
             f"sweep {time.strftime('%Y-%m-%d %H:%M:%S')}",
-            {"run_type": "sweep", "sweep_dir": sweep_dir, "overrides": " ".join(overrides),
-             "dataset": config.dataset.name})
+            run_tags("sweep", config, sweep_dir=sweep_dir, overrides=" ".join(overrides)))
         os.environ[PARENT_ENV] = self.run_id
         # Jobs in other processes/hosts (joblib, SLURM, Ray) must log to the same place and share
         # one cache: export both, absolute, for the launchers to pass on.

@@ -15,13 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from omegaconf import OmegaConf
 
-from .cache import atomic_dir, locked, stable_hash
+from .cache import atomic_dir, locked
+from .identity import model_key, run_tags
 from .normalization import Normalizer
 
 log = logging.getLogger(__name__)
-NOT_IN_KEY = {"verbose"}
 
 
 @dataclass
@@ -37,20 +36,6 @@ class TrainedModel:
     @property
     def run_id(self) -> str | None:
         return self.meta.get("train_run_id")
-
-
-def _cfg(node) -> dict:
-    return OmegaConf.to_container(node, resolve=True) if node is not None else {}
-
-
-def model_key(cfg, data) -> str:
-    train = {k: v for k, v in _cfg(cfg.train).items() if k not in NOT_IN_KEY}
-    from .split import revision
-    ds = {k: v for k, v in _cfg(cfg.dataset).items() if k != "root"}
-    return stable_hash({"features": data.features.cache_path.name if data.features.cache_path else None,
-                        "dataset": ds, "split": {**_cfg(cfg.split), **revision(cfg.split.mode)}, "augment": _cfg(cfg.get("augment")),
-                        "normalization": _cfg(cfg.normalization),
-                        "model": _cfg(cfg.model), "train": train, "seed": cfg.seed, "classes": data.classes})
 
 
 def build_model(model_cfg, input_shape, n_classes):
@@ -212,9 +197,8 @@ def train_job(cfg, tracking, parent_run_id: str | None = None) -> dict[str, floa
     if not tm.trained_now and parent_run_id:
         run_id = tracking.create_run(
             f"train {cfg.model.name} {cfg.dataset.name} seed={cfg.seed} (cached)",
-            {"run_type": "train_reused", "model_key": tm.key, "model_run_id": tm.run_id or "",
-             "dataset": cfg.dataset.name, "language": cfg.dataset.language, "model": cfg.model.name,
-             "sweep_id": parent_run_id}, parent_run_id)
+            run_tags("train_reused", cfg, model_key=tm.key, model_run_id=tm.run_id or "", sweep_id=parent_run_id),
+            parent_run_id)
         tracking.log_config(run_id, cfg)
         tracking.log_metrics(run_id, metrics)
         tracking.finish(run_id)

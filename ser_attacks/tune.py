@@ -22,6 +22,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
+from .identity import run_tags  # noqa: E402
+
 log = logging.getLogger("ser_attacks.tune")
 
 
@@ -98,9 +100,8 @@ def _study_run(tracking, cfg, study_name: str, storage: str) -> str:
         run_id = runs[0].info.run_id
         tracking.client.update_run(run_id, status="RUNNING")
         return run_id
-    run_id = tracking.create_run(f"tune {study_name}", {
-        "run_type": "tune", "optuna_study": study_name, "optuna_storage": storage,
-        "dataset": cfg.dataset.name, "language": cfg.dataset.language, "model": cfg.model.name})
+    run_id = tracking.create_run(f"tune {study_name}", run_tags("tune", cfg, optuna_study=study_name,
+                                                                  optuna_storage=storage))
     tracking.log_config(run_id, cfg)
     return run_id
 
@@ -140,9 +141,8 @@ def run_study(cfg: DictConfig, tracking=None) -> dict[str, float]:
     def objective(trial) -> float:
         params = {name: suggest(trial, name, d) for name, d in space.items()}
         tcfg = apply_params(cfg, params)
-        run_id = tracking.create_run(f"trial {trial.number}", {
-            "run_type": "trial", "optuna_study": study.study_name, "optuna_trial": trial.number,
-            "dataset": cfg.dataset.name, "model": cfg.model.name}, parent)
+        run_id = tracking.create_run(f"trial {trial.number}", run_tags(
+            "trial", cfg, optuna_study=study.study_name, optuna_trial=trial.number), parent)
         tracking.client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
         state = "FAIL"
         try:
