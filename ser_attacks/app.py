@@ -23,8 +23,24 @@ from hydra.types import RunMode  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from . import lifecycle, schema  # noqa: E402
+from .attacks import (  # noqa: E402
+    AttackConfigError,
+    attack_labels,
+    build_attack,
+    clip_values_for,
+    select_samples,
+    validate,
+)
 from .identity import config_hash, run_tags  # noqa: E402
-from .tracking import Tracking, parent_run_id  # noqa: E402
+from .inputs import InputStage  # noqa: E402
+from .inputs import check as check_input  # noqa: E402
+from .metrics import attack_metrics, db_units  # noqa: E402
+from .paths import CONF_DIR  # noqa: E402,F401 - also the location tests and scripts import from here
+from .plots import spectrogram_triplets  # noqa: E402
+from .progress import bars  # noqa: E402
+from .tracking import Tracking, TrackingError, parent_run_id  # noqa: E402
+from .train import get_or_train, train_job  # noqa: E402
+from .tune import run_study  # noqa: E402
 
 log = logging.getLogger("ser_attacks")
 logging.getLogger("art").setLevel(logging.WARNING)   # ART's own "success rate" lines use other definitions
@@ -64,14 +80,8 @@ def attack_effect(x: np.ndarray, x_adv: np.ndarray, metrics: dict) -> tuple[str,
 
 
 def attack_job(cfg: DictConfig, tracking: Tracking, run_id: str) -> dict[str, float]:
-    from .attacks import attack_labels, build_attack, clip_values_for, select_samples
     from .data import prepare
     from .estimator import make_classifier
-    from .inputs import InputStage
-    from .metrics import attack_metrics, db_units
-    from .plots import spectrogram_triplets
-    from .progress import bars
-    from .train import get_or_train
 
     data = prepare(cfg, progress=cfg.progress)
     tracking.log_metrics(run_id, {"n_recordings": len(data.corpus.table), "n_skipped_files": len(data.skipped),
@@ -162,11 +172,7 @@ def run(cfg: DictConfig) -> dict[str, float] | None:
 
 def _run(cfg: DictConfig, tracking: Tracking, multirun: bool, parent: str | None,
          overrides: list[str]) -> dict[str, float] | None:
-    from .attacks import validate
-    from .inputs import check as check_input
     if cfg.get("mode", "attack") != "attack":  # mode=train: training only (model studies); mode=tune: Optuna
-        from .train import train_job
-        from .tune import run_study
         try:
             return train_job(cfg, tracking, parent) if cfg.mode == "train" else run_study(cfg, tracking)
         except Exception as exc:
@@ -204,15 +210,10 @@ def _run(cfg: DictConfig, tracking: Tracking, multirun: bool, parent: str | None
     return metrics
 
 
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
-
-
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
 def main(cfg: DictConfig) -> dict[str, float] | None:
-    from .attacks import AttackConfigError
     from .data import DatasetError
     from .split import SplitError
-    from .tracking import TrackingError
     try:
         return run(cfg)
     except (AttackConfigError, DatasetError, SplitError, TrackingError) as exc:   # the user's input: no traceback

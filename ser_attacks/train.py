@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +19,7 @@ import numpy as np
 from .cache import atomic_dir, locked
 from .identity import model_key, run_tags
 from .normalization import Normalizer
+from .tracking import MODEL_CONFIG
 
 log = logging.getLogger(__name__)
 
@@ -41,23 +42,6 @@ class TrainedModel:
 def build_model(model_cfg, input_shape, n_classes):
     from hydra.utils import instantiate
     return instantiate(model_cfg, input_shape=list(input_shape), n_classes=n_classes, _convert_="all")
-
-
-class _MlflowEpochLogger:
-    """Keras callback that logs loss/accuracy/lr per epoch to a given MLflow run."""
-
-    def __new__(cls, client, run_id):
-        import keras
-        from mlflow.entities import Metric
-
-        class Logger(keras.callbacks.Callback):
-            def on_epoch_end(self, epoch, logs=None):
-                logs = dict(logs or {})
-                logs["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-                now = int(time.time() * 1000)
-                client.log_batch(run_id, metrics=[Metric(k, float(v), now, epoch) for k, v in logs.items()])
-
-        return Logger()
 
 
 def normalized_parts(cfg, data):
@@ -116,7 +100,7 @@ def _fit(cfg, data, tracking, key: str, out: Path, parent_run_id: str | None = N
     if run_id and parent_run_id:          # a train-only job of a sweep: a child of the sweep's run
         tracking.client.set_tag(run_id, "mlflow.parentRunId", parent_run_id)
         tracking.client.set_tag(run_id, "sweep_id", parent_run_id)
-    callbacks = [_MlflowEpochLogger(tracking.client, run_id)] if run_id else []
+    callbacks = [tracking.epoch_logger(run_id)] if run_id else []
     log.info("Training %s (%d params) on %d segments, validating on %d", cfg.model.name,
              model.count_params(), len(Xtr), len(Xva))
     t0 = time.time()
@@ -151,10 +135,8 @@ def _fit(cfg, data, tracking, key: str, out: Path, parent_run_id: str | None = N
 def write_model_config(folder: Path, cfg, meta: dict) -> None:
     """``ser_model.json``: what the pyfunc wrapper needs besides the weights and the normalizer (classes, the
     audio front end of training, the model's identity)."""
-    from dataclasses import asdict
 
     from .data import front_end
-    from .tracking import MODEL_CONFIG
     (folder / MODEL_CONFIG).write_text(json.dumps(
         {"classes": list(meta["classes"]), "front_end": asdict(front_end(cfg)), "input_shape": meta["input_shape"],
          "model_key": meta["key"], "dataset": meta["dataset"], "model": meta["model"], "seed": meta["seed"]},

@@ -23,6 +23,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from .identity import run_tags  # noqa: E402
+from .paths import HPARAMS_DIR, compose  # noqa: E402
+from .tracking import Tracking, TrackingError  # noqa: E402
+from .train import accuracy, compiled_model, fit, normalized_parts  # noqa: E402
 
 log = logging.getLogger("ser_attacks.tune")
 
@@ -112,8 +115,6 @@ def run_study(cfg: DictConfig, tracking=None) -> dict[str, float]:
     from mlflow.entities import Param
 
     from .data import prepare
-    from .tracking import Tracking
-    from .train import _MlflowEpochLogger, accuracy, compiled_model, fit, normalized_parts
 
     tracking = tracking or Tracking.from_cfg(cfg)
     t = cfg.tune
@@ -149,7 +150,7 @@ def run_study(cfg: DictConfig, tracking=None) -> dict[str, float]:
             model = compiled_model(tcfg, train[0].shape[1:], n_classes)
             pruning = _pruning_callback(trial, tracking.client, run_id)
             t0 = time.time()
-            hist = fit(tcfg, model, train, val, n_classes, [_MlflowEpochLogger(tracking.client, run_id), pruning])
+            hist = fit(tcfg, model, train, val, n_classes, [tracking.epoch_logger(run_id), pruning])
             best = float(min(hist.history["val_loss"]))
             tracking.log_metrics(run_id, {"best_val_loss": best, "epochs": len(hist.history["val_loss"]),
                                           "train_seconds": time.time() - t0, "n_params": model.count_params(),
@@ -179,7 +180,7 @@ def run_study(cfg: DictConfig, tracking=None) -> dict[str, float]:
         tracking.finish(parent, "FAILED")
         raise RuntimeError(f"Optuna study {study.study_name!r}: no trial completed ({states})")
     best = study.best_trial
-    out_dir = Path(t.hparams_dir) if t.hparams_dir else Path(__file__).resolve().parent.parent / "conf" / "hparams"
+    out_dir = Path(t.hparams_dir) if t.hparams_dir else HPARAMS_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{study.study_name}.yaml"
     path.write_text(hparams_yaml(study.study_name, best.params, best.value, best.number))
@@ -196,17 +197,10 @@ def run_study(cfg: DictConfig, tracking=None) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m ser_attacks.tune [hydra overrides]``."""
-    from hydra import compose, initialize_config_dir
-
-    from . import schema
-    from .app import CONF_DIR
     from .data import DatasetError
-    from .tracking import TrackingError
 
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
-    schema.register()
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose("config", overrides=list(sys.argv[1:] if argv is None else argv))
+    cfg = compose(sys.argv[1:] if argv is None else argv)
     try:
         run_study(cfg)
     except (DatasetError, TrackingError) as exc:

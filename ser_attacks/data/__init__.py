@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..cache import locked
 from .audio import Augmentation, FrontEnd
 from .corpora import Corpus, DatasetError, load_corpus
 from .features import Features, RowConcat, load_or_extract
@@ -70,7 +71,6 @@ def ensure_dataset(ds) -> Path:
     root = Path(str(ds.root)).expanduser().resolve()
     gen = ds.get("generate")
     if gen:
-        from ..cache import locked
         from .synthetic import generate_corpus
         with locked(root, f"synthetic corpus {root}"):
             generate_corpus(root, layout=ds.corpus, emotions=list(ds.emotions), **dict(gen))

@@ -17,6 +17,9 @@ from typing import Sequence
 
 import numpy as np
 import soundfile as sf
+from filelock import FileLock
+
+from .. import numba_cache_dir
 
 
 class BadAudio(ValueError):
@@ -169,9 +172,7 @@ def ensure_librosa_kernels() -> None:
     global _KERNELS_READY
     if _KERNELS_READY:
         return
-    from filelock import FileLock
 
-    from .. import numba_cache_dir
     cache = numba_cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
     with FileLock(str(cache / ".ser-attacks-compile.lock")):

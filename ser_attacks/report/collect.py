@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..identity import FOLD_KEYS, SEED_KEYS, is_run_only
+from ..paths import default_uri, resolve_uri
 
 log = logging.getLogger(__name__)
 
@@ -24,11 +25,6 @@ ATTACK_META = ("attack.name", "attack._target_", "attack.verbose")
 GROUPS = ("all", "female", "male")
 METRICS = ("clean_acc", "adv_acc", "success_rate", "perturbation", "l0", "l2", "linf", "adv_confidence",
            "n_samples", "perturbation_db", "linf_db", "snr_db", "changed")
-
-
-def default_uri() -> str:
-    from ..tracking import resolve_uri
-    return resolve_uri(os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db"))
 
 
 def add_run_filters(p) -> None:
@@ -45,7 +41,6 @@ def add_run_filters(p) -> None:
 
 def run_filters(a) -> tuple[str, dict]:
     """(tracking URI, tags) from the options of ``add_run_filters``; ValueError for a malformed --tag."""
-    from ..tracking import resolve_uri
     bad = [t for t in a.tag if "=" not in t]
     if bad:
         raise ValueError(f"--tag expects KEY=VALUE, got {bad[0]!r}")
