@@ -26,14 +26,14 @@ ROOT = Path(__file__).resolve().parent.parent
 TIMING = ("time", "seconds", "_s")          # metric names that measure wall time
 SWEEP = ["attack=fgsm,bim,deepfool", "split=recording,speaker_cv", "normalization.clip=true,false",
          "attack.eps=0.1", "attack.n_samples=24", "model=tiny", "train=fast", "train.verbose=0",
-         "dataset.generate.n_speakers=4", "dataset.generate.n_sentences=3", "features.n_jobs=1",
+         "dataset.generate.n_speakers=6", "dataset.generate.n_sentences=3", "features.n_jobs=1",
          "progress=false", "attack.verbose=false", "report=false", "seed=0"]
 
 
 def run_sweep(tmp: Path) -> dict:
     from ser_attacks.data.synthetic import generate_corpus
     corpus = tmp / "corpus"
-    generate_corpus(corpus, layout="emodb", n_speakers=4, n_sentences=3, seed=0)
+    generate_corpus(corpus, layout="emodb", n_speakers=6, n_sentences=3, seed=0)
     db = tmp / "mlflow.db"
     cmd = [sys.executable, "-m", "ser_attacks", "-m", *SWEEP, f"dataset.root={corpus}",
            f"paths.cache_dir={tmp / 'cache'}", f"tracking.uri=sqlite:///{db}",

@@ -98,8 +98,9 @@ class TFFrontEnd:
             X = X / tf.maximum(tf.reduce_max(tf.abs(X), axis=[1, 2], keepdims=True), 1e-6)
         if norm.standardize:
             X = (X - st["mean"]) / st["std"]
-        if norm.clip:
-            X = tf.clip_by_value(X, st["min"], st["max"])
+        if norm.clip:       # the normalizer's box: per band (n_mels,) when it has one, else the global range
+            lo, hi = (st["band_min"], st["band_max"]) if "band_min" in st else (st["min"], st["max"])
+            X = tf.clip_by_value(X, lo, hi)
         return X[..., None]
 
     def __call__(self, y):
