@@ -1,4 +1,5 @@
-"""Hyperparameter search with Optuna (config group ``tune``): ``python -m ser_attacks.tune [overrides]``.
+"""Hyperparameter search with Optuna (config group ``tune``): ``python -m ser_attacks mode=tune [overrides]``, or
+``python -m ser_attacks.tune [overrides]`` (the same without Hydra's output folder and sweeps).
 
 Optuna directly (not hydra-optuna-sweeper, which pins optuna < 3 and has no pruner). One study per
 ``tune.study_name`` in ``tune.storage`` (sqlite by default, so an interrupted study resumes and
@@ -200,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     from .data import DatasetError
 
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
-    cfg = compose(sys.argv[1:] if argv is None else argv)
+    cfg = compose(["mode=tune", *(sys.argv[1:] if argv is None else argv)])   # = python -m ser_attacks mode=tune
     try:
         run_study(cfg)
     except (DatasetError, TrackingError) as exc:

@@ -13,7 +13,7 @@ def _data(paths=(), classes=("anger", "neutral")):
 def test_model_key_ignores_run_only_keys_and_the_data_location(cfg_factory, corpus_root):
     base = identity.model_key(cfg_factory(), _data())
     for o in (["features.n_jobs=3"], ["train.verbose=2"], ["dataset.root=/elsewhere"], ["attack=bim"],
-              ["tracking.uri=sqlite:///other.db"], ["progress=true"], ["tune.n_trials=3"]):
+              ["tracking.uri=sqlite:///other.db"], ["progress=true"], ["mode=tune", "tune.n_trials=3"]):
         assert identity.model_key(cfg_factory(*o), _data()) == base, o
 
 
