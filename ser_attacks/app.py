@@ -20,6 +20,7 @@ import hydra  # noqa: E402
 import numpy as np  # noqa: E402
 from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from hydra.types import RunMode  # noqa: E402
+from hydra.utils import instantiate  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from . import lifecycle, schema  # noqa: E402
@@ -81,7 +82,6 @@ def attack_effect(x: np.ndarray, x_adv: np.ndarray, metrics: dict) -> tuple[str,
 
 def attack_job(cfg: DictConfig, tracking: Tracking, run_id: str) -> dict[str, float]:
     from .data import prepare
-    from .estimator import make_classifier
 
     data = prepare(cfg, progress=cfg.progress)
     tracking.log_metrics(run_id, {"n_recordings": len(data.corpus.table), "n_skipped_files": len(data.skipped),
@@ -101,7 +101,7 @@ def attack_job(cfg: DictConfig, tracking: Tracking, run_id: str) -> dict[str, fl
     x, y, genders = tm.normalizer.transform(Xs), y[idx], segs.gender.to_numpy()
     clip, box = clip_values_for(cfg.attack, tm.normalizer)
     tracking.client.set_tag(run_id, "clip_box", box)
-    clf = make_classifier(tm.model, len(tm.classes), clip, cfg.estimator.kind, cfg.estimator.batch_size)
+    clf = instantiate(cfg.estimator, tm.model, len(tm.classes), clip)       # conf/estimator: compiled | stock
     stage = InputStage(cfg, tm, Xs, segs, tracking, run_id)   # conf/input: spectrogram | waveform
     x, clf = stage.model_input(x, clf)
     attack = stage.budgeted(build_attack(OmegaConf.merge(cfg.attack, {"verbose": bars(cfg.attack.verbose)}), clf))

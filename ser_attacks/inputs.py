@@ -98,7 +98,7 @@ class InputStage:
         self.segs = segs.reset_index(drop=True)
         self.name = str(inp.name) if inp is not None else "spectrogram"
         self.inp = inp
-        self.fe = front_end(cfg)
+        self.fe = front_end(cfg.features)
         self.known = augmentations(cfg)
         self.tracking, self.run_id = tracking, run_id
         self.audio: np.ndarray | None = None

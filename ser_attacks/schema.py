@@ -59,8 +59,11 @@ class AttackConf:
     per_sample: Optional[bool] = None        # batched attacks: evaluate the model per sample inside each call
 
 
+# Each stage's config node builds its object with hydra.utils.instantiate(node, ...), like model and attack:
+# the _target_ defaults below are the stages' factories.
 @dataclass
 class SplitConf:
+    _target_: str = "ser_attacks.split.make_split"     # instantiate(split, segments) → Split
     mode: str = "recording"
     val: float = 0.16
     test: float = 0.2
@@ -70,6 +73,7 @@ class SplitConf:
 @dataclass
 class SpeakerCVConf:
     """``split=speaker_cv``: its own schema, so the keys (and model cache keys) of the other modes stay."""
+    _target_: str = "ser_attacks.split.make_split"
     mode: str = "speaker_cv"
     fold: int = 0                            # the test fold, 0 .. n_folds-1 (sweep it)
     n_folds: Optional[int] = None            # None: EmoDB 5, EMOVO 3, RAVDESS 6 (capped by speakers per gender)
@@ -103,6 +107,7 @@ class FeaturesConf:
 
 @dataclass
 class NormalizationConf:
+    _target_: str = "ser_attacks.normalization.Normalizer.from_config"   # instantiate(normalization) → Normalizer
     name: str = "original_std"
     method: str = "original"                 # original | norm_sum | norm_max_global | norm_max_local
     standardize: bool = True                 # then per-Mel-band mean/std (fitted on train)
@@ -123,6 +128,7 @@ class AugmentConf:
 
 @dataclass
 class EstimatorConf:
+    _target_: str = "ser_attacks.estimator.make_classifier"   # instantiate(estimator, model, n_classes, clip_values)
     kind: str = "compiled"
     batch_size: int = 64
 

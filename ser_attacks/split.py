@@ -126,12 +126,6 @@ def make_split(segments: pd.DataFrame, mode: str = "recording", val: float = 0.1
     return Split(*(np.flatnonzero(np.isin(g, part)) for part in (tr, va, te)))
 
 
-def split_from_cfg(segments: pd.DataFrame, sp, mode: str | None = None) -> Split:
-    """``make_split`` with the keys of a ``split`` config node (``mode`` overrides ``sp.mode``)."""
-    return make_split(segments, mode or sp.mode, sp.get("val", 0.16), sp.get("test", 0.2), sp.seed,
-                      sp.get("fold"), sp.get("n_folds"))
-
-
 def assert_no_leakage(segments: pd.DataFrame, split: Split, column: str) -> None:
     """Raise if any value of ``column`` (utterance, recording_id, speaker) appears in two splits."""
     parts = {name: set(segments[column].to_numpy()[idx]) for name, idx in

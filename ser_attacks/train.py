@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from hydra.utils import instantiate
 
 from .cache import atomic_dir, locked
 from .identity import model_key, run_tags
@@ -40,16 +41,16 @@ class TrainedModel:
 
 
 def build_model(model_cfg, input_shape, n_classes):
-    from hydra.utils import instantiate
     return instantiate(model_cfg, input_shape=list(input_shape), n_classes=n_classes, _convert_="all")
 
 
-def normalized_parts(cfg, data):
-    """The normalizer fitted on the training split and the normalized (X, y) of train / val / test."""
+def normalized_parts(normalization, data):
+    """The normalizer of config node ``normalization``, fitted on the training split, and the normalized (X, y)
+    of train / val / test."""
     Xtr, ytr, _ = data.part("train")
     Xva, yva, _ = data.part("val")
     Xte, yte, _ = data.part("test")
-    norm = Normalizer.from_cfg(cfg.normalization).fit(Xtr)
+    norm = instantiate(normalization).fit(Xtr)
     return norm, (norm.transform(Xtr), ytr), (norm.transform(Xva), yva), (norm.transform(Xte), yte)
 
 
@@ -62,21 +63,22 @@ def deterministic(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def compiled_model(cfg, input_shape, n_classes):
-    """The configured model, compiled with Adam(train.lr) and cross-entropy on logits; seeded and deterministic."""
+def compiled_model(model_cfg, train_cfg, seed: int, input_shape, n_classes):
+    """The model of config node ``model_cfg``, compiled with Adam(``train_cfg.lr``) and cross-entropy on logits;
+    seeded and deterministic."""
     import keras
-    deterministic(int(cfg.seed))
-    model = build_model(cfg.model, input_shape, n_classes)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=cfg.train.lr),
+    deterministic(int(seed))
+    model = build_model(model_cfg, input_shape, n_classes)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=train_cfg.lr),
                   loss=keras.losses.CategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
     return model
 
 
-def fit(cfg, model, train, val, n_classes: int, callbacks=()):
-    """The training protocol: EarlyStopping(restore best) + ReduceLROnPlateau on val_loss, plus ``callbacks``
-    (MLflow per-epoch logger, Optuna pruning). Returns the Keras history."""
+def fit(t, model, train, val, n_classes: int, callbacks=()):
+    """The training protocol of config node ``t`` (group ``train``): EarlyStopping(restore best) +
+    ReduceLROnPlateau on val_loss, plus ``callbacks`` (MLflow per-epoch logger, Optuna pruning). Returns the
+    Keras history."""
     import keras
-    t = cfg.train
     cbs = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=t.early_stopping_patience,
                                          restore_best_weights=True),
            keras.callbacks.ReduceLROnPlateau(monitor="val_loss", patience=t.reduce_lr_patience,
@@ -92,9 +94,10 @@ def accuracy(model, X, y) -> float:
 
 
 def _fit(cfg, data, tracking, key: str, out: Path, parent_run_id: str | None = None) -> dict:
-    norm, (Xtr, ytr), (Xva, yva), (Xte, yte) = normalized_parts(cfg, data)
+    from .data import front_end      # the data stage (pandas) only when a model is trained
+    norm, (Xtr, ytr), (Xva, yva), (Xte, yte) = normalized_parts(cfg.normalization, data)
     n_classes = len(data.classes)
-    model = compiled_model(cfg, Xtr.shape[1:], n_classes)
+    model = compiled_model(cfg.model, cfg.train, cfg.seed, Xtr.shape[1:], n_classes)
     run_id = tracking.start_train_run(cfg, key, n_params=model.count_params(),
                                       sizes=data.split.sizes()) if tracking else None
     if run_id and parent_run_id:          # a train-only job of a sweep: a child of the sweep's run
@@ -105,7 +108,7 @@ def _fit(cfg, data, tracking, key: str, out: Path, parent_run_id: str | None = N
              model.count_params(), len(Xtr), len(Xva))
     t0 = time.time()
     try:
-        hist = fit(cfg, model, (Xtr, ytr), (Xva, yva), n_classes, callbacks)
+        hist = fit(cfg.train, model, (Xtr, ytr), (Xva, yva), n_classes, callbacks)
         seconds = time.time() - t0
 
         meta = {"key": key, "classes": data.classes, "train_run_id": run_id, "n_params": model.count_params(),
@@ -117,7 +120,7 @@ def _fit(cfg, data, tracking, key: str, out: Path, parent_run_id: str | None = N
         def build(tmp: Path) -> None:
             model.save(tmp / "model.keras")
             norm.save(tmp / "normalizer.npz")
-            write_model_config(tmp, cfg, meta)
+            write_model_config(tmp, front_end(cfg.features), meta)
             if run_id:      # MLflow Models (Keras flavour + pyfunc wrapper), registered; facts kept in meta.json
                 meta.update(tracking.finish_train_run(run_id, meta, tmp, model, Xtr[:1]))
             (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
@@ -132,13 +135,11 @@ def _fit(cfg, data, tracking, key: str, out: Path, parent_run_id: str | None = N
     return meta
 
 
-def write_model_config(folder: Path, cfg, meta: dict) -> None:
+def write_model_config(folder: Path, fe, meta: dict) -> None:
     """``ser_model.json``: what the pyfunc wrapper needs besides the weights and the normalizer (classes, the
-    audio front end of training, the model's identity)."""
-
-    from .data import front_end
+    audio front end ``fe`` of training, the model's identity)."""
     (folder / MODEL_CONFIG).write_text(json.dumps(
-        {"classes": list(meta["classes"]), "front_end": asdict(front_end(cfg)), "input_shape": meta["input_shape"],
+        {"classes": list(meta["classes"]), "front_end": asdict(fe), "input_shape": meta["input_shape"],
          "model_key": meta["key"], "dataset": meta["dataset"], "model": meta["model"], "seed": meta["seed"]},
         indent=2))
 

@@ -137,7 +137,7 @@ def run_study(cfg: DictConfig, tracking=None) -> dict[str, float]:
              "Watch it: optuna-dashboard %s", study.study_name, storage, len(done), remaining, parent, storage)
 
     data = prepare(cfg, progress=cfg.progress)
-    norm, train, val, test = normalized_parts(cfg, data)
+    norm, train, val, test = normalized_parts(cfg.normalization, data)
     n_classes = len(data.classes)
 
     def objective(trial) -> float:
@@ -148,10 +148,10 @@ def run_study(cfg: DictConfig, tracking=None) -> dict[str, float]:
         tracking.client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
         state = "FAIL"
         try:
-            model = compiled_model(tcfg, train[0].shape[1:], n_classes)
+            model = compiled_model(tcfg.model, tcfg.train, tcfg.seed, train[0].shape[1:], n_classes)
             pruning = _pruning_callback(trial, tracking.client, run_id)
             t0 = time.time()
-            hist = fit(tcfg, model, train, val, n_classes, [tracking.epoch_logger(run_id), pruning])
+            hist = fit(tcfg.train, model, train, val, n_classes, [tracking.epoch_logger(run_id), pruning])
             best = float(min(hist.history["val_loss"]))
             tracking.log_metrics(run_id, {"best_val_loss": best, "epochs": len(hist.history["val_loss"]),
                                           "train_seconds": time.time() - t0, "n_params": model.count_params(),

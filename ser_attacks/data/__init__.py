@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from hydra.utils import instantiate
 
 from ..cache import locked
 from .audio import Augmentation, FrontEnd
@@ -48,8 +49,9 @@ class DataBundle:
         return np.asarray(self.features.X[idx]), self.y[idx], self.segments.iloc[idx].reset_index(drop=True)
 
 
-def front_end(cfg) -> FrontEnd:
-    return FrontEnd(**{k: cfg.features[k] for k in FrontEnd.__dataclass_fields__})
+def front_end(features) -> FrontEnd:
+    """The front end of config node ``features`` (group ``features``)."""
+    return FrontEnd(**{k: features[k] for k in FrontEnd.__dataclass_fields__})
 
 
 def augmentations(cfg) -> tuple[Augmentation, ...]:
@@ -87,18 +89,18 @@ def _with_utterance(feats: Features, table: pd.DataFrame) -> Features:
 
 
 def prepare(cfg, progress: bool = True) -> DataBundle:
-    from ..split import Split, split_from_cfg
+    from ..split import Split
     ds = cfg.dataset
     root = ensure_dataset(ds)
     corpus = load_corpus(ds.corpus, root, list(ds.emotions) if ds.emotions else None)
-    fe, sp = front_end(cfg), cfg.split
+    fe, sp = front_end(cfg.features), cfg.split
     feats = _with_utterance(load_or_extract(corpus.table, fe, cfg.paths.cache_dir, n_jobs=cfg.features.n_jobs,
                                             progress=progress), corpus.table)
     augs = augmentations(cfg)
     if not augs:
-        split = split_from_cfg(feats.segments, sp)
+        split = instantiate(sp, feats.segments)          # conf/split: make_split(segments, mode, ...)
     else:
-        base = None if sp.mode == "paper" else split_from_cfg(feats.segments, sp)
+        base = None if sp.mode == "paper" else instantiate(sp, feats.segments)
         ids = set(feats.segments.recording_id) if base is None else set(feats.segments.recording_id.iloc[base.train])
         subset = corpus.table[corpus.table.recording_id.isin(ids)].reset_index(drop=True)
         aug = _with_utterance(load_or_extract(subset, fe, cfg.paths.cache_dir, n_jobs=cfg.features.n_jobs,
@@ -106,7 +108,7 @@ def prepare(cfg, progress: bool = True) -> DataBundle:
         n_orig = len(feats.X)
         feats = _concat(feats, aug)
         if base is None:   # the paper's protocol: random per segment over originals + augmented copies
-            split = split_from_cfg(feats.segments, sp, "paper")
+            split = instantiate(sp, feats.segments, mode="paper")
         else:              # augmented copies of TRAIN recordings only, appended to train
             split = Split(np.concatenate([base.train, n_orig + np.arange(len(aug.X))]), base.val, base.test)
     classes = sorted(ds.emotions) if ds.emotions else sorted(corpus.table.emotion.unique())
