@@ -80,7 +80,8 @@ def attack_effect(x: np.ndarray, x_adv: np.ndarray, metrics: dict) -> tuple[str,
     return "ok", ""
 
 
-def attack_job(cfg: DictConfig, tracking: Tracking, run_id: str) -> dict[str, float]:
+def _data_and_model(cfg: DictConfig, tracking: Tracking, run_id: str):
+    """The data (logged: sizes, skipped files) and the trained model (tagged on the attack run)."""
     from .data import prepare
 
     data = prepare(cfg, progress=cfg.progress)
@@ -93,7 +94,35 @@ def attack_job(cfg: DictConfig, tracking: Tracking, run_id: str) -> dict[str, fl
     if tm.run_id:
         tracking.client.set_tag(run_id, "model_run_id", tm.run_id)
     tracking.link_model(run_id, cfg.dataset.name, cfg.model.name, tm.key, tm.run_id)   # param model_uri=models:/…
+    return data, tm
 
+
+def _tag_effect(tracking: Tracking, run_id: str, name: str, x, x_adv, metrics: dict) -> None:
+    effect, reason = attack_effect(x, x_adv, metrics)
+    tracking.client.set_tag(run_id, "attack_effect", effect)
+    if reason:
+        tracking.client.set_tag(run_id, "attack_effect_reason", reason)
+    if effect != "ok":
+        log.warning("Attack %s had %s (%s); tagged attack_effect=%s", name,
+                    "NO effect" if effect == "none" else "an UNDEFINED effect", reason, effect)
+
+
+def _log_triplets(tracking: Tracking, run_id: str, n_per_gender: int, x, x_adv, segs, y, adv_logits,
+                  classes) -> None:
+    """``spectrograms.png``: clean / adversarial / difference for ``n_per_gender`` segments per gender."""
+    genders = segs.gender.to_numpy()
+    picks = [i for g in ("female", "male") for i in np.flatnonzero(genders == g)[:n_per_gender]]
+    if picks:
+        names = [f"{genders[i]} {segs.speaker.iloc[i]} {classes[y[i]]}→"
+                 f"{classes[adv_logits[i].argmax()]}" for i in picks]
+        fig = spectrogram_triplets(x[picks], x_adv[picks], names)
+        tracking.log_figure(run_id, fig, "spectrograms.png")
+        import matplotlib.pyplot as plt
+        plt.close(fig)
+
+
+def attack_job(cfg: DictConfig, tracking: Tracking, run_id: str) -> dict[str, float]:
+    data, tm = _data_and_model(cfg, tracking, run_id)
     X, y, segs = data.part("test")
     idx = select_samples(segs.gender.to_numpy(), cfg.attack.n_samples, cfg.attack.sample_seed,
                          segs.emotion.to_numpy())
@@ -138,22 +167,8 @@ def attack_job(cfg: DictConfig, tracking: Tracking, run_id: str) -> dict[str, fl
                             clean_logits=clean_logits, adv_logits=adv_logits,
                             perturbation=np.abs(x_adv - x).reshape(len(x), -1).mean(1), **per_sample)
         tracking.client.log_artifact(run_id, str(Path(tmp) / "adversarial.npz"))
-    effect, reason = attack_effect(x, x_adv, metrics)
-    tracking.client.set_tag(run_id, "attack_effect", effect)
-    if reason:
-        tracking.client.set_tag(run_id, "attack_effect_reason", reason)
-    if effect != "ok":
-        log.warning("Attack %s had %s (%s); tagged attack_effect=%s", cfg.attack.name,
-                    "NO effect" if effect == "none" else "an UNDEFINED effect", reason, effect)
-
-    picks = [i for g in ("female", "male") for i in np.flatnonzero(genders == g)[: cfg.n_plot_per_gender]]
-    if picks:
-        names = [f"{genders[i]} {segs.speaker.iloc[i]} {tm.classes[y[i]]}→"
-                 f"{tm.classes[adv_logits[i].argmax()]}" for i in picks]
-        fig = spectrogram_triplets(x[picks], x_adv[picks], names)
-        tracking.log_figure(run_id, fig, "spectrograms.png")
-        import matplotlib.pyplot as plt
-        plt.close(fig)
+    _tag_effect(tracking, run_id, cfg.attack.name, x, x_adv, metrics)
+    _log_triplets(tracking, run_id, cfg.n_plot_per_gender, x, x_adv, segs, y, adv_logits, tm.classes)
     log.info("%s: clean acc %.3f → adversarial acc %.3f (female %.3f, male %.3f), perturbation %.4g, %.2f s",
              cfg.attack.name, metrics["clean_acc"], metrics["adv_acc"], metrics.get("adv_acc_female", np.nan),
              metrics.get("adv_acc_male", np.nan), metrics["perturbation"], seconds)

@@ -24,7 +24,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from .identity import run_tags  # noqa: E402
-from .paths import HPARAMS_DIR, compose  # noqa: E402
+from .paths import HPARAMS_DIR, compose, resolve_uri  # noqa: E402
 from .tracking import Tracking, TrackingError  # noqa: E402
 from .train import accuracy, compiled_model, fit, normalized_parts  # noqa: E402
 
@@ -110,6 +110,46 @@ def _study_run(tracking, cfg, study_name: str, storage: str) -> str:
     return run_id
 
 
+def _open_study(t, max_epochs: int):
+    """The Optuna study of config node ``t`` (group ``tune``), created or resumed: (study, storage URI)."""
+    import optuna
+    storage = resolve_uri(str(t.storage))
+    study = optuna.create_study(
+        storage=storage, study_name=str(t.study_name), direction="minimize", load_if_exists=True,
+        sampler=optuna.samplers.TPESampler(seed=int(t.sampler_seed)),
+        pruner=optuna.pruners.HyperbandPruner(min_resource=int(t.pruner.min_resource),
+                                              max_resource=int(max_epochs),
+                                              reduction_factor=int(t.pruner.reduction_factor)))
+    return study, storage
+
+
+def _close_study(tracking, parent: str, study, hparams_dir) -> dict[str, float]:
+    """Log the trial counts on the study's run and close it: FAILED when no trial completed, else with the best
+    trial's values written as ``<hparams_dir>/<study>.yaml`` (``+hparams=<study>``) and logged."""
+    import optuna
+    from mlflow.entities import Param
+    states = {s.name: sum(tr.state == s for tr in study.trials) for s in optuna.trial.TrialState}
+    tracking.log_metrics(parent, {f"n_{k.lower()}": v for k, v in states.items() if v})
+    completed = [tr for tr in study.trials if tr.state == optuna.trial.TrialState.COMPLETE]
+    if not completed:
+        tracking.finish(parent, "FAILED")
+        raise RuntimeError(f"Optuna study {study.study_name!r}: no trial completed ({states})")
+    best = study.best_trial
+    out_dir = Path(hparams_dir) if hparams_dir else HPARAMS_DIR
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{study.study_name}.yaml"
+    path.write_text(hparams_yaml(study.study_name, best.params, best.value, best.number))
+    tracking.client.log_artifact(parent, str(path), "hparams")
+    tracking.log_metrics(parent, {"best_val_loss": best.value, "best_trial": best.number})
+    tracking.client.log_batch(parent, params=[Param(f"best.{k}", str(v)) for k, v in best.params.items()])
+    tracking.client.set_tag(parent, "hparams_file", str(path))
+    tracking.finish(parent)
+    log.info("Best trial %d: val_loss %.4f with %s. Written to %s: apply with +hparams=%s "
+             "(add hydra.searchpath=[file://%s] if that folder is not conf/hparams)",
+             best.number, best.value, best.params, path, study.study_name, out_dir.parent)
+    return {"best_val_loss": best.value, **{k: float(v) for k, v in best.params.items()}}
+
+
 def run_study(cfg: DictConfig, tracking=None) -> dict[str, float]:
     """Run (or resume) the study of ``cfg.tune``; returns the best trial's value and parameters."""
     import optuna
@@ -120,15 +160,7 @@ def run_study(cfg: DictConfig, tracking=None) -> dict[str, float]:
     tracking = tracking or Tracking.from_cfg(cfg)
     t = cfg.tune
     space = search_space(t.space)
-    storage = str(t.storage)
-    if storage.startswith("sqlite:///") and not storage.startswith("sqlite:////"):
-        storage = "sqlite:///" + str(Path(storage[len("sqlite:///"):]).resolve())
-    study = optuna.create_study(
-        storage=storage, study_name=str(t.study_name), direction="minimize", load_if_exists=True,
-        sampler=optuna.samplers.TPESampler(seed=int(t.sampler_seed)),
-        pruner=optuna.pruners.HyperbandPruner(min_resource=int(t.pruner.min_resource),
-                                              max_resource=int(cfg.train.max_epochs),
-                                              reduction_factor=int(t.pruner.reduction_factor)))
+    study, storage = _open_study(t, cfg.train.max_epochs)
     done = [tr for tr in study.trials if tr.state in (optuna.trial.TrialState.COMPLETE,
                                                       optuna.trial.TrialState.PRUNED)]
     remaining = max(0, int(t.n_trials) - len(done))
@@ -174,26 +206,7 @@ def run_study(cfg: DictConfig, tracking=None) -> dict[str, float]:
     except BaseException:
         tracking.finish(parent, "KILLED")
         raise
-    states = {s.name: sum(tr.state == s for tr in study.trials) for s in optuna.trial.TrialState}
-    tracking.log_metrics(parent, {f"n_{k.lower()}": v for k, v in states.items() if v})
-    completed = [tr for tr in study.trials if tr.state == optuna.trial.TrialState.COMPLETE]
-    if not completed:
-        tracking.finish(parent, "FAILED")
-        raise RuntimeError(f"Optuna study {study.study_name!r}: no trial completed ({states})")
-    best = study.best_trial
-    out_dir = Path(t.hparams_dir) if t.hparams_dir else HPARAMS_DIR
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{study.study_name}.yaml"
-    path.write_text(hparams_yaml(study.study_name, best.params, best.value, best.number))
-    tracking.client.log_artifact(parent, str(path), "hparams")
-    tracking.log_metrics(parent, {"best_val_loss": best.value, "best_trial": best.number})
-    tracking.client.log_batch(parent, params=[Param(f"best.{k}", str(v)) for k, v in best.params.items()])
-    tracking.client.set_tag(parent, "hparams_file", str(path))
-    tracking.finish(parent)
-    log.info("Best trial %d: val_loss %.4f with %s. Written to %s: apply with +hparams=%s "
-             "(add hydra.searchpath=[file://%s] if that folder is not conf/hparams)",
-             best.number, best.value, best.params, path, study.study_name, out_dir.parent)
-    return {"best_val_loss": best.value, **{k: float(v) for k, v in best.params.items()}}
+    return _close_study(tracking, parent, study, t.hparams_dir)
 
 
 def main(argv: list[str] | None = None) -> int:
