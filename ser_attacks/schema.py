@@ -9,11 +9,13 @@ job starts, before any data or model is loaded.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, List, Optional
+from dataclasses import dataclass, field, fields, make_dataclass
+from typing import Any, List, Optional, get_type_hints
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
+
+from .frontend import FrontEnd
 
 
 @dataclass
@@ -91,18 +93,10 @@ class TrainConf:
     verbose: int = 2
 
 
-@dataclass
-class FeaturesConf:
-    """The front end's own parameters (the fields of ``ser_attacks.data.audio.FrontEnd``, same names, types and
-    defaults: tests/test_config.py checks it) plus how many processes extract."""
-    sample_rate: int = 16000
-    top_db: float = 30.0
-    segment_seconds: float = 3.0
-    min_tail_seconds: float = 0.9
-    n_mels: int = 128
-    n_fft: int = 368
-    hop_length: int = 184
-    n_jobs: int = 1
+# The front end's own parameters (ser_attacks.frontend.FrontEnd) plus how many processes extract.
+FeaturesConf = make_dataclass(
+    "FeaturesConf", [(f.name, get_type_hints(FrontEnd)[f.name], field(default=f.default)) for f in fields(FrontEnd)]
+    + [("n_jobs", int, 1)])
 
 
 @dataclass
