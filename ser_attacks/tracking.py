@@ -182,9 +182,13 @@ class Tracking:
             self.finish(run_id, "FAILED")
 
     # -------------------------------------------------------------- training
-    def start_train_run(self, cfg, key: str, n_params: int, sizes: dict[str, int]) -> str:
+    def start_train_run(self, cfg, key: str, n_params: int, sizes: dict[str, int],
+                        parent_run_id: str | None = None) -> str:
+        """A training run (``parent_run_id``: a child of that sweep's run, train-only sweeps), with the model's
+        config groups as params."""
+        sweep = {"sweep_id": parent_run_id} if parent_run_id else {}
         run_id = self.create_run(f"train {cfg.model.name} {cfg.dataset.name} seed={cfg.seed}",
-                                 run_tags("train", cfg, model_key=key))
+                                 run_tags("train", cfg, model_key=key, **sweep), parent_run_id)
         from mlflow.entities import Param
         container = model_groups(cfg)        # the config groups that shape the model (identity.MODEL_GROUPS)
         self.client.log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in flatten(container).items()])

@@ -98,11 +98,8 @@ def _fit(cfg, data, tracking, key: str, out: Path, parent_run_id: str | None = N
     norm, (Xtr, ytr), (Xva, yva), (Xte, yte) = normalized_parts(cfg.normalization, data)
     n_classes = len(data.classes)
     model = compiled_model(cfg.model, cfg.train, cfg.seed, Xtr.shape[1:], n_classes)
-    run_id = tracking.start_train_run(cfg, key, n_params=model.count_params(),
-                                      sizes=data.split.sizes()) if tracking else None
-    if run_id and parent_run_id:          # a train-only job of a sweep: a child of the sweep's run
-        tracking.client.set_tag(run_id, "mlflow.parentRunId", parent_run_id)
-        tracking.client.set_tag(run_id, "sweep_id", parent_run_id)
+    run_id = tracking.start_train_run(cfg, key, n_params=model.count_params(), sizes=data.split.sizes(),
+                                      parent_run_id=parent_run_id) if tracking else None
     callbacks = [tracking.epoch_logger(run_id)] if run_id else []
     log.info("Training %s (%d params) on %d segments, validating on %d", cfg.model.name,
              model.count_params(), len(Xtr), len(Xva))
