@@ -39,13 +39,14 @@ def child(mode: str, epochs: int, overrides: list[str]) -> dict:
         cfg = compose("config", overrides=[f"train.max_epochs={epochs}", f"train.early_stopping_patience={epochs + 1}",
                                            f"train.reduce_lr_patience={epochs + 1}", "train.verbose=0", *overrides])
     data = prepare(cfg, progress=False)
-    norm, (Xtr, ytr), (Xva, yva), _ = normalized_parts(cfg, data)
+    norm, (Xtr, ytr), (Xva, yva), _ = normalized_parts(cfg.normalization, data)
     if mode == "off":          # TensorFlow has no public switch back: keep train.deterministic from turning it on
         import tensorflow as tf
         tf.config.experimental.enable_op_determinism = lambda: None
-    model = compiled_model(cfg, Xtr.shape[1:], len(data.classes))      # seeds (+ enable_op_determinism)
+    # seeds (+ enable_op_determinism)
+    model = compiled_model(cfg.model, cfg.train, cfg.seed, Xtr.shape[1:], len(data.classes))
     t0 = time.perf_counter()
-    hist = fit(cfg, model, (Xtr, ytr), (Xva, yva), len(data.classes))
+    hist = fit(cfg.train, model, (Xtr, ytr), (Xva, yva), len(data.classes))
     seconds = time.perf_counter() - t0
     digest = hashlib.sha256(b"".join(w.tobytes() for w in model.get_weights())).hexdigest()
     return {"mode": mode, "seconds": seconds, "epochs": len(hist.history["loss"]),

@@ -43,7 +43,7 @@ def main() -> None:
     idx = select_samples(segs.gender.to_numpy(), cfg.attack.n_samples, cfg.seed)
     y, segs = y[idx], segs.iloc[idx].reset_index(drop=True)
     g = segs.gender.to_numpy()
-    fe = front_end(cfg)
+    fe = front_end(cfg.features)
     audio = segment_waveforms(segs, fe)
     clf = waveform_classifier(tm, fe, cfg.estimator.kind, cfg.estimator.batch_size)
     rows = [{"snr_db": np.inf, "repeat": 0, **_acc(clf.predict(audio).argmax(1), y, g), "measured_snr_db": np.inf}]

@@ -20,10 +20,28 @@ import hydra  # noqa: E402
 import numpy as np  # noqa: E402
 from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from hydra.types import RunMode  # noqa: E402
+from hydra.utils import instantiate  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from . import lifecycle, schema  # noqa: E402
-from .tracking import Tracking, parent_run_id  # noqa: E402
+from .attacks import (  # noqa: E402
+    AttackConfigError,
+    attack_labels,
+    build_attack,
+    clip_values_for,
+    select_samples,
+    validate,
+)
+from .identity import config_hash, run_tags  # noqa: E402
+from .inputs import InputStage  # noqa: E402
+from .inputs import check as check_input  # noqa: E402
+from .metrics import attack_metrics, db_units  # noqa: E402
+from .paths import CONF_DIR  # noqa: E402,F401 - also the location tests and scripts import from here
+from .plots import spectrogram_triplets  # noqa: E402
+from .progress import bars  # noqa: E402
+from .tracking import Tracking, TrackingError, parent_run_id  # noqa: E402
+from .train import get_or_train, train_job  # noqa: E402
+from .tune import run_study  # noqa: E402
 
 log = logging.getLogger("ser_attacks")
 logging.getLogger("art").setLevel(logging.WARNING)   # ART's own "success rate" lines use other definitions
@@ -62,15 +80,9 @@ def attack_effect(x: np.ndarray, x_adv: np.ndarray, metrics: dict) -> tuple[str,
     return "ok", ""
 
 
-def attack_job(cfg: DictConfig, tracking: Tracking, run_id: str) -> dict[str, float]:
-    from .attacks import attack_labels, build_attack, clip_values_for, select_samples
+def _data_and_model(cfg: DictConfig, tracking: Tracking, run_id: str):
+    """The data (logged: sizes, skipped files) and the trained model (tagged on the attack run)."""
     from .data import prepare
-    from .estimator import make_classifier
-    from .inputs import InputStage
-    from .metrics import attack_metrics, db_units
-    from .plots import spectrogram_triplets
-    from .progress import bars
-    from .train import get_or_train
 
     data = prepare(cfg, progress=cfg.progress)
     tracking.log_metrics(run_id, {"n_recordings": len(data.corpus.table), "n_skipped_files": len(data.skipped),
@@ -82,7 +94,35 @@ def attack_job(cfg: DictConfig, tracking: Tracking, run_id: str) -> dict[str, fl
     if tm.run_id:
         tracking.client.set_tag(run_id, "model_run_id", tm.run_id)
     tracking.link_model(run_id, cfg.dataset.name, cfg.model.name, tm.key, tm.run_id)   # param model_uri=models:/…
+    return data, tm
 
+
+def _tag_effect(tracking: Tracking, run_id: str, name: str, x, x_adv, metrics: dict) -> None:
+    effect, reason = attack_effect(x, x_adv, metrics)
+    tracking.client.set_tag(run_id, "attack_effect", effect)
+    if reason:
+        tracking.client.set_tag(run_id, "attack_effect_reason", reason)
+    if effect != "ok":
+        log.warning("Attack %s had %s (%s); tagged attack_effect=%s", name,
+                    "NO effect" if effect == "none" else "an UNDEFINED effect", reason, effect)
+
+
+def _log_triplets(tracking: Tracking, run_id: str, n_per_gender: int, x, x_adv, segs, y, adv_logits,
+                  classes) -> None:
+    """``spectrograms.png``: clean / adversarial / difference for ``n_per_gender`` segments per gender."""
+    genders = segs.gender.to_numpy()
+    picks = [i for g in ("female", "male") for i in np.flatnonzero(genders == g)[:n_per_gender]]
+    if picks:
+        names = [f"{genders[i]} {segs.speaker.iloc[i]} {classes[y[i]]}→"
+                 f"{classes[adv_logits[i].argmax()]}" for i in picks]
+        fig = spectrogram_triplets(x[picks], x_adv[picks], names)
+        tracking.log_figure(run_id, fig, "spectrograms.png")
+        import matplotlib.pyplot as plt
+        plt.close(fig)
+
+
+def attack_job(cfg: DictConfig, tracking: Tracking, run_id: str) -> dict[str, float]:
+    data, tm = _data_and_model(cfg, tracking, run_id)
     X, y, segs = data.part("test")
     idx = select_samples(segs.gender.to_numpy(), cfg.attack.n_samples, cfg.attack.sample_seed,
                          segs.emotion.to_numpy())
@@ -90,7 +130,7 @@ def attack_job(cfg: DictConfig, tracking: Tracking, run_id: str) -> dict[str, fl
     x, y, genders = tm.normalizer.transform(Xs), y[idx], segs.gender.to_numpy()
     clip, box = clip_values_for(cfg.attack, tm.normalizer)
     tracking.client.set_tag(run_id, "clip_box", box)
-    clf = make_classifier(tm.model, len(tm.classes), clip, cfg.estimator.kind, cfg.estimator.batch_size)
+    clf = instantiate(cfg.estimator, tm.model, len(tm.classes), clip)       # conf/estimator: compiled | stock
     stage = InputStage(cfg, tm, Xs, segs, tracking, run_id)   # conf/input: spectrogram | waveform
     x, clf = stage.model_input(x, clf)
     attack = stage.budgeted(build_attack(OmegaConf.merge(cfg.attack, {"verbose": bars(cfg.attack.verbose)}), clf))
@@ -127,42 +167,12 @@ def attack_job(cfg: DictConfig, tracking: Tracking, run_id: str) -> dict[str, fl
                             clean_logits=clean_logits, adv_logits=adv_logits,
                             perturbation=np.abs(x_adv - x).reshape(len(x), -1).mean(1), **per_sample)
         tracking.client.log_artifact(run_id, str(Path(tmp) / "adversarial.npz"))
-    effect, reason = attack_effect(x, x_adv, metrics)
-    tracking.client.set_tag(run_id, "attack_effect", effect)
-    if reason:
-        tracking.client.set_tag(run_id, "attack_effect_reason", reason)
-    if effect != "ok":
-        log.warning("Attack %s had %s (%s); tagged attack_effect=%s", cfg.attack.name,
-                    "NO effect" if effect == "none" else "an UNDEFINED effect", reason, effect)
-
-    picks = [i for g in ("female", "male") for i in np.flatnonzero(genders == g)[: cfg.n_plot_per_gender]]
-    if picks:
-        names = [f"{genders[i]} {segs.speaker.iloc[i]} {tm.classes[y[i]]}→"
-                 f"{tm.classes[adv_logits[i].argmax()]}" for i in picks]
-        fig = spectrogram_triplets(x[picks], x_adv[picks], names)
-        tracking.log_figure(run_id, fig, "spectrograms.png")
-        import matplotlib.pyplot as plt
-        plt.close(fig)
+    _tag_effect(tracking, run_id, cfg.attack.name, x, x_adv, metrics)
+    _log_triplets(tracking, run_id, cfg.n_plot_per_gender, x, x_adv, segs, y, adv_logits, tm.classes)
     log.info("%s: clean acc %.3f → adversarial acc %.3f (female %.3f, male %.3f), perturbation %.4g, %.2f s",
              cfg.attack.name, metrics["clean_acc"], metrics["adv_acc"], metrics.get("adv_acc_female", np.nan),
              metrics.get("adv_acc_male", np.nan), metrics["perturbation"], seconds)
     return metrics
-
-
-# Keys that change how a job runs or where it logs, not what it computes: left out of config_hash.
-NOT_IN_HASH = ("force", "progress", "report", "tracking", "paths", "features.n_jobs", "attack.verbose", "train.verbose",
-               "mode", "tune")   # mode/tune: attack jobs only run in mode=attack; tune settings never affect them
-
-
-def config_hash(cfg: DictConfig) -> str:
-    """Identity of a job's result: a hash of its composed config minus run-only keys."""
-    from omegaconf import OmegaConf
-
-    from .cache import stable_hash
-    from .tracking import flatten
-    flat = flatten(OmegaConf.to_container(cfg, resolve=True))
-    return stable_hash({k: v for k, v in flat.items()
-                        if not any(k == n or k.startswith(n + ".") for n in NOT_IN_HASH)})
 
 
 def run(cfg: DictConfig) -> dict[str, float] | None:
@@ -177,11 +187,7 @@ def run(cfg: DictConfig) -> dict[str, float] | None:
 
 def _run(cfg: DictConfig, tracking: Tracking, multirun: bool, parent: str | None,
          overrides: list[str]) -> dict[str, float] | None:
-    from .attacks import validate
-    from .inputs import check as check_input
     if cfg.get("mode", "attack") != "attack":  # mode=train: training only (model studies); mode=tune: Optuna
-        from .train import train_job
-        from .tune import run_study
         try:
             return train_job(cfg, tracking, parent) if cfg.mode == "train" else run_study(cfg, tracking)
         except Exception as exc:
@@ -200,10 +206,8 @@ def _run(cfg: DictConfig, tracking: Tracking, multirun: bool, parent: str | None
             if parent:
                 tracking.client.set_tag(parent, f"skipped.{done.info.run_id}", name)
             return dict(done.data.metrics)
-    run_id = tracking.create_run(name, {"run_type": "attack", "dataset": cfg.dataset.name,
-                                        "language": cfg.dataset.language, "attack": cfg.attack.name,
-                                        "model": cfg.model.name, "sweep_id": parent or "",
-                                        "overrides": " ".join(overrides), "config_hash": chash}, parent)
+    run_id = tracking.create_run(name, run_tags("attack", cfg, sweep_id=parent or "", overrides=" ".join(overrides),
+                                                config_hash=chash), parent)
     try:
         tracking.log_config(run_id, cfg)
         unused = validate(cfg.attack)          # bad attack parameters fail before any data or model
@@ -221,15 +225,10 @@ def _run(cfg: DictConfig, tracking: Tracking, multirun: bool, parent: str | None
     return metrics
 
 
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
-
-
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
 def main(cfg: DictConfig) -> dict[str, float] | None:
-    from .attacks import AttackConfigError
     from .data import DatasetError
     from .split import SplitError
-    from .tracking import TrackingError
     try:
         return run(cfg)
     except (AttackConfigError, DatasetError, SplitError, TrackingError) as exc:   # the user's input: no traceback

@@ -10,17 +10,24 @@ package (``apt-get install chromium``) or whatever ``SER_ATTACKS_CHROMIUM`` name
 """
 from __future__ import annotations
 
+import argparse
 import base64
 import json
 import os
 import re
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from pathlib import Path
+
+from .paths import default_uri, resolve_uri
+from .progress import quiet_libraries
 
 NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -276,7 +283,6 @@ READ_TABLE = """(() => {
 
 # ------------------------------------------------------------------------------- screenshots (CLI)
 def free_port() -> int:
-    import socket
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -289,7 +295,6 @@ class MlflowUI:
         self.uri, self.timeout = uri, timeout
 
     def __enter__(self) -> str:
-        import urllib.request
         self.port = free_port()
         self.log = tempfile.TemporaryFile()
         exe = Path(sys.executable).with_name("mlflow")
@@ -313,7 +318,6 @@ class MlflowUI:
                            f"{self.log.read().decode(errors='replace')[-2000:]}")
 
     def __exit__(self, *exc) -> None:
-        import signal
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
             try:
@@ -354,7 +358,6 @@ def screenshots(uri: str, out: Path, experiment: str = "ser-attacks", sweep: str
 
 
 def main(argv=None) -> int:
-    import argparse
     p = argparse.ArgumentParser(prog="python -m ser_attacks.browser",
                                 description="Screenshots of a sweep's MLflow runs table and report (headless "
                                             "Chromium), and the report's browser checks.")
@@ -364,10 +367,7 @@ def main(argv=None) -> int:
     p.add_argument("--ui-url", default=None, help="a running MLflow UI (default: start one on a free port)")
     p.add_argument("--out", default="docs/img", help="folder for mlflow_runs.png and report.png")
     a = p.parse_args(argv)
-    from .progress import quiet_libraries
-    from .report.collect import default_uri
     quiet_libraries()
-    from .tracking import resolve_uri
     uri = resolve_uri(a.tracking_uri) if a.tracking_uri else default_uri()
     try:
         r = screenshots(uri, Path(a.out), a.experiment, a.sweep, a.ui_url)

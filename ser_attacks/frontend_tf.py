@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .data.audio import FrontEnd
+from .data.audio import FrontEnd, ensure_librosa_kernels
 from .normalization import Normalizer
 
 AMIN = 1e-10      # librosa.power_to_db defaults (amin), with ref=1.0 as in ser_attacks.data.audio.log_mel
@@ -40,7 +40,6 @@ def mel_matrix(fe: FrontEnd) -> np.ndarray:
     """librosa's Mel filterbank for this front end, (n_mels, 1 + n_fft // 2) float32."""
     import librosa
 
-    from .data.audio import ensure_librosa_kernels
     ensure_librosa_kernels()
     return librosa.filters.mel(sr=fe.sample_rate, n_fft=fe.n_fft, n_mels=fe.n_mels).astype(np.float32)
 

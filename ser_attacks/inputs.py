@@ -17,15 +17,19 @@ Both log, per gender, a few WAV files (original, adversarial, perturbation ×10,
 """
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import tempfile
 from pathlib import Path
 
 import numpy as np
+from omegaconf import OmegaConf
 
-from .attacks import AttackConfigError
+from .attacks import AttackConfigError, build_attack
+from .metrics import GROUPS
 from .progress import track
+from .waveform import SNRBudget, clip_range, snr_db, snr_summary, takes_eps, waveform_classifier
 
 log = logging.getLogger(__name__)
 KINDS = ("spectrogram", "waveform")
@@ -48,8 +52,6 @@ def check(cfg) -> None:
         raise InputConfigError("attack.snr_db is a budget on the audio: it needs input=waveform "
                                "(spectrogram attacks are budgeted by attack.eps; "
                                "their SNR is measured by input.realize)")
-    import inspect
-
     from hydra.utils import get_class
     cls = get_class(str(cfg.attack._target_))
     if "eps" not in inspect.signature(cls.__init__).parameters:
@@ -97,7 +99,7 @@ class InputStage:
         self.segs = segs.reset_index(drop=True)
         self.name = str(inp.name) if inp is not None else "spectrogram"
         self.inp = inp
-        self.fe = front_end(cfg)
+        self.fe = front_end(cfg.features)
         self.known = augmentations(cfg)
         self.tracking, self.run_id = tracking, run_id
         self.audio: np.ndarray | None = None
@@ -122,7 +124,6 @@ class InputStage:
         if not self.waveform:
             self._spec_clf = clf                         # re-classifies the resynthesized audio's features
             return x, clf
-        from .waveform import clip_range, waveform_classifier
         audio = self.load_audio()
         wclf = waveform_classifier(self.tm, self.fe, self.cfg.estimator.kind, self.cfg.estimator.batch_size,
                                    clip_range(audio))
@@ -136,14 +137,9 @@ class InputStage:
         """The attack, with the ``attack.snr_db`` budget applied per sample when set."""
         snr = self.cfg.attack.get("snr_db")
         if snr is None:
-            from .waveform import takes_eps
             if self.waveform and takes_eps(attack):
                 log.info("input=waveform without attack.snr_db: attack.eps is in full-scale amplitude units")
             return attack
-        from omegaconf import OmegaConf
-
-        from .attacks import build_attack
-        from .waveform import SNRBudget
         conf = self.cfg.attack
         ratio = float(self._opt("step_ratio", 0.1)) if conf.get("eps_step") is not None else None
 
@@ -166,7 +162,6 @@ class InputStage:
     def finish(self, x: np.ndarray, x_adv: np.ndarray, y: np.ndarray, clean_logits: np.ndarray,
                adv_logits: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
         """(x, x_adv as model inputs, audio metrics); logs the WAV artifacts and ``audio.npz``."""
-        from .waveform import snr_db, snr_summary
         genders = self.segs.gender.to_numpy().astype(str)
         extra: dict[str, np.ndarray] = {}
         metrics: dict[str, float] = {}
@@ -188,9 +183,7 @@ class InputStage:
         return x, x_adv, metrics
 
     def _realize(self, x, x_adv, y, genders):
-        from .metrics import GROUPS
         from .realize import features, realize
-        from .waveform import snr_db
         audio = self.load_audio()
         n_gl = int(self._opt("griffin_lim_iter", 32))
         r = realize(self.fe, self.tm.normalizer, audio, self.X_db, x, x_adv, int(self._opt("refine", 3)), n_gl,

@@ -62,9 +62,14 @@ class Normalizer:
                              f"{METHODS + tuple(ALIASES)}")
 
     @classmethod
+    def from_config(cls, method: str = "original", standardize: bool = True, clip: bool = True,
+                    name: str | None = None) -> "Normalizer":
+        """The ``normalization`` config node's ``_target_`` (``name`` only labels the option)."""
+        return cls(method=str(method), standardize=bool(standardize), clip=bool(clip))
+
+    @classmethod
     def from_cfg(cls, node) -> "Normalizer":
-        return cls(method=str(node.method), standardize=bool(node.get("standardize", True)),
-                   clip=bool(node.get("clip", True)))
+        return cls.from_config(node.method, node.get("standardize", True), node.get("clip", True))
 
     @property
     def name(self) -> str:

@@ -34,7 +34,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .data.audio import FrontEnd, log_mel
+from .data.audio import FrontEnd, ensure_librosa_kernels, log_mel
+from .frontend_tf import mel_matrix
 from .normalization import Normalizer
 from .progress import track
 from .waveform import CLIP
@@ -62,8 +63,6 @@ class Resynth:
     """STFT / Mel analysis of one front end, and the gain resynthesis of ``resynthesize``."""
 
     def __init__(self, fe: FrontEnd):
-        from .data.audio import ensure_librosa_kernels
-        from .frontend_tf import mel_matrix
         ensure_librosa_kernels()
         self.fe = fe
         self.M = mel_matrix(fe).astype(np.float64)                  # (n_mels, bins)

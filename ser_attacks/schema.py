@@ -15,7 +15,7 @@ from typing import Any, List, Optional, get_type_hints
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-from .data.audio import FrontEnd
+from .frontend import FrontEnd
 
 
 @dataclass
@@ -61,8 +61,11 @@ class AttackConf:
     per_sample: Optional[bool] = None        # batched attacks: evaluate the model per sample inside each call
 
 
+# Each stage's config node builds its object with hydra.utils.instantiate(node, ...), like model and attack:
+# the _target_ defaults below are the stages' factories.
 @dataclass
 class SplitConf:
+    _target_: str = "ser_attacks.split.make_split"     # instantiate(split, segments) → Split
     mode: str = "recording"
     val: float = 0.16
     test: float = 0.2
@@ -72,6 +75,7 @@ class SplitConf:
 @dataclass
 class SpeakerCVConf:
     """``split=speaker_cv``: its own schema, so the keys (and model cache keys) of the other modes stay."""
+    _target_: str = "ser_attacks.split.make_split"
     mode: str = "speaker_cv"
     fold: int = 0                            # the test fold, 0 .. n_folds-1 (sweep it)
     n_folds: Optional[int] = None            # None: EmoDB 5, EMOVO 3, RAVDESS 6 (capped by speakers per gender)
@@ -89,7 +93,7 @@ class TrainConf:
     verbose: int = 2
 
 
-# The front end's own parameters (ser_attacks.data.audio.FrontEnd) plus how many processes extract.
+# The front end's own parameters (ser_attacks.frontend.FrontEnd) plus how many processes extract.
 FeaturesConf = make_dataclass(
     "FeaturesConf", [(f.name, get_type_hints(FrontEnd)[f.name], field(default=f.default)) for f in fields(FrontEnd)]
     + [("n_jobs", int, 1)])
@@ -97,6 +101,7 @@ FeaturesConf = make_dataclass(
 
 @dataclass
 class NormalizationConf:
+    _target_: str = "ser_attacks.normalization.Normalizer.from_config"   # instantiate(normalization) → Normalizer
     name: str = "original_std"
     method: str = "original"                 # original | norm_sum | norm_max_global | norm_max_local
     standardize: bool = True                 # then per-Mel-band mean/std (fitted on train)
@@ -117,6 +122,7 @@ class AugmentConf:
 
 @dataclass
 class EstimatorConf:
+    _target_: str = "ser_attacks.estimator.make_classifier"   # instantiate(estimator, model, n_classes, clip_values)
     kind: str = "compiled"
     batch_size: int = 64
 

@@ -20,9 +20,7 @@ from sklearn.model_selection import train_test_split
 MODES = ("recording", "speaker", "speaker_cv", "paper")
 # The column whose values never cross parts, per mode (assert_no_leakage; tests).
 UNIT = {"recording": "utterance", "speaker": "speaker", "speaker_cv": "speaker"}
-# What a mode's config keys do not say: bumped when a mode's grouping changes, and part of the trained
-# model's cache key, so a model trained on an older split of that mode is never reused with a new test set.
-REVISION = {"recording": 2}          # 2: grouped by utterance, no longer by recording file
+# A mode's code revision (what its config keys do not say) is part of the model key: identity.SPLIT_REVISION.
 # speaker_cv folds per corpus when ``split.n_folds`` is null (EmoBox's layouts): EmoDB 5 folds of one
 # female + one male speaker, EMOVO 3 folds of 1 + 1, RAVDESS 6 folds of 2 + 2. Capped at the number of
 # speakers of the rarer gender, so every fold holds at least one speaker of each gender.
@@ -126,17 +124,6 @@ def make_split(segments: pd.DataFrame, mode: str = "recording", val: float = 0.1
     tr, va, te = _three_way(units, strata, val, test, seed)
     g = segments[group_col].to_numpy()
     return Split(*(np.flatnonzero(np.isin(g, part)) for part in (tr, va, te)))
-
-
-def split_from_cfg(segments: pd.DataFrame, sp, mode: str | None = None) -> Split:
-    """``make_split`` with the keys of a ``split`` config node (``mode`` overrides ``sp.mode``)."""
-    return make_split(segments, mode or sp.mode, sp.get("val", 0.16), sp.get("test", 0.2), sp.seed,
-                      sp.get("fold"), sp.get("n_folds"))
-
-
-def revision(mode: str) -> dict:
-    """Extra cache-key entries for a split mode (see ``REVISION``)."""
-    return {"revision": REVISION[mode]} if mode in REVISION else {}
 
 
 def assert_no_leakage(segments: pd.DataFrame, split: Split, column: str) -> None:

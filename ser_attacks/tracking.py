@@ -9,12 +9,15 @@ workers never race to create the schema.
 """
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import socket
 import subprocess
 import time
 import traceback
+import types
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +26,10 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from . import lifecycle
+from .browser import ui_url
+from .identity import flatten, model_groups, run_tags
+from .paths import PACKAGE_DIR, PROJECT_ROOT, resolve_uri
+from .progress import quiet_libraries
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -30,8 +37,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 PARENT_ENV = "SER_ATTACKS_PARENT_RUN_ID"
 PARENT_FILE = "mlflow_parent_run_id.txt"
-PACKAGE_DIR = Path(__file__).resolve().parent
-PROJECT_ROOT = PACKAGE_DIR.parent
 # MLflow 3 UIs that choose an experiment's view by its kind open one without this tag on their GenAI overview
 # (traces, tokens). 3.17.2's UI decides by its sidebar switch instead; browser.ui_url links past it.
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
@@ -42,13 +47,6 @@ SUMMARY_TABLE = "summary_table.json"                # a sweep's one-row-per-job 
 
 class TrackingError(RuntimeError):
     """The tracking backend cannot be used (unreachable server, bad URI)."""
-
-
-def resolve_uri(uri: str) -> str:
-    """Make a relative sqlite path absolute, so every process and job agrees on one DB file."""
-    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        return "sqlite:///" + str(Path(uri[len("sqlite:///"):]).resolve())
-    return uri
 
 
 def git_commit() -> str:
@@ -62,22 +60,11 @@ def git_commit() -> str:
         return "unknown"
 
 
-def flatten(d: Any, prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if isinstance(d, dict):
-        for k, v in d.items():
-            out.update(flatten(v, f"{prefix}{k}."))
-    else:
-        out[prefix[:-1]] = d
-    return out
-
-
 class Tracking:
     def __init__(self, uri: str, experiment: str, artifact_root: str | None = None):
         import mlflow
         from mlflow.tracking import MlflowClient
 
-        from .progress import quiet_libraries
         quiet_libraries()                          # no MLflow transfer bars in logs (ser_attacks.progress)
         self.uri = resolve_uri(uri)
         self._check_reachable()
@@ -159,6 +146,21 @@ class Tracking:
     def log_artifacts(self, run_id: str, folder: Path, artifact_path: str | None = None) -> None:
         self.client.log_artifacts(run_id, str(folder), artifact_path)
 
+    def epoch_logger(self, run_id: str):
+        """A Keras callback that logs loss/accuracy/lr per epoch to run ``run_id`` (training, Optuna trials)."""
+        import keras
+        from mlflow.entities import Metric
+        client = self.client
+
+        class EpochLogger(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                logs = dict(logs or {})
+                logs["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+                now = int(time.time() * 1000)
+                client.log_batch(run_id, metrics=[Metric(k, float(v), now, epoch) for k, v in logs.items()])
+
+        return EpochLogger()
+
     def finish(self, run_id: str, status: str = "FINISHED") -> None:
         self.client.set_terminated(run_id, status=status)
 
@@ -180,14 +182,15 @@ class Tracking:
             self.finish(run_id, "FAILED")
 
     # -------------------------------------------------------------- training
-    def start_train_run(self, cfg, key: str, n_params: int, sizes: dict[str, int]) -> str:
+    def start_train_run(self, cfg, key: str, n_params: int, sizes: dict[str, int],
+                        parent_run_id: str | None = None) -> str:
+        """A training run (``parent_run_id``: a child of that sweep's run, train-only sweeps), with the model's
+        config groups as params."""
+        sweep = {"sweep_id": parent_run_id} if parent_run_id else {}
         run_id = self.create_run(f"train {cfg.model.name} {cfg.dataset.name} seed={cfg.seed}",
-                                 {"run_type": "train", "model_key": key, "dataset": cfg.dataset.name,
-                                  "language": cfg.dataset.language, "model": cfg.model.name})
-        container = {k: OmegaConf.to_container(cfg[k], resolve=True)
-                     for k in ("dataset", "features", "augment", "split", "normalization", "model", "train")}
-        container["seed"] = cfg.seed
+                                 run_tags("train", cfg, model_key=key, **sweep), parent_run_id)
         from mlflow.entities import Param
+        container = model_groups(cfg)        # the config groups that shape the model (identity.MODEL_GROUPS)
         self.client.log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in flatten(container).items()])
         self.log_metrics(run_id, {"n_params": n_params, **{f"n_{k}": v for k, v in sizes.items()}})
         return run_id
@@ -299,7 +302,6 @@ def _keras_flavor():
     """``mlflow.keras`` whose ``save_model`` creates the model folder first: MLflow 3.17's writes the input
     example before creating the folder, so ``mlflow.keras.log_model(..., input_example=...)`` fails. (It also
     swallows ``validate_serving_input``, which ``Model.log`` passes on to the flavour.)"""
-    import types
 
     import mlflow.keras
 
@@ -320,7 +322,6 @@ def example_waveform(seconds: float = 0.5, sample_rate: int = 8000) -> dict:
 def requirements(*names: str) -> list[str]:
     """Pinned pip requirements for a logged model, from the installed distributions (TensorFlow from
     whichever of tensorflow / tensorflow-cpu is installed)."""
-    from importlib.metadata import PackageNotFoundError, version
     out = []
     for name in names:
         for dist in ((name, f"{name}-cpu") if name == "tensorflow" else (name,)):
@@ -452,8 +453,7 @@ class MlflowSweepCallback(Callback):
         sweep_dir = str(config.hydra.sweep.dir)
         self.run_id = self.tracking.create_run(
             f"sweep {time.strftime('%Y-%m-%d %H:%M:%S')}",
-            {"run_type": "sweep", "sweep_dir": sweep_dir, "overrides": " ".join(overrides),
-             "dataset": config.dataset.name})
+            run_tags("sweep", config, sweep_dir=sweep_dir, overrides=" ".join(overrides)))
         os.environ[PARENT_ENV] = self.run_id
         # Jobs in other processes/hosts (joblib, SLURM, Ray) must log to the same place and share
         # one cache: export both, absolute, for the launchers to pass on.
@@ -520,7 +520,6 @@ class MlflowSweepCallback(Callback):
 def main(argv=None) -> int:
     """``python -m ser_attacks.tracking [--port 5000]``: make sure the experiment exists and carries its tag
     (also one created by an older version), and print the link that opens the MLflow UI on its runs table."""
-    import argparse
     p = argparse.ArgumentParser(prog="python -m ser_attacks.tracking", description=main.__doc__)
     p.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db"))
     p.add_argument("--experiment", default="ser-attacks")
@@ -532,7 +531,6 @@ def main(argv=None) -> int:
     except TrackingError as exc:
         print(f"error: {exc}")
         return 2
-    from .browser import ui_url
     print(f"MLflow UI for {t.uri}: open {ui_url(f'http://127.0.0.1:{a.port}', t.experiment_id)}\n"
           "(MLflow 3.17 starts on its GenAI view; this link, or the sidebar switch 'Model training', shows the runs)")
     return 0

@@ -11,17 +11,18 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from omegaconf import OmegaConf
+from hydra.utils import instantiate
 
-from .cache import atomic_dir, locked, stable_hash
+from .cache import atomic_dir, locked
+from .identity import model_key, run_tags
 from .normalization import Normalizer
+from .tracking import MODEL_CONFIG
 
 log = logging.getLogger(__name__)
-NOT_IN_KEY = {"verbose"}
 
 
 @dataclass
@@ -39,49 +40,17 @@ class TrainedModel:
         return self.meta.get("train_run_id")
 
 
-def _cfg(node) -> dict:
-    return OmegaConf.to_container(node, resolve=True) if node is not None else {}
-
-
-def model_key(cfg, data) -> str:
-    train = {k: v for k, v in _cfg(cfg.train).items() if k not in NOT_IN_KEY}
-    from .split import revision
-    ds = {k: v for k, v in _cfg(cfg.dataset).items() if k != "root"}
-    return stable_hash({"features": data.features.cache_path.name if data.features.cache_path else None,
-                        "dataset": ds, "split": {**_cfg(cfg.split), **revision(cfg.split.mode)},
-                        "augment": _cfg(cfg.get("augment")),
-                        "normalization": _cfg(cfg.normalization),
-                        "model": _cfg(cfg.model), "train": train, "seed": cfg.seed, "classes": data.classes})
-
-
 def build_model(model_cfg, input_shape, n_classes):
-    from hydra.utils import instantiate
     return instantiate(model_cfg, input_shape=list(input_shape), n_classes=n_classes, _convert_="all")
 
 
-class _MlflowEpochLogger:
-    """Keras callback that logs loss/accuracy/lr per epoch to a given MLflow run."""
-
-    def __new__(cls, client, run_id):
-        import keras
-        from mlflow.entities import Metric
-
-        class Logger(keras.callbacks.Callback):
-            def on_epoch_end(self, epoch, logs=None):
-                logs = dict(logs or {})
-                logs["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-                now = int(time.time() * 1000)
-                client.log_batch(run_id, metrics=[Metric(k, float(v), now, epoch) for k, v in logs.items()])
-
-        return Logger()
-
-
-def normalized_parts(cfg, data):
-    """The normalizer fitted on the training split and the normalized (X, y) of train / val / test."""
+def normalized_parts(normalization, data):
+    """The normalizer of config node ``normalization``, fitted on the training split, and the normalized (X, y)
+    of train / val / test."""
     Xtr, ytr, _ = data.part("train")
     Xva, yva, _ = data.part("val")
     Xte, yte, _ = data.part("test")
-    norm = Normalizer.from_cfg(cfg.normalization).fit(Xtr)
+    norm = instantiate(normalization).fit(Xtr)
     return norm, (norm.transform(Xtr), ytr), (norm.transform(Xva), yva), (norm.transform(Xte), yte)
 
 
@@ -94,21 +63,22 @@ def deterministic(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def compiled_model(cfg, input_shape, n_classes):
-    """The configured model, compiled with Adam(train.lr) and cross-entropy on logits; seeded and deterministic."""
+def compiled_model(model_cfg, train_cfg, seed: int, input_shape, n_classes):
+    """The model of config node ``model_cfg``, compiled with Adam(``train_cfg.lr``) and cross-entropy on logits;
+    seeded and deterministic."""
     import keras
-    deterministic(int(cfg.seed))
-    model = build_model(cfg.model, input_shape, n_classes)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=cfg.train.lr),
+    deterministic(int(seed))
+    model = build_model(model_cfg, input_shape, n_classes)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=train_cfg.lr),
                   loss=keras.losses.CategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
     return model
 
 
-def fit(cfg, model, train, val, n_classes: int, callbacks=()):
-    """The training protocol: EarlyStopping(restore best) + ReduceLROnPlateau on val_loss, plus ``callbacks``
-    (MLflow per-epoch logger, Optuna pruning). Returns the Keras history."""
+def fit(t, model, train, val, n_classes: int, callbacks=()):
+    """The training protocol of config node ``t`` (group ``train``): EarlyStopping(restore best) +
+    ReduceLROnPlateau on val_loss, plus ``callbacks`` (MLflow per-epoch logger, Optuna pruning). Returns the
+    Keras history."""
     import keras
-    t = cfg.train
     cbs = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=t.early_stopping_patience,
                                          restore_best_weights=True),
            keras.callbacks.ReduceLROnPlateau(monitor="val_loss", patience=t.reduce_lr_patience,
@@ -124,20 +94,18 @@ def accuracy(model, X, y) -> float:
 
 
 def _fit(cfg, data, tracking, key: str, out: Path, parent_run_id: str | None = None) -> dict:
-    norm, (Xtr, ytr), (Xva, yva), (Xte, yte) = normalized_parts(cfg, data)
+    from .data import front_end  # the data stage (pandas) only when a model is trained
+    norm, (Xtr, ytr), (Xva, yva), (Xte, yte) = normalized_parts(cfg.normalization, data)
     n_classes = len(data.classes)
-    model = compiled_model(cfg, Xtr.shape[1:], n_classes)
-    run_id = tracking.start_train_run(cfg, key, n_params=model.count_params(),
-                                      sizes=data.split.sizes()) if tracking else None
-    if run_id and parent_run_id:          # a train-only job of a sweep: a child of the sweep's run
-        tracking.client.set_tag(run_id, "mlflow.parentRunId", parent_run_id)
-        tracking.client.set_tag(run_id, "sweep_id", parent_run_id)
-    callbacks = [_MlflowEpochLogger(tracking.client, run_id)] if run_id else []
+    model = compiled_model(cfg.model, cfg.train, cfg.seed, Xtr.shape[1:], n_classes)
+    run_id = tracking.start_train_run(cfg, key, n_params=model.count_params(), sizes=data.split.sizes(),
+                                      parent_run_id=parent_run_id) if tracking else None
+    callbacks = [tracking.epoch_logger(run_id)] if run_id else []
     log.info("Training %s (%d params) on %d segments, validating on %d", cfg.model.name,
              model.count_params(), len(Xtr), len(Xva))
     t0 = time.time()
     try:
-        hist = fit(cfg, model, (Xtr, ytr), (Xva, yva), n_classes, callbacks)
+        hist = fit(cfg.train, model, (Xtr, ytr), (Xva, yva), n_classes, callbacks)
         seconds = time.time() - t0
 
         meta = {"key": key, "classes": data.classes, "train_run_id": run_id, "n_params": model.count_params(),
@@ -150,7 +118,7 @@ def _fit(cfg, data, tracking, key: str, out: Path, parent_run_id: str | None = N
         def build(tmp: Path) -> None:
             model.save(tmp / "model.keras")
             norm.save(tmp / "normalizer.npz")
-            write_model_config(tmp, cfg, meta)
+            write_model_config(tmp, front_end(cfg.features), meta)
             if run_id:      # MLflow Models (Keras flavour + pyfunc wrapper), registered; facts kept in meta.json
                 meta.update(tracking.finish_train_run(run_id, meta, tmp, model, Xtr[:1]))
             (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
@@ -165,15 +133,11 @@ def _fit(cfg, data, tracking, key: str, out: Path, parent_run_id: str | None = N
     return meta
 
 
-def write_model_config(folder: Path, cfg, meta: dict) -> None:
+def write_model_config(folder: Path, fe, meta: dict) -> None:
     """``ser_model.json``: what the pyfunc wrapper needs besides the weights and the normalizer (classes, the
-    audio front end of training, the model's identity)."""
-    from dataclasses import asdict
-
-    from .data import front_end
-    from .tracking import MODEL_CONFIG
+    audio front end ``fe`` of training, the model's identity)."""
     (folder / MODEL_CONFIG).write_text(json.dumps(
-        {"classes": list(meta["classes"]), "front_end": asdict(front_end(cfg)), "input_shape": meta["input_shape"],
+        {"classes": list(meta["classes"]), "front_end": asdict(fe), "input_shape": meta["input_shape"],
          "model_key": meta["key"], "dataset": meta["dataset"], "model": meta["model"], "seed": meta["seed"]},
         indent=2))
 
@@ -214,9 +178,8 @@ def train_job(cfg, tracking, parent_run_id: str | None = None) -> dict[str, floa
     if not tm.trained_now and parent_run_id:
         run_id = tracking.create_run(
             f"train {cfg.model.name} {cfg.dataset.name} seed={cfg.seed} (cached)",
-            {"run_type": "train_reused", "model_key": tm.key, "model_run_id": tm.run_id or "",
-             "dataset": cfg.dataset.name, "language": cfg.dataset.language, "model": cfg.model.name,
-             "sweep_id": parent_run_id}, parent_run_id)
+            run_tags("train_reused", cfg, model_key=tm.key, model_run_id=tm.run_id or "", sweep_id=parent_run_id),
+            parent_run_id)
         tracking.log_config(run_id, cfg)
         tracking.log_metrics(run_id, metrics)
         tracking.finish(run_id)

@@ -1,4 +1,5 @@
-"""Hyperparameter search with Optuna (config group ``tune``): ``python -m ser_attacks.tune [overrides]``.
+"""Hyperparameter search with Optuna (config group ``tune``): ``python -m ser_attacks mode=tune [overrides]``, or
+``python -m ser_attacks.tune [overrides]`` (the same without Hydra's output folder and sweeps).
 
 Optuna directly (not hydra-optuna-sweeper, which pins optuna < 3 and has no pruner). One study per
 ``tune.study_name`` in ``tune.storage`` (sqlite by default, so an interrupted study resumes and
@@ -21,6 +22,11 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
+
+from .identity import run_tags  # noqa: E402
+from .paths import HPARAMS_DIR, compose, resolve_uri  # noqa: E402
+from .tracking import Tracking, TrackingError  # noqa: E402
+from .train import accuracy, compiled_model, fit, normalized_parts  # noqa: E402
 
 log = logging.getLogger("ser_attacks.tune")
 
@@ -99,11 +105,50 @@ def _study_run(tracking, cfg, study_name: str, storage: str) -> str:
         run_id = runs[0].info.run_id
         tracking.client.update_run(run_id, status="RUNNING")
         return run_id
-    run_id = tracking.create_run(f"tune {study_name}", {
-        "run_type": "tune", "optuna_study": study_name, "optuna_storage": storage,
-        "dataset": cfg.dataset.name, "language": cfg.dataset.language, "model": cfg.model.name})
+    run_id = tracking.create_run(f"tune {study_name}", run_tags("tune", cfg, optuna_study=study_name,
+                                                                  optuna_storage=storage))
     tracking.log_config(run_id, cfg)
     return run_id
+
+
+def _open_study(t, max_epochs: int):
+    """The Optuna study of config node ``t`` (group ``tune``), created or resumed: (study, storage URI)."""
+    import optuna
+    storage = resolve_uri(str(t.storage))
+    study = optuna.create_study(
+        storage=storage, study_name=str(t.study_name), direction="minimize", load_if_exists=True,
+        sampler=optuna.samplers.TPESampler(seed=int(t.sampler_seed)),
+        pruner=optuna.pruners.HyperbandPruner(min_resource=int(t.pruner.min_resource),
+                                              max_resource=int(max_epochs),
+                                              reduction_factor=int(t.pruner.reduction_factor)))
+    return study, storage
+
+
+def _close_study(tracking, parent: str, study, hparams_dir) -> dict[str, float]:
+    """Log the trial counts on the study's run and close it: FAILED when no trial completed, else with the best
+    trial's values written as ``<hparams_dir>/<study>.yaml`` (``+hparams=<study>``) and logged."""
+    import optuna
+    from mlflow.entities import Param
+    states = {s.name: sum(tr.state == s for tr in study.trials) for s in optuna.trial.TrialState}
+    tracking.log_metrics(parent, {f"n_{k.lower()}": v for k, v in states.items() if v})
+    completed = [tr for tr in study.trials if tr.state == optuna.trial.TrialState.COMPLETE]
+    if not completed:
+        tracking.finish(parent, "FAILED")
+        raise RuntimeError(f"Optuna study {study.study_name!r}: no trial completed ({states})")
+    best = study.best_trial
+    out_dir = Path(hparams_dir) if hparams_dir else HPARAMS_DIR
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{study.study_name}.yaml"
+    path.write_text(hparams_yaml(study.study_name, best.params, best.value, best.number))
+    tracking.client.log_artifact(parent, str(path), "hparams")
+    tracking.log_metrics(parent, {"best_val_loss": best.value, "best_trial": best.number})
+    tracking.client.log_batch(parent, params=[Param(f"best.{k}", str(v)) for k, v in best.params.items()])
+    tracking.client.set_tag(parent, "hparams_file", str(path))
+    tracking.finish(parent)
+    log.info("Best trial %d: val_loss %.4f with %s. Written to %s: apply with +hparams=%s "
+             "(add hydra.searchpath=[file://%s] if that folder is not conf/hparams)",
+             best.number, best.value, best.params, path, study.study_name, out_dir.parent)
+    return {"best_val_loss": best.value, **{k: float(v) for k, v in best.params.items()}}
 
 
 def run_study(cfg: DictConfig, tracking=None) -> dict[str, float]:
@@ -112,21 +157,11 @@ def run_study(cfg: DictConfig, tracking=None) -> dict[str, float]:
     from mlflow.entities import Param
 
     from .data import prepare
-    from .tracking import Tracking
-    from .train import _MlflowEpochLogger, accuracy, compiled_model, fit, normalized_parts
 
     tracking = tracking or Tracking.from_cfg(cfg)
     t = cfg.tune
     space = search_space(t.space)
-    storage = str(t.storage)
-    if storage.startswith("sqlite:///") and not storage.startswith("sqlite:////"):
-        storage = "sqlite:///" + str(Path(storage[len("sqlite:///"):]).resolve())
-    study = optuna.create_study(
-        storage=storage, study_name=str(t.study_name), direction="minimize", load_if_exists=True,
-        sampler=optuna.samplers.TPESampler(seed=int(t.sampler_seed)),
-        pruner=optuna.pruners.HyperbandPruner(min_resource=int(t.pruner.min_resource),
-                                              max_resource=int(cfg.train.max_epochs),
-                                              reduction_factor=int(t.pruner.reduction_factor)))
+    study, storage = _open_study(t, cfg.train.max_epochs)
     done = [tr for tr in study.trials if tr.state in (optuna.trial.TrialState.COMPLETE,
                                                       optuna.trial.TrialState.PRUNED)]
     remaining = max(0, int(t.n_trials) - len(done))
@@ -135,22 +170,21 @@ def run_study(cfg: DictConfig, tracking=None) -> dict[str, float]:
              "Watch it: optuna-dashboard %s", study.study_name, storage, len(done), remaining, parent, storage)
 
     data = prepare(cfg, progress=cfg.progress)
-    norm, train, val, test = normalized_parts(cfg, data)
+    norm, train, val, test = normalized_parts(cfg.normalization, data)
     n_classes = len(data.classes)
 
     def objective(trial) -> float:
         params = {name: suggest(trial, name, d) for name, d in space.items()}
         tcfg = apply_params(cfg, params)
-        run_id = tracking.create_run(f"trial {trial.number}", {
-            "run_type": "trial", "optuna_study": study.study_name, "optuna_trial": trial.number,
-            "dataset": cfg.dataset.name, "model": cfg.model.name}, parent)
+        run_id = tracking.create_run(f"trial {trial.number}", run_tags(
+            "trial", cfg, optuna_study=study.study_name, optuna_trial=trial.number), parent)
         tracking.client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
         state = "FAIL"
         try:
-            model = compiled_model(tcfg, train[0].shape[1:], n_classes)
+            model = compiled_model(tcfg.model, tcfg.train, tcfg.seed, train[0].shape[1:], n_classes)
             pruning = _pruning_callback(trial, tracking.client, run_id)
             t0 = time.time()
-            hist = fit(tcfg, model, train, val, n_classes, [_MlflowEpochLogger(tracking.client, run_id), pruning])
+            hist = fit(tcfg.train, model, train, val, n_classes, [tracking.epoch_logger(run_id), pruning])
             best = float(min(hist.history["val_loss"]))
             tracking.log_metrics(run_id, {"best_val_loss": best, "epochs": len(hist.history["val_loss"]),
                                           "train_seconds": time.time() - t0, "n_params": model.count_params(),
@@ -173,41 +207,15 @@ def run_study(cfg: DictConfig, tracking=None) -> dict[str, float]:
     except BaseException:
         tracking.finish(parent, "KILLED")
         raise
-    states = {s.name: sum(tr.state == s for tr in study.trials) for s in optuna.trial.TrialState}
-    tracking.log_metrics(parent, {f"n_{k.lower()}": v for k, v in states.items() if v})
-    completed = [tr for tr in study.trials if tr.state == optuna.trial.TrialState.COMPLETE]
-    if not completed:
-        tracking.finish(parent, "FAILED")
-        raise RuntimeError(f"Optuna study {study.study_name!r}: no trial completed ({states})")
-    best = study.best_trial
-    out_dir = Path(t.hparams_dir) if t.hparams_dir else Path(__file__).resolve().parent.parent / "conf" / "hparams"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{study.study_name}.yaml"
-    path.write_text(hparams_yaml(study.study_name, best.params, best.value, best.number))
-    tracking.client.log_artifact(parent, str(path), "hparams")
-    tracking.log_metrics(parent, {"best_val_loss": best.value, "best_trial": best.number})
-    tracking.client.log_batch(parent, params=[Param(f"best.{k}", str(v)) for k, v in best.params.items()])
-    tracking.client.set_tag(parent, "hparams_file", str(path))
-    tracking.finish(parent)
-    log.info("Best trial %d: val_loss %.4f with %s. Written to %s: apply with +hparams=%s "
-             "(add hydra.searchpath=[file://%s] if that folder is not conf/hparams)",
-             best.number, best.value, best.params, path, study.study_name, out_dir.parent)
-    return {"best_val_loss": best.value, **{k: float(v) for k, v in best.params.items()}}
+    return _close_study(tracking, parent, study, t.hparams_dir)
 
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m ser_attacks.tune [hydra overrides]``."""
-    from hydra import compose, initialize_config_dir
-
-    from . import schema
-    from .app import CONF_DIR
     from .data import DatasetError
-    from .tracking import TrackingError
 
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
-    schema.register()
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose("config", overrides=list(sys.argv[1:] if argv is None else argv))
+    cfg = compose(["mode=tune", *(sys.argv[1:] if argv is None else argv)])   # = python -m ser_attacks mode=tune
     try:
         run_study(cfg)
     except (DatasetError, TrackingError) as exc:

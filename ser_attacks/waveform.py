@@ -17,6 +17,7 @@ Boundary) are unbounded: their SNR is measured, not budgeted, and ``attack.snr_d
 """
 from __future__ import annotations
 
+import inspect
 import logging
 
 import numpy as np
@@ -82,7 +83,6 @@ def project(x: np.ndarray, x_adv: np.ndarray, eps: np.ndarray, norm: float) -> n
 
 
 def takes_eps(attack) -> bool:
-    import inspect
     return "eps" in inspect.signature(type(attack).__init__).parameters
 
 

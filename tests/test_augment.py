@@ -122,6 +122,6 @@ def test_row_concat_indexes_like_the_concatenated_array():
 
 def test_model_key_covers_augmentation(cfg_factory):
     from ser_attacks.train import model_key
-    data = SimpleNamespace(features=SimpleNamespace(cache_path=None), classes=["a", "b"])
+    data = SimpleNamespace(corpus=SimpleNamespace(table=SimpleNamespace(path=[])), classes=["a", "b"])
     keys = {model_key(cfg_factory(*o), data) for o in ([], ["augment=paper"], ["augment=paper", TWO])}
     assert len(keys) == 3

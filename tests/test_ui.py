@@ -315,7 +315,7 @@ def test_training_is_deterministic(cfg_factory):
     y = np.arange(24) % 5
     weights = []
     for _ in range(2):
-        model = compiled_model(cfg, X.shape[1:], 5)
-        fit(cfg, model, (X, y), (X[:8], y[:8]), 5)
+        model = compiled_model(cfg.model, cfg.train, cfg.seed, X.shape[1:], 5)
+        fit(cfg.train, model, (X, y), (X[:8], y[:8]), 5)
         weights.append(model.get_weights())
     assert all(np.array_equal(a, b) for a, b in zip(*weights))

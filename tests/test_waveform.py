@@ -31,7 +31,7 @@ def wave(tmp_path_factory, corpus_root):
     data = prepare(cfg, progress=False)
     tm = get_or_train(cfg, data, None)
     X, y, segs = data.part("test")
-    fe = front_end(cfg)
+    fe = front_end(cfg.features)
     audio = segment_waveforms(segs, fe)
     return base, waveform_classifier(tm, fe, "compiled", 16), audio, y, segs.gender.to_numpy()
 

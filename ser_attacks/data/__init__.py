@@ -18,14 +18,17 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from hydra.utils import instantiate
 
+from ..cache import locked
 from .audio import Augmentation, FrontEnd
 from .corpora import Corpus, DatasetError, load_corpus
 from .features import Features, RowConcat, load_or_extract
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DataBundle", "DatasetError", "FrontEnd", "prepare", "front_end", "augmentations"]
+__all__ = ["DataBundle", "DatasetError", "FrontEnd", "prepare", "prepare_data", "front_end", "augmentations",
+           "augmentation_list"]
 
 
 @dataclass
@@ -47,13 +50,18 @@ class DataBundle:
         return np.asarray(self.features.X[idx]), self.y[idx], self.segments.iloc[idx].reset_index(drop=True)
 
 
-def front_end(cfg) -> FrontEnd:
-    return FrontEnd(**{k: cfg.features[k] for k in FrontEnd.__dataclass_fields__})
+def front_end(features) -> FrontEnd:
+    """The front end of config node ``features`` (group ``features``)."""
+    return FrontEnd(**{k: features[k] for k in FrontEnd.__dataclass_fields__})
 
 
 def augmentations(cfg) -> tuple[Augmentation, ...]:
     """The configured augmentation list (``augment=none`` or no ``augment`` group → empty)."""
-    aug = cfg.get("augment")
+    return augmentation_list(cfg.get("augment"))
+
+
+def augmentation_list(aug) -> tuple[Augmentation, ...]:
+    """The augmentations of config node ``aug`` (group ``augment``; None or no versions → empty)."""
     if aug is None or not aug.get("versions"):
         return ()
     return tuple(Augmentation(str(v.kind), float(v.amount)) for v in aug.versions)
@@ -70,7 +78,6 @@ def ensure_dataset(ds) -> Path:
     root = Path(str(ds.root)).expanduser().resolve()
     gen = ds.get("generate")
     if gen:
-        from ..cache import locked
         from .synthetic import generate_corpus
         with locked(root, f"synthetic corpus {root}"):
             generate_corpus(root, layout=ds.corpus, emotions=list(ds.emotions), **dict(gen))
@@ -87,26 +94,32 @@ def _with_utterance(feats: Features, table: pd.DataFrame) -> Features:
 
 
 def prepare(cfg, progress: bool = True) -> DataBundle:
-    from ..split import Split, split_from_cfg
-    ds = cfg.dataset
+    """The data stage of a composed config: ``prepare_data`` with its nodes."""
+    return prepare_data(cfg.dataset, cfg.features, cfg.split, cfg.get("augment"), cfg.paths.cache_dir, progress)
+
+
+def prepare_data(ds, features, sp, augment, cache_dir, progress: bool = True) -> DataBundle:
+    """Corpus → cached features → split → augmentation, from the config nodes of groups ``dataset``,
+    ``features``, ``split`` and ``augment`` (None: no augmentation); features are cached under ``cache_dir``."""
+    from ..split import Split
     root = ensure_dataset(ds)
     corpus = load_corpus(ds.corpus, root, list(ds.emotions) if ds.emotions else None)
-    fe, sp = front_end(cfg), cfg.split
-    feats = _with_utterance(load_or_extract(corpus.table, fe, cfg.paths.cache_dir, n_jobs=cfg.features.n_jobs,
+    fe = front_end(features)
+    feats = _with_utterance(load_or_extract(corpus.table, fe, cache_dir, n_jobs=features.n_jobs,
                                             progress=progress), corpus.table)
-    augs = augmentations(cfg)
+    augs = augmentation_list(augment)
     if not augs:
-        split = split_from_cfg(feats.segments, sp)
+        split = instantiate(sp, feats.segments)          # conf/split: make_split(segments, mode, ...)
     else:
-        base = None if sp.mode == "paper" else split_from_cfg(feats.segments, sp)
+        base = None if sp.mode == "paper" else instantiate(sp, feats.segments)
         ids = set(feats.segments.recording_id) if base is None else set(feats.segments.recording_id.iloc[base.train])
         subset = corpus.table[corpus.table.recording_id.isin(ids)].reset_index(drop=True)
-        aug = _with_utterance(load_or_extract(subset, fe, cfg.paths.cache_dir, n_jobs=cfg.features.n_jobs,
+        aug = _with_utterance(load_or_extract(subset, fe, cache_dir, n_jobs=features.n_jobs,
                                               progress=progress, augment=augs), corpus.table)
         n_orig = len(feats.X)
         feats = _concat(feats, aug)
         if base is None:   # the paper's protocol: random per segment over originals + augmented copies
-            split = split_from_cfg(feats.segments, sp, "paper")
+            split = instantiate(sp, feats.segments, mode="paper")
         else:              # augmented copies of TRAIN recordings only, appended to train
             split = Split(np.concatenate([base.train, n_orig + np.arange(len(aug.X))]), base.val, base.test)
     classes = sorted(ds.emotions) if ds.emotions else sorted(corpus.table.emotion.unique())

@@ -8,11 +8,17 @@ come from the feature cache or are extracted once). ``dataset.emotions=null`` co
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import pandas as pd
+
+from ..paths import compose
+from . import augmentations, ensure_dataset, prepare
+from .corpora import DatasetError, load_corpus
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -71,8 +77,6 @@ def describe_segments(data) -> pd.DataFrame:
 
 
 def describe(cfg, features: bool = True) -> str:
-    from . import augmentations, ensure_dataset, prepare
-    from .corpora import load_corpus
     ds = cfg.dataset
     root = ensure_dataset(ds)
     # the corpus is read (and its skipped files warned about and counted) once: by prepare() when features are
@@ -104,18 +108,9 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, help="also write the Markdown here")
     a = p.parse_args(argv)
 
-    import logging
-    import warnings
     warnings.filterwarnings("ignore", message=".*PyTorch not found.*")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    from hydra import compose, initialize_config_dir
-
-    from .. import schema
-    from ..app import CONF_DIR
-    from .corpora import DatasetError
-    schema.register()
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose("config", overrides=a.overrides)
+    cfg = compose(a.overrides)
     try:
         text = describe(cfg, features=not a.no_features)
     except DatasetError as exc:

@@ -17,33 +17,14 @@ from typing import Sequence
 
 import numpy as np
 import soundfile as sf
+from filelock import FileLock
+
+from .. import numba_cache_dir
+from ..frontend import FrontEnd  # noqa: F401 - the front end's parameters, used here and imported from here
 
 
 class BadAudio(ValueError):
     """A recording that cannot be turned into features (unreadable, empty, silent, too short)."""
-
-
-@dataclass(frozen=True)
-class FrontEnd:
-    sample_rate: int = 16000
-    top_db: float = 30.0
-    segment_seconds: float = 3.0
-    min_tail_seconds: float = 0.9
-    n_mels: int = 128
-    n_fft: int = 368
-    hop_length: int = 184
-
-    @property
-    def segment_samples(self) -> int:
-        return int(round(self.segment_seconds * self.sample_rate))
-
-    @property
-    def n_frames(self) -> int:
-        return 1 + self.segment_samples // self.hop_length   # centred STFT frames
-
-    @property
-    def feature_shape(self) -> tuple[int, int, int]:
-        return (self.n_frames, self.n_mels, 1)
 
 
 def load_audio(path: str, sample_rate: int) -> np.ndarray:
@@ -170,9 +151,7 @@ def ensure_librosa_kernels() -> None:
     global _KERNELS_READY
     if _KERNELS_READY:
         return
-    from filelock import FileLock
 
-    from .. import numba_cache_dir
     cache = numba_cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
     with FileLock(str(cache / ".ser-attacks-compile.lock")):

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ..cache import atomic_dir, file_fingerprint, locked, stable_hash
+from ..identity import FEATURES_VERSION
 from ..progress import track
 from .audio import Augmentation, BadAudio, FrontEnd, ensure_librosa_kernels, recording_features
 
@@ -114,7 +115,7 @@ def extract(table: pd.DataFrame, fe: FrontEnd, n_jobs: int = 1, progress: bool =
 
 def cache_key(table: pd.DataFrame, fe: FrontEnd, augment: Sequence[Augmentation] = ()) -> str:
     files = [file_fingerprint(Path(p)) for p in table.path]
-    key = {"files": files, "front_end": asdict(fe), "version": 2}
+    key = {"files": files, "front_end": asdict(fe), "version": FEATURES_VERSION}
     if augment:
         key["augment"] = [asdict(a) for a in augment]
     return stable_hash(key)

@@ -14,30 +14,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..identity import FOLD_KEYS, SEED_KEYS, is_run_only
+from ..paths import default_uri, resolve_uri
+
 log = logging.getLogger(__name__)
 
-# Config keys that identify a seed (runs differing only in these are repetitions of one configuration);
-# keys ending in "seed" whose value equals ``seed`` in every run (e.g. ``tune.sampler_seed: ${seed}``)
-# are added per report (``seed_keys``).
-SEED_KEYS = ("seed", "split.seed", "attack.seed", "attack.sample_seed")
-# Keys that name one part of a cross-validation: runs differing only in these (and the seeds) are one
-# configuration whose folds together test every speaker once; they are pooled, not kept apart.
-FOLD_KEYS = ("split.fold",)
-# Keys that change how a job runs or where it logs, not what it computes (as ser_attacks.app.NOT_IN_HASH),
-# plus parameters logged by the job itself that follow from the seed (model_uri) or the data.
-RUN_ONLY = ("force", "progress", "report", "tracking", "paths", "features.n_jobs", "attack.verbose", "train.verbose",
-            "model_uri", "n_samples_attacked", "n_plot_per_gender",
-            "tune")   # the Optuna search config: composed into every run, unused by attack jobs
+# Seed, fold and run-only keys: one definition in ser_attacks.identity (seed_keys adds seed-derived keys per report).
 # Attack keys that are not attack parameters.
 ATTACK_META = ("attack.name", "attack._target_", "attack.verbose")
 GROUPS = ("all", "female", "male")
 METRICS = ("clean_acc", "adv_acc", "success_rate", "perturbation", "l0", "l2", "linf", "adv_confidence",
            "n_samples", "perturbation_db", "linf_db", "snr_db", "changed")
-
-
-def default_uri() -> str:
-    from ..tracking import resolve_uri
-    return resolve_uri(os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db"))
 
 
 def add_run_filters(p) -> None:
@@ -54,7 +41,6 @@ def add_run_filters(p) -> None:
 
 def run_filters(a) -> tuple[str, dict]:
     """(tracking URI, tags) from the options of ``add_run_filters``; ValueError for a malformed --tag."""
-    from ..tracking import resolve_uri
     bad = [t for t in a.tag if "=" not in t]
     if bad:
         raise ValueError(f"--tag expects KEY=VALUE, got {bad[0]!r}")
@@ -71,10 +57,6 @@ def cli_run_filters(a) -> tuple[str, dict] | None:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return None
-
-
-def _is_run_only(key: str) -> bool:
-    return any(key == k or key.startswith(k + ".") for k in RUN_ONLY)
 
 
 def _num(v):
@@ -191,7 +173,7 @@ def fill_new_keys(params: list[dict]) -> list[dict]:
 def seed_keys(params: list[dict]) -> tuple[str, ...]:
     """SEED_KEYS plus every key ending in "seed" that equals ``seed`` in every run (seed-derived)."""
     keys = set().union(*[set(p) for p in params]) if params else set()
-    derived = sorted(k for k in keys if k.endswith("seed") and k not in SEED_KEYS and not _is_run_only(k)
+    derived = sorted(k for k in keys if k.endswith("seed") and k not in SEED_KEYS and not is_run_only(k)
                      and all("seed" in p and p.get(k) == p["seed"] for p in params))
     return SEED_KEYS + tuple(derived)
 
@@ -213,7 +195,7 @@ def annotate(df: pd.DataFrame) -> tuple[pd.DataFrame, dict, list, tuple]:
 
     # Non-attack config that differs between runs of one dataset (split mode, model, normalization...)
     other = [k for k in keys if not k.startswith(("attack.", "dataset.")) and k not in SEEDS
-             and k not in FOLD_KEYS and not _is_run_only(k)]
+             and k not in FOLD_KEYS and not is_run_only(k)]
     setting_keys = sorted({k for _, sub in df.groupby("dataset") for k in varying(sub, other)})
 
     def setting(p: dict, ds: str) -> str:
@@ -234,7 +216,7 @@ def annotate(df: pd.DataFrame) -> tuple[pd.DataFrame, dict, list, tuple]:
 
     def group(p: dict, drop=()) -> str:
         return repr(sorted((k, v) for k, v in p.items() if k not in SEEDS and k not in FOLD_KEYS and k not in drop
-                           and not _is_run_only(k)))
+                           and not is_run_only(k)))
     df["group"] = [group(p) for p in df.params]
     # equal across split modes: the split's own keys (paper/recording: val, test; speaker_cv: n_folds) dropped
     df["protocol_key"] = [group(p, tuple(k for k in p if k.startswith("split."))) for p in df.params]

@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .collect import SEED_KEYS, _is_run_only, add_run_filters, run_filters, search, tidy
+from ..identity import SEED_KEYS, is_run_only
+from .collect import add_run_filters, run_filters, search, tidy
 from .stats import mean_std
 
 log = logging.getLogger(__name__)
@@ -85,7 +86,7 @@ def _label_keys(df: pd.DataFrame, factor: str) -> list[str]:
     """Config keys (present in every run) that vary between runs, other than seeds, dataset and the factor."""
     common = set.intersection(*(set(p) for p in df.params))
     skip = (FACTORS[factor], "dataset.")
-    return sorted(k for k in common if k not in SEED_KEYS and not k.startswith(skip) and not _is_run_only(k)
+    return sorted(k for k in common if k not in SEED_KEYS and not k.startswith(skip) and not is_run_only(k)
                   and df.params.map(lambda p, k=k: p[k]).nunique() > 1)
 
 
