@@ -220,8 +220,8 @@ def _players(runs: Runs, cf: pd.DataFrame, out: Path, cache: Path | None, max_ru
         spec = download(runs.uri, rid, "spectrograms.png", cache)
         if spec is not None:
             dst = out / "figures" / f"audio_spectrograms_{rid[:8]}.png"
-            from .build import _shrink
-            _shrink(Path(spec), dst)
+            from .figures import shrink_png
+            shrink_png(Path(spec), dst)
             md += [f"![{r.attack} {r.config} on {r.setting}: original / adversarial / difference "
                    f"(normalized log-Mel)](figures/{dst.name})", ""]
         head = ["sample", "prediction", "SNR dB"] + [label for _, label in KINDS]

@@ -114,18 +114,6 @@ def _header(runs: Runs, name: str) -> list[str]:
     return lines
 
 
-def _shrink(src: Path, dst: Path, max_px: int = 1000) -> None:
-    """Copy a logged figure at most ``max_px`` wide/high, 256 colours (keeps report.html small)."""
-    try:
-        from PIL import Image
-        with Image.open(src) as im:
-            im = im.convert("RGB")
-            im.thumbnail((max_px, max_px))
-            im.quantize(256).save(dst, optimize=True)
-    except Exception:  # noqa: BLE001 - keep the original
-        shutil.copyfile(src, dst)
-
-
 def build_report(uri: str | None = None, experiment: str = "ser-attacks", sweeps=(), dataset: str | None = None,
                  tags: dict | None = None, out: str | Path = "reports/report", name: str | None = None,
                  log_run: bool = True, cache: Path | None = None, max_spectrograms: int = 24,
@@ -182,7 +170,7 @@ def build_report(uri: str | None = None, experiment: str = "ser-attacks", sweeps
         p = download(runs.uri, rid, "spectrograms.png", cache)
         if p is not None:
             dst = out / "figures" / f"spectrograms_{r.attack}_{len(spec):02d}.png"
-            _shrink(p, dst)
+            figures.shrink_png(p, dst)
             spec.append((r, rid, dst))
     figs = {k: v for k, v in figs.items() if v is not None}
 

@@ -1,6 +1,7 @@
 """The report's figures (matplotlib, Agg backend), written as PNG files."""
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import matplotlib
@@ -151,3 +152,15 @@ def time_per_attack(cf: pd.DataFrame, path: Path) -> Path | None:
     ax.set_ylabel("attack time per segment (s, log)")
     ax.grid(axis="y", alpha=0.3, which="both")
     return _save(fig, path)
+
+
+def shrink_png(src: Path, dst: Path, max_px: int = 1000) -> None:
+    """Copy a logged figure at most ``max_px`` wide/high, 256 colours (keeps report.html small)."""
+    try:
+        from PIL import Image
+        with Image.open(src) as im:
+            im = im.convert("RGB")
+            im.thumbnail((max_px, max_px))
+            im.quantize(256).save(dst, optimize=True)
+    except Exception:  # noqa: BLE001 - keep the original
+        shutil.copyfile(src, dst)
