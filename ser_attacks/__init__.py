@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 
@@ -20,3 +21,9 @@ def numba_cache_dir() -> Path:
 
 
 os.environ.setdefault("NUMBA_CACHE_DIR", str(numba_cache_dir()))
+
+# Quiet defaults for every entry point (CLI, tune, data, report, export), set before TensorFlow, MLflow or ART
+# are imported; a user's own setting wins (setdefault).
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")                      # TensorFlow's C++ INFO/WARNING lines
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per logged artifact
+warnings.filterwarnings("ignore", message=".*PyTorch not found.*")      # ART's import-time notice

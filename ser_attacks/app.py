@@ -10,21 +10,17 @@ import os
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-warnings.filterwarnings("ignore", message=".*PyTorch not found.*")
+import hydra
+import numpy as np
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
 
-import hydra  # noqa: E402
-import numpy as np  # noqa: E402
-from hydra.core.hydra_config import HydraConfig  # noqa: E402
-from hydra.types import RunMode  # noqa: E402
-from hydra.utils import instantiate  # noqa: E402
-from omegaconf import DictConfig, OmegaConf  # noqa: E402
-
-from . import lifecycle, schema  # noqa: E402
-from .attacks import (  # noqa: E402
+from . import lifecycle, schema
+from .attacks import (
     AttackConfigError,
     attack_labels,
     build_attack,
@@ -32,16 +28,16 @@ from .attacks import (  # noqa: E402
     select_samples,
     validate,
 )
-from .identity import config_hash, run_tags  # noqa: E402
-from .inputs import InputStage  # noqa: E402
-from .inputs import check as check_input  # noqa: E402
-from .metrics import attack_metrics, db_units  # noqa: E402
-from .paths import CONF_DIR  # noqa: E402,F401 - also the location tests and scripts import from here
-from .plots import spectrogram_triplets  # noqa: E402
-from .progress import bars  # noqa: E402
-from .tracking import Tracking, TrackingError, parent_run_id  # noqa: E402
-from .train import get_or_train, train_job  # noqa: E402
-from .tune import run_study  # noqa: E402
+from .identity import config_hash, run_tags
+from .inputs import InputStage
+from .inputs import check as check_input
+from .metrics import attack_metrics, db_units
+from .paths import CONF_DIR  # noqa: F401 - also the location tests and scripts import from here
+from .plots import spectrogram_triplets
+from .progress import bars
+from .tracking import Tracking, TrackingError, parent_run_id
+from .train import get_or_train, train_job
+from .tune import run_study
 
 log = logging.getLogger("ser_attacks")
 logging.getLogger("art").setLevel(logging.WARNING)   # ART's own "success rate" lines use other definitions

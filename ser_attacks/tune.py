@@ -14,19 +14,16 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from omegaconf import DictConfig, OmegaConf
 
-from omegaconf import DictConfig, OmegaConf  # noqa: E402
-
-from .identity import run_tags  # noqa: E402
-from .paths import HPARAMS_DIR, compose, resolve_uri  # noqa: E402
-from .tracking import Tracking, TrackingError  # noqa: E402
-from .train import accuracy, compiled_model, fit, normalized_parts  # noqa: E402
+from .identity import run_tags
+from .paths import HPARAMS_DIR, compose, resolve_uri
+from .tracking import Tracking, TrackingError
+from .train import accuracy, compiled_model, fit, normalized_parts
 
 log = logging.getLogger("ser_attacks.tune")
 

@@ -4,17 +4,12 @@ Plain helpers live in ``tests/helpers`` (import them from there); tiers and mark
 (``make test-fast``: unit tests, ``make test``: everything CI runs)."""
 from __future__ import annotations
 
-import os
-import warnings
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-warnings.filterwarnings("ignore", message=".*PyTorch not found.*")
+import pytest
 
-import pytest  # noqa: E402
-
-from ser_attacks import schema  # noqa: E402
-from tests.helpers import TINY_CORPUS, compose_config, tiny_overrides  # noqa: E402
+from ser_attacks import schema  # also sets the quiet defaults (TF log level, ART's PyTorch notice)
+from tests.helpers import TINY_CORPUS, compose_config, tiny_overrides
 
 schema.register()
 

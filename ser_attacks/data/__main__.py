@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
-import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -19,8 +17,6 @@ import pandas as pd
 from ..paths import compose
 from . import augmentations, ensure_dataset, prepare
 from .corpora import DatasetError, load_corpus
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def markdown(df: pd.DataFrame, index: bool = True, floatfmt: str = "{:.2f}") -> str:
@@ -108,7 +104,6 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, help="also write the Markdown here")
     a = p.parse_args(argv)
 
-    warnings.filterwarnings("ignore", message=".*PyTorch not found.*")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     cfg = compose(a.overrides)
     try:

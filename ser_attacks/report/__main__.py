@@ -7,13 +7,7 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import warnings
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-warnings.filterwarnings("ignore", message=".*PyTorch not found.*")
 
 
 def parse(argv=None) -> argparse.Namespace:

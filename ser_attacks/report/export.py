@@ -23,20 +23,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-warnings.filterwarnings("ignore", message=".*PyTorch not found.*")
-
-from .collect import (  # noqa: E402 - after the environment defaults above
+from .collect import (
     ATTACK_META,
     SEED_KEYS,
     Runs,
