@@ -42,6 +42,10 @@ FOLD_KEYS = ("split.fold",)
 MODEL_GROUPS = ("dataset", "features", "augment", "split", "normalization", "model", "train")
 # Keys of those groups that do not shape the model: where the data lies (its content is hashed instead).
 NOT_IN_MODEL_KEY = ("dataset.root",)
+# Options added after runs were made, at the value that keeps the old behaviour: left out of config_hash,
+# model_key and the logged params while they hold that value, so adding an option never changes the identity
+# of an existing run or model (a resumed sweep still skips its FINISHED jobs, the report still pools them).
+NEUTRAL = {"split.val_utterances": None, "train.monitor": "val_loss"}
 # Versions of code whose output the config does not fully say; bump one when that output changes.
 # The front end (audio → segments → log-Mel): keys the feature cache and the model cache.
 FEATURES_VERSION = 2
@@ -71,6 +75,16 @@ def flatten(d: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def without_neutral(flat: dict[str, Any]) -> dict[str, Any]:
+    """``flat`` (dotted keys) without the ``NEUTRAL`` options that hold their old-behaviour value."""
+    return {k: v for k, v in flat.items() if not (k in NEUTRAL and v == NEUTRAL[k])}
+
+
+def logged_params(container: dict) -> dict[str, Any]:
+    """The params a run logs for a config container: ``flatten`` minus neutral options."""
+    return without_neutral(flatten(container))
+
+
 def _container(node) -> dict:
     # lazy: the feature code imports FEATURES_VERSION, also inside a served model's environment (no omegaconf)
     from omegaconf import OmegaConf
@@ -79,13 +93,18 @@ def _container(node) -> dict:
 
 def config_hash(cfg) -> str:
     """Identity of an attack job's result: a hash of its composed config minus ``HASH_EXCLUDED``."""
-    flat = flatten(_container(cfg))
+    flat = logged_params(_container(cfg))
     return stable_hash({k: v for k, v in flat.items() if not matches(k, HASH_EXCLUDED)})
 
 
 def model_groups(cfg) -> dict:
-    """The config groups of ``MODEL_GROUPS`` (a missing group: ``{}``) and the seed, as plain containers."""
-    return {**{g: _container(cfg.get(g)) for g in MODEL_GROUPS}, "seed": cfg.seed}
+    """The config groups of ``MODEL_GROUPS`` (a missing group: ``{}``) and the seed, as plain containers,
+    without the ``NEUTRAL`` options at their old-behaviour value."""
+    groups = {g: _container(cfg.get(g)) for g in MODEL_GROUPS}
+    for g, node in groups.items():
+        for k in [k for k in node if f"{g}.{k}" in NEUTRAL and node[k] == NEUTRAL[f"{g}.{k}"]]:
+            del node[k]
+    return {**groups, "seed": cfg.seed}
 
 
 def recordings_fingerprint(paths) -> str:

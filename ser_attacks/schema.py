@@ -80,6 +80,11 @@ class SpeakerCVConf:
     fold: int = 0                            # the test fold, 0 .. n_folds-1 (sweep it)
     n_folds: Optional[int] = None            # None: EmoDB 5, EMOVO 3, RAVDESS 6 (capped by speakers per gender)
     seed: int = 0                            # shuffles the speakers of each gender before dealing them to folds
+    # Validation: None = the next fold's speakers (speaker-independent model selection; k - 2 training folds);
+    # a share (e.g. 0.16) = that share of the training speakers' utterances (k - 1 training folds: for corpora
+    # with few speakers, EMOVO's 6, where a held-out validation fold leaves 2 training speakers). Test stays
+    # the fold's unseen speakers either way.
+    val_utterances: Optional[float] = None
 
 
 @dataclass
@@ -90,6 +95,7 @@ class TrainConf:
     early_stopping_patience: int = 10
     reduce_lr_patience: int = 6
     reduce_lr_factor: float = 0.1
+    monitor: str = "val_loss"                # early stopping and LR schedule watch val_loss or val_accuracy
     verbose: int = 2
 
 

@@ -5,7 +5,8 @@ emotion, + intensity for RAVDESS): every segment of a recording, and every take 
 (EmoDB's version letters, RAVDESS's repetitions r01/r02), lands in one part.
 ``speaker``: speaker-independent, every segment of a speaker in one part.
 ``speaker_cv``: speaker-independent k-fold cross-validation, folds balanced by gender; ``split.fold``
-(0 .. k-1) picks the test fold, so a sweep over the folds tests every speaker exactly once.
+(0 .. k-1) picks the test fold, so a sweep over the folds tests every speaker exactly once; validation is
+the next fold's speakers, or with ``split.val_utterances`` a share of the training speakers' utterances.
 ``paper``: random per segment, as the paper did. It is LEAKY: segments of one recording (and, with
 augmentation, its pitch/tempo copies) land in train and test. Kept only to measure that gap.
 """
@@ -42,27 +43,29 @@ class Split:
         return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
 
 
+def _strata(s: np.ndarray | None, frac: float) -> np.ndarray | None:
+    """``s`` when stratifying a cut of ``frac`` is possible, else None (random): every stratum needs 2 units
+    and both sides of the cut at least one unit per stratum (sklearn's own requirement)."""
+    if s is None:
+        return None
+    _, counts = np.unique(s, return_counts=True)
+    n_small = int(np.ceil(frac * len(s)))
+    if counts.min() < 2 or n_small < len(counts) or len(s) - n_small < len(counts):
+        return None
+    return s
+
+
 def _three_way(units: np.ndarray, strata: np.ndarray | None, val: float, test: float, seed: int):
     """Split ``units`` into train/val/test with fractions (1-val-test, val, test)."""
-    def strat(s, frac):
-        """``s`` when stratifying is possible, else None (random): every stratum needs 2 units and
-        both sides of the cut at least one unit per stratum (sklearn's own requirement)."""
-        if s is None:
-            return None
-        _, counts = np.unique(s, return_counts=True)
-        n_small = int(np.ceil(frac * len(s)))
-        if counts.min() < 2 or n_small < len(counts) or len(s) - n_small < len(counts):
-            return None
-        return s
-
     rest, te, s_rest, _ = train_test_split(units, strata if strata is not None else units,
-                                           test_size=test, random_state=seed, stratify=strat(strata, test))
+                                           test_size=test, random_state=seed, stratify=_strata(strata, test))
     tr, va = train_test_split(rest, test_size=val / (1 - test), random_state=seed + 1,
-                              stratify=strat(s_rest if strata is not None else None, val / (1 - test)))
+                              stratify=_strata(s_rest if strata is not None else None, val / (1 - test)))
     return tr, va, te
 
 
-def speaker_folds(segments: pd.DataFrame, n_folds: int | None = None, seed: int = 0) -> list[list[str]]:
+def speaker_folds(segments: pd.DataFrame, n_folds: int | None = None, seed: int = 0,
+                  min_folds: int = MIN_FOLDS) -> list[list[str]]:
     """The speakers of each fold of ``speaker_cv``, balanced by gender.
 
     The speakers of each gender, sorted by id and shuffled with ``seed``, are dealt round-robin to the
@@ -76,10 +79,11 @@ def speaker_folds(segments: pd.DataFrame, n_folds: int | None = None, seed: int 
         corpus = str(segments.corpus.iloc[0]) if "corpus" in segments and len(segments) else ""
         n_folds = min(DEFAULT_FOLDS.get(corpus, fewest), fewest)
     n_folds = int(n_folds)
-    if len(by_gender) < 2 or n_folds < MIN_FOLDS or n_folds > fewest:
+    if len(by_gender) < 2 or n_folds < min_folds or n_folds > fewest:
         counts = ", ".join(f"{len(v)} {g}" for g, v in by_gender.items())
+        parts = "test, validation, training" if min_folds >= MIN_FOLDS else "test, training"
         raise SplitError(f"split=speaker_cv needs every fold to hold a speaker of each gender and at least "
-                         f"{MIN_FOLDS} folds (test, validation, training); this data has {counts} speaker(s), "
+                         f"{min_folds} folds ({parts}); this data has {counts} speaker(s), "
                          f"asked for {n_folds} folds. Use split=recording, or a corpus with at least "
                          f"{MIN_FOLDS} speakers per gender.")
     rng = np.random.default_rng(seed)
@@ -90,25 +94,45 @@ def speaker_folds(segments: pd.DataFrame, n_folds: int | None = None, seed: int 
     return [sorted(f) for f in folds]
 
 
-def _speaker_cv(segments: pd.DataFrame, fold: int, n_folds: int | None, seed: int) -> Split:
+def _speaker_cv(segments: pd.DataFrame, fold: int, n_folds: int | None, seed: int,
+                val_utterances: float | None = None) -> Split:
     """Test = the speakers of ``fold``; validation = the speakers of the next fold ((fold + 1) mod k);
-    train = the other k - 2 folds. Every speaker is tested once and validated once over the k folds."""
-    folds = speaker_folds(segments, n_folds, seed)
+    train = the other k - 2 folds. Every speaker is tested once and validated once over the k folds.
+
+    ``val_utterances`` (a share in (0, 1)): validation is instead that share of the other k - 1 folds'
+    utterances (stratified by speaker x emotion where every cell allows it, else by emotion x gender; every
+    take and segment of an utterance on one side), and
+    training keeps the rest of those speakers: model selection then sees the training speakers, the test
+    speakers stay unseen."""
+    if val_utterances is not None and not 0 < float(val_utterances) < 1:
+        raise SplitError(f"split.val_utterances={val_utterances}: a share in (0, 1), or null for a validation fold")
+    folds = speaker_folds(segments, n_folds, seed, min_folds=MIN_FOLDS if val_utterances is None else 2)
     k = len(folds)
     if not 0 <= int(fold) < k:
         raise SplitError(f"split.fold={fold} is out of range: this data has {k} speaker folds (0 .. {k - 1})")
-    test, val = folds[int(fold)], folds[(int(fold) + 1) % k]
     g = segments.speaker.astype(str).to_numpy()
-    te, va = np.isin(g, test), np.isin(g, val)
+    te = np.isin(g, folds[int(fold)])
+    if val_utterances is None:
+        va = np.isin(g, folds[(int(fold) + 1) % k])
+        return Split(np.flatnonzero(~te & ~va), np.flatnonzero(va), np.flatnonzero(te))
+    rest = segments[~te]
+    col = UNIT["recording"] if UNIT["recording"] in rest else "recording_id"
+    units = rest.drop_duplicates(col)
+    share = float(val_utterances)
+    by_speaker = _strata((units.speaker.astype(str) + "|" + units.emotion).to_numpy(), share)
+    strata = by_speaker if by_speaker is not None else _strata((units.emotion + "|" + units.gender).to_numpy(), share)
+    _, val_units = train_test_split(units[col].to_numpy(), test_size=share, random_state=seed + 1, stratify=strata)
+    va = ~te & np.isin(segments[col].to_numpy(), val_units)
     return Split(np.flatnonzero(~te & ~va), np.flatnonzero(va), np.flatnonzero(te))
 
 
 def make_split(segments: pd.DataFrame, mode: str = "recording", val: float = 0.16,
-               test: float = 0.2, seed: int = 0, fold: int | None = None, n_folds: int | None = None) -> Split:
+               test: float = 0.2, seed: int = 0, fold: int | None = None, n_folds: int | None = None,
+               val_utterances: float | None = None) -> Split:
     if mode not in MODES:
         raise ValueError(f"Unknown split mode {mode!r}; choose one of {MODES}")
     if mode == "speaker_cv":
-        return _speaker_cv(segments, 0 if fold is None else fold, n_folds, seed)
+        return _speaker_cv(segments, 0 if fold is None else fold, n_folds, seed, val_utterances)
     if not (0 < val < 1 and 0 < test < 1 and val + test < 1):
         raise ValueError(f"Split fractions must be in (0, 1) and val + test < 1, got val={val}, test={test}")
     if mode == "paper":

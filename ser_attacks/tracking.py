@@ -27,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from . import lifecycle
 from .browser import ui_url
-from .identity import flatten, model_groups, run_tags
+from .identity import logged_params, model_groups, run_tags
 from .paths import PACKAGE_DIR, PROJECT_ROOT, resolve_uri
 from .progress import quiet_libraries
 
@@ -126,7 +126,7 @@ class Tracking:
     def log_config(self, run_id: str, cfg) -> None:
         from mlflow.entities import Param
         container = OmegaConf.to_container(cfg, resolve=True)
-        params = [Param(k, str(v)[:6000]) for k, v in flatten(container).items()]
+        params = [Param(k, str(v)[:6000]) for k, v in logged_params(container).items()]
         for i in range(0, len(params), 100):
             self.client.log_batch(run_id, params=params[i:i + 100])
         self.log_text(run_id, OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
@@ -191,7 +191,7 @@ class Tracking:
                                  run_tags("train", cfg, model_key=key, **sweep), parent_run_id)
         from mlflow.entities import Param
         container = model_groups(cfg)        # the config groups that shape the model (identity.MODEL_GROUPS)
-        self.client.log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in flatten(container).items()])
+        self.client.log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in logged_params(container).items()])
         self.log_metrics(run_id, {"n_params": n_params, **{f"n_{k}": v for k, v in sizes.items()}})
         return run_id
 

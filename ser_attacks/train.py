@@ -74,14 +74,21 @@ def compiled_model(model_cfg, train_cfg, seed: int, input_shape, n_classes):
     return model
 
 
+MONITORS = ("val_loss", "val_accuracy")
+
+
 def fit(t, model, train, val, n_classes: int, callbacks=()):
     """The training protocol of config node ``t`` (group ``train``): EarlyStopping(restore best) +
-    ReduceLROnPlateau on val_loss, plus ``callbacks`` (MLflow per-epoch logger, Optuna pruning). Returns the
-    Keras history."""
+    ReduceLROnPlateau on ``t.monitor`` (val_loss, or val_accuracy), plus ``callbacks`` (MLflow per-epoch
+    logger, Optuna pruning). Returns the Keras history."""
     import keras
-    cbs = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=t.early_stopping_patience,
+    monitor = t.get("monitor", "val_loss")
+    if monitor not in MONITORS:
+        raise ValueError(f"train.monitor={monitor!r}: choose one of {MONITORS}")
+    mode = "min" if monitor == "val_loss" else "max"
+    cbs = [keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=t.early_stopping_patience,
                                          restore_best_weights=True),
-           keras.callbacks.ReduceLROnPlateau(monitor="val_loss", patience=t.reduce_lr_patience,
+           keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode=mode, patience=t.reduce_lr_patience,
                                              factor=t.reduce_lr_factor), *callbacks]
     (Xtr, ytr), (Xva, yva) = train, val
     return model.fit(Xtr, keras.utils.to_categorical(ytr, n_classes), batch_size=t.batch_size,

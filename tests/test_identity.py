@@ -47,3 +47,34 @@ def test_report_ignores_run_only_and_job_params():
         assert identity.is_run_only(k), k
     for k in ("model.dropout", "trackingx", "features.n_mels", "mode"):
         assert not identity.is_run_only(k), k
+
+
+def _without(cfg, *keys):
+    """``cfg`` as composed before the options ``keys`` existed."""
+    from omegaconf import OmegaConf
+    old = OmegaConf.create(OmegaConf.to_container(cfg))
+    for key in keys:
+        group, name = key.split(".")
+        del old[group][name]
+    return old
+
+
+def test_neutral_options_keep_old_identities(cfg_factory):
+    """Options added later (identity.NEUTRAL) at their old-behaviour value leave config_hash, model_key and
+    the logged params as they were without them; any other value changes the identity."""
+    for overrides in ((), ("split=speaker_cv",)):
+        cfg = cfg_factory(*overrides)
+        keys = [k for k in identity.NEUTRAL if identity.flatten(identity._container(cfg)).get(k, "absent") != "absent"]
+        assert "train.monitor" in keys and ("split.val_utterances" in keys) == bool(overrides)
+        old = _without(cfg, *keys)
+        assert identity.config_hash(cfg) == identity.config_hash(old)
+        assert identity.model_key(cfg, _data()) == identity.model_key(old, _data())
+        assert not set(keys) & set(identity.logged_params(identity._container(cfg)))
+    for changed in (["train.monitor=val_accuracy"], ["split=speaker_cv", "split.val_utterances=0.16"]):
+        base = cfg_factory(*changed[:-1])
+        new = cfg_factory(*changed)
+        assert identity.config_hash(new) != identity.config_hash(base)
+        assert identity.model_key(new, _data()) != identity.model_key(base, _data())
+        key, value = changed[-1].split("=")
+        assert identity.logged_params(identity._container(new))[key] in (value, float(value) if "." in value
+                                                                         and value[0].isdigit() else value)

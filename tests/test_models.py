@@ -161,3 +161,29 @@ def test_unknown_conv_block_key_is_an_error():
     from ser_attacks.models import build_cnn_lstm
     with pytest.raises(ValueError, match="unknown keys"):
         build_cnn_lstm(conv=[{"filters": 4, "kernel": 3, "pool_size": 2}])
+
+
+@pytest.mark.parametrize("monitor,mode", [("val_loss", "min"), ("val_accuracy", "max")])
+def test_train_monitor_drives_early_stopping_and_lr_schedule(monitor, mode):
+    """train.monitor: both callbacks watch it in its direction; restoring the best epoch follows it."""
+    import keras
+
+    from ser_attacks.train import fit
+    seen = {}
+
+    class Model:
+        def fit(self, *a, callbacks=(), **kw):
+            seen.update({type(c).__name__: c for c in callbacks})
+
+    t = compose_config("mode=train", f"train.monitor={monitor}").train
+    fit(t, Model(), (np.zeros((4, 2)), np.array([0, 1, 0, 1])), (np.zeros((2, 2)), np.array([0, 1])), 2)
+    stop, lr = seen["EarlyStopping"], seen["ReduceLROnPlateau"]
+    assert isinstance(stop, keras.callbacks.EarlyStopping) and stop.monitor == lr.monitor == monitor
+    assert stop.restore_best_weights and stop.mode == lr.mode == mode
+
+
+def test_unknown_train_monitor_is_an_error():
+    from ser_attacks.train import fit
+    t = compose_config("mode=train", "train.monitor=accuracy").train
+    with pytest.raises(ValueError, match="train.monitor='accuracy': choose one of"):
+        fit(t, None, (None, None), (None, None), 2)

@@ -149,3 +149,43 @@ def test_speaker_cv_fold_sizes_follow_the_corpus():
     seg = fake_segments(n_speakers=10)
     with pytest.raises(SplitError, match="split.fold=7 is out of range"):
         make_split(seg, "speaker_cv", fold=7)
+
+
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_speaker_cv_validation_on_training_speakers_utterances(layouts, layout):
+    """split.val_utterances: test = the fold's unseen speakers as before; validation = a stratified share of
+    the other speakers' utterances (all takes and segments of an utterance on one side), so training keeps
+    k - 1 folds of speakers instead of k - 2."""
+    from ser_attacks.split import SplitError, speaker_folds
+    seg = layouts[layout]
+    folds = speaker_folds(seg)
+    for f in range(len(folds)):
+        sp = make_split(seg, "speaker_cv", fold=f, val_utterances=0.25)
+        ref = make_split(seg, "speaker_cv", fold=f)
+        assert sp.test.tolist() == ref.test.tolist()
+        test_spk = set(seg.speaker.iloc[sp.test])
+        train_spk, val_spk = set(seg.speaker.iloc[sp.train]), set(seg.speaker.iloc[sp.val])
+        assert not test_spk & (train_spk | val_spk)
+        assert train_spk == set(seg.speaker) - test_spk and val_spk <= train_spk    # 2 folds of speakers, not 1
+        assert_no_leakage(seg, sp, "utterance")
+        n_utt = seg.iloc[np.concatenate([sp.train, sp.val])].utterance.nunique()
+        assert abs(seg.iloc[sp.val].utterance.nunique() - 0.25 * n_utt) <= 1
+        assert sorted(np.concatenate([sp.train, sp.val, sp.test]).tolist()) == list(range(len(seg)))
+        assert len(sp.train) > len(ref.train)
+    again = make_split(seg, "speaker_cv", fold=0, val_utterances=0.25)
+    assert again.val.tolist() == make_split(seg, "speaker_cv", fold=0, val_utterances=0.25).val.tolist()
+    for bad in (0, 1, 1.5):
+        with pytest.raises(SplitError, match="val_utterances"):
+            make_split(seg, "speaker_cv", fold=0, val_utterances=bad)
+
+
+def test_speaker_cv_with_validation_utterances_needs_only_two_folds():
+    from ser_attacks.split import SplitError
+    seg = fake_segments(n_speakers=4)                           # 2 female + 2 male: 2 folds
+    sp = make_split(seg, "speaker_cv", fold=1, n_folds=2, val_utterances=0.25)
+    # 4 recordings per speaker x emotion cell: stratified by speaker x emotion, every training speaker validates
+    assert set(seg.speaker.iloc[sp.train]) == set(seg.speaker.iloc[sp.val])
+    assert (seg.iloc[sp.val].groupby(["speaker", "emotion"]).recording_id.nunique() == 1).all()
+    assert not set(seg.speaker.iloc[sp.test]) & set(seg.speaker.iloc[sp.train])
+    with pytest.raises(SplitError, match=r"at least 3 folds \(test, validation, training\)"):
+        make_split(seg, "speaker_cv", fold=1, n_folds=2)
