@@ -202,14 +202,16 @@ def paper_table(best: pd.DataFrame, clean: pd.DataFrame, dataset_of: dict, attac
     rows, disp = [], []
     for s in settings:
         d = dataset_of.get(s, s)
-        has_paper = d in set(paper.index.get_level_values(0))
-        for a in ["clean", *sorted(set(attacks) | (set(PAPER_ATTACKS) if has_paper else set()), key=attack_sort_key)]:
+        here = set(best[best.setting == s].attack) & set(attacks)
+        if d in set(paper.index.get_level_values(0)):
+            here |= set(PAPER_ATTACKS)
+        for a in ["clean", *sorted(here, key=attack_sort_key)]:
             p = paper.loc[(d, a)] if (d, a) in paper.index else pd.Series(dtype=object)
-            row = {"setting": s, "dataset": d, "attack": a, "config_paper": p.get("config", "") or ""}
+            row = {"setting": s, "dataset": d, "attack": a, "config_ours": "",
+                   "config_paper": p.get("config", "") or ""}
             if a == "clean":
                 c = clean[clean.setting == s]
                 o = {f"acc{SFX[g]}": c[f"clean_acc{SFX[g]}"].iloc[0] if len(c) else np.nan for g in GROUPS}
-                row["config_ours"] = ""
             else:
                 b = best[(best.attack == a) & (best.setting == s)]
                 r = b.iloc[0] if len(b) else None
