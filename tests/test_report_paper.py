@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from ser_attacks.report.paper import GENDERS, PAPER_ATTACKS, PAPER_CSV, load_paper_values, paper_wide
+from ser_attacks.report.tables import PAIR
 from tests.helpers.paper_text import SECOND
 
 DATASETS = ("emodb", "emovo", "ravdess")
@@ -285,8 +286,8 @@ def test_report_section_puts_ours_beside_the_paper(tmp_path):
     md, html = (out / "report.md").read_text(), (out / "report.html").read_text()
     assert "## Beside the paper" in md and 'id="beside-the-paper"' in html
     section = md.split("## Beside the paper")[1].split("\n## ")[0]
-    assert "leaky protocol" in section and "order of magnitude" in section and "TITAN V" in section
-    assert "total seconds" in section and "C&W-L∞" in section
+    assert "protocol leaks" in section and "orders of magnitude" in section and "TITAN V" in section
+    assert "total seconds" in section and "L∞ variant" in section
     t = pd.read_csv(out / "tables" / "paper_side_by_side.csv", keep_default_na=False, na_values=[""])
     paper = paper_wide().set_index(["dataset", "attack"])
     em = t[t.setting == "emodb"].set_index("attack")
@@ -302,7 +303,8 @@ def test_report_section_puts_ours_beside_the_paper(tmp_path):
     assert em.loc["cw_linf", "acc_paper"] == paper.loc[("emodb", "cw_linf"), "acc"]
     syn = t[t.setting == "synthetic"].set_index("attack")
     assert list(syn.index) == ["clean", "fgsm"] and syn.acc_paper.isna().all() and syn.loc["fgsm", "acc_ours"] == 0.2
-    rows = {line.split(" | ")[1]: line for line in section.splitlines() if line.startswith("| emodb |")}
+    rows = {line.split(" | ")[1]: line.replace(PAIR, " / ") for line in section.splitlines()
+            if line.startswith("| emodb |")}
     assert rows["fgsm"].startswith("| emodb | fgsm | eps=1.25 | eps=1.25 | 0.100 / 0.109 | 0.000 / 0.121 | "
                                    "0.200 / 0.089 |")
     assert "| 1.5 / 1.07 | 0.02 / 0.00152 |" in rows["fgsm"]

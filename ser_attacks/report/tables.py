@@ -169,20 +169,24 @@ def rank_tables(best: pd.DataFrame, attacks, settings) -> list[Table]:
     return out
 
 
-PAPER_NOTE = (
-    "The paper's published numbers (`ser_attacks/report/paper_values.csv`: Tables 3, 5, 6, 44; C&W-L2 from Tables "
-    "36–38) beside ours; each cell is *ours / paper*. Differences are expected: the paper used a leaky protocol "
-    "(segments split after augmentation, so pieces of one recording sit in train and test; scaler fit on all data; "
-    "softmax fed to the attacks as logits) and its own trained model; our `split=paper` setting is the closest to "
-    "it. Perturbations are in each side's own normalized log-Mel units (different scalers): compare their order of "
-    "magnitude, not their values. The paper's times are total seconds to attack its whole test set (837 / 987 / "
-    "1791 segments for EmoDB / EMOVO / RAVDESS, its Table 22) with its own ART code on an i9-9820X CPU and a "
-    "TITAN V GPU, shown here per segment (total / segments). The paper's single \"C&W\" row is C&W-L∞ (its "
-    "section 6.4: Tables 5, 6 and 44 copy the L∞ column of Tables 36–38). Its best configurations are read from "
-    "the per-value Tables 23–43 (Table 4's cells are empty in the text). Ours: the best configuration as in Table "
-    f"4 above; clean accuracy on the attacked segments (Table 3). {MISSING}: no value (not run here, or not in "
-    "the paper). Where the paper contradicts itself (e.g. its female and male cells of C&W and BoundaryAttack on "
-    "EmoDB look swapped), the CSV's `note` and `ser_attacks/report/paper_values.md` say so.")
+PAPER_NOTE = "\n".join([
+    "Each cell is *ours / paper*. The paper's numbers: `ser_attacks/report/paper_values.csv`; their sources and the "
+    "paper's contradictions (e.g. its female and male cells of C&W and BoundaryAttack on EmoDB look swapped): "
+    f"`ser_attacks/report/paper_values.md`. {MISSING}: no value (not run here, or not in the paper).",
+    "",
+    "- **Expect differences.** The paper's protocol leaks (segments split after augmentation, scaler fit on all "
+    "data, softmax fed to the attacks as logits) and its model is another instance; our `split=paper` setting is "
+    "the closest to it.",
+    "- **Perturbation** is in each side's own normalized log-Mel units (different scalers): compare orders of "
+    "magnitude, not values.",
+    "- **Time**: the paper gives total seconds to attack its whole test set (837 / 987 / 1791 segments for EmoDB / "
+    "EMOVO / RAVDESS, its Table 22) with its own ART code on an i9-9820X CPU and a TITAN V GPU; shown here divided "
+    "by those counts.",
+    "- **C&W**: the paper's single \"C&W\" row (Tables 5, 6, 44) is its L∞ variant; C&W-L2 comes from its "
+    "Tables 36–38.",
+    "- **Configuration**: ours is the best as in Table 4 above; the paper's is read from its per-value Tables 23–43 "
+    "(Table 4's cells are empty in the text). Clean row: accuracy on the attacked segments before the attack."])
+PAIR = "\u00a0/\u00a0"       # ours / paper in one cell; no-break spaces keep the pair on one line
 
 
 def _our_config(r, paper_config: str) -> str:
@@ -226,7 +230,7 @@ def paper_table(best: pd.DataFrame, clean: pd.DataFrame, dataset_of: dict, attac
             row["time_s_paper"], row["paper_tables"] = p.get("time_s", np.nan), p.get("tables", "") or ""
             rows.append(row)
             def pair(k, fmt=f3):
-                return f"{fmt(row[f'{k}_ours'])} / {fmt(row[f'{k}_paper'])}"
+                return f"{fmt(row[f'{k}_ours'])}{PAIR}{fmt(row[f'{k}_paper'])}"
             disp.append({"setting": s, "attack": a if a != "clean" else "clean (no attack)",
                          "config: ours": row["config_ours"] or MISSING, "config: paper": row["config_paper"] or MISSING,
                          **{f"acc {g}": pair(f"acc{SFX[g]}") for g in GROUPS},
