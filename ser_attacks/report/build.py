@@ -181,7 +181,8 @@ def build_report(uri: str | None = None, experiment: str = "ser-attacks", sweeps
     md += ["", "## Significance", "", *significance_lines(t, runs.df.dataset.nunique())]
     md += ["", "## Robustness checklist", "", *_checklist_lines(cl)]
     sections = {"table03": "Clean accuracy", "table04": "Best configuration per attack", "table45": "Rank scores",
-                "table47": "Female vs male", "protocol": "Protocol gap", "param_": "Per-attack parameter tables"}
+                "table47": "Female vs male", "paper_": "Beside the paper", "protocol": "Protocol gap",
+                "param_": "Per-attack parameter tables"}
     seen = set()
     for item in t.items:
         sec = next((v for k, v in sections.items() if item.key.startswith(k)), None)

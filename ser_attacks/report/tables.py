@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from .aggregate import SFX, TIME, best_configs, configs, interval_columns, speaker_test
-from .collect import GROUPS, Runs, Samples
+from .collect import GROUPS, Runs, Samples, fmt_value
 from .format import (
     ATTACK_ORDER,
     CI_NOTE,
@@ -29,10 +29,11 @@ from .format import (
     pert,
 )
 from .gaps import clean_table, gender_tables, language_tests, protocol_gap
+from .paper import PAPER_ATTACKS, paper_wide
 
 # The tables, plus the names other code imported from this module before it was split (they live in aggregate,
 # format and gaps; new code imports them from there).
-__all__ = ["Tables", "build_tables", "best_tables", "param_tables", "rank_tables",
+__all__ = ["Tables", "build_tables", "best_tables", "param_tables", "rank_tables", "paper_table",
            "ATTACK_ORDER", "CI_NOTE", "FEW", "MISSING", "SFX", "TEST_NOTE", "TIME", "Table", "attack_sort_key",
            "best_configs", "clean_table", "configs", "f3", "fci", "fnum", "fp", "gender_tables", "interval_columns",
            "language_tests", "protocol_gap", "speaker_test"]
@@ -168,13 +169,86 @@ def rank_tables(best: pd.DataFrame, attacks, settings) -> list[Table]:
     return out
 
 
+PAPER_NOTE = "\n".join([
+    "Each cell is *ours / paper*. The paper's numbers: `ser_attacks/report/paper_values.csv`; their sources and the "
+    "paper's contradictions (e.g. its female and male cells of C&W and BoundaryAttack on EmoDB look swapped): "
+    f"`ser_attacks/report/paper_values.md`. {MISSING}: no value (not run here, or not in the paper).",
+    "",
+    "- **Expect differences.** The paper's protocol leaks (segments split after augmentation, scaler fit on all "
+    "data, softmax fed to the attacks as logits) and its model is another instance; our `split=paper` setting is "
+    "the closest to it.",
+    "- **Perturbation** is in each side's own normalized log-Mel units (different scalers): compare orders of "
+    "magnitude, not values.",
+    "- **Time**: the paper gives total seconds to attack its whole test set (837 / 987 / 1791 segments for EmoDB / "
+    "EMOVO / RAVDESS, its Table 22) with its own ART code on an i9-9820X CPU and a TITAN V GPU; shown here divided "
+    "by those counts.",
+    "- **C&W**: the paper's single \"C&W\" row (Tables 5, 6, 44) is its L∞ variant; C&W-L2 comes from its "
+    "Tables 36–38.",
+    "- **Configuration**: ours is the best as in Table 4 above; the paper's is read from its per-value Tables 23–43 "
+    "(Table 4's cells are empty in the text). Clean row: accuracy on the attacked segments before the attack."])
+PAIR = "\u00a0/\u00a0"       # ours / paper in one cell; no-break spaces keep the pair on one line
+
+
+def _our_config(r, paper_config: str) -> str:
+    """Our configuration in the paper's terms: the value of each parameter the paper's configuration names
+    (``eps=1.25`` → our ``attack.eps``), then our other swept parameters; else our ``config``."""
+    keys = [kv.split("=", 1)[0].strip() for kv in paper_config.split(",") if "=" in kv]
+    params = r.params if isinstance(r.params, dict) else {}
+    named = [f"{k}={fmt_value(params[f'attack.{k}'])}" for k in keys if f"attack.{k}" in params]
+    swept = [kv for kv in r.config.split(", ") if "=" in kv and kv.split("=", 1)[0] not in keys]
+    return ", ".join(named + swept) or r.config
+
+
+def paper_table(best: pd.DataFrame, clean: pd.DataFrame, dataset_of: dict, attacks, settings) -> Table:
+    """"Beside the paper": per setting, the clean row and every attack (ours or the paper's), ours vs the paper's
+    accuracy (all / female / male), mean perturbation, time per segment and best configuration."""
+    paper = paper_wide().set_index(["dataset", "attack"])
+    rows, disp = [], []
+    for s in settings:
+        d = dataset_of.get(s, s)
+        here = set(best[best.setting == s].attack) & set(attacks)
+        if d in set(paper.index.get_level_values(0)):
+            here |= set(PAPER_ATTACKS)
+        for a in ["clean", *sorted(here, key=attack_sort_key)]:
+            p = paper.loc[(d, a)] if (d, a) in paper.index else pd.Series(dtype=object)
+            row = {"setting": s, "dataset": d, "attack": a, "config_ours": "",
+                   "config_paper": p.get("config", "") or ""}
+            if a == "clean":
+                c = clean[clean.setting == s]
+                o = {f"acc{SFX[g]}": c[f"clean_acc{SFX[g]}"].iloc[0] if len(c) else np.nan for g in GROUPS}
+            else:
+                b = best[(best.attack == a) & (best.setting == s)]
+                r = b.iloc[0] if len(b) else None
+                o = {f"acc{SFX[g]}": r[f"adv_acc{SFX[g]}"] if r is not None else np.nan for g in GROUPS}
+                o.update({f"perturbation{SFX[g]}": r[f"perturbation{SFX[g]}"] if r is not None else np.nan
+                          for g in GROUPS})
+                o["time_per_segment_s"] = r.time_per_sample_s if r is not None else np.nan
+                row["config_ours"] = _our_config(r, row["config_paper"]) if r is not None else ""
+            for k in ("acc", "acc_female", "acc_male", "perturbation", "perturbation_female", "perturbation_male",
+                      "time_per_segment_s"):
+                row[f"{k}_ours"], row[f"{k}_paper"] = o.get(k, np.nan), p.get(k, np.nan)
+            row["time_s_paper"], row["paper_tables"] = p.get("time_s", np.nan), p.get("tables", "") or ""
+            rows.append(row)
+            def pair(k, fmt=f3):
+                return f"{fmt(row[f'{k}_ours'])}{PAIR}{fmt(row[f'{k}_paper'])}"
+            disp.append({"setting": s, "attack": a if a != "clean" else "clean (no attack)",
+                         "config: ours": row["config_ours"] or MISSING, "config: paper": row["config_paper"] or MISSING,
+                         **{f"acc {g}": pair(f"acc{SFX[g]}") for g in GROUPS},
+                         "mean |δ|": pair("perturbation", fnum),
+                         "s / segment": pair("time_per_segment_s", lambda v: MISSING if v != v else f"{v:.3g}")})
+    return Table("paper_side_by_side", "Ours / paper: accuracy (all, female, male), mean perturbation, time per "
+                 "segment and best configuration per attack", pd.DataFrame(rows), pd.DataFrame(disp), PAPER_NOTE)
+
+
 def build_tables(runs: Runs, samples: dict[str, Samples]) -> Tables:
     cf, pooled = configs(runs, samples)
     best = best_configs(cf)
     attacks = sorted(runs.df.attack.unique(), key=attack_sort_key)
     settings = sorted(runs.df.setting.unique())
-    items = [clean_table(runs, samples), *best_tables(best, attacks, settings),
-             *rank_tables(best, attacks, settings), *gender_tables(best, pooled, attacks, settings)]
+    clean = clean_table(runs, samples)
+    items = [clean, *best_tables(best, attacks, settings),
+             *rank_tables(best, attacks, settings), *gender_tables(best, pooled, attacks, settings),
+             paper_table(best, clean.data, dict(zip(runs.df.setting, runs.df.dataset)), attacks, settings)]
     gap = protocol_gap(cf, pooled)
     if gap is not None:
         items.append(gap)
