@@ -1,9 +1,10 @@
 """The paper's published numbers (Facchinetti, Simonetta, Ntalampiras 2024), for the report's "Beside the paper"
 section: ``paper_values.csv`` beside this module, one value per row (long format), read with pandas only.
 
-Columns of the CSV: ``table`` and ``line`` (the paper table and the line of
-``/work/shared/paper/000_b99e46e4a73c207f.txt`` the value was read from), ``dataset`` (emodb / emovo /
-ravdess), ``attack`` (our attack names; ``clean`` for Tables 3 and 22), ``gender`` (all / female / male),
+Columns of the CSV: ``table`` and ``line`` (the paper table, and the line of the paper's text copy
+``shared/paper/000_b99e46e4a73c207f.txt``, beside the project checkout, that the value was read from), ``dataset``
+(emodb / emovo / ravdess), ``attack`` (our attack names; ``clean`` for Tables 3 and 22), ``gender``
+(all / female / male),
 ``metric`` (``clean_acc``, ``adv_acc``, ``perturbation``, ``time_s`` = total seconds to attack the whole test set,
 ``n_segments`` = test segments, Table 22), ``value``, ``config`` (the paper's best configuration, Table 4) and
 ``note`` (where the paper disagrees with itself). ``paper_values.md`` says where each block comes from and why the

@@ -1,5 +1,5 @@
 """Second copies of the paper's numbers, for tests/test_report_paper.py: the tables of
-``/work/shared/paper/000_b99e46e4a73c207f.txt`` (the paper's text copy, absent on CI) that repeat or detail the
+``../shared/paper/000_b99e46e4a73c207f.txt`` (the paper's text copy, absent on CI) that repeat or detail the
 values in ``ser_attacks/report/paper_values.csv``, pasted verbatim, keyed by table number: (first line, text).
 
 Per-value tables 23–43 (section 6.4: every configuration, all / female / male; 27, the BIM loss, left out; the
