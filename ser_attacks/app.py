@@ -146,7 +146,8 @@ def attack_job(cfg: DictConfig, tracking: Tracking, run_id: str) -> dict[str, fl
     delta_db = tm.normalizer.to_db(x_adv - x, Xs)
     metrics = attack_metrics(y, clean_logits, adv_logits, x, x_adv, genders, delta_db, Xs)
     metrics.update(audio_metrics, attack_time_s=seconds, time_per_sample_s=seconds / len(x),
-                   model_val_acc=tm.meta["val_acc"], model_test_acc=tm.meta["test_acc"])
+                   model_val_acc=tm.meta["val_acc"], model_test_acc=tm.meta["test_acc"],
+                   load_avg_1m=os.getloadavg()[0])     # the host's load right after the attack: judges its time
     tracking.log_metrics(run_id, metrics)
     tracking.client.log_param(run_id, "n_samples_attacked", len(x))
     tracking.client.set_tag(run_id, "device", device_name())

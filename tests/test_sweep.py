@@ -56,6 +56,7 @@ def test_sweep_has_one_parent_four_children_one_training(sweeps, launcher):
                 assert f"{k}{g}" in m, f"{k}{g} missing"
         for k in ("success_rate", "attack_time_s", "time_per_sample_s"):
             assert k in m
+        assert m["load_avg_1m"] >= 0          # the host's load beside the time it qualifies
         assert m["n_samples"] == 8 == m["n_samples_female"] + m["n_samples_male"]
         assert 0 < m["perturbation"] <= float(r.data.params["attack.eps"]) + 1e-6
         assert t["dataset"] == "synthetic" and t["language"] and t["git_commit"]
