@@ -473,3 +473,13 @@ def test_speaker_cv_report_pools_folds_tests_speakers_and_runs_the_checklist(cv)
     one = (cv["one"] / "report.md").read_text()
     assert "not testable (n speakers per gender < 3: 1 vs 1)" in one
     assert "†" in one.split("paper Table 5)")[1].split("###")[0]
+
+
+def test_headline_names_seeds_and_folds_apart():
+    """The headline's "(n seeds)" counts seeds, not runs: three folds of one seed are "(3 folds)"."""
+    from ser_attacks.report.summary import repetitions
+    row = lambda **kw: pd.Series({"n_runs": 1, "n_reps": 1, "folds": "", **kw})    # noqa: E731
+    assert repetitions(row()) == ""
+    assert repetitions(row(n_runs=3, n_reps=1, folds="0,1,2")) == " (3 folds)"
+    assert repetitions(row(n_runs=3, n_reps=3)) == " (3 seeds)"
+    assert repetitions(row(n_runs=6, n_reps=2, folds="0,1,2")) == " (2 seeds × 3 folds)"

@@ -16,6 +16,14 @@ from .format import MISSING, attack_sort_key, f3, fci, fnum
 SMALL_N = 30          # attacked segments per gender below which a CI is ±0.15 or wider
 
 
+def repetitions(r) -> str:
+    """`` (3 seeds)``, `` (3 folds)``, `` (2 seeds × 3 folds)`` or ``""``: what a configuration's row pools."""
+    seeds = int(r.get("n_reps", r.n_runs))
+    folds = len([f for f in str(r.get("folds", "") or "").split(",") if f])
+    parts = [f"{seeds} seeds"] * (seeds > 1) + [f"{folds} folds"] * (folds > 1)
+    return f" ({' × '.join(parts)})" if parts else ""
+
+
 def _n_classes(runs) -> int | None:
     sizes = set()
     for p in runs.df.params:
@@ -55,7 +63,7 @@ def headline(t) -> pd.DataFrame:
         row = {"attack": r.attack}
         if many:
             row["setting"] = r.setting
-        row["best config"] = r.config + (f" ({r.n_runs} seeds)" if r.n_runs > 1 else "")
+        row["best config"] = r.config + repetitions(r)
         row["clean acc"] = f3(r.get("clean_acc", np.nan))
         row["adv acc: all [95% CI]"] = fci(r.adv_acc, r.get("adv_acc_lo", np.nan), r.get("adv_acc_hi", np.nan))
         row["female"] = f3(r.get("adv_acc_female", np.nan))
@@ -93,7 +101,7 @@ def flags(runs, t) -> list[str]:
         g = min(fewest, key=fewest.get)
         out.append(f"Few attacked segments per gender (as few as {fewest[g]:.0f} of {g} speakers in a run): 95% CIs "
                    "are about ±0.15 or wider; read gender differences as leads, not findings.")
-    if len(t.configs) and (t.configs.n_runs <= 1).all():
+    if len(t.configs) and (t.configs.get("n_reps", t.configs.n_runs) <= 1).all():
         out.append("One seed per configuration: the numbers are single runs (no between-seed spread); "
                    "rerun with seed=0,1,2 to see how much they move.")
     return out
