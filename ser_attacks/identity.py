@@ -75,9 +75,14 @@ def flatten(d: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def is_neutral(key: str, value: Any) -> bool:
+    """``key`` is a ``NEUTRAL`` option holding its old-behaviour value."""
+    return key in NEUTRAL and value == NEUTRAL[key]
+
+
 def without_neutral(flat: dict[str, Any]) -> dict[str, Any]:
     """``flat`` (dotted keys) without the ``NEUTRAL`` options that hold their old-behaviour value."""
-    return {k: v for k, v in flat.items() if not (k in NEUTRAL and v == NEUTRAL[k])}
+    return {k: v for k, v in flat.items() if not is_neutral(k, v)}
 
 
 def logged_params(container: dict) -> dict[str, Any]:
@@ -100,10 +105,8 @@ def config_hash(cfg) -> str:
 def model_groups(cfg) -> dict:
     """The config groups of ``MODEL_GROUPS`` (a missing group: ``{}``) and the seed, as plain containers,
     without the ``NEUTRAL`` options at their old-behaviour value."""
-    groups = {g: _container(cfg.get(g)) for g in MODEL_GROUPS}
-    for g, node in groups.items():
-        for k in [k for k in node if f"{g}.{k}" in NEUTRAL and node[k] == NEUTRAL[f"{g}.{k}"]]:
-            del node[k]
+    groups = {g: {k: v for k, v in _container(cfg.get(g)).items() if not is_neutral(f"{g}.{k}", v)}
+              for g in MODEL_GROUPS}
     return {**groups, "seed": cfg.seed}
 
 
