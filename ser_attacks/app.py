@@ -36,7 +36,7 @@ from .paths import CONF_DIR  # noqa: F401 - also the location tests and scripts 
 from .plots import spectrogram_triplets
 from .progress import bars
 from .tracking import Tracking, TrackingError, parent_run_id
-from .train import get_or_train, train_job
+from .train import TrainConfigError, check_train, get_or_train, train_job
 from .tune import run_study
 
 log = logging.getLogger("ser_attacks")
@@ -176,6 +176,7 @@ def run(cfg: DictConfig) -> dict[str, float] | None:
     """One job: an attack run (``mode=attack``), or training / an Optuna study. Its runs are closed
     KILLED on SIGTERM/SIGINT, and a fatal signal is reported to a file its runs name (lifecycle)."""
     lifecycle.install_signal_handlers()
+    check_train(cfg.train)                 # a bad training option fails before any run, data or model
     tracking = Tracking.from_cfg(cfg)
     multirun, parent, overrides, job_dir = _job_context()
     with lifecycle.fault_report(job_dir / f"fault-{os.getpid()}.log"):
@@ -228,6 +229,7 @@ def main(cfg: DictConfig) -> dict[str, float] | None:
     from .split import SplitError
     try:
         return run(cfg)
-    except (AttackConfigError, DatasetError, SplitError, TrackingError) as exc:   # the user's input: no traceback
+    except (AttackConfigError, DatasetError, SplitError, TrackingError,
+            TrainConfigError) as exc:          # the user's input: no traceback
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -77,14 +77,24 @@ def compiled_model(model_cfg, train_cfg, seed: int, input_shape, n_classes):
 MONITORS = ("val_loss", "val_accuracy")
 
 
+class TrainConfigError(ValueError):
+    """A training option the protocol does not know (the user's input: reported without a traceback)."""
+
+
+def check_train(t) -> str:
+    """The ``train`` node's ``monitor`` (default val_loss), or TrainConfigError before any data or model."""
+    monitor = t.get("monitor", "val_loss")
+    if monitor not in MONITORS:
+        raise TrainConfigError(f"train.monitor={monitor!r}: choose one of {MONITORS}")
+    return monitor
+
+
 def fit(t, model, train, val, n_classes: int, callbacks=()):
     """The training protocol of config node ``t`` (group ``train``): EarlyStopping(restore best) +
     ReduceLROnPlateau on ``t.monitor`` (val_loss, or val_accuracy), plus ``callbacks`` (MLflow per-epoch
     logger, Optuna pruning). Returns the Keras history."""
     import keras
-    monitor = t.get("monitor", "val_loss")
-    if monitor not in MONITORS:
-        raise ValueError(f"train.monitor={monitor!r}: choose one of {MONITORS}")
+    monitor = check_train(t)
     mode = "min" if monitor == "val_loss" else "max"
     cbs = [keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=t.early_stopping_patience,
                                          restore_best_weights=True),
