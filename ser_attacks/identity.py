@@ -110,9 +110,12 @@ def model_groups(cfg) -> dict:
     return {**groups, "seed": cfg.seed}
 
 
-def recordings_fingerprint(paths) -> str:
-    """Identity of a corpus's content: path, size and modification time of every recording."""
-    return stable_hash([file_fingerprint(Path(p)) for p in paths])
+def recordings_fingerprint(table) -> str:
+    """Identity of the recordings a model learns from: every recording's content (``file_fingerprint``)
+    with what the corpus parser read about it (id, speaker, gender, emotion, utterance, ...), in order;
+    not where the corpus lies (``path``) nor the files' modification times."""
+    meta = table.drop(columns=["path"]).astype(str).to_dict("records")
+    return stable_hash([[file_fingerprint(Path(p)), m] for p, m in zip(table.path, meta)])
 
 
 def model_key(cfg, data) -> str:
@@ -125,7 +128,7 @@ def model_key(cfg, data) -> str:
                         if not matches(f"{name}.{k}", RUN_ONLY + NOT_IN_MODEL_KEY)}
     if cfg.split.mode in SPLIT_REVISION:
         groups["split"]["revision"] = SPLIT_REVISION[cfg.split.mode]
-    return stable_hash({**groups, "recordings": recordings_fingerprint(data.corpus.table.path),
+    return stable_hash({**groups, "recordings": recordings_fingerprint(data.corpus.table),
                         "features_version": FEATURES_VERSION, "classes": list(data.classes)})
 
 

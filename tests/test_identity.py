@@ -1,13 +1,21 @@
 """ser_attacks.identity: what makes two jobs or two models the same."""
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
 from types import SimpleNamespace
 
+import pandas as pd
+
 from ser_attacks import identity
+from ser_attacks.data.corpora import load_corpus
+from ser_attacks.data.features import FrontEnd, cache_key
 
 
-def _data(paths=(), classes=("anger", "neutral")):
-    return SimpleNamespace(corpus=SimpleNamespace(table=SimpleNamespace(path=list(paths))), classes=list(classes))
+def _data(paths=(), classes=("anger", "neutral"), table=None):
+    if table is None:
+        table = pd.DataFrame({"path": [str(p) for p in paths], "recording_id": [Path(p).name for p in paths]})
+    return SimpleNamespace(corpus=SimpleNamespace(table=table), classes=list(classes))
 
 
 def test_model_key_ignores_run_only_keys_and_the_data_location(cfg_factory, corpus_root):
@@ -78,3 +86,25 @@ def test_neutral_options_keep_old_identities(cfg_factory):
         key, value = changed[-1].split("=")
         assert identity.logged_params(identity._container(new))[key] in (value, float(value) if "." in value
                                                                          and value[0].isdigit() else value)
+
+
+def test_a_copied_corpus_keeps_its_model_and_feature_keys(cfg_factory, corpus_root, tmp_path):
+    """Keys follow the recordings' bytes and parsed labels, not their folder or mtimes: a copy of the
+    corpus elsewhere (new mtimes, as a re-made shared copy has) reuses the cache; one changed byte or one
+    changed label does not."""
+    copy = tmp_path / "copy"
+    shutil.copytree(corpus_root, copy, copy_function=shutil.copy)        # new mtimes
+    a, b = load_corpus("emodb", corpus_root).table, load_corpus("emodb", copy).table
+    assert (a.path != b.path).all()
+    cfg, fe = cfg_factory(), FrontEnd()
+    assert identity.model_key(cfg, _data(table=a)) == identity.model_key(cfg, _data(table=b))
+    assert cache_key(a, fe) == cache_key(b, fe)
+    relabelled = b.assign(emotion=b.emotion[::-1].to_numpy())
+    assert identity.model_key(cfg, _data(table=relabelled)) != identity.model_key(cfg, _data(table=b))
+    first = Path(b.path.iloc[0])
+    raw = bytearray(first.read_bytes())
+    raw[-1] ^= 1
+    first.write_bytes(bytes(raw))
+    changed = load_corpus("emodb", copy).table
+    assert identity.model_key(cfg, _data(table=changed)) != identity.model_key(cfg, _data(table=a))
+    assert cache_key(changed, fe) != cache_key(a, fe)
