@@ -28,16 +28,18 @@ GENDER_STYLE = {"all": dict(color="0.35"), "female": dict(color="#d95f02"), "mal
 
 def grouped_bars(best: pd.DataFrame, metric: str, ylabel: str, path: Path, ci: bool = True,
                  log: bool = False, clean: str | None = None) -> Path | None:
-    """One panel per setting; per attack three bars: all, female, male speakers (with the 95% CI where the
-    tables have one). ``clean``: the metric drawn as a black tick over each bar (e.g. clean accuracy, so the
-    fall is visible). Cells that were not run are simply absent."""
+    """One panel per setting, stacked (a report of three corpora x two protocols stays one page wide); per
+    attack three bars: all, female, male speakers (with the 95% CI where the tables have one). ``clean``: the
+    metric drawn as a black tick over each bar (e.g. clean accuracy, so the fall is visible). Cells that were
+    not run are simply absent."""
     if best.empty or best[metric].isna().all():
         return None
     attacks = sorted(best.attack.unique(), key=attack_sort_key)
     settings = sorted(best.setting.unique())
     width = 0.27
-    fig, axes = plt.subplots(1, len(settings), figsize=(max(6.0, 1.25 * len(attacks) + 2) * len(settings) ** 0.75, 3.8),
-                             squeeze=False, sharey=True)
+    fig, axes = plt.subplots(len(settings), 1, figsize=(max(6.0, 0.9 * len(attacks) + 1.5),
+                                                        0.5 + 2.9 * len(settings)),
+                             squeeze=False, sharey=True, sharex=True)
     for ax, s in zip(axes.flat, settings):
         for j, g in enumerate(GENDER_SFX):
             col = f"{metric}{GENDER_SFX[g]}"
@@ -63,17 +65,17 @@ def grouped_bars(best: pd.DataFrame, metric: str, ylabel: str, path: Path, ci: b
             for x, v in ticks:
                 ax.hlines(v, x - width / 2, x + width / 2, color="black", lw=1.6)
         ax.set_xticks(range(len(attacks)), attacks)
+        ax.tick_params(labelbottom=True)        # shared x: attack names under every panel
         ax.set_xlim(-0.6, len(attacks) - 0.4)
-        ax.set_xlabel("attack")
         ax.set_title(s, fontsize=9)
         ax.grid(axis="y", alpha=0.3)
         if log:
             ax.set_yscale("log")
-    axes.flat[0].set_ylabel(ylabel)
+    for ax in axes.flat:
+        ax.set_ylabel(ylabel, fontsize=8)
+    axes.flat[-1].set_xlabel("attack")
     if metric.endswith("acc") and not log:
         axes.flat[0].set_ylim(0, 1.02)          # accuracies on their whole scale
-    for ax in axes.flat[1:]:
-        ax.tick_params(labelleft=True)          # shared y: keep the tick labels on every panel
     handles = [plt.Rectangle((0, 0), 1, 1, **GENDER_STYLE[g]) for g in GENDER_SFX]
     labels = [f"{g} speakers" if g != "all" else "all speakers" for g in GENDER_SFX]
     if clean:
@@ -81,7 +83,7 @@ def grouped_bars(best: pd.DataFrame, metric: str, ylabel: str, path: Path, ci: b
         labels.append("clean")
     fig.legend(handles, labels, fontsize=7.5, loc="upper center", ncol=len(handles), frameon=False,
                handlelength=1.5, columnspacing=1.0)
-    fig.tight_layout(rect=(0, 0, 1, 0.92))
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 / fig.get_figheight()))
     return _save(fig, path, tight=False)
 
 
