@@ -326,7 +326,7 @@ def test_holm_and_mean_std():
 def test_language_tests_compare_datasets_under_one_protocol():
     """Pairwise dataset tests: different datasets under the same protocol only; speakers are the unit."""
     from ser_attacks.report.collect import Samples, pool
-    from ser_attacks.report.gaps import language_tests
+    from ser_attacks.report.gaps import language_table, language_tests
 
     def smp(n_ok, n, n_spk, prefix):
         y = np.zeros(n, int)
@@ -339,11 +339,22 @@ def test_language_tests_compare_datasets_under_one_protocol():
                          "setting": ["emodb (split=paper)", "emovo (split=paper)", "emodb (split=recording)"]})
     pooled = {"a": smp(45, 50, 5, "d"), "b": smp(5, 50, 5, "o"), "c": smp(25, 50, 5, "d")}
     t = language_tests(best, pooled)
-    assert len(t) == 1 and (t.a[0], t.b[0]) == ("emodb (split=paper)", "emovo (split=paper)")
-    assert t["diff"][0] == pytest.approx(0.8) and t.p[0] < 0.05 and "5 vs 5 speakers" in t.test[0]
+    assert list(t.attack) == ["clean", "fgsm"]                  # one pair: a clean row, then the attack's
+    assert {(r.a, r.b) for r in t.itertuples()} == {("emodb (split=paper)", "emovo (split=paper)")}
+    clean, fgsm = t.iloc[0], t.iloc[1]
+    assert clean.clean_acc_a == clean.clean_acc_b == 1.0 and clean.clean_diff == 0.0
+    assert fgsm["diff"] == pytest.approx(0.8) and fgsm.p < 0.05 and "5 vs 5 speakers" in fgsm.test
+    # every segment was right before the attack: success rate = 1 - adversarial accuracy, on 50 of each
+    assert (fgsm.success_a, fgsm.success_b) == (pytest.approx(0.1), pytest.approx(0.9))
+    assert fgsm.success_diff == pytest.approx(-0.8) and fgsm.success_p < 0.05
+    assert (fgsm.n_correct_a, fgsm.n_correct_b) == (50, 50)
+    table = language_table(t)
+    assert table.key == "language_gaps" and list(table.display.attack) == ["clean (no attack)", "fgsm"]
+    assert table.display["success rate a / b"].iloc[1] == "0.100 / 0.900 (of 50 / 50)"
     pooled["b"] = smp(5, 50, 2, "o")                                        # EMOVO with 2 speakers
     t = language_tests(best, pooled)
-    assert np.isnan(t.p[0]) and t.test[0].startswith("not testable (n speakers per dataset < 3")
+    assert np.isnan(t.p[1]) and t.test[1].startswith("not testable (n speakers per dataset < 3")
+    assert np.isnan(t.success_p[1]) and np.isnan(t.clean_p[0])
 
 
 def test_config_keys_across_schema_versions_and_seeds():
@@ -483,3 +494,37 @@ def test_headline_names_seeds_and_folds_apart():
     assert repetitions(row(n_runs=3, n_reps=1, folds="0,1,2")) == " (3 folds)"
     assert repetitions(row(n_runs=3, n_reps=3)) == " (3 seeds)"
     assert repetitions(row(n_runs=6, n_reps=2, folds="0,1,2")) == " (2 seeds × 3 folds)"
+
+
+def test_a_failed_report_build_leaves_the_previous_report_whole(tmp_path, monkeypatch):
+    """The report is built beside --out and moved into place at the end: an error midway keeps the previous
+    report (and the folder's other files) as they were and leaves no half-written folder behind."""
+    from ser_attacks.report import build, export
+
+    class FakeRuns(list):
+        uri, filters = "results", {}
+    out = tmp_path / "rep"
+    (out / "tables").mkdir(parents=True)
+    (out / "report.md").write_text("old")
+    (out / "tables" / "t.csv").write_text("a\n1\n")
+    (out / "notes.txt").write_text("mine")
+    monkeypatch.setattr(export, "load_results", lambda results: (FakeRuns([1]), {}))
+
+    def boom(runs, samples, stage, *args):
+        (stage / "report.md").write_text("half")
+        raise RuntimeError("boom")
+    monkeypatch.setattr(build, "_write_report", boom)
+    with pytest.raises(RuntimeError, match="boom"):
+        build.build_report(results=["x"], out=out)
+    assert (out / "report.md").read_text() == "old" and (out / "tables" / "t.csv").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["rep"]
+
+    def ok(runs, samples, stage, *args):
+        (stage / "tables").mkdir()
+        (stage / "report.md").write_text("new")
+        return None, {}
+    monkeypatch.setattr(build, "_write_report", ok)
+    rep = build.build_report(results=["x"], out=out)
+    assert rep.out == out and (out / "report.md").read_text() == "new"
+    assert not (out / "tables" / "t.csv").exists() and (out / "notes.txt").read_text() == "mine"
+    assert [p.name for p in tmp_path.iterdir()] == ["rep"]

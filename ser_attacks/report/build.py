@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -128,21 +129,52 @@ def build_report(uri: str | None = None, experiment: str = "ser-attacks", sweeps
     if not len(runs):
         raise SystemExit(f"error: no FINISHED attack runs in experiment {experiment!r} at "
                          f"{runs.uri} matching {runs.filters}")
-    out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        if not (out / "report.md").exists():
-            raise SystemExit(f"error: {out} exists and is not a report folder (no report.md); choose another --out")
-        for sub in ("tables", "figures", "audio"):       # replace a previous report, nothing else
-            shutil.rmtree(out / sub, ignore_errors=True)
-        for f in ("report.md", "report.html"):
-            (out / f).unlink(missing_ok=True)
+    final = Path(out)
+    if final.exists() and any(final.iterdir()) and not (final / "report.md").exists():
+        raise SystemExit(f"error: {final} exists and is not a report folder (no report.md); choose another --out")
+    # built in a sibling folder and moved into place at the end: a failure leaves the previous report whole
+    final.parent.mkdir(parents=True, exist_ok=True)
+    name = name or f"ser-attacks report: {final.name}"
+    out = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    try:
+        t, figs = _write_report(runs, samples, out, name, cache, max_spectrograms)
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)
+        raise
+    _replace_report(out, final)
+    rep = Report(final, runs, t, {k: final / "figures" / v.name for k, v in figs.items()})
+    if log_run:
+        rep.run_id = _log_report_run(runs, final, name)
+    return rep
+
+
+REPORT_PARTS = ("tables", "figures", "audio", "report.md", "report.html")
+
+
+def _replace_report(stage: Path, final: Path) -> None:
+    """Move the report built in ``stage`` to ``final``, replacing a previous report's parts (nothing else
+    there: other files in the folder stay)."""
+    final.mkdir(exist_ok=True)
+    for part in REPORT_PARTS:
+        old = final / part
+        if old.is_dir():
+            shutil.rmtree(old)
+        elif old.exists():
+            old.unlink()
+        if (stage / part).exists():
+            (stage / part).rename(old)
+    shutil.rmtree(stage, ignore_errors=True)
+
+
+def _write_report(runs: Runs, samples, out: Path, name: str, cache: Path | None,
+                  max_spectrograms: int) -> tuple[Tables, dict]:
+    """Tables, figures, report.md and report.html written into the (empty) folder ``out``."""
     (out / "tables").mkdir(parents=True, exist_ok=True)
     (out / "figures").mkdir(exist_ok=True)
     if samples is None:
         samples = load_samples(runs.uri, runs.df.run_id, cache)
     t = build_tables(runs, samples)
     cl = checklist.checklist(t.configs, t.samples)
-    name = name or f"ser-attacks report: {out.name}"
 
     for item in t.items:
         item.data.drop(columns=[c for c in ("params",) if c in item.data]).to_csv(
@@ -182,6 +214,7 @@ def build_report(uri: str | None = None, experiment: str = "ser-attacks", sweeps
     md += ["", "## Robustness checklist", "", *_checklist_lines(cl)]
     sections = {"table03": "Clean accuracy", "table04": "Best configuration per attack", "table45": "Rank scores",
                 "table47": "Female vs male", "paper_": "Beside the paper", "protocol": "Protocol gap",
+                "language_": "Between languages",
                 "param_": "Per-attack parameter tables"}
     seen = set()
     for item in t.items:
@@ -234,10 +267,7 @@ def build_report(uri: str | None = None, experiment: str = "ser-attacks", sweeps
     text = "\n".join(md) + "\n"
     (out / "report.md").write_text(text)
     (out / "report.html").write_text(audio.embed_players(md_to_html(text, out, name), out))
-    rep = Report(out, runs, t, figs)
-    if log_run:
-        rep.run_id = _log_report_run(runs, out, name)
-    return rep
+    return t, figs
 
 
 def _log_report_run(runs: Runs, out: Path, name: str) -> str:

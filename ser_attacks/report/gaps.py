@@ -212,9 +212,26 @@ def protocol_gap(cf: pd.DataFrame, pooled: dict) -> Table | None:
                  "p: sign-flip permutation test on the per-speaker differences (speakers in both).")
 
 
+def _pair_test(Tx: pd.DataFrame, Ty: pd.DataFrame, col: str, row: dict, prefix: str) -> None:
+    """Difference of ``col`` between two corpora (CI by two-stage bootstrap, p by permuting speakers)."""
+    row[f"{prefix}diff"], row[f"{prefix}lo"], row[f"{prefix}hi"] = stats.hier_gap_ci(Tx, Ty, col)
+    add_test_columns(row, speaker_test(Tx, Ty, col, "dataset"), prefix)
+
+
+def _on_correct(t: pd.DataFrame) -> pd.DataFrame:
+    """The segments the model got right before the attack, with ``flipped`` = 1 when the attack changed that."""
+    t = t[t.clean_ok >= 0.5]
+    return t.assign(flipped=1.0 - t.kept / t.clean_ok)
+
+
 def language_tests(best: pd.DataFrame, pooled: dict) -> pd.DataFrame:
-    """Pairwise differences between settings (datasets/languages) of the best config's adversarial
-    accuracy, per attack: permutation tests over speakers (each dataset's speakers are its own)."""
+    """Pairwise differences between settings (datasets/languages) under the same protocol, per attack's best
+    configuration: adversarial accuracy (``diff``, ``lo``, ``hi``, ``p``, ``p_holm``), and the success rate on
+    the segments each model classified correctly (``success_*``: how easily the attack moves what the model
+    gets right, which does not fall with clean accuracy as adversarial accuracy does); each with a CI that
+    resamples speakers then recordings and a permutation test over speakers (each dataset's speakers are its
+    own). One row per attack and pair, plus a ``clean`` row per pair (clean accuracy, on the segments of the
+    pair's first attack: every attack of a fold sees the same segments). Holm within each family."""
     rows = []
     for a, sub in best.groupby("attack"):
         sub = sub.reset_index(drop=True)
@@ -227,11 +244,64 @@ def language_tests(best: pd.DataFrame, pooled: dict) -> pd.DataFrame:
                 Tx, Ty = pooled.get(x.config_id), pooled.get(y.config_id)
                 if Tx is None or Ty is None:
                     continue
-                g, lo, hi = stats.hier_gap_ci(Tx, Ty, "adv_ok")
-                row = {"attack": a, "a": x.setting, "b": y.setting, "diff": g, "lo": lo, "hi": hi}
-                add_test_columns(row, speaker_test(Tx, Ty, "adv_ok", "dataset"))
+                row = {"attack": a, "a": x.setting, "b": y.setting, "adv_acc_a": Tx.adv_ok.mean(),
+                       "adv_acc_b": Ty.adv_ok.mean(), "clean_acc_a": Tx.clean_ok.mean(),
+                       "clean_acc_b": Ty.clean_ok.mean()}
+                _pair_test(Tx, Ty, "adv_ok", row, "")
+                Cx, Cy = _on_correct(Tx), _on_correct(Ty)
+                row.update(n_correct_a=len(Cx), n_correct_b=len(Cy),
+                           success_a=Cx.flipped.mean() if len(Cx) else np.nan,
+                           success_b=Cy.flipped.mean() if len(Cy) else np.nan)
+                _pair_test(Cx, Cy, "flipped", row, "success_")
                 rows.append(row)
     df = pd.DataFrame(rows)
-    if len(df):
-        df["p_holm"] = stats.holm(df.p.to_numpy())
-    return df
+    if not len(df):
+        return df
+    df["p_holm"] = stats.holm(df.p.to_numpy())
+    df["success_p_holm"] = stats.holm(df.success_p.to_numpy())
+    clean = []
+    for (a_, b_), pair in df.groupby(["a", "b"], sort=False):
+        r = pair.iloc[0]
+        x = best[(best.attack == r.attack) & (best.setting == a_)].iloc[0]
+        y = best[(best.attack == r.attack) & (best.setting == b_)].iloc[0]
+        row = {"attack": "clean", "a": a_, "b": b_, "clean_acc_a": r.clean_acc_a, "clean_acc_b": r.clean_acc_b}
+        _pair_test(pooled[x.config_id], pooled[y.config_id], "clean_ok", row, "clean_")
+        clean.append(row)
+    clean = pd.DataFrame(clean)
+    clean["clean_p_holm"] = stats.holm(clean.clean_p.to_numpy())
+    return pd.concat([clean, df], ignore_index=True)
+
+
+def language_table(lt: pd.DataFrame) -> Table | None:
+    """"Between languages": ``language_tests`` as a table, clean accuracy first, then each attack."""
+    if lt.empty:
+        return None
+    lt = lt.assign(order=[-1 if a == "clean" else attack_sort_key(a)[0] for a in lt.attack])
+    lt = lt.sort_values(["a", "b", "order"], kind="stable").drop(columns="order").reset_index(drop=True)
+    disp = []
+    for r in lt.itertuples():
+        pair = f"{r.a} − {r.b}"
+        if r.attack == "clean":
+            disp.append({"corpora (a − b)": pair, "attack": "clean (no attack)",
+                         "accuracy a / b": f"{f3(r.clean_acc_a)} / {f3(r.clean_acc_b)}",
+                         "a − b [95% CI]": fci(r.clean_diff, r.clean_lo, r.clean_hi),
+                         "p (speakers)": r.clean_test, "p (Holm)": fp(r.clean_p_holm),
+                         "success rate a / b": "", "success a − b [95% CI]": "", "p success (speakers)": "",
+                         "p success (Holm)": ""})
+            continue
+        disp.append({"corpora (a − b)": pair, "attack": r.attack,
+                     "accuracy a / b": f"{f3(r.adv_acc_a)} / {f3(r.adv_acc_b)}",
+                     "a − b [95% CI]": fci(r.diff, r.lo, r.hi), "p (speakers)": r.test, "p (Holm)": fp(r.p_holm),
+                     "success rate a / b": f"{f3(r.success_a)} / {f3(r.success_b)} (of {r.n_correct_a:.0f} / "
+                                           f"{r.n_correct_b:.0f})",
+                     "success a − b [95% CI]": fci(r.success_diff, r.success_lo, r.success_hi),
+                     "p success (speakers)": r.success_test, "p success (Holm)": fp(r.success_p_holm)})
+    return Table("language_gaps", "Between languages: clean accuracy, and per attack the adversarial accuracy and "
+                 "the success rate on correctly classified segments of its best configuration, corpus a − corpus b "
+                 "(same protocol)", lt, pd.DataFrame(disp),
+                 "Success rate = share of the segments classified correctly before the attack that the attack "
+                 "misclassifies (of n such segments per corpus): unlike adversarial accuracy it does not fall "
+                 "with clean accuracy, so it compares how easily the attacks move two models that differ in "
+                 "clean accuracy. " + CI_NOTE + " p: two-sided permutation test over speakers (the corpus labels "
+                 "of the speakers permuted), with the speakers per corpus and the smallest p that design can "
+                 "give. Holm within clean accuracy, adversarial accuracy and success rate separately.")

@@ -58,13 +58,20 @@ def _adversarial_gender(t47: pd.DataFrame, a: float) -> str:
 
 
 def _languages(lt: pd.DataFrame, a: float) -> str:
-    sig = lt[lt.p_holm < a]
-    return (f"- **Between datasets / languages (best configuration's adversarial accuracy, pairwise per "
-            f"attack, {int(lt.p.notna().sum())} testable of {len(lt)}, speakers permuted):** " + (
-                "significant after Holm for " + "; ".join(
-                    f"{r.attack}: {r.a} − {r.b} = {r.diff:+.3f} [{r.lo:.2f}, {r.hi:.2f}], p {r.test}"
-                    for r in sig.itertuples()) + "." if len(sig) else "none significant after Holm.")
-            + _not_testable(lt, lambda r: f"{r.attack} {r.a} vs {r.b}"))
+    clean, adv = lt[lt.attack == "clean"], lt[lt.attack != "clean"]
+
+    def sig(df, prefix, what):
+        hit = df[df[f"{prefix}p_holm"] < a]
+        return (f"{what} significant after Holm for " + "; ".join(
+            f"{r.attack + ': ' if r.attack != 'clean' else ''}{r.a} − {r.b} = {getattr(r, prefix + 'diff'):+.3f} "
+            f"[{getattr(r, prefix + 'lo'):.2f}, {getattr(r, prefix + 'hi'):.2f}], p {getattr(r, prefix + 'test')}"
+            for r in hit.itertuples()) if len(hit) else f"{what} none significant after Holm")
+    return (f"- **Between datasets / languages (same protocol; clean accuracy, then per attack the best "
+            f"configuration's adversarial accuracy and its success rate on correctly classified segments, "
+            f"{int(adv.p.notna().sum())} testable of {len(adv)} attack comparisons, speakers permuted; table "
+            f"'Between languages'):** " + sig(clean, "clean_", "clean accuracy:") + "; "
+            + sig(adv, "", "adversarial accuracy:") + "; " + sig(adv, "success_", "success rate:") + "."
+            + _not_testable(adv, lambda r: f"{r.attack} {r.a} vs {r.b}"))
 
 
 def _protocol(d: pd.DataFrame, a: float) -> str:

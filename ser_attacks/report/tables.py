@@ -28,7 +28,7 @@ from .format import (
     fp,
     pert,
 )
-from .gaps import clean_table, gender_tables, language_tests, protocol_gap
+from .gaps import clean_table, gender_tables, language_table, language_tests, protocol_gap
 from .paper import PAPER_ATTACKS, paper_wide
 
 # The tables, plus the names other code imported from this module before it was split (they live in aggregate,
@@ -252,5 +252,9 @@ def build_tables(runs: Runs, samples: dict[str, Samples]) -> Tables:
     gap = protocol_gap(cf, pooled)
     if gap is not None:
         items.append(gap)
+    lt = language_tests(best, pooled)
+    lang = language_table(lt)
+    if lang is not None:
+        items.append(lang)
     items += param_tables(cf, attacks, settings)
-    return Tables(cf, best, items, language_tests(best, pooled), pooled)
+    return Tables(cf, best, items, lt, pooled)
