@@ -1,0 +1,100 @@
+"""The study's README tables, made from the report's CSV tables (no numbers typed by hand).
+
+    python recipes/study/tables.py --report recipes/study/report --out recipes/study/tables.md
+
+Per corpus: the clean row and the best configuration of every attack under ``split=speaker_cv`` beside our
+leaky ``split=paper`` run and the paper's published value (its leaky protocol): adversarial accuracy (all,
+female, male), success rate on the segments classified correctly before the attack, mean perturbation and
+time per segment. Then clean accuracy per corpus beside the public anchors.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+
+FREE, LEAKY = "split=speaker_cv", "split=paper"
+ORDER = ["clean", "fgsm", "bim", "autoattack", "deepfool", "jsma", "cw_l2", "cw_linf", "pixel", "boundary", "noise"]
+# public speaker-independent anchors (EmoBox, Interspeech 2024, Whisper-large-v3, unweighted accuracy; their
+# label sets: EMOVO 7 classes, RAVDESS 8) and the paper's leaky clean accuracy (its Table 3)
+ANCHORS = {"emodb": ("–", 0.909), "emovo": ("57.8 % UA, 7 classes", 0.872),
+           "ravdess": ("75.3 % UA, 8 classes", 0.911)}
+CHANCE = 0.2                                          # 5 balanced classes in every corpus of the study
+
+
+def f3(v) -> str:
+    return "–" if v is None or v != v else f"{v:.3f}"
+
+
+def fg(v) -> str:
+    return "–" if v is None or v != v else f"{v:.3g}"
+
+
+def corpus_table(side: pd.DataFrame, best: pd.DataFrame, dataset: str) -> list[str]:
+    free, leaky = f"{dataset} ({FREE})", f"{dataset} ({LEAKY})"
+    ours = side[side.setting == free].set_index("attack")
+    lk = side[side.setting == leaky].set_index("attack")
+    b = best[best.setting == free].set_index("attack")
+    lines = ["| attack | our best config | adv acc all: speaker_cv [95% CI] / leaky ours / paper | female: ours / "
+             "paper | male: ours / paper | success rate on correct (speaker_cv) | mean \\|δ\\|: ours / paper | "
+             "s / segment: ours / paper |", "|" + "---|" * 8]
+    for a in [x for x in ORDER if x in ours.index]:
+        r = ours.loc[a]
+        ci = ""
+        if a in b.index:
+            ci = f" [{b.loc[a, 'adv_acc_lo']:.2f}, {b.loc[a, 'adv_acc_hi']:.2f}]"
+        elif a == "clean":
+            c = best[best.setting == free]
+            if len(c):                                  # clean accuracy: the same segments for every attack
+                ci = f" [{c.clean_acc_lo.iloc[0]:.2f}, {c.clean_acc_hi.iloc[0]:.2f}]"
+        lk_acc = f3(lk.loc[a, "acc_ours"]) if a in lk.index else "–"
+        config = r.config_ours if isinstance(r.config_ours, str) and r.config_ours else "–"
+        lines.append(
+            f"| {a if a != 'clean' else 'clean (no attack)'} | {config} "
+            f"| {f3(r.acc_ours)}{ci} / {lk_acc} / {f3(r.acc_paper)} "
+            f"| {f3(r.acc_female_ours)} / {f3(r.acc_female_paper)} | {f3(r.acc_male_ours)} / {f3(r.acc_male_paper)} "
+            f"| {f3(b.loc[a, 'success_rate']) if a in b.index else '–'} "
+            f"| {fg(r.perturbation_ours)} / {fg(r.perturbation_paper)} "
+            f"| {fg(r.time_per_segment_s_ours)} / {fg(r.time_per_segment_s_paper)} |")
+    return lines
+
+
+def clean_table(side: pd.DataFrame, best: pd.DataFrame, clean: pd.DataFrame) -> list[str]:
+    lines = ["| corpus | clean acc, speaker_cv [95% CI by speaker] (attacked segments) | model test acc, "
+             "speaker_cv (whole test splits) | leaky split=paper, whole test split: ours / paper | "
+             "EmoBox (speaker-independent) |",
+             "|---|---|---|---|---|"]
+    for d in [d for d in ANCHORS if f"{d} ({FREE})" in set(side.setting)]:
+        c = best[best.setting == f"{d} ({FREE})"]
+        t = clean[clean.setting == f"{d} ({FREE})"]
+        lk = clean[clean.setting == f"{d} ({LEAKY})"]
+        above = "above chance" if c.clean_acc_lo.iloc[0] > CHANCE else "not above chance"
+        lines.append(f"| {d} | {c.clean_acc.iloc[0]:.3f} [{c.clean_acc_lo.iloc[0]:.2f}, {c.clean_acc_hi.iloc[0]:.2f}]"
+                     f" ({above}: chance {CHANCE}) | {f3(t.model_test_acc.iloc[0]) if len(t) else '–'} "
+                     f"| {f3(lk.model_test_acc.iloc[0]) if len(lk) else '–'} / {ANCHORS[d][1]:.3f} | {ANCHORS[d][0]} |")
+    return lines
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--report", type=Path, default=Path("recipes/study/report"))
+    ap.add_argument("--out", type=Path, default=Path("recipes/study/tables.md"))
+    args = ap.parse_args(argv)
+    t = args.report / "tables"
+    side = pd.read_csv(t / "paper_side_by_side.csv")
+    best = pd.read_csv(t / "table05_best_accuracy.csv")
+    clean = pd.read_csv(t / "table03_clean_accuracy.csv")
+    md = ["# The study's tables", "", f"Made by `python recipes/study/tables.py --report {args.report} --out "
+          f"{args.out}` from the report's CSV tables. *ours* = `split=speaker_cv` (every speaker tested once, "
+          "folds pooled) unless marked leaky; *paper* = the paper's published value (its leaky protocol; time "
+          "per segment = its total time / its test segments). Best configuration = lowest adversarial accuracy "
+          "under speaker_cv.", "", "## Clean accuracy", "", *clean_table(side, best, clean)]
+    for d in [d for d in ANCHORS if f"{d} ({FREE})" in set(side.setting)]:
+        md += ["", f"## {d}", "", *corpus_table(side, best, d)]
+    args.out.write_text("\n".join(md) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
