@@ -101,6 +101,27 @@ def test_report_from_files_equals_report_from_mlflow(study):
     assert "results:" in (b / "report.md").read_text()
 
 
+def test_readme_tables_come_from_the_report_csvs(study, tmp_path):
+    """recipes/study/tables.py: the README's per-corpus table holds the report's numbers (speaker_cv best
+    configuration, its CI and success rate, the leaky run beside it), not hand-typed ones."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("study_tables", ROOT / "recipes" / "study" / "tables.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "tables.md"
+    mod.main(["--report", str(study["files"]), "--out", str(out)])
+    text = out.read_text()
+    best = pd.read_csv(study["files"] / "tables" / "table05_best_accuracy.csv").set_index("setting")
+    side = pd.read_csv(study["files"] / "tables" / "paper_side_by_side.csv")
+    cv, leaky = best.loc["synthetic (split=speaker_cv)"], side[side.setting == "synthetic (split=paper)"]
+    cv = cv[cv.attack == "fgsm"].iloc[0]
+    row = next(ln for ln in text.splitlines() if ln.startswith("| fgsm |"))
+    lk = leaky[leaky.attack == "fgsm"].acc_ours.iloc[0]
+    assert f"| {cv.adv_acc:.3f} [{cv.adv_acc_lo:.2f}, {cv.adv_acc_hi:.2f}] / {lk:.3f} / – |" in row
+    assert row.split("|")[6].strip() == f"{cv.success_rate:.3f}"
+    assert "## synthetic" in text and "| synthetic |" in text
+
+
 def test_changed_files_change_the_report(study, tmp_path):
     """The rebuilt report reads the segments (not a copy of MLflow's numbers): flipping predictions moves it."""
     import shutil

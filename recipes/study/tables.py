@@ -31,6 +31,12 @@ def fg(v) -> str:
     return "–" if v is None or v != v else f"{v:.3g}"
 
 
+def datasets(side: pd.DataFrame) -> list[str]:
+    """The corpora with speaker_cv results, the paper's three first."""
+    found = sorted({s[:-len(f" ({FREE})")] for s in side.setting if s.endswith(f" ({FREE})")})
+    return sorted(found, key=lambda d: (list(ANCHORS).index(d) if d in ANCHORS else len(ANCHORS), d))
+
+
 def corpus_table(side: pd.DataFrame, best: pd.DataFrame, dataset: str) -> list[str]:
     free, leaky = f"{dataset} ({FREE})", f"{dataset} ({LEAKY})"
     ours = side[side.setting == free].set_index("attack")
@@ -65,14 +71,15 @@ def clean_table(side: pd.DataFrame, best: pd.DataFrame, clean: pd.DataFrame) -> 
              "speaker_cv (whole test splits) | leaky split=paper, whole test split: ours / paper | "
              "EmoBox (speaker-independent) |",
              "|---|---|---|---|---|"]
-    for d in [d for d in ANCHORS if f"{d} ({FREE})" in set(side.setting)]:
+    for d in datasets(side):
+        anchor, paper = ANCHORS.get(d, ("–", float("nan")))
         c = best[best.setting == f"{d} ({FREE})"]
         t = clean[clean.setting == f"{d} ({FREE})"]
         lk = clean[clean.setting == f"{d} ({LEAKY})"]
         above = "above chance" if c.clean_acc_lo.iloc[0] > CHANCE else "not above chance"
         lines.append(f"| {d} | {c.clean_acc.iloc[0]:.3f} [{c.clean_acc_lo.iloc[0]:.2f}, {c.clean_acc_hi.iloc[0]:.2f}]"
                      f" ({above}: chance {CHANCE}) | {f3(t.model_test_acc.iloc[0]) if len(t) else '–'} "
-                     f"| {f3(lk.model_test_acc.iloc[0]) if len(lk) else '–'} / {ANCHORS[d][1]:.3f} | {ANCHORS[d][0]} |")
+                     f"| {f3(lk.model_test_acc.iloc[0]) if len(lk) else '–'} / {f3(paper)} | {anchor} |")
     return lines
 
 
@@ -90,7 +97,7 @@ def main(argv=None) -> None:
           "folds pooled) unless marked leaky; *paper* = the paper's published value (its leaky protocol; time "
           "per segment = its total time / its test segments). Best configuration = lowest adversarial accuracy "
           "under speaker_cv.", "", "## Clean accuracy", "", *clean_table(side, best, clean)]
-    for d in [d for d in ANCHORS if f"{d} ({FREE})" in set(side.setting)]:
+    for d in datasets(side):
         md += ["", f"## {d}", "", *corpus_table(side, best, d)]
     args.out.write_text("\n".join(md) + "\n")
     print(f"wrote {args.out}")
