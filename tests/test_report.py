@@ -528,3 +528,24 @@ def test_a_failed_report_build_leaves_the_previous_report_whole(tmp_path, monkey
     assert rep.out == out and (out / "report.md").read_text() == "new"
     assert not (out / "tables" / "t.csv").exists() and (out / "notes.txt").read_text() == "mine"
     assert [p.name for p in tmp_path.iterdir()] == ["rep"]
+
+
+def test_a_rerun_supersedes_its_job_and_mixed_models_are_flagged():
+    """tidy keeps the latest FINISHED run per config_hash (force=true reruns a job: the new run replaces it);
+    runs that should share a trained model but name several training runs are flagged."""
+    from ser_attacks.report.collect import tidy
+    from ser_attacks.report.summary import mixed_models
+
+    def raw(run_id, start, config_hash, model_run_id, fold, attack):
+        return {"run_id": run_id, "status": "FINISHED", "start_time": start, "tags.config_hash": config_hash,
+                "tags.model_run_id": model_run_id, "tags.attack": attack, "params.split.mode": "speaker_cv",
+                "params.split.fold": fold, "params.seed": "0", "params.model.name": "final",
+                "params.dataset.root": f"/copy{run_id}", "params.attack.name": attack, "metrics.adv_acc": 0.0}
+    df = tidy(pd.DataFrame([raw("old", 1, "h1", "m1", "0", "fgsm"), raw("new", 3, "h1", "m2", "0", "fgsm"),
+                            raw("bim", 2, "h2", "m2", "0", "bim"), raw("f1", 2, "h3", "m3", "1", "fgsm"),
+                            raw("legacy", 0, "", "m1", "1", "bim")]))
+    assert list(df.run_id) == ["legacy", "bim", "f1", "new"]        # "old" superseded by its rerun "new"
+    df["setting"] = "emodb"
+    assert mixed_models(df[df.run_id != "legacy"]) == []              # fold 0: m2 only; fold 1: m3 only
+    (line,) = mixed_models(df)                                        # fold 1: m3 and m1 (legacy run)
+    assert "emodb fold 1 seed 0" in line and "2 trained models" in line and "`m3` (1 runs)" in line

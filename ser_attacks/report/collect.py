@@ -153,8 +153,16 @@ def tidy(raw: pd.DataFrame) -> pd.DataFrame:
         row["fold"] = params.get("split.fold", "") if row["split"] == "speaker_cv" else ""
         rows.append(row)
     out = pd.DataFrame(rows)
+    if not len(out):
+        return out
     # oldest first: adding runs later never reorders the earlier ones (deterministic pooling / bootstrap)
-    return out.sort_values(["start_time", "run_id"]).reset_index(drop=True) if len(out) else out
+    out = out.sort_values(["start_time", "run_id"]).reset_index(drop=True)
+    # a job rerun with force=true supersedes its earlier FINISHED run: the latest run per config_hash counts
+    superseded = (out.config_hash != "") & out.duplicated("config_hash", keep="last")
+    if superseded.any():
+        log.info("%d run(s) superseded by a later run of the same job (config_hash; force=true) left out: %s",
+                 int(superseded.sum()), ", ".join(out.run_id[superseded].str[:8]))
+    return out[~superseded].reset_index(drop=True)
 
 
 def fill_new_keys(params: list[dict]) -> list[dict]:

@@ -11,6 +11,7 @@ import ast
 import numpy as np
 import pandas as pd
 
+from ..identity import MODEL_GROUPS, NOT_IN_MODEL_KEY, RUN_ONLY, matches
 from .format import MISSING, attack_sort_key, f3, fci, fnum
 
 SMALL_N = 30          # attacked segments per gender below which a CI is ±0.15 or wider
@@ -75,6 +76,29 @@ def headline(t) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def mixed_models(df: pd.DataFrame) -> list[str]:
+    """Runs that should share one trained model (equal model-shaping parameters: dataset, features, augment,
+    split with its fold, normalization, model, train, and the seed) but were served by several training runs
+    (tag ``model_run_id``): e.g. a model retrained when a sweep resumed after its cache entry was lost. Their
+    numbers come from different models, so they are named."""
+    if "model_run_id" not in df or not (df.model_run_id != "").any():
+        return []
+    def shaping(p: dict) -> tuple:
+        return tuple(sorted((k, v) for k, v in p.items() if k == "seed" or (
+            matches(k, MODEL_GROUPS) and not matches(k, RUN_ONLY + NOT_IN_MODEL_KEY))))
+    d = df[df.model_run_id != ""]
+    out = []
+    for _, g in d.groupby(d.params.map(shaping), sort=False):
+        ids = list(dict.fromkeys(g.model_run_id))
+        if len(ids) > 1:
+            r = g.iloc[0]
+            where = r.setting + (f" fold {r.fold}" if r.fold else "") + f" seed {r.seed}"
+            out.append(f"**Mixed models:** on {where}, the runs come from {len(ids)} trained models (training runs "
+                       + ", ".join(f"`{i[:8]}` ({int((g.model_run_id == i).sum())} runs)" for i in ids)
+                       + ") instead of one; rerun the older runs (force=true) so one model serves them all.")
+    return out
+
+
 def flags(runs, t) -> list[str]:
     df, best = runs.df, t.best
     out = []
@@ -101,6 +125,8 @@ def flags(runs, t) -> list[str]:
         g = min(fewest, key=fewest.get)
         out.append(f"Few attacked segments per gender (as few as {fewest[g]:.0f} of {g} speakers in a run): 95% CIs "
                    "are about ±0.15 or wider; read gender differences as leads, not findings.")
+    for line in mixed_models(df):
+        out.append(line)
     if len(t.configs) and (t.configs.get("n_reps", t.configs.n_runs) <= 1).all():
         out.append("One seed per configuration: the numbers are single runs (no between-seed spread); "
                    "rerun with seed=0,1,2 to see how much they move.")
