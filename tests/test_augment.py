@@ -4,6 +4,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from ser_attacks.data import augmentations, prepare
@@ -122,6 +123,6 @@ def test_row_concat_indexes_like_the_concatenated_array():
 
 def test_model_key_covers_augmentation(cfg_factory):
     from ser_attacks.train import model_key
-    data = SimpleNamespace(corpus=SimpleNamespace(table=SimpleNamespace(path=[])), classes=["a", "b"])
+    data = SimpleNamespace(corpus=SimpleNamespace(table=pd.DataFrame({"path": []})), classes=["a", "b"])
     keys = {model_key(cfg_factory(*o), data) for o in ([], ["augment=paper"], ["augment=paper", TWO])}
     assert len(keys) == 3
