@@ -125,8 +125,7 @@ def flags(runs, t) -> list[str]:
         g = min(fewest, key=fewest.get)
         out.append(f"Few attacked segments per gender (as few as {fewest[g]:.0f} of {g} speakers in a run): 95% CIs "
                    "are about ±0.15 or wider; read gender differences as leads, not findings.")
-    for line in mixed_models(df):
-        out.append(line)
+    out += mixed_models(df)
     if len(t.configs) and (t.configs.get("n_reps", t.configs.n_runs) <= 1).all():
         out.append("One seed per configuration: the numbers are single runs (no between-seed spread); "
                    "rerun with seed=0,1,2 to see how much they move.")
