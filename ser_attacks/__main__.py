@@ -9,15 +9,21 @@ from .app import main
 def cli() -> None:
     try:
         main()
-    except lifecycle.Interrupted as exc:
-        lifecycle.close_open_sweep("KILLED", f"interrupted by {exc.name}")
-        print(f"Interrupted by {exc.name}.", file=sys.stderr)
-        raise SystemExit(exc.exit_code) from None
-    except SystemExit as exc:
-        if exc.code not in (0, None):       # Hydra reports an error (e.g. a joblib worker that died) and exits
-            lifecycle.close_open_sweep("FAILED", "the sweep stopped with an error (see above)")
-        raise
-
+    except BaseException as exc:
+        stop = lifecycle.interrupted()
+        if stop is None:
+            if isinstance(exc, SystemExit) and exc.code not in (0, None):   # Hydra reports an error (e.g. a
+                lifecycle.close_open_sweep("FAILED", "the sweep stopped with an error (see above)")  # dead worker)
+            raise
+        # SIGTERM/SIGINT: however the unwinding surfaced it (the interrupt itself, or the error of a library
+        # that caught it and raised its own, which Hydra reports as exit 1), the sweep was interrupted
+        try:
+            lifecycle.close_open_sweep("KILLED", f"interrupted by {stop.name}")
+        except Exception as err:  # noqa: BLE001 - the runs left RUNNING are closed by the next command
+            print(f"Could not close the sweep's runs ({err.__class__.__name__}: {err}); the next command "
+                  "started on this host closes them.", file=sys.stderr)
+        print(f"Interrupted by {stop.name}.", file=sys.stderr)
+        raise SystemExit(stop.exit_code) from None
 
 if __name__ == "__main__":
     cli()

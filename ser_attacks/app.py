@@ -176,6 +176,7 @@ def run(cfg: DictConfig) -> dict[str, float] | None:
     """One job: an attack run (``mode=attack``), or training / an Optuna study. Its runs are closed
     KILLED on SIGTERM/SIGINT, and a fatal signal is reported to a file its runs name (lifecycle)."""
     lifecycle.install_signal_handlers()
+    lifecycle.check_interrupted()          # an interrupt that something swallowed: no further job starts
     check_train(cfg.train)                 # a bad training option fails before any run, data or model
     tracking = Tracking.from_cfg(cfg)
     multirun, parent, overrides, job_dir = _job_context()
@@ -191,6 +192,8 @@ def _run(cfg: DictConfig, tracking: Tracking, multirun: bool, parent: str | None
         except Exception as exc:
             if not multirun:
                 raise
+            if lifecycle.interrupted():       # an error raised while stopping: the sweep stops
+                raise lifecycle.interrupted() from exc
             log.error("Job FAILED (%s: %s); the sweep goes on", exc.__class__.__name__, exc)
             return None
     name = " ".join([cfg.attack.name] + [o[len("attack."):] for o in overrides if o.startswith("attack.")
@@ -215,6 +218,8 @@ def _run(cfg: DictConfig, tracking: Tracking, multirun: bool, parent: str | None
         metrics = attack_job(cfg, tracking, run_id)
     except BaseException as exc:
         tracking.end_on_exception(run_id, exc)
+        if lifecycle.interrupted() and exc is not lifecycle.interrupted():
+            raise lifecycle.interrupted() from exc     # an error raised while stopping: the sweep stops
         if multirun and isinstance(exc, Exception):
             log.error("Job %s FAILED (%s: %s); the sweep goes on", name, exc.__class__.__name__, exc)
             return None

@@ -59,6 +59,12 @@ def matches(key: str, names) -> bool:
     return any(key == n or key.startswith(n + ".") for n in names)
 
 
+def shapes_model(key: str) -> bool:
+    """A flat (dotted) config key that shapes the trained model: the seed, or a key under ``MODEL_GROUPS`` that is
+    neither run-only nor the data's location. ``model_key`` hashes exactly these; the report compares them."""
+    return key == "seed" or (matches(key, MODEL_GROUPS) and not matches(key, RUN_ONLY + NOT_IN_MODEL_KEY))
+
+
 def is_run_only(key: str) -> bool:
     """A key the report never uses to tell configurations apart (``REPORT_IGNORED``)."""
     return matches(key, REPORT_IGNORED)
@@ -124,8 +130,7 @@ def model_key(cfg, data) -> str:
     ``FEATURES_VERSION`` and the classes (``data.classes``)."""
     groups = model_groups(cfg)
     for name in MODEL_GROUPS:
-        groups[name] = {k: v for k, v in groups[name].items()
-                        if not matches(f"{name}.{k}", RUN_ONLY + NOT_IN_MODEL_KEY)}
+        groups[name] = {k: v for k, v in groups[name].items() if shapes_model(f"{name}.{k}")}
     if cfg.split.mode in SPLIT_REVISION:
         groups["split"]["revision"] = SPLIT_REVISION[cfg.split.mode]
     return stable_hash({**groups, "recordings": recordings_fingerprint(data.corpus.table),

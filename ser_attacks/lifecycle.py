@@ -65,8 +65,16 @@ def install_signal_handlers() -> None:
 
 
 def interrupted() -> Interrupted | None:
-    """The interrupt this process received, if any."""
+    """The interrupt this process received, if any. Once set, it decides how the process ends: an error that
+    follows it (a library that caught the interrupt and raised its own error, a run that could not be closed
+    while unwinding) is part of stopping, not a failure of the job."""
     return _interrupted
+
+
+def check_interrupted() -> None:
+    """Raise the interrupt again if one was received and something swallowed it: no further job may start."""
+    if _interrupted is not None:
+        raise _interrupted
 
 
 # ------------------------------------------------------------------------------ fatal signals

@@ -165,7 +165,9 @@ class Tracking:
         self.client.set_terminated(run_id, status=status)
 
     def end_on_exception(self, run_id: str, exc: BaseException) -> None:
-        """An error → FAILED (with its traceback); an interrupt (SIGTERM, Ctrl-C) → KILLED."""
+        """An error → FAILED (with its traceback); an interrupt (SIGTERM, Ctrl-C) → KILLED, also when what
+        reached here is an error raised after the interrupt (a library that wrapped it)."""
+        exc = lifecycle.interrupted() or exc
         if isinstance(exc, Exception):
             self.fail_run(run_id, exc)
             return

@@ -72,10 +72,11 @@ def test_numba_cache_is_the_projects_not_the_venvs():
 ENDLESS = ["attack=bim", "attack.max_iter=100000000", "attack.n_samples=4", "attack.eps_step=0.001"]
 
 
-def _start(tmp: Path, corpus: Path, *args: str, token: str) -> subprocess.Popen:
+def _start(tmp: Path, corpus: Path, *args: str, token: str, entry: tuple[str, ...] = ("-m", "ser_attacks")
+           ) -> subprocess.Popen:
     env = subprocess_env(SER_TEST_TOKEN=token)
     env.pop("MLFLOW_TRACKING_URI", None)
-    return subprocess.Popen([sys.executable, "-m", "ser_attacks", *args, *tiny_overrides(tmp, corpus)],
+    return subprocess.Popen([sys.executable, *entry, *args, *tiny_overrides(tmp, corpus)],
                             cwd=tmp, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -210,3 +211,43 @@ def test_a_job_that_died_alone_is_closed_by_the_next_command(tmp_path, corpus_ro
     assert nxt.returncode == 0, err[-3000:]
     run = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").get_run(dead)
     assert run.info.status == "FAILED" and "Segmentation fault" in run.data.tags["error"]
+
+
+# The CLI with BIM's generate() behind a library that catches the interrupt and raises its own error (as a
+# callback layer may): the error must still stop the sweep as an interrupt, not fail one job and go on.
+WRAPPED = textwrap.dedent("""
+    from pathlib import Path
+    from art.attacks.evasion import BasicIterativeMethod
+    original = BasicIterativeMethod.generate
+    mark = Path("generating").resolve()          # in the test's folder: the attack loop has begun
+    def generate(self, *args, **kwargs):
+        mark.touch()
+        try:
+            return original(self, *args, **kwargs)
+        except KeyboardInterrupt as exc:
+            raise RuntimeError("a library's own error, raised while it was interrupted") from exc
+    BasicIterativeMethod.generate = generate
+    from ser_attacks.__main__ import cli
+    cli()
+""")
+
+
+def test_an_interrupt_a_library_turned_into_its_own_error_still_stops_the_sweep(tmp_path, corpus_root):
+    token = uuid.uuid4().hex
+    proc = _start(tmp_path, corpus_root, "-m", *ENDLESS, "attack.eps=0.1,0.2", token=token, entry=("-c", WRAPPED))
+    try:
+        _wait_for(proc, tmp_path / "mlflow.db", lambda rows: (tmp_path / "generating").exists(),
+                  "the first job inside the attack")
+        time.sleep(1)                                  # well inside BIM's endless loop
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)     # before: the job FAILED and the next (endless) one started
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, err[-3000:]
+    assert "Interrupted by SIGTERM" in err
+    runs = _all_runs(tmp_path)
+    attacks = [r for r in runs if r.data.tags["run_type"] == "attack"]
+    assert len(attacks) == 1, "no further job started after the interrupt"
+    assert attacks[0].info.status == "KILLED" and "SIGTERM" in attacks[0].data.tags["error"]
+    assert [r.info.status for r in runs if r.data.tags["run_type"] == "sweep"] == ["KILLED"]

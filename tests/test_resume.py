@@ -43,8 +43,10 @@ def _n_finished_raw(db: Path) -> int:
 def test_interrupted_sweep_resumes_without_repeating_or_losing_runs(tmp_path, corpus_root):
     env = subprocess_env()
     env.pop("MLFLOW_TRACKING_URI", None)
-    proc = subprocess.Popen([sys.executable, "-m", "ser_attacks", *SWEEP, *tiny_overrides(tmp_path, corpus_root)],
-                            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = tmp_path / "interrupted.log"           # stdout + stderr, shown if the process ends otherwise than asked
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "ser_attacks", *SWEEP, *tiny_overrides(tmp_path, corpus_root)],
+                                cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
     deadline = time.time() + 300
     try:   # interrupt as soon as the first job has finished: freeze the sweep there (SIGSTOP is immediate),
         # read what finished, then deliver SIGTERM as it resumes, so no further job can complete
@@ -61,7 +63,7 @@ def test_interrupted_sweep_resumes_without_repeating_or_losing_runs(tmp_path, co
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 128 + signal.SIGTERM
+    assert proc.returncode == 128 + signal.SIGTERM, log.read_text()[-5000:]
     before = _attack_runs(tmp_path)
     finished_before = {r.data.tags["config_hash"]: r.info.run_id for r in before if r.info.status == "FINISHED"}
     # at most the job frozen inside its final write can still complete after the interrupt

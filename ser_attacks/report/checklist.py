@@ -67,10 +67,19 @@ def paired_diff(pooled: dict, a: pd.Series, b: pd.Series, col: str = "adv_ok") -
     ta, tb = pooled.get(a.config_id), pooled.get(b.config_id)
     if ta is None or tb is None:
         return (a.adv_acc - b.adv_acc if col == "adv_ok" else np.nan), np.nan, np.nan, 0
-    m = ta.merge(tb[["key", col]], on="key", suffixes=("", "_b"))
+    m = paired_segments(pooled, a, b, col)
     if not len(m):
         return (*stats.hier_gap_ci(ta, tb, col), 0)
     return (*stats.hier_ci(m.speaker, m.recording_id, m[col] - m[f"{col}_b"]), len(m))
+
+
+def paired_segments(pooled: dict, a: pd.Series, b: pd.Series, col: str = "adv_ok") -> pd.DataFrame | None:
+    """The segments both configurations attacked: a's per-segment rows with b's ``col`` as ``<col>_b``; None
+    when either has no per-segment data."""
+    ta, tb = pooled.get(a.config_id), pooled.get(b.config_id)
+    if ta is None or tb is None:
+        return None
+    return ta.merge(tb[["key", col]], on="key", suffixes=("", "_b"))
 
 
 def _kept(pooled: dict, r: pd.Series) -> float:

@@ -11,7 +11,7 @@ import ast
 import numpy as np
 import pandas as pd
 
-from ..identity import MODEL_GROUPS, NOT_IN_MODEL_KEY, RUN_ONLY, matches
+from ..identity import shapes_model
 from .format import MISSING, attack_sort_key, f3, fci, fnum
 
 SMALL_N = 30          # attacked segments per gender below which a CI is ±0.15 or wider
@@ -83,12 +83,10 @@ def mixed_models(df: pd.DataFrame) -> list[str]:
     numbers come from different models, so they are named."""
     if "model_run_id" not in df or not (df.model_run_id != "").any():
         return []
-    def shaping(p: dict) -> tuple:
-        return tuple(sorted((k, v) for k, v in p.items() if k == "seed" or (
-            matches(k, MODEL_GROUPS) and not matches(k, RUN_ONLY + NOT_IN_MODEL_KEY))))
     d = df[df.model_run_id != ""]
     out = []
-    for _, g in d.groupby(d.params.map(shaping), sort=False):
+    for _, g in d.groupby(d.params.map(lambda p: tuple(sorted((k, v) for k, v in p.items() if shapes_model(k)))),
+                          sort=False):
         ids = list(dict.fromkeys(g.model_run_id))
         if len(ids) > 1:
             r = g.iloc[0]
