@@ -92,3 +92,22 @@ def test_players_decode_in_headless_chromium(report, tmp_path):
     res = browser_check(out / "report.html", screenshot=tmp_path / "shot.png")
     assert len(res) == 12 and all(r["ok"] and abs(r["duration"] - 3.0) < 0.01 for r in res), res
     assert (tmp_path / "shot.png").stat().st_size > 10_000
+
+
+def test_accuracy_vs_snr_draws_many_settings(tmp_path):
+    """Six settings (three corpora x two protocols, the study's report) in one figure: each its own colour
+    (the figure once faded settings by alpha, which went below 0 from the fourth setting on and crashed)."""
+    import matplotlib.image as mpimg
+
+    from ser_attacks.report.audio import accuracy_vs_snr
+    rng = np.random.default_rng(0)
+    rows = [{"attack": a, "input": "spectrogram", "setting": f"{d} (split={s})", "audio_snr_db": snr,
+             **{f"{k}_{g}": v for g in ("female", "male")
+                for k, v in (("audio_snr_db", snr + rng.normal()), ("realized_adv_acc", rng.uniform()),
+                             ("clean_acc", 0.8))}}
+            for a in ("fgsm", "bim") for d in ("emodb", "emovo", "ravdess") for s in ("speaker_cv", "paper")
+            for snr in (0.0, 10.0)]
+    path = accuracy_vs_snr(pd.DataFrame(rows), tmp_path / "snr.png")
+    img = mpimg.imread(path)[..., :3]
+    colours = {tuple(np.round(c, 1)) for c in img.reshape(-1, 3)[::7]}
+    assert len(colours) > 6, "settings drawn in distinct colours"
