@@ -474,29 +474,36 @@ class MlflowSweepCallback(Callback):
             [self.tracking.experiment_id], f"tags.mlflow.parentRunId = '{self.run_id}'", max_results=10000)
         children = sorted(children, key=lambda r: r.info.start_time)
         failed = [r for r in children if r.info.status != "FINISHED"]
-        self.tracking.log_metrics(self.run_id, {"n_jobs": len(children), "n_failed": len(failed)})
-        lines = [_summary_line(r) for r in children]
-        skipped_tags = {k[len("skipped."):]: v for k, v in client.get_run(self.run_id).data.tags.items()
-                        if k.startswith("skipped.")}
-        if skipped_tags:
-            self.tracking.log_metrics(self.run_id, {"n_skipped": len(skipped_tags)})
-            lines += [f"{name:<28} already FINISHED earlier: skipped (force=true reruns it)"
-                      for name in sorted(skipped_tags.values())]
-        earlier = [client.get_run(rid) for rid in skipped_tags]
-        table = summary_table(children, earlier)
-        report = None
-        if len(table):
-            client.log_table(self.run_id, data=table, artifact_file=SUMMARY_TABLE)
-            if report_enabled(config.get("report", "auto")) and (table.run_type == "attack").any() \
-                    and (table.status == "FINISHED").any():
-                report = self._report(config)
-            client.set_tag(self.run_id, "mlflow.note.content", sweep_note(table, report is not None))
-        lifecycle.sweep_closed()
-        self.tracking.finish(self.run_id, "FAILED" if failed else "FINISHED")
-        os.environ.pop(PARENT_ENV, None)
+        report, lines, skipped_tags, summary_error = None, [], {}, None
+        try:        # the summary (table, note, report, checklist) must never leave the sweep's run RUNNING
+            self.tracking.log_metrics(self.run_id, {"n_jobs": len(children), "n_failed": len(failed)})
+            lines = [_summary_line(r) for r in children]
+            skipped_tags = {k[len("skipped."):]: v for k, v in client.get_run(self.run_id).data.tags.items()
+                            if k.startswith("skipped.")}
+            if skipped_tags:
+                self.tracking.log_metrics(self.run_id, {"n_skipped": len(skipped_tags)})
+                lines += [f"{name:<28} already FINISHED earlier: skipped (force=true reruns it)"
+                          for name in sorted(skipped_tags.values())]
+            earlier = [client.get_run(rid) for rid in skipped_tags]
+            table = summary_table(children, earlier)
+            if len(table):
+                client.log_table(self.run_id, data=table, artifact_file=SUMMARY_TABLE)
+                if report_enabled(config.get("report", "auto")) and (table.run_type == "attack").any() \
+                        and (table.status == "FINISHED").any():
+                    report = self._report(config)
+                client.set_tag(self.run_id, "mlflow.note.content", sweep_note(table, report is not None))
+            lines += _checklist_lines(config, self.tracking.uri, self.run_id)
+        except Exception as exc:  # noqa: BLE001
+            summary_error = f"{exc.__class__.__name__}: {exc}"
+            log.warning("The sweep's summary was not made (%s); its jobs' runs are complete", summary_error)
+            client.set_tag(self.run_id, "summary_error", summary_error[:5000])
+        finally:
+            lifecycle.sweep_closed()
+            self.tracking.finish(self.run_id, "FAILED" if failed else "FINISHED")
+            os.environ.pop(PARENT_ENV, None)
         print(f"\nSweep finished: {len(children)} runs, {len(failed)} failed, {len(skipped_tags)} skipped "
-              f"(parent run {self.run_id}).\n  " + "\n  ".join(lines + _checklist_lines(config, self.tracking.uri,
-                                                                                         self.run_id))
+              f"(parent run {self.run_id}).\n  " + "\n  ".join(lines)
+              + (f"\nSummary not made: {summary_error}" if summary_error else "")
               + (f"\nReport: {report / 'report.html'} (also the parent run's artifacts)" if report else "")
               + f"\nTracking: {self.tracking.uri}  ->  `make ui` to browse.")
         if failed:

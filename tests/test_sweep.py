@@ -106,3 +106,23 @@ def test_missing_dataset_root_is_one_clear_error(tmp_path, corpus_root):
     assert proc.returncode == 2
     assert "does not exist" in proc.stderr and "wav/SSTTTEV.wav" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_summary_that_fails_still_closes_the_sweeps_run(tmp_path, monkeypatch):
+    """The end-of-sweep summary (table, note, report) breaking, e.g. on code edited while a long sweep ran,
+    must not leave the parent run RUNNING: it is closed by its jobs' outcome and the error is tagged."""
+    from omegaconf import OmegaConf
+
+    from ser_attacks import tracking as tr
+    t = tr.Tracking(f"sqlite:///{tmp_path / 'mlflow.db'}", "x", str(tmp_path / "mlruns"))
+    cb = tr.MlflowSweepCallback()
+    cb.tracking, cb.run_id = t, t.create_run("sweep", {"run_type": "sweep"})
+    t.finish(t.create_run("job", {"run_type": "attack"}, cb.run_id))
+
+    def broken(*args, **kwargs):
+        raise ImportError("cannot import name 'x' (edited while the sweep ran)")
+    monkeypatch.setattr(tr, "summary_table", broken)
+    cb.on_multirun_end(OmegaConf.create({"report": "auto", "mode": "attack", "tracking": {"experiment": "x"}}))
+    run = t.client.get_run(cb.run_id)
+    assert run.info.status == "FINISHED"
+    assert "edited while the sweep ran" in run.data.tags["summary_error"]

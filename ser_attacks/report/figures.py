@@ -98,12 +98,13 @@ def robustness_curves(cf: pd.DataFrame, path: Path) -> Path | None:
     cols = min(n, 3)
     rows = int(np.ceil(n / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+    colors = {s: f"C{k % 10}" for k, s in enumerate(sorted(cand.setting.unique()))}  # same colour in every panel
     for ax, a in zip(axes.flat, attacks):
         sub = cand[cand.attack == a]
-        for k, (s, ss) in enumerate(sorted(sub.groupby("setting"))):
+        for s, ss in sorted(sub.groupby("setting")):
             # several configs may share x (another key swept too): one line per other-key combination
             ss = ss.sort_values("x")
-            color = f"C{k}"
+            color = colors[s]
             # the x parameter and the step that a sweep moves with it (eps_step = eps / 4) are one line
             tied = ss.x_param.iloc[0] + ("|eps_step" if ss.x_param.iloc[0] == "eps" else "")
             others = ss.config.str.replace(r"(^|, )(" + tied + r")=[^,]*", "", regex=True).str.strip(", ")
