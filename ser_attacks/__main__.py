@@ -25,5 +25,6 @@ def cli() -> None:
         print(f"Interrupted by {stop.name}.", file=sys.stderr)
         raise SystemExit(stop.exit_code) from None
 
+
 if __name__ == "__main__":
     cli()

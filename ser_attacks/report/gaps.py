@@ -102,7 +102,7 @@ def _gender_gaps(best: pd.DataFrame, pooled: dict) -> pd.DataFrame:
             row["gap"], row["gap_lo"], row["gap_hi"] = stats.hier_gap_ci(f, m, "adv_ok")
             add_test_columns(row, speaker_test(f, m, "adv_ok"))
             row["n_female"], row["n_male"] = len(f), len(m)
-            # success rate on what each gender's segments the model got right: a clean-accuracy gap between
+            # success rate on the segments of each gender the model got right: a clean-accuracy gap between
             # genders carries into adversarial accuracy, not into this
             cf, cm = _on_correct(f), _on_correct(m)
             row.update(success_female=cf.flipped.mean() if len(cf) else np.nan,
