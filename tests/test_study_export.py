@@ -120,6 +120,11 @@ def test_readme_tables_come_from_the_report_csvs(study, tmp_path):
     assert f"| {cv.adv_acc:.3f} [{cv.adv_acc_lo:.2f}, {cv.adv_acc_hi:.2f}] / {lk:.3f} / – |" in row
     assert row.split("|")[6].strip() == f"{cv.success_rate:.3f}"
     assert "## synthetic" in text and "| synthetic |" in text
+    # the wall-time table sums the speaker_cv runs' own attack time (every fold, every configuration)
+    cv_runs = [r for r in study["runs"] if r.data.params.get("split.mode") == "speaker_cv"]
+    fgsm_time = sum(r.data.metrics["attack_time_s"] for r in cv_runs if r.data.tags["attack"] == "fgsm")
+    time_row = next(ln for ln in text.splitlines() if ln.startswith("| synthetic | fgsm |"))
+    assert time_row.split("|")[3].strip() == "3" and time_row.split("|")[4].strip() == f"{fgsm_time:,.0f}"
 
 
 def test_changed_files_change_the_report(study, tmp_path):

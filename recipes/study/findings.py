@@ -163,6 +163,11 @@ def language_section(t) -> list[str]:
     return lines
 
 
+def _gap(d: float, lo: float, hi: float) -> str:
+    """A female − male gap with its interval; "–" where a gender has no segment to compute it on."""
+    return "–" if d != d else f"{d:+.3f}" + (f" [{lo:.2f}, {hi:.2f}]" if lo == lo else "")
+
+
 def gender_section(t) -> list[str]:
     g = next((i.data for i in t.items if i.key == "table47_gender_accuracy"), None)
     lines = ["## (3) Gender: negligible differences; male slightly more vulnerable in white-box attacks", ""]
@@ -177,9 +182,9 @@ def gender_section(t) -> list[str]:
               "| success female / male | female − male [95% CI] | p (speakers); Holm |",
               "|---|---|---|---|---|---|---|---|"]
     for r in g.itertuples():
-        lines.append(f"| {r.setting} | {r.attack} | {f3(r.adv_acc_female)} / {f3(r.adv_acc_male)} | {r.gap:+.3f} "
-                     f"[{r.gap_lo:.2f}, {r.gap_hi:.2f}] | {r.test}; {f3(r.p_holm)} | {f3(r.success_female)} / "
-                     f"{f3(r.success_male)} | {r.success_diff:+.3f} [{r.success_lo:.2f}, {r.success_hi:.2f}] "
+        lines.append(f"| {r.setting} | {r.attack} | {f3(r.adv_acc_female)} / {f3(r.adv_acc_male)} | "
+                     f"{_gap(r.gap, r.gap_lo, r.gap_hi)} | {r.test}; {f3(r.p_holm)} | {f3(r.success_female)} / "
+                     f"{f3(r.success_male)} | {_gap(r.success_diff, r.success_lo, r.success_hi)} "
                      f"| {r.success_test}; {f3(r.success_p_holm)} |")
     lines += [""]
     wb = g[g.attack.isin(WHITE_BOX)]

@@ -5,7 +5,8 @@
 Per corpus: the clean row and the best configuration of every attack under ``split=speaker_cv`` beside our
 leaky ``split=paper`` run and the paper's published value (its leaky protocol): adversarial accuracy (all,
 female, male), success rate on the segments classified correctly before the attack, mean perturbation and
-time per segment. Then clean accuracy per corpus beside the public anchors.
+time per segment. Then clean accuracy per corpus beside the public anchors, and the attacks' wall time per corpus
+and attack (every configuration's runs, folds pooled).
 """
 from __future__ import annotations
 
@@ -83,6 +84,23 @@ def clean_table(side: pd.DataFrame, best: pd.DataFrame, clean: pd.DataFrame) -> 
     return lines
 
 
+def time_table(configs: pd.DataFrame) -> list[str]:
+    """Attack wall time under speaker_cv: per corpus and attack, the runs and their summed ``attack_time_s``. A
+    configuration's ``attack_time_s`` is its folds' sum per repetition (seed), averaged over repetitions, so
+    x ``n_reps`` is all its runs' time."""
+    c = configs[configs.setting.str.endswith(f"({FREE})")]
+    c = c.assign(dataset=c.setting.str[:-len(f" ({FREE})")], total=c.attack_time_s * c.n_reps)
+    lines = ["| corpus | attack | runs | attack time, all runs (s) | costliest configuration, all its runs (s) |",
+             "|---|---|---|---|---|"]
+    for d in datasets(configs):
+        sub = c[c.dataset == d]
+        for a in [x for x in ORDER if x in set(sub.attack)]:
+            g = sub[sub.attack == a]
+            lines.append(f"| {d} | {a} | {int(g.n_runs.sum())} | {g.total.sum():,.0f} | {g.total.max():,.0f} |")
+        lines.append(f"| {d} | **all** | {int(sub.n_runs.sum())} | **{sub.total.sum():,.0f}** | |")
+    return lines
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--report", type=Path, default=Path("recipes/study/report"))
@@ -92,6 +110,7 @@ def main(argv=None) -> None:
     side = pd.read_csv(t / "paper_side_by_side.csv")
     best = pd.read_csv(t / "table05_best_accuracy.csv")
     clean = pd.read_csv(t / "table03_clean_accuracy.csv")
+    configs = pd.read_csv(t / "configurations.csv").copy()
     md = ["# The study's tables", "", f"Made by `python recipes/study/tables.py --report {args.report} --out "
           f"{args.out}` from the report's CSV tables. *ours* = `split=speaker_cv` (every speaker tested once, "
           "folds pooled) unless marked leaky; *paper* = the paper's published value (its leaky protocol; time "
@@ -99,6 +118,8 @@ def main(argv=None) -> None:
           "under speaker_cv.", "", "## Clean accuracy", "", *clean_table(side, best, clean)]
     for d in datasets(side):
         md += ["", f"## {d}", "", *corpus_table(side, best, d)]
+    md += ["", "## Attack wall time (speaker_cv)", "", "Measured on this project's machine (2 CPU cores, no GPU, "
+           "shared with other work at times; see recipes/study/README.md).", "", *time_table(configs)]
     args.out.write_text("\n".join(md) + "\n")
     print(f"wrote {args.out}")
 

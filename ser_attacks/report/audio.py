@@ -147,15 +147,21 @@ def accuracy_vs_snr(cf: pd.DataFrame, path: Path) -> Path | None:
     cols = min(len(panels), 3)
     rows = int(np.ceil(len(panels) / cols))
     settings = sorted(cf.setting.unique())
-    n_handles = 3 + (len(settings) if len(settings) > 1 else 0)   # genders, clean line, settings
-    ncol = min(n_handles, 4)
-    head = 0.22 * int(np.ceil(n_handles / ncol)) + 0.35            # inches above the panels: legend rows + title
+    style = {"female": dict(color="C3", marker="o", ls="-", ms=8, mfc="none", mew=1.5),
+             "male": dict(color="C0", marker="s", ls="--", ms=5)}
+    several = len(settings) > 1        # then colour = setting, and the gender keys are drawn in gray
+    keys = {g: {**style[g], "color": "gray"} if several else style[g] for g in style}
+    handles = [plt.Line2D([], [], **keys[g], label=g) for g in ("female", "male")]
+    handles += [plt.Line2D([], [], color="gray", ls=":",
+                           label=f"clean accuracy (per {'setting' if several else 'gender'} colour)")]
+    if several:
+        handles += [plt.Line2D([], [], color=f"C{k % 10}", lw=3, label=s) for k, s in enumerate(settings)]
+    ncol = min(len(handles), 4)
+    head = 0.22 * int(np.ceil(len(handles) / ncol)) + 0.35         # inches above the panels: legend rows + title
     fig, axes = plt.subplots(rows, cols, figsize=(4.3 * cols, 3.2 * rows + head), squeeze=False, sharey=True)
     xs = cf[[c for c in ("audio_snr_db_female", "audio_snr_db_male") if c in cf]].to_numpy(float)
     lo, hi = np.nanmin(xs), np.nanmax(xs)            # one SNR axis for every panel, so panels compare
     pad = max(2.0, 0.05 * (hi - lo), (10.0 - (hi - lo)) / 2)
-    style = {"female": dict(color="C3", marker="o", ls="-", ms=8, mfc="none", mew=1.5),
-             "male": dict(color="C0", marker="s", ls="--", ms=5)}
     for ax, (a, inp) in zip(axes.flat, panels):
         sub = cf[(cf.attack == a) & (cf.input == inp)]
         acc = "adv_acc" if inp == "waveform" else "realized_adv_acc"
@@ -167,7 +173,7 @@ def accuracy_vs_snr(cf: pd.DataFrame, path: Path) -> Path | None:
                     continue
                 order = np.argsort(x.to_numpy())
                 st = dict(style[g])
-                if len(settings) > 1:       # several settings: colour = setting, marker and line = gender
+                if several:                 # colour = setting, marker and line = gender
                     st["color"] = f"C{k % 10}"
                 ax.plot(x.to_numpy()[order], y.to_numpy()[order], **st)
                 clean = ss.get(f"clean_acc_{g}")
@@ -183,13 +189,6 @@ def accuracy_vs_snr(cf: pd.DataFrame, path: Path) -> Path | None:
         ax.set_ylabel("accuracy on the adversarial audio")
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
-    several = len(settings) > 1        # then colour = setting, and the gender keys are drawn in gray
-    keys = {g: {**style[g], "color": "gray"} if several else style[g] for g in style}
-    handles = [plt.Line2D([], [], **keys[g], label=g) for g in ("female", "male")]
-    handles += [plt.Line2D([], [], color="gray", ls=":",
-                           label=f"clean accuracy (per {'setting' if several else 'gender'} colour)")]
-    if several:
-        handles += [plt.Line2D([], [], color=f"C{k % 10}", lw=3, label=s) for k, s in enumerate(settings)]
     fig.legend(handles=handles, loc="upper center", ncol=ncol, fontsize=8, frameon=False,
                bbox_to_anchor=(0.5, 0.997))
     height = fig.get_figheight()
