@@ -48,8 +48,8 @@ def ranking(best: pd.DataFrame, pooled: dict, setting: str, focus: str) -> pd.Da
     rows = []
     for other in [a for a in PAPER_ATTACKS if a in b.index and a != focus]:
         x, y = b.loc[focus], b.loc[other]
-        d, lo, hi, n = paired_diff(pooled, x, y)
         m = paired_segments(pooled, x, y)
+        d, lo, hi, n = paired_diff(pooled, x, y, m=m)
         if m is None:                        # no per-segment data: no paired test (an empty frame says so)
             m = pd.DataFrame({"speaker": [], "adv_ok": [], "adv_ok_b": []})
         test = stats.paired_speaker_test(m, m.assign(adv_ok=m.adv_ok_b), "adv_ok")

@@ -61,13 +61,16 @@ def _is_linf(a: pd.Series) -> bool:
     return str(attack_params(a.params).get("norm", "inf")) in ("inf", "np.inf")
 
 
-def paired_diff(pooled: dict, a: pd.Series, b: pd.Series, col: str = "adv_ok") -> tuple[float, float, float, int]:
+def paired_diff(pooled: dict, a: pd.Series, b: pd.Series, col: str = "adv_ok",
+                m: pd.DataFrame | None = None) -> tuple[float, float, float, int]:
     """mean ``col`` of a - of b (default: adversarial accuracy) on the segments both attacked, with its
-    speaker-level 95 % CI, and how many segments; unpaired (CI from both) when they share no segment."""
+    speaker-level 95 % CI, and how many segments; unpaired (CI from both) when they share no segment.
+    ``m``: ``paired_segments(pooled, a, b, col)`` when the caller has it already."""
     ta, tb = pooled.get(a.config_id), pooled.get(b.config_id)
     if ta is None or tb is None:
         return (a.adv_acc - b.adv_acc if col == "adv_ok" else np.nan), np.nan, np.nan, 0
-    m = paired_segments(pooled, a, b, col)
+    if m is None:
+        m = paired_segments(pooled, a, b, col)
     if not len(m):
         return (*stats.hier_gap_ci(ta, tb, col), 0)
     return (*stats.hier_ci(m.speaker, m.recording_id, m[col] - m[f"{col}_b"]), len(m))
