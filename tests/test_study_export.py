@@ -127,6 +127,19 @@ def test_readme_tables_come_from_the_report_csvs(study, tmp_path):
     assert time_row.split("|")[3].strip() == "3" and time_row.split("|")[4].strip() == f"{fgsm_time:,.0f}"
 
 
+def test_tables_mark_best_configurations_that_cover_fewer_folds():
+    """A study still running: a best configuration from fewer folds than the others says so in tables.md."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("study_tables", ROOT / "recipes" / "study" / "tables.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    b = pd.DataFrame({"attack": ["fgsm", "jsma", "pixel"], "folds": ["0,1,2", "0", "1,2"],
+                      "n_segments": [30, 10, 20]}).set_index("attack")
+    assert mod.partial_folds(b) == {"jsma": " (fold 0 of 3 only: 10 segments)",
+                                    "pixel": " (folds 1,2 of 3 only: 20 segments)"}
+    assert mod.partial_folds(b.loc[["fgsm"]]) == {}
+
+
 def test_changed_files_change_the_report(study, tmp_path):
     """The rebuilt report reads the segments (not a copy of MLflow's numbers): flipping predictions moves it."""
     import shutil

@@ -38,11 +38,22 @@ def datasets(side: pd.DataFrame) -> list[str]:
     return sorted(found, key=lambda d: (list(ANCHORS).index(d) if d in ANCHORS else len(ANCHORS), d))
 
 
+def partial_folds(b: pd.DataFrame) -> dict[str, str]:
+    """attack -> a note for best configurations whose runs cover fewer folds than the corpus's other
+    configurations (a study still running): those numbers rest on fewer speakers and segments."""
+    folds = b.folds.astype(str).map(lambda f: frozenset(f.split(",")))
+    every = frozenset().union(*folds) if len(folds) else frozenset()
+    return {a: f" (fold{'s' if len(f) > 1 else ''} {','.join(sorted(f, key=int))} of {len(every)} only: "
+               f"{int(n)} segments)"
+            for a, f, n in zip(b.index, folds, b.n_segments) if f != every}
+
+
 def corpus_table(side: pd.DataFrame, best: pd.DataFrame, dataset: str) -> list[str]:
     free, leaky = f"{dataset} ({FREE})", f"{dataset} ({LEAKY})"
     ours = side[side.setting == free].set_index("attack")
     lk = side[side.setting == leaky].set_index("attack")
     b = best[best.setting == free].set_index("attack")
+    partial = partial_folds(b)
     lines = ["| attack | our best config | adv acc all: speaker_cv [95% CI] / leaky ours / paper | female: ours / "
              "paper | male: ours / paper | success rate on correct (speaker_cv) | mean \\|δ\\|: ours / paper | "
              "s / segment: ours / paper |", "|" + "---|" * 8]
@@ -56,7 +67,7 @@ def corpus_table(side: pd.DataFrame, best: pd.DataFrame, dataset: str) -> list[s
             if len(c):                                  # clean accuracy: the same segments for every attack
                 ci = f" [{c.clean_acc_lo.iloc[0]:.2f}, {c.clean_acc_hi.iloc[0]:.2f}]"
         lk_acc = f3(lk.loc[a, "acc_ours"]) if a in lk.index else "–"
-        config = r.config_ours if isinstance(r.config_ours, str) and r.config_ours else "–"
+        config = (r.config_ours if isinstance(r.config_ours, str) and r.config_ours else "–") + partial.get(a, "")
         lines.append(
             f"| {a if a != 'clean' else 'clean (no attack)'} | {config} "
             f"| {f3(r.acc_ours)}{ci} / {lk_acc} / {f3(r.acc_paper)} "
