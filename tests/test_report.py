@@ -447,6 +447,23 @@ def test_checklist_flags_what_a_reviewer_would_catch():
     assert len(flag_lines(cl)) == (cl.verdict == "FLAG").sum()
 
 
+def test_checklist_flags_a_slow_rise_that_no_single_step_shows():
+    """FGSM gaining 3 correct segments (3 speakers) per eps step: no step beyond its CI, the whole range is."""
+    from ser_attacks.report.checklist import checklist
+    n_spk, per = 24, 10
+    adv = np.zeros(n_spk * per)
+    rows, pooled = [], {}
+    for i, e in enumerate((0.25, 0.5, 0.75, 1.0, 1.25)):
+        if i:
+            for s in range(3 * (i - 1), 3 * i):
+                adv[s * per] = 1                       # the first segment of three new speakers
+        rows.append(_cfg_row(f"f{i}", "fgsm", float(adv.mean()), eps=e))
+        pooled[f"f{i}"] = _pooled(adv.copy(), n_spk=n_spk, per_spk=per)
+    row = checklist(pd.DataFrame(rows), pooled).query("check == 'budget'").iloc[0]
+    assert row.verdict == "FLAG" and "from eps=0.25 to 1.25" in row.result and "overall eps 0.25→1.25" in row.result
+    assert "from eps=0.25 to 0.5" not in row.result and "from eps=1 to 1.25" not in row.result
+
+
 @pytest.mark.e2e
 def test_speaker_cv_report_pools_folds_tests_speakers_and_runs_the_checklist(cv):
     """Every fold's runs are one configuration (each speaker tested once); metrics are the folds pooled by

@@ -7,8 +7,9 @@ segments both attacked (every attack of a setting sees the same segments: ``atta
 two-stage speaker/recording bootstrap CI of the paired difference (``stats.hier_ci``); "beyond its CI" means
 the 95 % CI excludes 0.
 
-1. **budget**: accuracy does not rise when a budget grows (eps, th, gamma; FLAG if a step up raises it beyond
-   its CI, or if it is identical at >= 3 budgets while above ~0 — the paper's BIM was identical at every eps).
+1. **budget**: accuracy does not rise when a budget grows (eps, th, gamma; FLAG if a step up, or with >= 3
+   budgets the whole range from the smallest to the largest, raises it beyond its CI, or if it is identical at
+   >= 3 budgets while above ~0 — the paper's BIM was identical at every eps).
 2. **iterations**: more iterations (max_iter) never raise accuracy beyond CI, and doubling them changes it by
    less than its CI (else the attack had not converged).
 3. **unbounded → ~0**: minimal-perturbation attacks (DeepFool, C&W, JSMA, Boundary) and L∞ attacks at
@@ -134,6 +135,13 @@ def _budget_checks(setting, attack, sub, pooled) -> list[dict]:
                 if key == ITER_KEY and hi_r.budget == 2 * lo_r.budget and d[1] == d[1] and (d[1] > 0 or d[2] < 0):
                     flags.append(f"doubling {key} {lo_r.budget:g}→{hi_r.budget:g} changes accuracy beyond its CI "
                                  "(not converged)")
+            if key != ITER_KEY and len(series) >= 3:       # a slow rise: no step beyond its CI, the whole range is
+                first, last = series.iloc[0], series.iloc[-1]
+                d = paired_diff(pooled, last, first)
+                steps.append(f"overall {key} {first.budget:g}→{last.budget:g}: {first.adv_acc:.3f}→{last.adv_acc:.3f} "
+                             f"({_d(d)})")
+                if d[1] > 0 and not any(f.startswith("accuracy rises") for f in flags):
+                    flags.append(f"accuracy rises beyond its CI from {key}={first.budget:g} to {last.budget:g}")
             acc = series.adv_acc.to_numpy()
             if key != ITER_KEY and len(series) >= 3 and np.ptp(acc) == 0 and acc[0] > NEAR_ZERO:
                 flags.append(f"accuracy identical ({acc[0]:.3f}) at every {key}: the budget has no effect")
