@@ -101,13 +101,19 @@ def test_report_from_files_equals_report_from_mlflow(study):
     assert "results:" in (b / "report.md").read_text()
 
 
-def test_readme_tables_come_from_the_report_csvs(study, tmp_path):
-    """recipes/study/tables.py: the README's per-corpus table holds the report's numbers (speaker_cv best
-    configuration, its CI and success rate, the leaky run beside it), not hand-typed ones."""
+def _tables_module():
+    """recipes/study/tables.py (a script, not a package module)."""
     import importlib.util
     spec = importlib.util.spec_from_file_location("study_tables", ROOT / "recipes" / "study" / "tables.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
+    return mod
+
+
+def test_readme_tables_come_from_the_report_csvs(study, tmp_path):
+    """recipes/study/tables.py: the README's per-corpus table holds the report's numbers (speaker_cv best
+    configuration, its CI and success rate, the leaky run beside it), not hand-typed ones."""
+    mod = _tables_module()
     out = tmp_path / "tables.md"
     mod.main(["--report", str(study["files"]), "--out", str(out)])
     text = out.read_text()
@@ -129,10 +135,7 @@ def test_readme_tables_come_from_the_report_csvs(study, tmp_path):
 
 def test_tables_mark_best_configurations_that_cover_fewer_folds():
     """A study still running: a best configuration from fewer folds than the others says so in tables.md."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("study_tables", ROOT / "recipes" / "study" / "tables.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = _tables_module()
     b = pd.DataFrame({"attack": ["fgsm", "jsma", "pixel"], "folds": ["0,1,2", "0", "1,2"],
                       "n_segments": [30, 10, 20]}).set_index("attack")
     assert mod.partial_folds(b) == {"jsma": " (fold 0 of 3 only: 10 segments)",
