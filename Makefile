@@ -137,7 +137,7 @@ study-leaky: install  ## the paper's leaky split (split=paper) on one corpus, st
 		$(STUDY_ROOT_ARG) $(STUDY_N_ARG) $(ARGS)
 	$(MAKE) study-export DATASET=$(DATASET)
 
-study-export: install  ## per-segment export of every FINISHED study run of DATASET → results/study/DATASET/{runs.csv,segments.csv.gz}
+study-export: install  ## per-segment export of every FINISHED study run of DATASET → results/study/DATASET/{runs.csv,segments.csv.gz,models.csv}
 	$(PY) -m ser_attacks.report.export --experiment study --dataset $(DATASET) --out $(STUDY_OUT)
 
 study-report: install  ## the study's report from the committed files alone (no MLflow): results/study/*/ → reports/study

@@ -79,6 +79,21 @@ def test_segments_file_has_one_row_per_attacked_segment_and_run(study):
                                      "metrics.attack_time_s", "tags.device", "params.split.fold"} <= set(rc.columns)
 
 
+def test_models_file_holds_the_training_run_of_every_attacked_model(study):
+    """models.csv: one row per model the exported runs attacked, from its training run (fold, epochs, time)."""
+    models = pd.read_csv(study["export"] / "models.csv", dtype={"model_run_id": str, "fold": str})
+    attacked = {r.data.tags["model_run_id"] for r in study["runs"]}
+    assert len(attacked) == 3 + 1 and set(models.model_run_id) == attacked     # 3 speaker folds + the leaky model
+    for _, row in models.iterrows():
+        train = study["client"].get_run(row.model_run_id).data
+        assert row.train_seconds == pytest.approx(train.metrics["train_seconds"], rel=1e-5)
+        assert row.epochs == train.metrics["epochs"]
+        assert row.test_acc == pytest.approx(train.metrics["test_acc"], rel=1e-5)
+        assert row.split == train.params["split.mode"] and row.dataset == "synthetic"
+    assert sorted(models[models.split == "speaker_cv"].fold) == ["0", "1", "2"]
+    assert json.loads((study["export"] / "manifest.json").read_text())["n_models"] == 4
+
+
 def test_report_from_files_equals_report_from_mlflow(study):
     a, b = study["mlflow"], study["files"]
     names = sorted(p.name for p in (a / "tables").glob("*.csv"))
@@ -115,7 +130,7 @@ def test_readme_tables_come_from_the_report_csvs(study, tmp_path):
     configuration, its CI and success rate, the leaky run beside it), not hand-typed ones."""
     mod = _tables_module()
     out = tmp_path / "tables.md"
-    mod.main(["--report", str(study["files"]), "--out", str(out)])
+    mod.main(["--report", str(study["files"]), "--results", str(study["export"].parent), "--out", str(out)])
     text = out.read_text()
     best = pd.read_csv(study["files"] / "tables" / "table05_best_accuracy.csv").set_index("setting")
     side = pd.read_csv(study["files"] / "tables" / "paper_side_by_side.csv")
@@ -131,6 +146,13 @@ def test_readme_tables_come_from_the_report_csvs(study, tmp_path):
     fgsm_time = sum(r.data.metrics["attack_time_s"] for r in cv_runs if r.data.tags["attack"] == "fgsm")
     time_row = next(ln for ln in text.splitlines() if ln.startswith("| synthetic | fgsm |"))
     assert time_row.split("|")[3].strip() == "3" and time_row.split("|")[4].strip() == f"{fgsm_time:,.0f}"
+    # the training table: one row per speaker fold from models.csv, its time summed per corpus
+    models = pd.read_csv(study["export"] / "models.csv")
+    cv_models = models[models.split == "speaker_cv"]
+    fold0 = next(ln for ln in text.splitlines() if ln.startswith("| synthetic | speaker_cv | 0 |"))
+    assert fold0.split("|")[5].strip() == f"{cv_models[cv_models.fold == 0].train_seconds.iloc[0]:,.0f}"
+    total = next(ln for ln in text.splitlines() if ln.startswith("| synthetic | speaker_cv | **all 3** |"))
+    assert f"**{cv_models.train_seconds.sum():,.0f}**" in total
 
 
 def test_tables_mark_best_configurations_that_cover_fewer_folds():

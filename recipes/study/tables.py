@@ -1,12 +1,13 @@
 """The study's README tables, made from the report's CSV tables (no numbers typed by hand).
 
-    python recipes/study/tables.py --report recipes/study/report --out recipes/study/tables.md
+    python recipes/study/tables.py --report recipes/study/report --results results/study --out recipes/study/tables.md
 
 Per corpus: the clean row and the best configuration of every attack under ``split=speaker_cv`` beside our
 leaky ``split=paper`` run and the paper's published value (its leaky protocol): adversarial accuracy (all,
 female, male), success rate on the segments classified correctly before the attack, mean perturbation and
-time per segment. Then clean accuracy per corpus beside the public anchors, and the attacks' wall time per corpus
-and attack (every configuration's runs, folds pooled).
+time per segment. Then clean accuracy per corpus beside the public anchors, the attacks' wall time per corpus
+and attack (every configuration's runs, folds pooled) and the training of each fold's model (epochs, time, test
+accuracy on the fold's whole test split) from the export's ``models.csv``.
 """
 from __future__ import annotations
 
@@ -112,9 +113,35 @@ def time_table(configs: pd.DataFrame) -> list[str]:
     return lines
 
 
+def training_table(results: Path) -> list[str]:
+    """The models the study attacked (``<results>/<corpus>/models.csv``): one row per fold, a total per corpus."""
+    files = sorted(results.glob("*/models.csv"))
+    if not files:
+        return [f"(no models.csv under {results}: export with `python -m ser_attacks.report.export`)"]
+    m = pd.concat([pd.read_csv(f, dtype={"fold": str}) for f in files], ignore_index=True)
+    lines = ["| corpus | split | fold | epochs | training (s) | test accuracy (test segments) |",
+             "|---|---|---|---|---|---|"]
+    order = {d: i for i, d in enumerate(ANCHORS)}
+    groups = sorted(m.groupby(["dataset", "split"]), key=lambda k: (order.get(k[0][0], 99), k[0][0],
+                                                                      k[0][1] != "speaker_cv"))
+    for (d, split), g in groups:
+        cv = split == "speaker_cv"
+        g = g.sort_values("fold", key=lambda f: pd.to_numeric(f, errors="coerce")) if cv else g
+        for _, r in g.iterrows():
+            lines.append(f"| {d} | {split} | {r.fold if cv else '–'} | {r.epochs:.0f} | {r.train_seconds:,.0f} | "
+                         f"{f3(r.test_acc)} ({r.n_test:.0f}) |")
+        if len(g) > 1:
+            pooled = (g.test_acc * g.n_test).sum() / g.n_test.sum()
+            lines.append(f"| {d} | {split} | **all {len(g)}** | {g.epochs.sum():.0f} | "
+                         f"**{g.train_seconds.sum():,.0f}** | {f3(pooled)} ({g.n_test.sum():.0f}, pooled) |")
+    return lines
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--report", type=Path, default=Path("recipes/study/report"))
+    ap.add_argument("--results", type=Path, default=Path("results/study"),
+                    help="the exports (one folder per corpus) whose models.csv gives the training table")
     ap.add_argument("--out", type=Path, default=Path("recipes/study/tables.md"))
     args = ap.parse_args(argv)
     t = args.report / "tables"
@@ -130,7 +157,10 @@ def main(argv=None) -> None:
     for d in datasets(side):
         md += ["", f"## {d}", "", *corpus_table(side, best, d)]
     md += ["", "## Attack wall time (speaker_cv)", "", "Measured on this project's machine (2 CPU cores, no GPU, "
-           "shared with other work at times; see recipes/study/README.md).", "", *time_table(configs)]
+           "shared with other work at times; see recipes/study/README.md).", "", *time_table(configs),
+           "", "## Training (the attacked models)", "", f"From `{args.results}/<corpus>/models.csv` (each model's "
+           "training run: epochs until early stopping, wall time, accuracy on its fold's whole test split). Same "
+           "machine as above.", "", *training_table(args.results)]
     args.out.write_text("\n".join(md) + "\n")
     print(f"wrote {args.out}")
 

@@ -12,6 +12,10 @@ spectrograms): the run's configuration (dataset, model, split, fold, seed, attac
 the segment's identity (recording_id, speaker, utterance, segment, augment, test_index), gender, emotion,
 label, clean/adversarial prediction, perturbation (normalized units, mean |δ|), perturbation_db, linf_db,
 snr_db (dB of log-Mel / SNR of the Mel power; +inf: segment unchanged) and the run's attack time per segment.
+``models.csv``: one row per trained model the runs attacked (their ``tags.model_run_id``: the training run,
+in whichever experiment it was logged): dataset, model, split, fold, seed, epochs, training time, segment
+counts, validation and test accuracy on the fold's whole splits, host and commit. The attack runs only point
+to their model; this keeps the training side of a study (time per fold) with its results.
 ``manifest.json``: where the runs came from (tracking URI, experiment, filters), counts, the command.
 
 ``load_results`` reads one or more such folders back into exactly what ``collect.collect`` and
@@ -46,7 +50,7 @@ from .collect import (
 log = logging.getLogger(__name__)
 
 RESULTS_SCHEME = "results:"        # Runs.uri of a report rebuilt from files (collect.download skips it)
-RUNS_FILE, SEGMENTS_FILE, MANIFEST_FILE = "runs.csv", "segments.csv.gz", "manifest.json"
+RUNS_FILE, SEGMENTS_FILE, MODELS_FILE, MANIFEST_FILE = "runs.csv", "segments.csv.gz", "models.csv", "manifest.json"
 # identity columns of a segment: strings (speaker "03" stays "03")
 ID_COLUMNS = ("recording_id", "speaker", "utterance", "augment", "emotion", "gender")
 PER_SEGMENT = ("perturbation", "perturbation_db", "linf_db", "snr_db")
@@ -86,6 +90,33 @@ def _raw_runs(raw: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+MODEL_COLUMNS = ("model_run_id", "model_key", "dataset", "model", "split", "fold", "seed", "epochs", "train_seconds",
+                 "n_train", "n_val", "n_test", "val_acc", "test_acc", "start_time", "host", "git_commit")
+
+
+def _models(uri: str, model_run_ids) -> tuple[pd.DataFrame, list[str]]:
+    """The training runs behind the attack runs → ``models.csv`` rows (and the ids not found at ``uri``)."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+    client, rows, missing = MlflowClient(uri), [], []
+    for rid in sorted({str(r) for r in model_run_ids if isinstance(r, str) and r}):
+        try:
+            r = client.get_run(rid)
+        except MlflowException:
+            missing.append(rid)
+            continue
+        p, m, t = r.data.params, r.data.metrics, r.data.tags
+        rows.append({"model_run_id": rid, "model_key": t.get("model_key", ""),
+                     "dataset": p.get("dataset.name", t.get("dataset", "")), "model": t.get("model", ""),
+                     "split": p.get("split.mode", ""), "fold": p.get("split.fold", ""), "seed": p.get("seed", ""),
+                     **{k: m.get(k, np.nan) for k in ("epochs", "train_seconds", "n_train", "n_val", "n_test",
+                                                        "val_acc", "test_acc")},
+                     "start_time": pd.Timestamp(r.info.start_time, unit="ms", tz="UTC").isoformat(),
+                     "host": t.get("host", ""), "git_commit": t.get("git_commit", "")})
+    df = pd.DataFrame(rows, columns=list(MODEL_COLUMNS))
+    return df.sort_values(["dataset", "model", "split", "fold", "seed", "start_time"], kind="stable"), missing
+
+
 def export(out: Path, uri: str, experiment: str = "ser-attacks", sweeps=(), dataset: str | None = None,
            tags: dict | None = None, cache: Path | None = None, command: str = "") -> dict:
     """Write runs.csv, segments.csv.gz and manifest.json into ``out``; returns the manifest. The files are
@@ -107,16 +138,23 @@ def export(out: Path, uri: str, experiment: str = "ser-attacks", sweeps=(), data
             classes = z["classes"].astype(str) if "classes" in z.files else np.array([], str)
             frames.append(_segments(run, z, classes, swept_keys))
     seg = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    kept = raw[raw.run_id.isin(df.run_id)]
+    models, models_missing = _models(uri, kept.get("tags.model_run_id", pd.Series(dtype=object)))
+    if models_missing:
+        log.warning("%d training runs not found at %s (left out of %s): %s", len(models_missing), uri,
+                    MODELS_FILE, ", ".join(models_missing))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     manifest = {"tracking_uri": uri, "experiment": experiment, "sweeps": list(sweeps), "dataset": dataset,
                 "tags": tags or {}, "n_runs": len(df), "n_segment_rows": len(seg),
-                "runs_without_segments": missing, "datasets": sorted(set(df.dataset)),
+                "runs_without_segments": missing, "n_models": len(models),
+                "models_not_found": models_missing, "datasets": sorted(set(df.dataset)),
                 "attacks": sorted(set(df.attack)), "exported": time.strftime("%Y-%m-%d %H:%M:%S"),
                 "command": command}
-    tmp = {f: out / f".{f}.tmp" for f in (RUNS_FILE, SEGMENTS_FILE, MANIFEST_FILE)}
-    _raw_runs(raw[raw.run_id.isin(df.run_id)]).to_csv(tmp[RUNS_FILE], index=False)
+    tmp = {f: out / f".{f}.tmp" for f in (RUNS_FILE, SEGMENTS_FILE, MODELS_FILE, MANIFEST_FILE)}
+    _raw_runs(kept).to_csv(tmp[RUNS_FILE], index=False)
     seg.to_csv(tmp[SEGMENTS_FILE], index=False, compression={"method": "gzip", "mtime": 0}, float_format="%.6g")
+    models.to_csv(tmp[MODELS_FILE], index=False, float_format="%.6g")
     tmp[MANIFEST_FILE].write_text(json.dumps(manifest, indent=2) + "\n")
     for f, t in tmp.items():
         t.replace(out / f)
@@ -194,9 +232,9 @@ def main(argv=None) -> int:
     cmd = "python -m ser_attacks.report.export " + " ".join(argv if argv is not None else sys.argv[1:])
     m = export(Path(a.out), uri, a.experiment, a.sweep, a.dataset, tags,
                Path(a.cache) if a.cache else None, command=cmd)
-    print(f"Exported {m['n_runs']} runs, {m['n_segment_rows']} segment rows → {a.out}/{RUNS_FILE}, "
-          f"{a.out}/{SEGMENTS_FILE}" + (f" ({len(m['runs_without_segments'])} runs without adversarial.npz)"
-                                        if m["runs_without_segments"] else ""))
+    extra = f" ({len(m['runs_without_segments'])} runs without adversarial.npz)" if m["runs_without_segments"] else ""
+    print(f"Exported {m['n_runs']} runs, {m['n_segment_rows']} segment rows, {m['n_models']} models → "
+          f"{a.out}/{RUNS_FILE}, {a.out}/{SEGMENTS_FILE}, {a.out}/{MODELS_FILE}{extra}")
     return 0
 
 
