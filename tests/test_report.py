@@ -357,6 +357,31 @@ def test_language_tests_compare_datasets_under_one_protocol():
     assert np.isnan(t.success_p[1]) and np.isnan(t.clean_p[0])
 
 
+def test_language_tests_correct_each_protocol_on_its_own():
+    """Holm over one protocol's comparisons: adding the leaky split's pairs leaves speaker_cv's adjusted p."""
+    from ser_attacks.report.collect import Samples, pool
+    from ser_attacks.report.gaps import language_tests
+
+    def smp(n_ok, prefix):
+        y, pred = np.zeros(40, int), np.r_[np.zeros(n_ok, int), np.ones(40 - n_ok, int)]
+        spk = np.array([f"{prefix}{i % 8}" for i in range(40)])
+        return pool([Samples(y, np.array(["female", "male"] * 20), y, pred, np.arange(40), spk,
+                             np.array([f"{s}_{i}" for i, s in enumerate(spk)]))])
+    cv = pd.DataFrame({"attack": ["fgsm"] * 2, "config_id": ["a", "b"], "dataset": ["emodb", "emovo"],
+                       "setting": ["emodb (split=speaker_cv)", "emovo (split=speaker_cv)"]})
+    leaky = pd.DataFrame({"attack": ["fgsm"] * 2, "config_id": ["c", "d"], "dataset": ["emodb", "emovo"],
+                          "setting": ["emodb (split=paper)", "emovo (split=paper)"]})
+    pooled = {"a": smp(30, "d"), "b": smp(12, "o"), "c": smp(20, "d"), "d": smp(21, "o")}
+    alone = language_tests(cv, pooled)
+    both = language_tests(pd.concat([cv, leaky], ignore_index=True), pooled)
+    assert len(both) == 2 * len(alone)
+    one = both[both.a == "emodb (split=speaker_cv)"].set_index("attack")
+    for col in ("p_holm", "success_p_holm"):
+        assert one.loc["fgsm", col] == alone.set_index("attack").loc["fgsm", col] == alone.set_index("attack").loc[
+            "fgsm", col.replace("_holm", "")]                          # a family of one pair: Holm = raw p
+    assert one.loc["fgsm", "p_holm"] < 0.05
+
+
 def test_config_keys_across_schema_versions_and_seeds():
     """Older runs lacking a new single-valued key match newer ones; seed-derived keys count as seed."""
     from ser_attacks.report.collect import SEED_KEYS, fill_new_keys, seed_keys
