@@ -332,4 +332,5 @@ def language_table(lt: pd.DataFrame) -> Table | None:
                  "with clean accuracy, so it compares how easily the attacks move two models that differ in "
                  "clean accuracy. " + CI_NOTE + " p: two-sided permutation test over speakers (the corpus labels "
                  "of the speakers permuted), with the speakers per corpus and the smallest p that design can "
-                 "give. Holm within clean accuracy, adversarial accuracy and success rate separately.")
+                 "give. Holm within clean accuracy, adversarial accuracy and success rate separately, and within "
+                 "each protocol.")
