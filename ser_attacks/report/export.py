@@ -119,7 +119,7 @@ def _models(uri: str, model_run_ids) -> tuple[pd.DataFrame, list[str]]:
 
 def export(out: Path, uri: str, experiment: str = "ser-attacks", sweeps=(), dataset: str | None = None,
            tags: dict | None = None, cache: Path | None = None, command: str = "") -> dict:
-    """Write runs.csv, segments.csv.gz and manifest.json into ``out``; returns the manifest. The files are
+    """Write runs.csv, segments.csv.gz, models.csv and manifest.json into ``out``; returns the manifest. The files are
     written under temporary names and renamed at the end (an interrupted export leaves the old files)."""
     raw = search(uri, experiment, sweeps, dataset, tags)
     if not len(raw):
