@@ -257,12 +257,13 @@ def language_tests(best: pd.DataFrame, pooled: dict) -> pd.DataFrame:
             for j in range(i + 1, len(sub)):
                 x, y = sub.iloc[i], sub.iloc[j]
                 # datasets (languages) compared under the same protocol only
-                if x.dataset == y.dataset or x.setting[len(x.dataset):] != y.setting[len(y.dataset):]:
+                protocol = x.setting[len(x.dataset):]                 # "emodb (split=paper)" -> " (split=paper)"
+                if x.dataset == y.dataset or protocol != y.setting[len(y.dataset):]:
                     continue
                 Tx, Ty = pooled.get(x.config_id), pooled.get(y.config_id)
                 if Tx is None or Ty is None:
                     continue
-                row = {"attack": a, "a": x.setting, "b": y.setting, "adv_acc_a": Tx.adv_ok.mean(),
+                row = {"attack": a, "a": x.setting, "b": y.setting, "protocol": protocol, "adv_acc_a": Tx.adv_ok.mean(),
                        "adv_acc_b": Ty.adv_ok.mean(), "clean_acc_a": Tx.clean_ok.mean(),
                        "clean_acc_b": Ty.clean_ok.mean()}
                 _pair_test(Tx, Ty, "adv_ok", row, "")
@@ -282,20 +283,20 @@ def language_tests(best: pd.DataFrame, pooled: dict) -> pd.DataFrame:
         r = pair.iloc[0]
         x = best[(best.attack == r.attack) & (best.setting == a_)].iloc[0]
         y = best[(best.attack == r.attack) & (best.setting == b_)].iloc[0]
-        row = {"attack": "clean", "a": a_, "b": b_, "clean_acc_a": r.clean_acc_a, "clean_acc_b": r.clean_acc_b}
+        row = {"attack": "clean", "a": a_, "b": b_, "protocol": r.protocol, "clean_acc_a": r.clean_acc_a,
+               "clean_acc_b": r.clean_acc_b}
         _pair_test(pooled[x.config_id], pooled[y.config_id], "clean_ok", row, "clean_")
         clean.append(row)
     clean = pd.DataFrame(clean)
     clean["clean_p_holm"] = _holm_per_protocol(clean, "clean_p")
-    return pd.concat([clean, df], ignore_index=True)
+    return pd.concat([clean, df], ignore_index=True).drop(columns="protocol")
 
 
 def _holm_per_protocol(df: pd.DataFrame, col: str) -> np.ndarray:
     """Holm within each protocol's comparisons: languages under speaker_cv and under the leaky split are two
     questions, and the leaky one's comparisons must not widen the other's correction (or the reverse)."""
-    protocol = df.a.str.replace(r"^[^(]*", "", regex=True)        # "emodb (split=paper)" -> "(split=paper)"
     out = np.full(len(df), np.nan)
-    for _, idx in df.groupby(protocol.to_numpy(), sort=False).indices.items():
+    for idx in df.groupby("protocol", sort=False).indices.values():
         out[idx] = stats.holm(df[col].to_numpy()[idx])
     return out
 
