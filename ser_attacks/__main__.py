@@ -1,12 +1,15 @@
-"""``python -m ser_attacks``: Hydra's entry point, plus how a sweep ends when it does not end normally
-(SIGTERM/SIGINT, a worker killed by a signal): see ser_attacks.lifecycle."""
+"""``python -m ser_attacks``: the project's ``--help`` and the checks of every job (ser_attacks.cli), then
+Hydra's entry point, plus how a sweep ends when it does not end normally (SIGTERM/SIGINT, a worker killed by a
+signal): see ser_attacks.lifecycle."""
 import sys
 
 from . import lifecycle
 from .app import main
+from .cli import preflight
 
 
 def cli() -> None:
+    preflight(sys.argv[1:])      # --help; a configuration error: one line, exit 2, before anything is created
     try:
         main()
     except BaseException as exc:

@@ -28,6 +28,7 @@ from .attacks import (
     select_samples,
     validate,
 )
+from .checks import EXIT_CONFIG, ConfigError, check_config
 from .identity import config_hash, run_tags
 from .inputs import InputStage
 from .inputs import check as check_input
@@ -36,7 +37,7 @@ from .paths import CONF_DIR  # noqa: F401 - also the location tests and scripts 
 from .plots import spectrogram_triplets
 from .progress import bars
 from .tracking import Tracking, TrackingError, parent_run_id
-from .train import TrainConfigError, check_train, get_or_train, train_job
+from .train import TrainConfigError, get_or_train, train_job
 from .tune import run_study
 
 log = logging.getLogger("ser_attacks")
@@ -177,7 +178,7 @@ def run(cfg: DictConfig) -> dict[str, float] | None:
     KILLED on SIGTERM/SIGINT, and a fatal signal is reported to a file its runs name (lifecycle)."""
     lifecycle.install_signal_handlers()
     lifecycle.check_interrupted()          # an interrupt that something swallowed: no further job starts
-    check_train(cfg.train)                 # a bad training option fails before any run, data or model
+    check_config(cfg)                      # every check that needs no data: before any run, data or model
     tracking = Tracking.from_cfg(cfg)
     multirun, parent, overrides, job_dir = _job_context()
     with lifecycle.fault_report(job_dir / f"fault-{os.getpid()}.log"):
@@ -234,7 +235,7 @@ def main(cfg: DictConfig) -> dict[str, float] | None:
     from .split import SplitError
     try:
         return run(cfg)
-    except (AttackConfigError, DatasetError, SplitError, TrackingError,
+    except (AttackConfigError, ConfigError, DatasetError, SplitError, TrackingError,
             TrainConfigError) as exc:          # the user's input: no traceback
         print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+        raise SystemExit(EXIT_CONFIG) from None

@@ -1,14 +1,18 @@
 """Attack factory (config group ``attack``): ART classes straight from ``_target_``.
 
-``attack_kwargs`` keeps the keys a config set (non-None) minus the platform's own keys, and checks
-each against the target class's signature; ``validate`` builds the attack once on a throw-away
-two-weight classifier so ART's own ``_check_params`` rejects bad values (negative eps, ...) before
-any data is read or model trained.
+``check_params`` checks every set parameter against ``PARAM_RULES`` (the ranges ART's ``_check_params`` and the
+platform's own attack classes accept), without importing TensorFlow or ART: the command line runs it for every
+job of a sweep before anything starts (``ser_attacks.checks``). ``attack_kwargs`` keeps the keys a config set
+(non-None) minus the platform's own keys, and checks each against the target class's signature; ``validate``
+builds the attack once on a throw-away two-weight classifier so ART's own ``_check_params`` rejects what the
+rules do not know (an attack class of one's own) before any data is read or model trained.
 """
 from __future__ import annotations
 
 import inspect
 import logging
+import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -22,6 +26,86 @@ INFRA_KEYS = {"batch_size", "verbose"}     # passed only where the ART class tak
 
 class AttackConfigError(ValueError):
     """An attack config that ART would not accept."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What a parameter's value must be: within [lo, hi] (an open end with ``lo_open`` / ``hi_open``), one
+    of ``choices``, and not zero with ``nonzero``."""
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    hi_open: bool = False
+    choices: tuple = ()
+    nonzero: bool = False
+    note: str = ""
+
+    def ok(self, value) -> bool:
+        if self.choices:
+            return str(value) in {str(c) for c in self.choices}
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or math.isnan(value):
+            return False
+        return not ((self.lo is not None and (value < self.lo or (self.lo_open and value == self.lo)))
+                    or (self.hi is not None and (value > self.hi or (self.hi_open and value == self.hi)))
+                    or (self.nonzero and value == 0))
+
+    def __str__(self) -> str:
+        if self.choices:
+            text = "one of " + ", ".join(map(str, self.choices))
+        elif self.lo is not None and self.hi is not None:
+            text = f"in {'(' if self.lo_open else '['}{self.lo:g}, {self.hi:g}{')' if self.hi_open else ']'}"
+        elif self.lo is not None:
+            text = f"{'>' if self.lo_open else '>='} {self.lo:g}"
+        elif self.hi is not None:
+            text = f"{'<' if self.hi_open else '<='} {self.hi:g}"
+        else:
+            text = "a number"
+        text += " and not 0" if self.nonzero else ""
+        return text + (f" ({self.note})" if self.note else "")
+
+
+POSITIVE, NON_NEGATIVE, AT_LEAST_ONE = Rule(lo=0, lo_open=True), Rule(lo=0), Rule(lo=1)
+# The range of every key of the attack schema (schema.AttackConf) that takes a number or a choice, as ART 1.20's
+# _check_params and this package's attack classes accept it (the booleans are typed by the schema). A new key in
+# the schema gets its rule here (tests/test_cli.py checks that every key has one).
+PARAM_RULES: dict[str, Rule] = {
+    "n_samples": Rule(lo=1, note="segments to attack; null = the whole test split"),
+    "sample_seed": NON_NEGATIVE, "seed": NON_NEGATIVE, "batch_size": AT_LEAST_ONE,
+    "norm": Rule(choices=("inf", "1", "2")),
+    "eps": NON_NEGATIVE, "eps_step": POSITIVE, "max_iter": NON_NEGATIVE, "num_random_init": NON_NEGATIVE,
+    "epsilon": NON_NEGATIVE, "nb_grads": AT_LEAST_ONE,
+    "theta": Rule(nonzero=True, note="the change per selected cell"), "gamma": Rule(lo=0, hi=1, lo_open=True),
+    "confidence": NON_NEGATIVE, "learning_rate": POSITIVE, "binary_search_steps": NON_NEGATIVE,
+    "initial_const": NON_NEGATIVE, "max_halving": AT_LEAST_ONE, "max_doubling": AT_LEAST_ONE,
+    "largest_const": NON_NEGATIVE, "decrease_factor": Rule(lo=0, hi=1, lo_open=True, hi_open=True),
+    "const_factor": Rule(lo=1, lo_open=True, note="the constant grows by this factor"),
+    "th": AT_LEAST_ONE, "es": Rule(choices=(0, 1), note="0 = CMA-ES, 1 = differential evolution"),
+    "delta": POSITIVE, "step_adapt": Rule(lo=0, hi=1, lo_open=True, hi_open=True), "num_trial": NON_NEGATIVE,
+    "sample_size": AT_LEAST_ONE, "init_size": AT_LEAST_ONE,
+}
+# Keys with no range: typed by the schema (booleans, names) or any number (an SNR in dB may be negative).
+UNRANGED = {"_target_", "name", "verbose", "targeted", "minimal", "per_sample", "snr_db"}
+# Where an attack accepts less than the rule above (by attack name, conf/attack/<name>.yaml).
+ATTACK_RULES: dict[str, dict[str, Rule]] = {
+    "deepfool": {"max_iter": AT_LEAST_ONE},
+    "autoattack": {"eps": POSITIVE, "max_iter": AT_LEAST_ONE, "num_random_init": AT_LEAST_ONE},
+    "boundary": {"epsilon": POSITIVE},
+    "pixel": {"max_iter": AT_LEAST_ONE},
+}
+
+
+def check_params(cfg) -> None:
+    """Every set parameter of an attack config within its range (``PARAM_RULES``, ``ATTACK_RULES``), or one
+    AttackConfigError naming the key, the value and the range. Imports neither TensorFlow nor ART."""
+    conf = OmegaConf.to_container(cfg, resolve=True) if not isinstance(cfg, dict) else dict(cfg)
+    name = str(conf.get("name"))
+    rules = {**PARAM_RULES, **ATTACK_RULES.get(name, {})}
+    for key, value in conf.items():
+        rule = rules.get(key)
+        if value is None or rule is None:
+            continue
+        if not rule.ok(value):
+            raise AttackConfigError(f"attack.{key}={value} (attack {name}): must be {rule}")
 
 
 def _estimator_param(cls) -> str:
@@ -106,7 +190,7 @@ def select_samples(genders: np.ndarray, n: int | None, seed: int, emotions: np.n
     if n is None or n >= len(idx):
         return idx
     if n <= 0:
-        raise AttackConfigError(f"attack.n_samples must be positive, got {n}")
+        raise AttackConfigError(f"attack.n_samples={n}: must be >= 1 (segments to attack; null = the whole test split)")
     emotions = np.full(len(idx), "", dtype=object) if emotions is None else np.asarray(emotions).astype(str)
     rng = np.random.default_rng(seed)
     chosen = []

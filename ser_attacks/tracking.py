@@ -14,6 +14,7 @@ import logging
 import os
 import socket
 import subprocess
+import sys
 import time
 import traceback
 import types
@@ -358,7 +359,7 @@ def _summary_line(run) -> str:
     elif run.data.tags.get("attack_effect") == "undefined":
         line += "  [EFFECT UNDEFINED: no sample was correct]"
     if run.info.status != "FINISHED" and run.data.tags.get("error"):
-        line += f"  {run.data.tags['error'][:160]}"
+        line += f"  {clip_words(run.data.tags['error'], 160)}"
     return line
 
 
@@ -425,6 +426,22 @@ def _checklist_lines(config: DictConfig, uri: str, sweep_id: str) -> list[str]:
         return [f"Robustness checklist not computed ({exc.__class__.__name__}: {exc})"]
 
 
+def _config_error(exc: Exception):
+    """The user's input (tracking URI, report option): one line and the configuration errors' exit code."""
+    from .checks import EXIT_CONFIG
+    print(f"error: {exc}", file=sys.stderr)
+    raise SystemExit(EXIT_CONFIG) from None
+
+
+def clip_words(text: str, width: int) -> str:
+    """``text`` on one line, cut at a word boundary to at most ``width`` characters ("…" marks the cut)."""
+    text = " ".join(str(text).split())
+    if len(text) <= width:
+        return text
+    cut = text[:width - 1].rsplit(" ", 1)[0] if " " in text[:width - 1] else text[:width - 1]
+    return cut.rstrip(",;:") + "…"
+
+
 class MlflowSweepCallback(Callback):
     """Creates the tracking DB and the sweep's parent run before any job; closes it at the end."""
 
@@ -437,7 +454,7 @@ class MlflowSweepCallback(Callback):
         try:
             return Tracking.from_cfg(config)    # creates the DB / checks the server before any job
         except TrackingError as exc:
-            raise SystemExit(f"error: {exc}") from None
+            _config_error(exc)
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         lifecycle.install_signal_handlers()
@@ -448,7 +465,7 @@ class MlflowSweepCallback(Callback):
         try:
             report_enabled(config.get("report", "auto"))
         except ValueError as exc:
-            raise SystemExit(f"error: {exc}") from None
+            _config_error(exc)
         self.tracking = self._tracking(config)
         lifecycle.close_dead_runs(self.tracking)
         overrides = list(config.hydra.overrides.task)
