@@ -10,8 +10,23 @@ export MLFLOW_TRACKING_URI
 
 .PHONY: help install demo sweep test test-fast lint ui screenshots clean-outputs lock
 
-help:  ## list the targets
-	@grep -E '^[a-zA-Z_-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+# `make help` lists the targets with a `## text`, under the `##@ Section` line above them; sections with the same
+# title are listed together, in the order they first appear: the order of the headers just below.
+##@ Start here
+##@ Experiments: the paper grid, the study, model selection
+##@ Results: MLflow, reports, figures
+##@ Tests and code quality
+##@ Benchmarks and data
+##@ Containers and clusters
+##@ Housekeeping
+##@ Start here
+help:  ## this list, by purpose
+	@awk 'BEGIN { FS = ":.*## " } \
+		/^##@ / { sec = substr($$0, 5); if (!(sec in seen)) { seen[sec] = 1; order[++n] = sec }; next } \
+		/^[a-zA-Z_-]+:.*## / { if (sec == "") sec = "Other"; if (!(sec in seen)) { seen[sec] = 1; order[++n] = sec }; \
+			rows[sec] = rows[sec] sprintf("  make %-20s %s\n", $$1, $$2) } \
+		END { for (i = 1; i <= n; i++) printf "%s%s:\n%s", (i > 1 ? "\n" : ""), order[i], rows[order[i]] }' $(MAKEFILE_LIST)
+	@echo; echo "One job or sweep directly: python -m ser_attacks --help"
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "Need $(PYTHON) (Python 3.11). Set PYTHON=/path/to/python3.11"; exit 1; }
@@ -26,6 +41,7 @@ demo: install  ## embedded corpus → train the default model once → FGSM/BIM 
 	$(PY) -m ser_attacks -m experiment=demo $(ARGS)
 	@echo; echo "Done. Browse the runs with: make ui   (the sweep's report.html is also in its parent run's artifacts)"
 
+##@ Tests and code quality
 test: install  ## every test, as CI runs it (tiny configs, embedded corpus); prints the 20 slowest
 	$(PY) -m pytest -q --durations=20 $(ARGS)
 
@@ -35,6 +51,7 @@ test-fast: install  ## the inner loop: unit tests only (no e2e / integration mar
 lint: install  ## ruff check of the whole repository (rules: pyproject.toml [tool.ruff]); CI runs it first
 	$(VENV)/bin/ruff check .
 
+##@ Results: MLflow, reports, figures
 ui: install  ## MLflow UI on 127.0.0.1 for the local sqlite DB (prints the link to the runs table)
 	@$(PY) -m ser_attacks.tracking --port $(UI_PORT)
 	$(VENV)/bin/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --default-artifact-root ./mlruns \
@@ -43,6 +60,7 @@ ui: install  ## MLflow UI on 127.0.0.1 for the local sqlite DB (prints the link 
 screenshots: install  ## README images: the runs table + report of a sweep, in headless Chromium (ARGS="--sweep <id>")
 	$(PY) -m ser_attacks.browser --out docs/img $(ARGS)
 
+##@ Housekeeping
 lock:  ## re-pin constraints.txt from the current venv
 	$(PY) -m pip freeze --exclude-editable | grep -v '^-e' > constraints.txt
 
@@ -50,6 +68,7 @@ clean-outputs:  ## delete run outputs (multirun/, outputs/, mlruns/, mlflow.db) 
 	rm -rf multirun outputs mlruns mlflow.db
 
 .PHONY: bench-features bench-memory describe-real
+##@ Benchmarks and data
 bench-features: install  ## cold vs warm feature extraction on the shared EmoDB (fresh temp cache)
 	$(PY) benchmarks/features.py $(ARGS)
 
@@ -64,9 +83,11 @@ DATASET ?= synthetic
 
 .PHONY: paper-grid bench-estimator bench-grid bench-attack-memory
 
+##@ Experiments: the paper grid, the study, model selection
 paper-grid: install  ## the paper's whole attack grid as ONE sweep, one parent run (DATASET=..., ARGS=attack.n_samples=40)
 	$(PY) -m ser_attacks -m experiment=paper_grid dataset=$(DATASET) $(ARGS)
 
+##@ Benchmarks and data
 bench-estimator: install  ## stock vs compiled ART estimator on the final model (ARGS="--n 16 --repeats 5")
 	$(PY) benchmarks/estimator.py $(ARGS)
 
@@ -80,6 +101,7 @@ bench-attack-memory: install  ## peak RSS of each attack at two test sizes, same
 COMPOSE := docker compose -f docker/compose.yaml
 .PHONY: docker-build docker-gpu server-up server-down
 
+##@ Containers and clusters
 docker-build:  ## build the GPU image (ser-attacks:gpu) and the CPU image used by the server
 	docker build -f docker/Dockerfile --build-arg TF_EXTRA=gpu -t ser-attacks:gpu .
 	docker build -f docker/Dockerfile --build-arg TF_EXTRA=cpu -t ser-attacks:cpu .
@@ -95,17 +117,20 @@ server-down:  ## stop the server (data stays in the named volumes)
 
 # ---- cross-run report (ser_attacks/report) ---------------------------------------------------
 .PHONY: report
+##@ Results: MLflow, reports, figures
 report: install  ## tables + figures + statistics from MLflow runs (ARGS="--sweep <parent_run_id> --out reports/x")
 	$(PY) -m ser_attacks.report $(ARGS)
 
 # ---- Ray launcher, installed beside the venv (it pins ray<3 and cloudpickle<3) -----------------
 RAY_PKGS ?= .ray-pkgs
 .PHONY: ray-pkgs
+##@ Containers and clusters
 ray-pkgs: install  ## hydra-ray-launcher + ray into .ray-pkgs/ (use: PYTHONPATH=.ray-pkgs python -m ser_attacks -m hydra/launcher=ray_local ...)
 	$(PY) -m pip install -q --target $(RAY_PKGS) "hydra-ray-launcher==1.2.2" "ray[default]==2.60.0" "cloudpickle==2.2.1"
 
 # ---- model selection (models, training, Optuna) -------------------------------------------------
 .PHONY: architecture-study normalization-study tune
+##@ Experiments: the paper grid, the study, model selection
 
 architecture-study: install  ## paper Table 2: m1-m7 x datasets x 3 seeds, training only (ARGS="dataset=emodb ...")
 	$(PY) -m ser_attacks -m experiment=architecture_study $(ARGS)
@@ -124,6 +149,7 @@ STUDY_ROOT_ARG = $(if $(ROOT),dataset.root=$(ROOT))
 STUDY_N_ARG = $(if $(N),attack.n_samples=$(N))
 STUDY_FOLDS = $(shell $(PY) -c "from ser_attacks.split import DEFAULT_FOLDS as F; print(','.join(map(str, range(F.get('$(DATASET)', 0)))))")
 .PHONY: study study-leaky study-export study-report
+##@ Experiments: the paper grid, the study, model selection
 
 study: install  ## the study on one corpus: all speaker folds x 32 attack configs, then export to results/study/DATASET (DATASET=emodb N=24 ROOT=...)
 	@test "$(DATASET)" != synthetic || { echo "make study needs DATASET=emodb|emovo|ravdess"; exit 2; }
@@ -140,5 +166,6 @@ study-leaky: install  ## the paper's leaky split (split=paper) on one corpus, st
 study-export: install  ## per-segment export of every FINISHED study run of DATASET → results/study/DATASET/{runs.csv,segments.csv.gz,models.csv}
 	$(PY) -m ser_attacks.report.export --experiment study --dataset $(DATASET) --out $(STUDY_OUT)
 
+##@ Results: MLflow, reports, figures
 study-report: install  ## the study's report from the committed files alone (no MLflow): results/study/*/ → reports/study
 	$(PY) -m ser_attacks.report --from-results $(dir $(wildcard results/study/*/runs.csv)) --out reports/study $(ARGS)
