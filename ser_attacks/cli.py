@@ -224,7 +224,9 @@ def check_jobs(overrides: list[str], multirun: bool, config_name: str = "config"
         if len(idx) == n:
             raise ConfigError(f"{msg} (every job of the sweep)")
         others = sum(len(v) for v in errors.values()) - 1
-        raise ConfigError(f"job {idx[0]} of {n} ({' '.join(jobs[idx[0]])}): {msg}"
+        common = set.intersection(*(set(j) for j in jobs))      # the job's own overrides: what the sweep varies
+        own = " ".join(o for o in jobs[idx[0]] if o not in common)
+        raise ConfigError(f"job {idx[0]} of {n} ({own}): {msg}"
                           + (f" (and {others} more job(s) with errors)" if others else "")
                           + "; no job was started")
     return n
