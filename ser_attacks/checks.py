@@ -42,6 +42,8 @@ def _ranged(key: str, value, *, lo=None, hi=None, lo_open=False, hi_open=False, 
 
 # -------------------------------------------------------------------------------------------- attack, input
 def check_attack(cfg) -> None:
+    if cfg.get("attack") is None:
+        return
     from .attacks import AttackConfigError, check_params
     from .inputs import InputConfigError
     from .inputs import check as check_input

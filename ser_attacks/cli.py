@@ -235,10 +235,7 @@ def check_jobs(overrides: list[str], multirun: bool, config_name: str = "config"
 def preflight(argv: list[str]) -> None:
     """``--help``, then the checks of every job; exits with a message, or returns for Hydra to run."""
     from hydra._internal.utils import get_args_parser
-    try:
-        args = get_args_parser().parse_args(argv)
-    except SystemExit:
-        return                                  # Hydra reports its own usage error
+    args = get_args_parser().parse_args(argv)   # Hydra's own parser: --version, a usage error exit here as there
     if args.help:
         print(help_text())
         raise SystemExit(0)
