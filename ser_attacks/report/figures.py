@@ -179,9 +179,9 @@ def forest(rows: pd.DataFrame, path: Path, xlabel: str, title: str) -> Path | No
     ax.set_title(title, fontsize=9)
     handles = [plt.Line2D([], [], marker="o", color="0.25", mfc="white", label="not significant (Holm)"),
                plt.Line2D([], [], marker="o", color="#c0392b", label="* significant after Holm, α = 0.05")]
-    ax.legend(handles=handles, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.9 / fig.get_figheight() - 0.02),
-              ncol=2, frameon=False)
-    return _save(fig, path)
+    fig.legend(handles=handles, fontsize=7, loc="lower center", ncol=2, frameon=False)
+    fig.tight_layout(rect=(0, 0.3 / fig.get_figheight(), 1, 1))
+    return _save(fig, path, tight=False)
 
 
 def _short(setting: str) -> str:
@@ -224,7 +224,7 @@ def gap_forests(t, folder: Path) -> dict:
                  "hi": r.clean_acc_diff_hi, "sig": h < a, "group": "clean"}
                 for r, h in zip(clean.itertuples(), adj[:len(clean)])]
         rows += [{"label": f"{_name(r.attack)} {r.config} · {r.dataset}", "diff": r.adv_acc_diff,
-                  "lo": r.adv_acc_diff_lo, "hi": r.adv_acc_diff_hi, "sig": h < a, "group": r.attack}
+                  "lo": r.adv_acc_diff_lo, "hi": r.adv_acc_diff_hi, "sig": h < a, "group": r.dataset}
                  for r, h in zip(d.itertuples(), adj[len(clean):])]
         free = d.leakage_free.iloc[0]
         p = forest(pd.DataFrame(rows), folder / "forest_protocol.png", f"split=paper − split={free} accuracy (95% CI)",
@@ -248,7 +248,7 @@ def gap_forests(t, folder: Path) -> dict:
         df["_o"] = [-1 if g == "clean" else attack_sort_key(g)[0] for g in df.group]
         df = df.sort_values(["_o", "label"], kind="stable").drop(columns="_o")
         p = forest(df, folder / "forest_language.png", "accuracy of corpus a − corpus b (95% CI)",
-                   "Between languages (same protocol): clean accuracy, then each attack's best configuration")
+                   "Between corpora (same protocol): clean, then each attack's best configuration")
         if p:
             out["Between languages"] = (p, "Forest plot: accuracy difference between corpora under the same "
                                            "protocol, clean and per attack (95% CI over speakers; filled red with * = "
