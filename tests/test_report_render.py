@@ -1,0 +1,116 @@
+"""The report's page as a reader meets it (issue 29), on small generated inputs: table cells marked for display
+(numbers right-aligned, FLAG / PASS coloured, significant rows highlighted, sortable headers), long subsections
+folded, CSV links that are links; runs without effect listed once per configuration; figures whose zero bars and
+clean ticks can be seen; forest plots of the gaps."""
+from __future__ import annotations
+
+import re
+
+import matplotlib.colors as mcolors
+import numpy as np
+import pandas as pd
+import pytest
+
+from ser_attacks.report import figures
+from ser_attacks.report.render import md_to_html
+
+MD = """# r
+
+## Summary
+
+**Takeaway.** One. Two. Three.
+
+## Checks
+
+### emodb: 1 PASS, 1 FLAG
+
+| attack | check | verdict | p (Holm) | result |
+|---|---|---|---|---|
+| fgsm | budget | PASS | 0.300 | 0.120 [0.05, 0.20] |
+| bim | noise | FLAG | <0.001 | −0.250 |
+
+CSV: [tables/checklist.csv](tables/checklist.csv)
+"""
+
+
+def test_cells_are_marked_for_display_and_subsections_fold(tmp_path):
+    html = md_to_html(MD, tmp_path, "r")
+    rows = re.findall(r"<tr[^>]*>.*?</tr>", html, re.S)
+    body = [r for r in rows if "<td" in r]
+    assert len(body) == 2
+    # numbers right-aligned (not the first column), verdicts coloured, the row with Holm p < 0.05 highlighted
+    assert '<td class="num">0.300</td>' in body[0] and '<td class="num">−0.250</td>' in body[1]
+    assert '<td class="verdict-pass">PASS</td>' in body[0] and '<td class="verdict-flag">FLAG</td>' in body[1]
+    assert not body[0].startswith('<tr class="sig"') and body[1].startswith('<tr class="sig"')
+    assert html.count("data-sort") >= 5 and "<script>" in html           # headers sort on a click
+    # the ### subsection opens on a click; its heading stays visible; the ## headings are not folded
+    assert re.search(r'<details class="fold"><summary><h3 id="emodb-1-pass-1-flag">', html)
+    assert "<h2 id=\"checks\">Checks</h2>" in html
+    assert '<a href="tables/checklist.csv">tables/checklist.csv</a>' in html
+    assert '<p class="takeaway" id="takeaway"><strong>Takeaway.' in html
+    # first column sticky, numbers right-aligned: the CSS the classes rely on
+    assert "position:sticky" in html and "td.num" in html
+
+
+def test_a_section_of_many_figures_is_folded_one_of_few_is_not():
+    from ser_attacks.report.render import fold
+    many = '<h2 id="s">S</h2>' + '<img src="x">' * 5
+    few = '<h2 id="t">T</h2><img src="x">'
+    assert "<details" in fold(many) and "5 figures" in fold(many)
+    assert fold(few) == few
+
+
+def test_no_effect_runs_are_listed_once_per_configuration_not_per_fold():
+    from ser_attacks.report.summary import effect_list
+    runs = pd.DataFrame({"attack": ["pixel"] * 5 + ["noise"],
+                         "config": ["es=0, th=1"] * 3 + ["es=1, th=5"] * 2 + ["eps=0.25"],
+                         "setting": ["emodb (split=speaker_cv)"] * 2 + ["ravdess (split=speaker_cv)"] + ["emodb"] * 3,
+                         "fold": ["0", "2", "1", "", "", "3"]})
+    text = effect_list(runs)
+    lines = [ln for ln in text.split("\n") if ln.strip()]
+    assert lines == ["  - pixel `es=0, th=1` — emodb (split=speaker_cv): folds 0, 2; "
+                     "ravdess (split=speaker_cv): fold 1",
+                     "  - pixel `es=1, th=5` — emodb (2 runs)",
+                     "  - noise `eps=0.25` — emodb: fold 3"]
+
+
+def _best(**over) -> pd.DataFrame:
+    row = {"attack": "fgsm", "setting": "emodb", "adv_acc": 0.0, "adv_acc_female": 0.0, "adv_acc_male": 0.1,
+           "clean_acc": 0.5, "clean_acc_female": 0.4, "clean_acc_male": 0.6}
+    row.update(over)
+    return pd.DataFrame([row, {**row, "attack": "bim", "adv_acc": 0.3, "adv_acc_female": 0.2, "adv_acc_male": 0.4}])
+
+
+def test_a_bar_at_zero_is_drawn_and_the_clean_ticks_differ_by_group(tmp_path, monkeypatch):
+    made = {}
+    save = figures._save
+    monkeypatch.setattr(figures, "_save", lambda fig, path, tight=True: made.setdefault("fig", fig) and save(
+        fig, path, tight))
+    assert figures.grouped_bars(_best(), "adv_acc", "acc", tmp_path / "f.png", ci=False, clean="clean_acc")
+    ax = made["fig"].axes[0]
+    assert ax.get_ylim()[0] < 0                                      # a line at 0 is above the axis' bottom
+    zero = [c for c in ax.collections if len(c.get_segments()) and
+            all(np.allclose(s[:, 1], 0) for s in c.get_segments())]
+    # fgsm: all and female at 0, each drawn as a thick line in its bar's colour
+    assert {mcolors.to_hex(c.get_colors()[0]) for c in zero} == {
+        mcolors.to_hex(figures.GENDER_STYLE[g]["color"]) for g in ("all", "female")}
+    ticks = {(mcolors.to_hex(ln.get_color()), ln.get_marker()) for ln in ax.lines
+             if ln.get_marker() not in ("None", "")}
+    assert len(ticks) == 3                                           # all / female / male tell apart
+
+
+def test_forest_plot_marks_the_significant_comparisons(tmp_path, monkeypatch):
+    made = {}
+    save = figures._save
+    monkeypatch.setattr(figures, "_save", lambda fig, path, tight=True: made.setdefault("fig", fig) and save(
+        fig, path, tight))
+    rows = pd.DataFrame({"label": ["a", "b", "c"], "diff": [0.3, -0.1, 0.0], "lo": [0.1, -0.4, 0.0],
+                         "hi": [0.5, 0.2, 0.0], "sig": [True, False, False], "group": ["x", "x", "y"]})
+    assert figures.forest(rows, tmp_path / "forest.png", "female − male", "t").exists()
+    ax = made["fig"].axes[0]
+    assert any(np.allclose(ln.get_xdata(), 0) for ln in ax.lines)           # the zero line
+    points = [ln for ln in ax.lines if ln.get_marker() == "o"]
+    filled = [ln for ln in points if mcolors.to_hex(ln.get_markerfacecolor()) != "#ffffff"]
+    assert len(points) == 3 and len(filled) == 1 and filled[0].get_xdata()[0] == pytest.approx(0.3)
+    assert [t.get_text() for t in ax.texts] == ["*"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b", "c"]
