@@ -52,6 +52,14 @@ def test_cells_are_marked_for_display_and_subsections_fold(tmp_path):
     assert "position:sticky" in html and "td.num" in html
 
 
+def test_a_sentence_that_starts_with_a_number_is_not_a_number():
+    from ser_attacks.report.render import is_number
+    assert all(map(is_number, ["0.123", "−0.5 [−0.6, 0.1]", "<0.001", "5 / 5", "—", "1.2e-05",
+                               "0.000 (eps=0.25, 9.1 dB)", "12.3 dB / 4.5 dB", "0.417 ± 0.010 [0.28, 0.55]†"]))
+    assert not any(map(is_number, ["0.000 [0.00, 0.00] of the 22 correctly classified segments stay correct",
+                                   "eps=0.25", "fgsm", "over budget (quietest -3.0 dB)"]))
+
+
 def test_a_section_of_many_figures_is_folded_one_of_few_is_not():
     from ser_attacks.report.render import fold
     many = '<h2 id="s">S</h2>' + '<img src="x">' * 5

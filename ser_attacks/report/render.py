@@ -53,6 +53,13 @@ SORT_JS = ("document.querySelectorAll('th[data-sort]').forEach(th=>th.addEventLi
            "p-q:String(p).localeCompare(String(q)))*d}).forEach(r=>b.appendChild(r))}));")
 
 
+def is_number(text: str) -> bool:
+    """A cell that reads as a number (``0.123 [0.05, 0.20]``, ``0.000 (eps=0.25, 9.1 dB)``, ``5 / 5``, ``—``), not
+    a sentence that starts with one."""
+    bare = re.sub(r"\([^)]*\)|\[[^\]]*\]", "", text)
+    return bool(NUMERIC.match(text)) and len(re.findall(r"[A-Za-z]", bare)) <= 4
+
+
 def _p_value(text: str) -> float:
     """A p-value cell as a number (``<0.001`` → 0.0005); NaN when it is none."""
     text = text.strip()
@@ -88,7 +95,7 @@ def _mark_cells(tokens) -> None:
             text = tokens[i + 1].content.strip()
             col = len(row)
             row.append(text)
-            if col and NUMERIC.match(text):
+            if col and is_number(text):
                 tok.attrSet("class", "num")
             if text in ("FLAG", "PASS"):
                 tok.attrSet("class", f"verdict-{text.lower()}")
