@@ -122,3 +122,39 @@ def test_forest_plot_marks_the_significant_comparisons(tmp_path, monkeypatch):
     assert len(points) == 3 and len(filled) == 1 and filled[0].get_xdata()[0] == pytest.approx(0.3)
     assert [t.get_text() for t in ax.texts] == ["*"]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b", "c"]
+
+
+def _audio_runs(n_folds: int = 5):
+    from types import SimpleNamespace
+    rows = [{"run_id": f"run{k}abcdef", "attack": "fgsm", "setting": "emodb (split=speaker_cv)", "config": "eps=0.25",
+             "dataset": "emodb", "group": "g", "params": {}, "n_samples": 10.0, "clean_acc": 0.5, "adv_acc": 0.1,
+             "realized_adv_acc": 0.3, "audio_snr_db": 12.0} for k in range(n_folds)]
+    return SimpleNamespace(df=pd.DataFrame(rows), uri="sqlite:///none.db")
+
+
+def test_audio_table_counts_the_segments_its_numbers_pool():
+    """Five folds of 10 attacked segments are one row: it says 50 segments in 5 runs, not n = 10."""
+    from ser_attacks.report import audio
+    ((_, _, _, disp, _),) = audio.tables(audio.configurations(_audio_runs()))
+    assert disp.segments.tolist() == ["50 (5 runs)"] and "n" not in disp
+
+
+def test_a_runs_spectrograms_appear_once_in_the_report(tmp_path, monkeypatch):
+    """The demo showed one run's spectrogram figure twice (Spectrograms and Adversarial audio, identical files
+    under two names): the audio section now points at the one already shown."""
+    import json
+
+    from ser_attacks.report import audio
+    png = tmp_path / "spectrograms.png"
+    png.write_bytes(b"not an image")          # shrink_png keeps what it cannot read: only the path matters
+    index = tmp_path / "index.json"
+    index.write_text(json.dumps([]))
+    monkeypatch.setattr(audio, "download", lambda uri, rid, name, cache: index if name.endswith(".json") else png)
+    runs = _audio_runs(1)
+    out = tmp_path / "rep"
+    (out / "figures").mkdir(parents=True)
+    md = audio._players(runs, audio.configurations(runs), out, None, 4, {"run0abcdef": "spectrograms_fgsm_00.png"})
+    assert not list((out / "figures").glob("audio_spectrograms_*")) and "![" not in "\n".join(md)
+    assert any("spectrograms_fgsm_00.png" in ln for ln in md)
+    md = audio._players(runs, audio.configurations(runs), out, None, 4, {})        # not shown before: shown here
+    assert len(list((out / "figures").glob("audio_spectrograms_*"))) == 1

@@ -7,6 +7,7 @@ that changed nothing, a model near chance, few segments, one seed, an "attack" t
 from __future__ import annotations
 
 import ast
+import re
 
 import numpy as np
 import pandas as pd
@@ -373,7 +374,8 @@ def takeaway(runs, t, cl=None, snr_db: float = MATCHED_SNR_DB) -> str:
     lb, _ = leaderboard(t, snr_db)
     sentences = [_strongest(lb, snr_db, len(primary_settings(t.configs))) if len(lb) else None,
                  _gender(t), _language(t), _protocol(t), _checklist(cl, runs, t)]
-    return " ".join(s for s in sentences if s)
+    # one sentence per line (Markdown hard breaks), the minus sign as a minus
+    return " \\\n".join(re.sub(r"(?<![\w=])-(?=\d)", "−", s) for s in sentences if s)
 
 
 def summary_lines(runs, t, figure: str | None = None, cl=None, snr_db: float = MATCHED_SNR_DB) -> list[str]:
