@@ -355,7 +355,7 @@ def test_study_report_opens_on_the_answers(study_report):
     assert "perturbation SNR ≥ 0 dB" in summary and "| clean (no attack) |" in summary
     i_take, i_toc, i_over = html.index('id="takeaway"'), html.index('<nav class="toc">'), html.index('id="overview"')
     assert i_take < html.index("<table") < i_toc < i_over
-    assert not re.search(r"\d+ of (fe)?male", md) and "segments from female" in md
+    assert not re.search(r"\d+ of (fe)?male", md) and "attacked segments per run (median; 5 from female and" in md
     assert "speakers tested: emovo 3 F + 3 M" in md
     flags = md.split("**Flags:**")[1].split("\n\n")[1]
     configs = re.findall(r"^  - (\w+ `[^`]+`)", flags, re.M)
