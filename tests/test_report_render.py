@@ -158,3 +158,39 @@ def test_a_runs_spectrograms_appear_once_in_the_report(tmp_path, monkeypatch):
     assert any("spectrograms_fgsm_00.png" in ln for ln in md)
     md = audio._players(runs, audio.configurations(runs), out, None, 4, {})        # not shown before: shown here
     assert len(list((out / "figures").glob("audio_spectrograms_*"))) == 1
+
+
+def _configs(**snr) -> pd.DataFrame:
+    """Two settings; fgsm loud at eps=1 (−10 dB) and quiet at eps=0.25 (8 dB), boundary only loud, pixel quiet."""
+    rows = []
+    for s in ("emodb (split=speaker_cv)", "ravdess (split=speaker_cv)"):
+        for attack, config, acc, db in (("fgsm", "eps=0.25", 0.1, 8.0), ("fgsm", "eps=1", 0.0, -10.0),
+                                        ("boundary", "default", 0.2, -3.0), ("pixel", "th=1", 0.3, 20.0),
+                                        ("noise", "eps=0.25", 0.4, 12.0)):
+            rows.append({"attack": attack, "setting": s, "split": "speaker_cv", "config": config, "adv_acc": acc,
+                         "clean_acc": 0.5, "snr_db": snr.get("value", db), "changed": 1.0})
+    rows.append({**rows[0], "setting": "emodb (split=paper)", "split": "paper", "adv_acc": 0.9, "clean_acc": 1.0})
+    return pd.DataFrame(rows)
+
+
+def test_the_first_screen_compares_attacks_at_one_snr_budget():
+    """FGSM's loud eps=1 reaches 0.000 but is over the 0 dB budget: its quiet eps=0.25 is what counts; Boundary
+    has no configuration that quiet; the leaky setting is left out; the noise baseline is never "strongest"."""
+    from types import SimpleNamespace
+
+    from ser_attacks.report.summary import _strongest, budget, leaderboard
+    t = SimpleNamespace(configs=_configs())
+    data, disp = leaderboard(t, 0.0)
+    assert data.attack.tolist() == ["fgsm", "pixel", "noise", "boundary"]          # strongest first
+    assert disp.columns.tolist() == ["attack", "emodb (split=speaker_cv)", "ravdess (split=speaker_cv)", "mean over 2"]
+    assert disp.iloc[0].tolist() == ["clean (no attack)", "0.500", "0.500", "0.500"]
+    assert disp.iloc[1, 1] == "0.100 (eps=0.25, 8.0 dB)"
+    assert disp.iloc[4, 1] == "over budget (quietest -3.0 dB)" and disp.iloc[4, 3] == "—"
+    text = _strongest(data, 0.0, 2)
+    assert "the strongest attack is FGSM (adversarial accuracy 0.100" in text and "weakest is Pixel (0.300)" in text
+    assert "Boundary has no configuration that quiet" in text
+    # runs that logged no SNR: no matched budget, said so
+    t = SimpleNamespace(configs=_configs(value=np.nan))
+    assert budget(t) == -np.inf
+    data, disp = leaderboard(t, budget(t))
+    assert data.attack.tolist()[0] == "fgsm" and disp.iloc[1, 1] == "0.000 (eps=1)"

@@ -202,7 +202,8 @@ def matched_budget(cf: pd.DataFrame, snr_db: float = MATCHED_SNR_DB) -> pd.DataF
     rows = []
     for (a, s), sub in cf.groupby(["attack", "setting"], sort=False):
         snr = np.array([_snr(r) for _, r in sub.iterrows()])
-        ok = sub[snr >= snr_db].assign(_snr=snr[snr >= snr_db])
+        within = (snr >= snr_db) | (np.isnan(snr) & (snr_db == -np.inf))     # -inf: no budget (no SNR logged)
+        ok = sub[within].assign(_snr=snr[within])
         row = {"attack": a, "setting": s, "clean_acc": sub.clean_acc.mean(),
                "quietest_snr_db": np.nanmax(snr) if np.isfinite(snr).any() or np.isinf(snr).any() else np.nan}
         if len(ok):
@@ -241,8 +242,9 @@ def leaderboard(t, snr_db: float = MATCHED_SNR_DB) -> tuple[pd.DataFrame, pd.Dat
                 q = r.quietest_snr_db
                 cells[s] = "over budget" + (f" (quietest {q:.1f} dB)" if q == q else " (no SNR logged)")
             else:
-                snr = "changed nothing" if np.isinf(r.snr_db) else f"{r.snr_db:.1f} dB"
-                cells[s] = f"{f3(r.adv_acc)} ({r.config}, {snr})"
+                snr = "" if r.snr_db != r.snr_db else ", changed nothing" if np.isinf(r.snr_db) \
+                    else f", {r.snr_db:.1f} dB"
+                cells[s] = f"{f3(r.adv_acc)} ({r.config}{snr})"
         n = int(vals.adv_acc.notna().sum())
         disp.append({"attack": _name(a) + (" (baseline)" if a in BASELINES else ""), **cells,
                      "mean adv acc": f3(mean) + (f" ({n} of {len(settings)})" if 0 < n < len(settings) else "")})
@@ -258,6 +260,12 @@ def leaderboard(t, snr_db: float = MATCHED_SNR_DB) -> tuple[pd.DataFrame, pd.Dat
     return data.assign(clean_acc=[np.nanmean(list(clean.values()))] * len(data)), disp
 
 
+def budget(t, snr_db: float = MATCHED_SNR_DB) -> float:
+    """The SNR budget the first screen can apply: ``snr_db``, or -inf (any budget) when no run logged an SNR."""
+    cf = t.configs
+    return snr_db if "snr_db" in cf and cf.snr_db.notna().any() else -np.inf
+
+
 def _strongest(lb: pd.DataFrame, snr_db: float, n_settings: int) -> str | None:
     att = lb[~lb.attack.isin(BASELINES) & lb.mean_adv_acc.notna()]
     if att.empty:
@@ -267,7 +275,9 @@ def _strongest(lb: pd.DataFrame, snr_db: float, n_settings: int) -> str | None:
     worst = [_name(a) for a in att[att.mean_adv_acc >= hi - 5e-4].attack]
     over = [_name(a) for a in lb[lb.mean_adv_acc.isna()].attack]
     where = f"averaged over {n_settings} leakage-free settings" if n_settings > 1 else "on its setting"
-    s = (f"At a matched budget (perturbation SNR ≥ {snr_db:g} dB, i.e. no louder than the speech) the strongest "
+    at = (f"At a matched budget (perturbation SNR ≥ {snr_db:g} dB, i.e. no louder than the speech)"
+          if snr_db > -np.inf else "At its best configuration (no run logged an SNR, so no matched budget)")
+    s = (f"{at} the strongest "
          f"attack{'s are' if len(best) > 1 else ' is'} {_and(best)} (adversarial accuracy {lo:.3f} {where}, from "
          f"clean {lb.clean_acc.iloc[0]:.3f})")
     if hi > lo + 5e-4:
@@ -371,6 +381,7 @@ def _checklist(cl, runs, t) -> str | None:
 def takeaway(runs, t, cl=None, snr_db: float = MATCHED_SNR_DB) -> str:
     """Three to five sentences generated from the verdicts: the strongest attack at the matched budget, whether
     gender, language and the protocol matter (Holm-corrected tests over speakers), what the checklist flags."""
+    snr_db = budget(t, snr_db)
     lb, _ = leaderboard(t, snr_db)
     sentences = [_strongest(lb, snr_db, len(primary_settings(t.configs))) if len(lb) else None,
                  _gender(t), _language(t), _protocol(t), _checklist(cl, runs, t)]
@@ -384,12 +395,15 @@ def summary_lines(runs, t, figure: str | None = None, cl=None, snr_db: float = M
     best configuration per attack and setting). ``figure``: a path (relative to the report) for Figure 5."""
     from .render import md_table
     lines = ["## Summary", "", "**Takeaway.** " + takeaway(runs, t, cl, snr_db), ""]
+    snr_db = budget(t, snr_db)
     _, board = leaderboard(t, snr_db)
     if len(board):
         settings = primary_settings(t.configs)
-        lines += [f"**Attacks at a matched budget: perturbation SNR ≥ {snr_db:g} dB** (per attack and setting, the "
-                  "configuration with the lowest adversarial accuracy among those whose mean perturbation is at least "
-                  f"{snr_db:g} dB below the signal; first row: clean accuracy on the same segments; "
+        lines += [(f"**Attacks at a matched budget: perturbation SNR ≥ {snr_db:g} dB** (per attack and setting, the "
+                   "configuration with the lowest adversarial accuracy among those whose mean perturbation is at "
+                   f"least {snr_db:g} dB below the signal; " if snr_db > -np.inf else
+                   "**Attacks at their best configuration** (no run logged an SNR, so no matched budget; ")
+                  + "first row: clean accuracy on the same segments; "
                   + ("leakage-free settings only" if any("paper" not in s for s in settings)
                      and (t.configs.split == "paper").any() else "all settings")
                   + "; click a column to sort):", "", md_table(board).rstrip("\n"), ""]
