@@ -239,6 +239,52 @@ def check_report(html: Path, screenshot: Path | None = None, width: int = 1400, 
             "raw_markdown": raw_markdown(state["text"]), "headings": state["headings"]}
 
 
+FIRST_SCREEN = """(() => {
+  const t = document.getElementById('takeaway'), r = t && t.getBoundingClientRect();
+  const num = document.querySelector('td.num'), first = document.querySelector('.table-wrap td');
+  const toc = document.querySelector('nav.toc');
+  return {takeaway_top: r ? r.top + scrollY : null, takeaway_bottom: r ? r.bottom + scrollY : null,
+          takeaway: t ? t.innerText : null, toc_top: toc ? toc.getBoundingClientRect().top + scrollY : null,
+          number_align: num ? getComputedStyle(num).textAlign : null,
+          first_column: first ? getComputedStyle(first).position : null,
+          height: document.documentElement.scrollHeight};
+})()"""
+# scroll to a section (by its heading's id), opening its first folded subsection when asked
+SHOW_SECTION = """((id, open) => {
+  const h = document.getElementById(id);
+  if (!h) return false;
+  if (open) { let e = h.nextElementSibling;
+    while (e && e.tagName !== 'DETAILS' && e.tagName !== 'H2') e = e.nextElementSibling;
+    if (e && e.tagName === 'DETAILS') e.open = true; }
+  window.scrollTo(0, h.getBoundingClientRect().top + scrollY - 10);
+  return true;
+})"""
+
+
+TAKEAWAY_WITHIN = 1200       # px: the takeaway must end within the first screen and a bit
+REPORT_SECTIONS = {"forest": ("protocol-gap", False), "checklist": ("robustness-checklist", True)}
+
+
+def report_screenshots(html: Path, out: Path, prefix: str = "report", sections: dict | None = None,
+                       width: int = 1400, height: int = 1000) -> dict:
+    """The first screen of ``report.html`` (``<prefix>_first_screen.png``) with where its takeaway ends, and one
+    screenshot per section in ``sections`` ({name: (heading id, open its first fold)}) as ``<prefix>_<name>.png``.
+    Returns the first screen's measures (``takeaway_bottom`` in px from the top, …) and the files written."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    with Browser(width, height) as b:
+        b.goto(Path(html).resolve().as_uri())
+        b.wait_for("[...document.images].every(i => i.complete)", what="the report's images")
+        seen = b.evaluate(FIRST_SCREEN)
+        files = [b.screenshot(out / f"{prefix}_first_screen.png")]
+        for name, (anchor, unfold) in (sections or {}).items():
+            if not b.evaluate(f"{SHOW_SECTION}({json.dumps(anchor)}, {json.dumps(bool(unfold))})"):
+                raise BrowserError(f"no section #{anchor} in {html}")
+            time.sleep(0.3)
+            files.append(b.screenshot(out / f"{prefix}_{name}.png"))
+    return {**seen, "files": files}
+
+
 # ------------------------------------------------------------------------------- the MLflow UI
 def ui_url(base_url: str, experiment_id: str) -> str:
     """The experiment's runs table. MLflow 3.17's UI opens on its GenAI view (traces, token usage) unless its
@@ -366,8 +412,21 @@ def main(argv=None) -> int:
     p.add_argument("--sweep", default=None, help="parent run id (default: the newest sweep)")
     p.add_argument("--ui-url", default=None, help="a running MLflow UI (default: start one on a free port)")
     p.add_argument("--out", default="docs/img", help="folder for mlflow_runs.png and report.png")
+    p.add_argument("--report", default=None, metavar="REPORT_HTML",
+                   help="instead: screenshots of this report.html (first screen, forest plots, checklist) as "
+                        "<prefix>_*.png in --out")
+    p.add_argument("--prefix", default="report_study", help="file name prefix for --report")
     a = p.parse_args(argv)
     quiet_libraries()
+    if a.report:
+        try:
+            r = report_screenshots(Path(a.report), Path(a.out), a.prefix, REPORT_SECTIONS)
+        except BrowserError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(f"{', '.join(str(f) for f in r['files'])}; takeaway ends at {r['takeaway_bottom']:.0f} px, page "
+              f"{r['height']} px")
+        return 0 if r["takeaway_bottom"] is not None and r["takeaway_bottom"] <= TAKEAWAY_WITHIN else 1
     uri = resolve_uri(a.tracking_uri) if a.tracking_uri else default_uri()
     try:
         r = screenshots(uri, Path(a.out), a.experiment, a.sweep, a.ui_url)

@@ -19,6 +19,7 @@ from types import SimpleNamespace
 
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 import soundfile as sf
 from mlflow.tracking import MlflowClient
@@ -250,11 +251,13 @@ def test_report_html_is_rendered_markdown_that_opens_on_the_summary(sweep):
     text.feed(html)
     assert raw_markdown("".join(text.parts)) == []
     assert raw_markdown("**bold** and ![x](y.png)\n| a | b |\n_CSV: `x`_") != []       # the check can fail
-    assert text.h2[0] == "Summary" and text.h2[1] == "About this report"
-    summary = md.split("## Summary")[1].split("## About")[0]
-    assert "What was attacked" in summary and "| attack |" in summary and "Flags:" in summary
+    assert text.h2[:3] == ["Summary", "Overview", "About this report"]
+    summary = md.split("## Summary")[1].split("## Overview")[0]
+    assert "**Takeaway.**" in summary and "| attack |" in summary and "SNR ≥" in summary
+    overview = md.split("## Overview")[1].split("## About")[0]
+    assert "What was attacked" in overview and "Flags:" in overview
     assert html.count('src="data:image/png;base64,') == md.count("![") > 0
-    assert "CSV: <code>tables/" in html and htmllib.escape("_CSV") not in html
+    assert 'CSV: <a href="tables/' in html and htmllib.escape("_CSV") not in html
 
 
 @pytest.mark.e2e
@@ -319,3 +322,66 @@ def test_training_is_deterministic(cfg_factory):
         fit(cfg.train, model, (X, y), (X[:8], y[:8]), 5)
         weights.append(model.get_weights())
     assert all(np.array_equal(a, b) for a, b in zip(*weights))
+
+
+# ------------------------------------------------------------------------------ the study report's first screen
+STUDY = Path(__file__).resolve().parents[1] / "results" / "study"
+
+
+@pytest.fixture(scope="module")
+def study_report(tmp_path_factory):
+    """The report rebuilt from two corpora of the committed study results (EMOVO and EmoDB: both protocols, two
+    languages), as `python -m ser_attacks.report --from-results` builds it."""
+    from ser_attacks.report import build_report
+    out = tmp_path_factory.mktemp("study") / "report"
+    build_report(results=[STUDY / "emovo", STUDY / "emodb"], out=out)
+    return out
+
+
+@pytest.mark.e2e
+def test_study_report_opens_on_the_answers(study_report):
+    """Issue 29: the takeaway (3–5 sentences from the verdicts), the attacks at one stated SNR budget, then the
+    contents; the long tail below. Wording: segments as segments, no-effect runs once per configuration; no row
+    of dashes for a configuration never run; every CSV link points at a file beside report.html."""
+    md = (study_report / "report.md").read_text()
+    html = (study_report / "report.html").read_text()
+    summary = md.split("## Summary\n")[1].split("\n## ")[0]
+    take = summary.split("**Takeaway.** ")[1].split("\n\n")[0]
+    sentences = take.split(" \\\n")                                       # one sentence per line
+    assert all(re.fullmatch(r"[A-Z].*\.", x) for x in sentences), sentences
+    assert 3 <= len(sentences) <= 5, sentences
+    assert "strongest attack" in take and "Gender:" in take and "Language:" in take and "Protocol:" in take
+    assert "Checklist:" in take and "PASS" in take
+    assert "perturbation SNR ≥ 0 dB" in summary and "| clean (no attack) |" in summary
+    i_take, i_toc, i_over = html.index('id="takeaway"'), html.index('<nav class="toc">'), html.index('id="overview"')
+    assert i_take < html.index("<table") < i_toc < i_over
+    assert not re.search(r"\d+ of (fe)?male", md) and "attacked segments per run (median; 5 from female and" in md
+    assert "speakers tested: emovo 3 F + 3 M" in md
+    flags = md.split("**Flags:**")[1].split("\n\n")[1]
+    configs = re.findall(r"^  - (\w+ `[^`]+`)", flags, re.M)
+    assert configs and len(configs) == len(set(configs))                  # each configuration once
+    for f in (study_report / "tables").glob("param_*.csv"):
+        assert pd.read_csv(f).adv_acc.notna().all(), f.name               # no never-run rows
+    links = re.findall(r'href="(tables/[^"]+)"', html)
+    assert links and all((study_report / ln).is_file() for ln in links)
+    for name in ("forest_gender.png", "forest_protocol.png", "forest_language.png"):
+        assert (study_report / "figures" / name).stat().st_size > 10_000, name
+    assert html.count("<details") > 20
+
+
+@pytest.mark.e2e
+def test_study_report_first_screen_in_chromium(study_report, tmp_path):
+    """Headless Chromium, a 1400 x 1000 window: the takeaway ends within the first 1,200 px; numbers are
+    right-aligned and the first column stays put when a wide table scrolls sideways."""
+    from ser_attacks.browser import REPORT_SECTIONS, TAKEAWAY_WITHIN, find_chromium, report_screenshots
+    if not find_chromium():
+        pytest.skip("Chromium is not installed (Debian: apt-get install chromium; or set SER_ATTACKS_CHROMIUM)")
+    seen = report_screenshots(study_report / "report.html", tmp_path, "study", REPORT_SECTIONS)
+    assert seen["takeaway"].startswith("Takeaway."), seen["takeaway"]
+    assert TAKEAWAY_WITHIN == 1200
+    assert seen["takeaway_bottom"] <= TAKEAWAY_WITHIN, f"the takeaway ends at {seen['takeaway_bottom']:.0f} px"
+    assert seen["number_align"] == "right" and seen["first_column"] == "sticky"
+    assert seen["toc_top"] > seen["takeaway_bottom"]
+    assert [f.name for f in seen["files"]] == ["study_first_screen.png", "study_forest.png", "study_checklist.png"]
+    for shot in seen["files"]:
+        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -85,10 +85,18 @@ def configurations(runs: Runs) -> pd.DataFrame:
         row = {"attack": first.attack, "input": first.input, "setting": _setting(first.setting),
                "dataset": first.dataset, "config": config, "n_runs": len(sub), "run_ids": ",".join(sub.run_id)}
         row.update({m: float(np.nanmean(sub[m])) if sub[m].notna().any() else np.nan for m in metrics})
+        row["n_samples_total"] = float(sub.n_samples.sum()) if "n_samples" in sub and sub.n_samples.notna().any() \
+            else np.nan
         rows.append(row)
     out = pd.DataFrame(rows)
     return out.sort_values(["input", "attack", "setting", "config"], key=lambda c: c.map(attack_sort_key)
                            if c.name == "attack" else c).reset_index(drop=True)
+
+
+def _segments(cf: pd.DataFrame) -> list[str]:
+    """The attacked segments a row's numbers pool: every run's (folds and seeds), ``50 (5 runs)``."""
+    return [MISSING if r.n_samples_total != r.n_samples_total else
+            f"{r.n_samples_total:.0f}" + (f" ({r.n_runs} runs)" if r.n_runs > 1 else "") for r in cf.itertuples()]
 
 
 def tables(cf: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame, pd.DataFrame, str]]:
@@ -99,7 +107,7 @@ def tables(cf: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame, pd.DataFrame,
     if len(spec):
         disp = pd.DataFrame({
             "attack": spec.attack, "config": spec.config, "setting": spec.setting,
-            "n": spec.n_samples.map(lambda v: f"{v:.0f}"),
+            "segments": _segments(spec),
             "clean acc": [_cell(r, "clean_acc") for _, r in spec.iterrows()],
             "adv acc (spectrogram)": [_cell(r, "adv_acc") for _, r in spec.iterrows()],
             "realized acc (phase kept)": [_cell(r, "realized_adv_acc") for _, r in spec.iterrows()],
@@ -108,7 +116,8 @@ def tables(cf: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame, pd.DataFrame,
             "SNR dB": [_cell(r, "audio_snr_db", 1) for _, r in spec.iterrows()],
             "unchanged": [_cell(r, "n_audio_unchanged", 0) for _, r in spec.iterrows()]})
         out.append(("audio_realized", "Spectrogram attacks as sound: realized accuracy and SNR", spec, disp,
-                    "Each cell: all (female / male). Adversarial spectrograms resynthesized as audio (the Mel-domain "
+                    "Each cell: all (female / male), the mean over the row's runs; segments: attacked in all of them. "
+                    "Adversarial spectrograms resynthesized as audio (the Mel-domain "
                     "change as a gain on the segment's STFT, original phase kept; Griffin-Lim from the same magnitude "
                     "for comparison), re-analysed by the librosa front end and classified again. SNR: of the "
                     "resynthesized waveform change (phase-kept version; mean over segments the attack changed; "
@@ -118,7 +127,7 @@ def tables(cf: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame, pd.DataFrame,
     if len(wav):
         disp = pd.DataFrame({
             "attack": wav.attack, "config": wav.config, "setting": wav.setting,
-            "n": wav.n_samples.map(lambda v: f"{v:.0f}"),
+            "segments": _segments(wav),
             "SNR budget dB": wav.get("snr_budget_db", pd.Series(np.nan, wav.index)).map(
                 lambda v: MISSING if v != v else f"{v:g}"),
             "clean acc": [_cell(r, "clean_acc") for _, r in wav.iterrows()],
@@ -126,7 +135,8 @@ def tables(cf: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame, pd.DataFrame,
             "SNR dB (measured)": [_cell(r, "audio_snr_db", 2) for _, r in wav.iterrows()],
             "min SNR dB": [_cell(r, "audio_snr_db_min", 2) for _, r in wav.iterrows()]})
         out.append(("audio_waveform", "Waveform attacks: accuracy and SNR", wav, disp,
-                    "Each cell: all (female / male). The attack perturbs the 3 s segment's audio through the "
+                    "Each cell: all (female / male), the mean over the row's runs; segments: attacked in all of them. "
+                    "The attack perturbs the 3 s segment's audio through the "
                     "differentiable front end; SNR = 10·log10(Σx²/Σδ²) per segment, mean (and minimum) over segments."))
     return out
 
@@ -200,7 +210,8 @@ def accuracy_vs_snr(cf: pd.DataFrame, path: Path) -> Path | None:
     return path
 
 
-def _players(runs: Runs, cf: pd.DataFrame, out: Path, cache: Path | None, max_runs: int) -> list[str]:
+def _players(runs: Runs, cf: pd.DataFrame, out: Path, cache: Path | None, max_runs: int,
+             shown: dict | None = None) -> list[str]:
     """Per attack × input × setting, the configuration with the lowest accuracy of the sound (ties: lower accuracy
     on the model input, then higher SNR): its spectrogram triplets and, per logged sample, players for
     original / adversarial / perturbation ×10."""
@@ -223,7 +234,11 @@ def _players(runs: Runs, cf: pd.DataFrame, out: Path, cache: Path | None, max_ru
         entries = json.loads(Path(index).read_text())
         what = "waveform attack" if r.input == "waveform" else "spectrogram attack, resynthesized"
         md += ["", f"### {r.attack} {r.config} on {r.setting} ({what}; run {rid[:8]})", ""]
-        spec = download(runs.uri, rid, "spectrograms.png", cache)
+        if rid in (shown or {}):      # the same run's figure is already in the report (Spectrograms): once
+            md += [f"Spectrograms of this run: `figures/{shown[rid]}` in *Spectrograms* above.", ""]
+            spec = None
+        else:
+            spec = download(runs.uri, rid, "spectrograms.png", cache)
         if spec is not None:
             dst = out / "figures" / f"audio_spectrograms_{rid[:8]}.png"
             from .figures import shrink_png
@@ -257,8 +272,10 @@ def _to_flac(src: Path, dst: Path) -> None:
     sf.write(str(dst), y, sr, format="FLAC", subtype="PCM_16")
 
 
-def section(runs: Runs, out: Path, cache: Path | None = None, max_runs: int = 12) -> tuple[list[str], list]:
-    """(Markdown lines of the audio section, [(key, numbers)] for CSV) — empty when no run logged audio."""
+def section(runs: Runs, out: Path, cache: Path | None = None, max_runs: int = 12,
+            shown: dict | None = None) -> tuple[list[str], list]:
+    """(Markdown lines of the audio section, [(key, numbers)] for CSV) — empty when no run logged audio.
+    ``shown``: run id → figure name of the runs whose spectrograms the report shows already."""
     cf = configurations(runs)
     if cf.empty:
         return [], []
@@ -270,12 +287,13 @@ def section(runs: Runs, out: Path, cache: Path | None = None, max_runs: int = 12
     for key, title, data, disp, note in tables(cf):
         data.to_csv(out / "tables" / f"{key}.csv", index=False)
         csv.append((key, data))
-        md += ["", f"### {title}", "", note, "", md_table(disp).rstrip("\n"), f"\n_CSV: `tables/{key}.csv`_"]
+        md += ["", f"### {title}", "", note, "", md_table(disp).rstrip("\n"),
+               f"\nCSV: [tables/{key}.csv](tables/{key}.csv)"]
     fig = accuracy_vs_snr(cf, out / "figures" / "accuracy_vs_snr.png")
     if fig is not None:
         md += ["", "![Accuracy of the adversarial audio vs the SNR of its perturbation, per attack; female solid, "
                "male dashed, clean accuracy dotted](figures/accuracy_vs_snr.png)"]
-    players = _players(runs, cf, out, cache, max_runs)
+    players = _players(runs, cf, out, cache, max_runs, shown)
     if players:
         md += ["", "### Listen", "", "Per attack, the configuration whose sound fooled the model most: original, "
                "adversarial and the perturbation amplified ×10 (clipped to full scale), the first attacked segment "

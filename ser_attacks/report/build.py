@@ -15,7 +15,7 @@ from .collect import SEED_KEYS, Runs, collect, download, load_samples
 from .format import FEW, MISSING, attack_sort_key
 from .render import md_table, md_to_html
 from .significance import significance_lines
-from .summary import summary_lines
+from .summary import effect_list, summary_lines
 from .tables import Tables, build_tables
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,12 @@ def _checklist_lines(cl: pd.DataFrame) -> list[str]:
                       ""]
         lines.append(md_table(sub.drop(columns="setting")).rstrip("\n"))
         lines.append("")
-    return lines + ["_CSV: `tables/checklist.csv`_"]
+    return lines + [csv_link("checklist")]
+
+
+def csv_link(key: str) -> str:
+    """The line under a table: a relative link to its CSV (``tables/<key>.csv`` beside report.html)."""
+    return f"CSV: [tables/{key}.csv](tables/{key}.csv)"
 
 
 def _header(runs: Runs, name: str) -> list[str]:
@@ -97,14 +102,12 @@ def _header(runs: Runs, name: str) -> list[str]:
         lines += ["", "Settings differ in " + ", ".join(f"`{k}`" for k in runs.setting_keys)
                   + " as well as the dataset; they are kept apart."]
     if len(effect_none):
-        lines += ["", f"{len(effect_none)} run(s) had **no effect** (tag `attack_effect=none`): "
-                  + ", ".join(f"{r.attack} {r.config} on {r.setting}" + (f" fold {r.fold}" if r.fold else "")
-                              for r in effect_none.itertuples()) + "."]
+        lines += ["", f"{len(effect_none)} run(s) had **no effect** (tag `attack_effect=none`): listed by "
+                  "configuration under *Flags* in the Overview."]
     if len(effect_undef):
         lines += ["", f"{len(effect_undef)} run(s) had an **undefined effect** (tag `attack_effect=undefined`: no "
-                  "attacked segment was classified correctly, so the run cannot show what the attack does): "
-                  + ", ".join(f"{r.attack} {r.config} on {r.setting}" + (f" fold {r.fold}" if r.fold else "")
-                              for r in effect_undef.itertuples()) + "."]
+                  "attacked segment was classified correctly, so the run cannot show what the attack does), by "
+                  "configuration:", "", *[ln.strip() for ln in effect_list(effect_undef).split("\n") if ln.strip()]]
     folds = df[df.fold != ""]
     if len(folds):
         lines += ["", "Cross-validation (`split=speaker_cv`): the runs of "
@@ -193,6 +196,7 @@ def _write_report(runs: Runs, samples, out: Path, name: str, cache: Path | None,
         out / "figures" / "fig06_perturbation.png", ci=False)
     figs["curves"] = figures.robustness_curves(t.configs, out / "figures" / "robustness_curves.png")
     figs["time"] = figures.time_per_attack(t.configs, out / "figures" / "time_per_attack.png")
+    forests = figures.gap_forests(t, out / "figures")
     spec = []
     for r in t.best.sort_values(["attack", "setting"], key=lambda c: c.map(attack_sort_key) if c.name == "attack"
                                 else c).itertuples():
@@ -208,7 +212,7 @@ def _write_report(runs: Runs, samples, out: Path, name: str, cache: Path | None,
 
     md = _header(runs, name)
     # issue 15: the report opens on its summary (what was attacked, headline table + Figure 5, flags)
-    md = md[:2] + summary_lines(runs, t, f"figures/{figs['adv_acc'].name}" if "adv_acc" in figs else None) \
+    md = md[:2] + summary_lines(runs, t, f"figures/{figs['adv_acc'].name}" if "adv_acc" in figs else None, cl) \
         + ["", "## About this report", ""] + md[2:]
     md += ["", "## Significance", "", *significance_lines(t, runs.df.dataset.nunique())]
     md += ["", "## Robustness checklist", "", *_checklist_lines(cl)]
@@ -227,6 +231,8 @@ def _write_report(runs: Runs, samples, out: Path, name: str, cache: Path | None,
                                   + (" in dB of log-Mel" if pert_db else "") + ", all, female and male speakers"),):
                     if key in figs:
                         md += ["", f"![{cap}](figures/{figs[key].name})"]
+            if sec in forests:
+                md += ["", f"![{forests[sec][1]}](figures/{forests[sec][0].name})"]
             if sec == "Per-attack parameter tables" and "curves" in figs:
                 md += ["", "![Robustness curves: adversarial accuracy vs the swept parameter (solid all, dashed "
                        "female, dotted male; band = 95% CI of all)](figures/" + figs["curves"].name + ")"]
@@ -234,7 +240,7 @@ def _write_report(runs: Runs, samples, out: Path, name: str, cache: Path | None,
         if item.note:
             md += [item.note, ""]
         md.append(md_table(item.display).rstrip("\n"))
-        md.append(f"\n_CSV: `tables/{item.key}.csv`_")
+        md.append("\n" + csv_link(item.key))
     if "time" in figs:
         md += ["", "## Time", "", "![Attack time per segment, every configuration (log scale)](figures/"
                + figs["time"].name + ")"]
@@ -243,7 +249,8 @@ def _write_report(runs: Runs, samples, out: Path, name: str, cache: Path | None,
                "(as logged by the attack run)."]
         for r, rid, dst in spec:
             md += ["", f"![{r.attack} {r.config} on {r.setting} (run {rid[:8]})](figures/{dst.name})"]
-    md += audio.section(runs, out, cache)[0]   # adversarial audio: SNR / realized accuracy, players (report/audio.py)
+    # adversarial audio: SNR / realized accuracy, players (report/audio.py); a run's spectrograms shown once
+    md += audio.section(runs, out, cache, shown={rid: dst.name for _, rid, dst in spec})[0]
     md += ["", "## Definitions", "",
            "- Adversarial accuracy: accuracy on the adversarial examples of the attacked test segments "
            "(`adv_acc`); clean accuracy likewise on the originals (`clean_acc`); per gender with `_female`/`_male`.",
@@ -267,7 +274,7 @@ def _write_report(runs: Runs, samples, out: Path, name: str, cache: Path | None,
     text = "\n".join(md) + "\n"
     (out / "report.md").write_text(text)
     (out / "report.html").write_text(audio.embed_players(md_to_html(text, out, name), out))
-    return t, figs
+    return t, {**figs, **{f"forest_{k}": v[0] for k, v in forests.items()}}
 
 
 def _log_report_run(runs: Runs, out: Path, name: str) -> str:

@@ -15,7 +15,17 @@ tr:nth-child(even) td{background:#fafafa}code{background:#f3f3f3;padding:0 .2em}
 pre{background:#f6f6f6;padding:.6em;overflow-x:auto}h2{border-bottom:1px solid #ddd;margin-top:1.6em}
 .table-wrap{overflow-x:auto}figure{margin:1em 0}figcaption{font-size:.85em;color:#555}
 nav.toc{background:#f6f8fa;border:1px solid #ddd;padding:.5em .8em;margin:1.2em 0;font-size:.9em}
-.missing{color:#b00}"""
+.missing{color:#b00}
+td.num,th.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+.table-wrap th:first-child,.table-wrap td:first-child{position:sticky;left:0;z-index:1;background:#fff;
+box-shadow:inset -1px 0 #ccc}.table-wrap th:first-child{background:#f3f3f3}
+.table-wrap td.verdict-flag{background:#f8d7da;color:#842029;font-weight:600}
+.table-wrap td.verdict-pass{background:#d1e7dd;color:#0f5132}
+tr.sig td{background:#fff3cd}tr.sig td:first-child{box-shadow:inset 4px 0 #e0a800}
+th[data-sort]{cursor:pointer}th[data-sort]:hover{text-decoration:underline}
+.takeaway{font-size:1.05em;background:#f6f8fa;border-left:4px solid #2c6fbb;padding:.6em .9em;margin:.8em 0}
+details.fold{margin:.4em 0 .8em}details.fold>summary{cursor:pointer}
+details.fold>summary>h3,details.fold>summary>span{display:inline;margin:0;font-size:1.05em}"""
 
 
 def md_table(df: pd.DataFrame) -> str:
@@ -28,6 +38,98 @@ def md_table(df: pd.DataFrame) -> str:
     sep = "|" + "|".join("---" for _ in df.columns) + "|"
     body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
     return "\n".join([head, sep, *body]) + "\n"
+
+
+# a cell that holds a number (0.123, −0.5 [..], <0.001, 5 / 5, 1.2e-05, —): right-aligned
+NUMERIC = re.compile(r"^(?:[−\-+]?(?:\d|\.\d)|<\s?\d|—$)")
+SIGNIFICANT_COLUMN = re.compile(r"Holm|^significant", re.I)
+# click a header to sort its table by that column (numbers as numbers, "−" read as a minus); again to reverse
+SORT_JS = ("document.querySelectorAll('th[data-sort]').forEach(th=>th.addEventListener('click',()=>{"
+           "const t=th.closest('table'),b=t.tBodies[0],i=[...th.parentNode.children].indexOf(th),"
+           "d=th.dataset.sort==='asc'?-1:1;th.dataset.sort=d>0?'asc':'desc';"
+           "const v=r=>{const s=(r.cells[i]||{}).innerText||'',n=parseFloat(s.replace('\\u2212','-')"
+           ".replace('<',''));return isNaN(n)?s:n};"
+           "[...b.rows].sort((x,y)=>{const p=v(x),q=v(y);return (typeof p==='number'&&typeof q==='number'?"
+           "p-q:String(p).localeCompare(String(q)))*d}).forEach(r=>b.appendChild(r))}));")
+
+
+def is_number(text: str) -> bool:
+    """A cell that reads as a number (``0.123 [0.05, 0.20]``, ``0.000 (eps=0.25, 9.1 dB)``, ``5 / 5``, ``—``), not
+    a sentence that starts with one."""
+    bare = re.sub(r"\([^)]*\)|\[[^\]]*\]", "", text)
+    return bool(NUMERIC.match(text)) and len(re.findall(r"[A-Za-z]", bare)) <= 4
+
+
+def _p_value(text: str) -> float:
+    """A p-value cell as a number (``<0.001`` → 0.0005); NaN when it is none."""
+    text = text.strip()
+    if text.startswith("<"):
+        text = text.lstrip("< ")
+        try:
+            return float(text) / 2
+        except ValueError:
+            return float("nan")
+    try:
+        return float(text)
+    except ValueError:
+        return float("nan")
+
+
+def _mark_cells(tokens) -> None:
+    """Table cells as a reader needs them: numbers right-aligned (``class="num"``), FLAG / PASS verdicts
+    coloured, a row significant after Holm highlighted (``tr.sig``: a ``significant`` column saying yes, or
+    a ``Holm`` column with p < 0.05), every header clickable to sort (``data-sort``)."""
+    from .stats import ALPHA
+    headers: list[str] = []
+    row: list = []
+    tr = None
+    for i, tok in enumerate(tokens):
+        if tok.type == "thead_open":
+            headers = []
+        elif tok.type == "th_open":
+            headers.append(tokens[i + 1].content)
+            tok.attrSet("data-sort", "")
+        elif tok.type == "tr_open":
+            tr, row = tok, []
+        elif tok.type == "td_open":
+            text = tokens[i + 1].content.strip()
+            col = len(row)
+            row.append(text)
+            if col and is_number(text):
+                tok.attrSet("class", "num")
+            if text in ("FLAG", "PASS"):
+                tok.attrSet("class", f"verdict-{text.lower()}")
+        elif tok.type == "tr_close" and tr is not None and row:
+            sig = any(k < len(row) and SIGNIFICANT_COLUMN.search(h) and
+                      (row[k].lower() == "yes" or _p_value(row[k]) < ALPHA)
+                      for k, h in enumerate(headers))
+            if sig:
+                tr.attrSet("class", "sig")
+            tr = None
+
+
+def fold(body: str) -> str:
+    """Long parts folded (``<details>``), headings left visible: every ``###`` subsection (a table with its
+    note and CSV link) opens on a click; so does a ``##`` section's own body when it holds more than three
+    figures (spectrograms) and the definitions."""
+    parts = re.split(r"(?=<h[23][ >])", body)
+    out = []
+    for part in parts:
+        if not part.startswith(("<h2", "<h3")) or "</h" not in part:
+            out.append(part)
+            continue
+        end = part.index("</h") + 5
+        head, rest = part[:end], part[end:]
+        if part.startswith("<h3"):
+            out.append(f'<details class="fold"><summary>{head}</summary>\n{rest}</details>\n')
+            continue
+        n_img = rest.count("<img")
+        if rest.strip() and (n_img > 3 or 'id="definitions"' in head):
+            what = f"{n_img} figures" if n_img > 3 else "show"
+            out.append(f'{head}<details class="fold"><summary><span>{what}</span></summary>\n{rest}</details>\n')
+        else:
+            out.append(part)
+    return "".join(out)
 
 
 def _slug(text: str, seen: set) -> str:
@@ -82,6 +184,7 @@ def md_to_html(md: str, base: Path, title: str) -> str:
             return f"<figure>{img}<figcaption>{html.escape(alt)}</figcaption></figure>\n"
         return img
 
+    _mark_cells(tokens)
     mdi.add_render_rule("image", image)
     mdi.add_render_rule("table_open", lambda self, toks, idx, options, env: '<div class="table-wrap"><table>\n')
     mdi.add_render_rule("table_close", lambda self, toks, idx, options, env: "</table></div>\n")
@@ -91,5 +194,6 @@ def md_to_html(md: str, base: Path, title: str) -> str:
                + " · ".join(f'<a href="#{i}">{html.escape(t)}</a>' for i, t in toc[1:]) + "</nav>\n")
         second = body.find(f'<h2 id="{toc[1][0]}"')
         body = body[:second] + nav + body[second:]
+    body = fold(body).replace("<p><strong>Takeaway", '<p class="takeaway" id="takeaway"><strong>Takeaway', 1)
     return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{CSS}</style></head><body>\n{body}</body></html>\n")
+            f"<style>{CSS}</style></head><body>\n{body}<script>{SORT_JS}</script></body></html>\n")

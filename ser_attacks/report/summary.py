@@ -7,6 +7,7 @@ that changed nothing, a model near chance, few segments, one seed, an "attack" t
 from __future__ import annotations
 
 import ast
+import re
 
 import numpy as np
 import pandas as pd
@@ -35,7 +36,7 @@ def _n_classes(runs) -> int | None:
     return sizes.pop() if len(sizes) == 1 else None
 
 
-def _what(runs) -> str:
+def _what(runs, t=None) -> str:
     df = runs.df
     per_attack = []
     for a in sorted(df.attack.unique(), key=attack_sort_key):
@@ -45,11 +46,28 @@ def _what(runs) -> str:
                      df[["dataset", "language"]].drop_duplicates().itertuples(index=False))
     n = df.get("n_samples", pd.Series(dtype=float))
     nf, nm = df.get("n_samples_female", pd.Series(dtype=float)), df.get("n_samples_male", pd.Series(dtype=float))
-    seg = (f"{n.median():.0f} test segments per run ({nf.median():.0f} of female, {nm.median():.0f} of male "
-           f"speakers)" if n.notna().any() else "the runs' test segments")
+    seg = (f"{n.median():.0f} attacked segments per run (median; {nf.median():.0f} from female and "
+           f"{nm.median():.0f} from male speakers)" if n.notna().any() else "the runs' test segments")
+    spk = speaker_counts(t) if t is not None else ""
+    if spk:
+        seg += f"; speakers tested: {spk}"
     models = ", ".join(sorted(df.model.unique()))
     return (f"**What was attacked:** model {models} on {data}; {len(df)} attack runs: "
             f"{', '.join(per_attack)}; {seg}.")
+
+
+def speaker_counts(t) -> str:
+    """``emodb 5 F + 5 M, ravdess 12 F + 12 M``: the speakers whose segments were attacked, per dataset (the
+    most any of its configurations pooled: the folds of a cross-validation together test every speaker once)."""
+    cf = t.configs
+    if cf.empty or "n_speakers_female" not in cf:
+        return ""
+    out = []
+    for d, sub in cf.groupby("dataset", sort=False):
+        f, m = sub.n_speakers_female.max(), sub.n_speakers_male.max()
+        if f == f and m == m:
+            out.append(f"{d} {f:.0f} F + {m:.0f} M")
+    return ", ".join(out)
 
 
 def headline(t) -> pd.DataFrame:
@@ -74,6 +92,21 @@ def headline(t) -> pd.DataFrame:
         row["s / segment"] = MISSING if tps != tps else f"{tps:.3g}"
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def effect_list(runs: pd.DataFrame) -> str:
+    """A nested Markdown list: one line per attack configuration, then where it ran (``setting: folds 0, 2``),
+    each configuration once however many folds or seeds it ran on."""
+    lines = []
+    keyed = runs.assign(_a=[attack_sort_key(a) for a in runs.attack])
+    for (_, attack, config), sub in keyed.groupby(["_a", "attack", "config"], sort=True):
+        where = []
+        for setting, g in sub.groupby("setting", sort=True):
+            folds = sorted({str(f) for f in g.fold if str(f)}, key=lambda f: (len(f), f))
+            where.append(setting + (f": fold{'s' * (len(folds) > 1)} {', '.join(folds)}" if folds else "")
+                         + (f" ({len(g)} runs)" if len(g) > max(1, len(folds)) else ""))
+        lines.append(f"\n  - {attack} `{config}` — " + "; ".join(where))
+    return "".join(lines)
 
 
 def mixed_models(df: pd.DataFrame) -> list[str]:
@@ -102,8 +135,8 @@ def flags(runs, t) -> list[str]:
     out = []
     none = df[df.attack_effect == "none"]
     if len(none):
-        out.append(f"{len(none)} run(s) had **no effect** (adversarial examples equal the inputs or no prediction "
-                   "changed): " + ", ".join(f"{r.attack} {r.config}" for r in none.itertuples()) + ".")
+        out.append(f"{len(none)} run{'s' * (len(none) != 1)} had **no effect** (adversarial examples equal the "
+                   "inputs or no prediction changed), by configuration:" + effect_list(none))
     k = _n_classes(runs)
     if k and "clean_acc" in best:
         chance = 1.0 / k
@@ -121,7 +154,8 @@ def flags(runs, t) -> list[str]:
               if f"n_samples_{g}" in df and df[f"n_samples_{g}"].notna().any()}
     if fewest and min(fewest.values()) < SMALL_N:
         g = min(fewest, key=fewest.get)
-        out.append(f"Few attacked segments per gender (as few as {fewest[g]:.0f} of {g} speakers in a run): 95% CIs "
+        out.append(f"Few attacked segments per gender (as few as {fewest[g]:.0f} segments from {g} speakers in a run): "
+                   "95% CIs "
                    "are about ±0.15 or wider; read gender differences as leads, not findings.")
     out += mixed_models(df)
     if len(t.configs) and (t.configs.get("n_reps", t.configs.n_runs) <= 1).all():
@@ -130,20 +164,263 @@ def flags(runs, t) -> list[str]:
     return out
 
 
-def summary_lines(runs, t, figure: str | None = None) -> list[str]:
-    """Markdown: the opening section of the report. ``figure``: a path (relative to the report) shown under
-    the table."""
+MATCHED_SNR_DB = 0.0    # the matched budget of the first screen: a perturbation no louder than the speech
+BASELINES = ("noise",)  # not attacks: shown, never called the strongest or the weakest
+NAMES = {"fgsm": "FGSM", "bim": "BIM", "autoattack": "AutoAttack", "deepfool": "DeepFool", "jsma": "JSMA",
+         "cw_l2": "C&W-L2", "cw_linf": "C&W-L∞", "pixel": "Pixel", "boundary": "Boundary", "noise": "uniform noise"}
+
+
+def _name(a: str) -> str:
+    return NAMES.get(a, a)
+
+
+def _and(items: list[str]) -> str:
+    items = list(items)
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def primary_settings(cf: pd.DataFrame) -> list[str]:
+    """The settings the first screen compares: the leakage-free ones (any split but ``paper``) where there are
+    any, else all."""
+    free = sorted(cf[cf.split != "paper"].setting.unique()) if "split" in cf else []
+    return free or sorted(cf.setting.unique())
+
+
+def _snr(r) -> float:
+    """A configuration's perturbation SNR in dB (mean over the segments it changed); +inf when it changed
+    nothing; NaN when the runs did not log it."""
+    v = r.get("snr_db", np.nan)
+    if v == v:
+        return float(v)
+    return np.inf if r.get("changed", np.nan) == 0 or r.get("perturbation", np.nan) == 0 else np.nan
+
+
+def matched_budget(cf: pd.DataFrame, snr_db: float = MATCHED_SNR_DB) -> pd.DataFrame:
+    """Per attack and setting, the configuration with the lowest adversarial accuracy among those within the
+    budget: a perturbation SNR of at least ``snr_db`` (ties: the quieter one). An attack none of whose
+    configurations is that quiet gets a row without ``config`` and with its quietest SNR (``quietest_snr_db``)."""
+    rows = []
+    for (a, s), sub in cf.groupby(["attack", "setting"], sort=False):
+        snr = np.array([_snr(r) for _, r in sub.iterrows()])
+        within = (snr >= snr_db) | (np.isnan(snr) & (snr_db == -np.inf))     # -inf: no budget (no SNR logged)
+        ok = sub[within].assign(_snr=snr[within])
+        row = {"attack": a, "setting": s, "clean_acc": sub.clean_acc.mean(),
+               "quietest_snr_db": np.nanmax(snr) if np.isfinite(snr).any() or np.isinf(snr).any() else np.nan}
+        if len(ok):
+            r = ok.sort_values(["adv_acc", "_snr"], ascending=[True, False]).iloc[0]
+            row.update(config=r.config, adv_acc=r.adv_acc, adv_acc_lo=r.get("adv_acc_lo", np.nan),
+                       adv_acc_hi=r.get("adv_acc_hi", np.nan), clean_acc=r.clean_acc, snr_db=r._snr)
+        else:
+            row.update(config=None, adv_acc=np.nan, adv_acc_lo=np.nan, adv_acc_hi=np.nan, snr_db=np.nan)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def leaderboard(t, snr_db: float = MATCHED_SNR_DB) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """RobustBench-style: one row per attack (strongest first), one column per leakage-free setting (its clean
+    accuracy in the header), each cell the adversarial accuracy of the attack's best configuration within the
+    SNR budget, then the mean over the settings. Returns (numbers, display)."""
+    cf = t.configs
+    if cf.empty:
+        return pd.DataFrame(), pd.DataFrame()
+    settings = primary_settings(cf)
+    mb = matched_budget(cf[cf.setting.isin(settings)], snr_db)
+    clean = {s: mb[mb.setting == s].clean_acc.mean() for s in settings}
+    rows, disp = [], []
+    for a, sub in mb.groupby("attack", sort=False):
+        vals = sub.set_index("setting")
+        mean = vals.adv_acc.mean() if vals.adv_acc.notna().any() else np.nan
+        rows.append({"attack": a, "mean_adv_acc": mean, "n_settings": int(vals.adv_acc.notna().sum()),
+                     **{s: vals.adv_acc.get(s, np.nan) for s in settings}})
+        cells = {}
+        for s in settings:
+            if s not in vals.index:
+                cells[s] = MISSING
+                continue
+            r = vals.loc[s]
+            if r.config is None or r.config != r.config:
+                q = r.quietest_snr_db
+                cells[s] = "over budget" + (f" (quietest {q:.1f} dB)" if q == q else " (no SNR logged)")
+            else:
+                snr = "" if r.snr_db != r.snr_db else ", changed nothing" if np.isinf(r.snr_db) \
+                    else f", {r.snr_db:.1f} dB"
+                cells[s] = f"{f3(r.adv_acc)} ({r.config}{snr})"
+        n = int(vals.adv_acc.notna().sum())
+        disp.append({"attack": _name(a) + (" (baseline)" if a in BASELINES else ""), **cells,
+                     "mean adv acc": f3(mean) + (f" ({n} of {len(settings)})" if 0 < n < len(settings) else "")})
+    data = pd.DataFrame(rows)
+    order = sorted(range(len(data)), key=lambda i: (data.mean_adv_acc[i] != data.mean_adv_acc[i],
+                                                    np.nan_to_num(data.mean_adv_acc[i]),
+                                                    attack_sort_key(data.attack[i])))
+    data, disp = data.iloc[order].reset_index(drop=True), pd.DataFrame(disp).iloc[order].reset_index(drop=True)
+    head = {"attack": "clean (no attack)", **{s: f3(clean[s]) for s in settings},
+            "mean adv acc": f3(np.nanmean(list(clean.values())))}
+    disp = pd.concat([pd.DataFrame([head]), disp], ignore_index=True)
+    disp = disp.rename(columns={"mean adv acc": f"mean over {len(settings)}" if len(settings) > 1 else "accuracy"})
+    return data.assign(clean_acc=[np.nanmean(list(clean.values()))] * len(data)), disp
+
+
+def budget(t, snr_db: float = MATCHED_SNR_DB) -> float:
+    """The SNR budget the first screen can apply: ``snr_db``, or -inf (any budget) when no run logged an SNR."""
+    cf = t.configs
+    return snr_db if "snr_db" in cf and cf.snr_db.notna().any() else -np.inf
+
+
+def _strongest(lb: pd.DataFrame, snr_db: float, n_settings: int) -> str | None:
+    att = lb[~lb.attack.isin(BASELINES) & lb.mean_adv_acc.notna()]
+    if att.empty:
+        return None
+    lo, hi = att.mean_adv_acc.min(), att.mean_adv_acc.max()
+    best = [_name(a) for a in att[att.mean_adv_acc <= lo + 5e-4].attack]
+    worst = [_name(a) for a in att[att.mean_adv_acc >= hi - 5e-4].attack]
+    over = [_name(a) for a in lb[lb.mean_adv_acc.isna()].attack]
+    where = f"averaged over {n_settings} leakage-free settings" if n_settings > 1 else "on its setting"
+    at = (f"At a matched budget (perturbation SNR ≥ {snr_db:g} dB, i.e. no louder than the speech)"
+          if snr_db > -np.inf else "At its best configuration (no run logged an SNR, so no matched budget)")
+    s = (f"{at} the strongest "
+         f"attack{'s are' if len(best) > 1 else ' is'} {_and(best)} (adversarial accuracy {lo:.3f} {where}, from "
+         f"clean {lb.clean_acc.iloc[0]:.3f})")
+    if hi > lo + 5e-4:
+        s += f"; the weakest {'are' if len(worst) > 1 else 'is'} {_and(worst)} ({hi:.3f})"
+    if over:
+        s += f"; {_and(over)} ha{'ve' if len(over) > 1 else 's'} no configuration that quiet"
+    return s + "."
+
+
+def _gender(t) -> str | None:
+    from . import stats
+    a = stats.ALPHA
+    parts, sig = [], []
+    try:
+        t3 = t["table03_clean_accuracy"].data
+    except KeyError:
+        t3 = None
+    if t3 is not None and len(t3) and "p" in t3:
+        adj = stats.holm(t3.p.to_numpy())
+        sig += [f"clean accuracy on {r.setting} ({r.gap:+.3f})" for r, h in zip(t3.itertuples(), adj) if h < a]
+        parts.append(f"clean accuracy ({int(t3.p.notna().sum())} of {len(t3)} settings testable)")
+    try:
+        t47 = t["table47_gender_accuracy"].data
+    except KeyError:
+        t47 = None
+    if t47 is not None and len(t47) and "p_holm" in t47:
+        sig += [f"{_name(r.attack)} on {r.setting} ({r.gap:+.3f})" for r in t47[t47.p_holm < a].itertuples()]
+        parts.append(f"adversarial accuracy ({int(t47.p.notna().sum())} of {len(t47)} best configurations "
+                     "testable)")
+    if not parts:
+        return None
+    if sig:
+        return "Gender: the female − male gap is significant after Holm for " + _and(sig) + "."
+    n_tested = sum(int(d.p.notna().sum()) for d in (t3, t47) if d is not None and len(d) and "p" in d)
+    if not n_tested:
+        return "Gender: not testable (too few speakers per gender)."
+    return "Gender: no female − male gap is significant after Holm, in " + _and(parts) + "."
+
+
+def _language(t) -> str | None:
+    from . import stats
+    lt = t.tests
+    if lt is None or lt.empty:
+        return None
+    a = stats.ALPHA
+    clean, adv = lt[lt.attack == "clean"], lt[lt.attack != "clean"]
+    def pair(r) -> str:      # same protocol on both sides: the datasets name the pair
+        return f"{r.a.split(' (')[0]} − {r.b.split(' (')[0]}" + (f" ({r.a.split(' (')[1]}" if " (" in r.a else "")
+    hits = [f"clean accuracy {pair(r)}: {r.clean_diff:+.3f}" for r in clean.itertuples()
+            if getattr(r, "clean_p_holm", np.nan) < a]
+    hits += [f"{_name(r.attack)} {pair(r)}: {r.diff:+.3f}" for r in adv.itertuples() if r.p_holm < a]
+    n = len(clean) + len(adv)
+    if hits:
+        return (f"Language: {len(hits)} of {n} comparisons between corpora (same protocol) are significant after "
+                f"Holm: {_and(hits)}.")
+    return (f"Language: no difference between corpora is significant after Holm ({len(clean)} clean and {len(adv)} "
+            "attack comparisons under the same protocol).")
+
+
+def _protocol(t) -> str | None:
+    from . import stats
+    try:
+        d = t["protocol_gap"].data
+    except KeyError:
+        return None
+    if d.empty:
+        return None
+    clean = d.drop_duplicates(["dataset", "runs_paper", "runs_recording", "clean_acc_paper", "clean_acc_recording"])
+    adj = stats.holm(np.concatenate([clean.clean_acc_p.to_numpy(), d.adv_acc_p.to_numpy()]))
+    sig = [f"clean accuracy on {r.dataset}" for r, h in zip(clean.itertuples(), adj[:len(clean)]) if h < stats.ALPHA]
+    sig += [f"{_name(r.attack)} {r.config} on {r.dataset}" for r, h in zip(d.itertuples(), adj[len(clean):])
+            if h < stats.ALPHA]
+    lo, hi = clean.clean_acc_diff.min(), clean.clean_acc_diff.max()
+    rng = f"{lo:+.3f}" if abs(hi - lo) < 5e-4 else f"{lo:+.3f} to {hi:+.3f}"
+    s = (f"Protocol: the leaky split=paper changes clean accuracy by {rng} against split={d.leakage_free.iloc[0]} "
+         f"({len(clean)} corpora); ")
+    return s + ("significant after Holm for " + _and(sig) + "." if sig else
+                f"none of the {len(adj)} protocol comparisons is significant after Holm.")
+
+
+def _checklist(cl, runs, t) -> str | None:
+    parts = []
+    if cl is not None and len(cl):
+        n = cl.verdict.value_counts()
+        s = f"Checklist: {n.get('PASS', 0)} PASS, {n.get('FLAG', 0)} FLAG, {n.get('n/a', 0)} n/a"
+        fl = cl[cl.verdict == "FLAG"]
+        if len(fl):
+            by = fl.groupby(["attack", "check"], sort=False).size()
+            s += " — " + "; ".join(f"{_name(a)}: {c}" + (f" ×{k}" if k > 1 else "") for (a, c), k in by.items())
+        parts.append(s)
+    k = _n_classes(runs)
+    if k and "clean_acc" in t.best:
+        near = [f"{s} (clean {sub.clean_acc.mean():.3f}, chance {1 / k:.2f})" for s, sub in t.best.groupby("setting")
+                if sub.clean_acc.mean() < 1 / k + 0.15]
+        if near:
+            say = "these numbers say" if len(near) > 1 else "its numbers say"
+            parts.append(f"the model is near chance on {_and(near)}, so {say} little about robustness")
+    return ("; ".join(parts) + ".") if parts else None
+
+
+def takeaway(runs, t, cl=None, snr_db: float = MATCHED_SNR_DB) -> str:
+    """Three to five sentences generated from the verdicts: the strongest attack at the matched budget, whether
+    gender, language and the protocol matter (Holm-corrected tests over speakers), what the checklist flags."""
+    snr_db = budget(t, snr_db)
+    lb, _ = leaderboard(t, snr_db)
+    sentences = [_strongest(lb, snr_db, len(primary_settings(t.configs))) if len(lb) else None,
+                 _gender(t), _language(t), _protocol(t), _checklist(cl, runs, t)]
+    # one sentence per line (Markdown hard breaks), the minus sign as a minus
+    return " \\\n".join(re.sub(r"(?<![\w=])-(?=\d)", "−", s) for s in sentences if s)
+
+
+def summary_lines(runs, t, figure: str | None = None, cl=None, snr_db: float = MATCHED_SNR_DB) -> list[str]:
+    """Markdown: the first screen — the takeaway, then the attacks at a matched budget (the table of contents
+    follows in the HTML) — and the *Overview* section after it (what was attacked, the flags, Figure 5, the
+    best configuration per attack and setting). ``figure``: a path (relative to the report) for Figure 5."""
     from .render import md_table
-    lines = ["## Summary", "", _what(runs), ""]
-    head = headline(t)
-    if len(head):
-        lines += ["**Headline: the best configuration per attack** (lowest adversarial accuracy; clean = accuracy "
-                  "on the same segments before the attack):", "", md_table(head).rstrip("\n"), ""]
-    if figure:
-        lines += [f"![Adversarial accuracy of the best configuration per attack: all, female and male speakers "
-                  f"(95% CI); black ticks = clean accuracy]({figure})", ""]
+    lines = ["## Summary", "", "**Takeaway.** " + takeaway(runs, t, cl, snr_db), ""]
+    snr_db = budget(t, snr_db)
+    _, board = leaderboard(t, snr_db)
+    if len(board):
+        settings = primary_settings(t.configs)
+        lines += [(f"**Attacks at a matched budget: perturbation SNR ≥ {snr_db:g} dB** (per attack and setting, the "
+                   "configuration with the lowest adversarial accuracy among those whose mean perturbation is at "
+                   f"least {snr_db:g} dB below the signal; " if snr_db > -np.inf else
+                   "**Attacks at their best configuration** (no run logged an SNR, so no matched budget; ")
+                  + "first row: clean accuracy on the same segments; "
+                  + ("leakage-free settings only" if any("paper" not in s for s in settings)
+                     and (t.configs.split == "paper").any() else "all settings")
+                  + "; click a column to sort):", "", md_table(board).rstrip("\n"), ""]
+    lines += ["## Overview", "", _what(runs, t), ""]
     fl = flags(runs, t)
     lines += ["**Flags:**", ""] + ([f"- {f}" for f in fl] if fl else ["- none: every run changed predictions, the "
                                                                        "model is clearly above chance, and the samples "
                                                                        "and seeds are not flagged as small."])
+    if figure:
+        lines += ["", f"![Figure 5: adversarial accuracy of the best configuration per attack (any budget): all, "
+                  f"female "
+                  f"and male speakers (95% CI); ticks = clean accuracy of each group, a bar at 0 drawn as a "
+                  f"thick line]({figure})"]
+    head = headline(t)
+    if len(head):
+        lines += ["", "### Best configuration per attack and setting, any budget (headline)", "",
+                  "Lowest adversarial accuracy at any budget (clean = accuracy on the same segments before the "
+                  "attack); compare the SNR of these configurations in *Best configuration per attack* below.", "",
+                  md_table(head).rstrip("\n")]
     return lines
