@@ -112,8 +112,10 @@ def rank_verdict(df: pd.DataFrame, strongest: bool) -> str:
         parts.append("tied with " + ", ".join(f"{r.other} (Δ 0 [{r.lo:.2f}, {r.hi:.2f}])"
                                               for r in df[tied].itertuples()))
     if (by_ci & ~sig).any():
-        parts.append(f"{word} than {names(by_ci & ~sig)} beyond the CI but not after Holm "
-                     f"(smallest p {df[by_ci & ~sig].p.min():.3g})")
+        hit = df[by_ci & ~sig]
+        parts.append(f"{word} than {names(by_ci & ~sig)} beyond the CI but not after Holm " + (
+            f"(smallest p {hit.p.min():.3g})" if hit.p.notna().any() else
+            f"(not testable: {hit.test.iloc[0]})" if "test" in hit else "(not testable)"))
     if (sig & ahead).any():
         parts.append(f"{word} than {names(sig & ahead)} after Holm")
     rest = ~tied & ~by_ci & ~sig
@@ -218,7 +220,7 @@ def gender_section(t, plan=None) -> list[str]:
               + _planned(plan, "gender", "adv_acc") + "; p permutes gender labels **within folds** (the speakers of a "
               "fold share one model): EmoDB's 5 folds of 1 F + 1 M allow 32 relabellings (smallest p 1/16) and "
               "EMOVO's 3 folds 8 (1/4), so both are *not testable*; RAVDESS's 6 folds of 2 + 2 allow 46,656. "
-              "a positive gap = male samples more vulnerable. Beside it the success rate on the segments the model "
+              "A positive gap = male samples more vulnerable. Beside it the success rate on the segments the model "
               "classified correctly, per gender (a gender gap in clean accuracy carries into adversarial accuracy, "
               "not into the success rate); a negative success gap = male samples more vulnerable.", "",
               "| setting | attack | adv acc female / male | female − male [95% CI] | p (speakers); Holm "
