@@ -263,11 +263,13 @@ def _write_report(runs: Runs, samples, out: Path, name: str, cache: Path | None,
            "ties broken by the lowest mean perturbation.",
            "- Rank score: per dataset, attacks ranked by the best configuration's adversarial accuracy (1 = lowest) "
            "and, separately, by its perturbation in dB (1 = smallest); ranks summed over datasets.",
-           f"- 95% CI: two-stage percentile bootstrap ({stats.N_BOOT} draws): speakers with replacement, then each "
-           "drawn speaker's recordings with replacement; over the configuration's segments, each counted once "
-           f"(repeated runs averaged per segment). {FEW} marks a group of fewer than {stats.MIN_SPEAKERS} speakers.",
-           f"- p: permutation test over speakers (`scipy.stats.permutation_test`); not testable with fewer than "
-           f"{stats.MIN_SPEAKERS} speakers per group.",
+           f"- 95% CI: cluster bootstrap over speakers ({stats.N_BOOT} draws, widened for few speakers); exact "
+           "bound (≤ x / ≥ x) where every segment has the same outcome; over the configuration's segments, each "
+           f"counted once (repeated runs averaged per segment). {FEW} marks a group of fewer than "
+           f"{stats.MIN_SPEAKERS} speakers.",
+           "- p: permutation test over speakers on |difference of mean speaker means| (gender within folds); not "
+           f"testable with fewer than {stats.MIN_SPEAKERS} speakers per group or when the design's smallest p "
+           "exceeds α. Holm: " + stats.FAMILY_RULE + ".",
            "- Runs: `tables/runs.csv` lists every run id used; configurations: `tables/configurations.csv`."]
     text = "\n".join(md) + "\n"
     (out / "report.md").write_text(text)

@@ -173,7 +173,7 @@ def gender_tables(best: pd.DataFrame, pooled: dict, attacks, settings) -> list[T
         "p success (Holm)": data.success_p_holm.map(fp)})
     t47 = Table("table47_gender_accuracy", "Female vs male adversarial accuracy of the best configuration "
                 "(paper Tables 47–48, with tests over speakers)", data, disp,
-                "Gap CI: two-stage bootstrap (speakers, then recordings) of females and males independently. "
+                "Gap CI: cluster bootstrap over speakers of females and males independently. "
                 + TEST_NOTE + " Holm within each protocol (one family per measure; noise and AutoAttack, the "
                 "checklist's references, outside it). *Success*: the share of the "
                 "segments the model classified correctly that the attack made wrong, per gender (a gender gap in "
@@ -235,12 +235,13 @@ def protocol_gap(cf: pd.DataFrame, pooled: dict) -> Table | None:
                  f"Δ clean (paper − {free}) [CI]", "p clean", "adv paper", f"adv {free}", "Δ adv [CI]", "p adv"]]
     return Table("protocol_gap", f"Protocol gap: split=paper (segment-level, leaky) vs split={free}", data, disp,
                  "Same configuration (all other keys equal, seeds aggregated) under both split modes. The test sets "
-                 "differ but hold the same speakers: CI from independent two-stage bootstraps of the two test sets; "
-                 "p: sign-flip permutation test on the per-speaker differences (speakers in both).")
+                 "differ but hold the same speakers: CI from independent speaker bootstraps of the two test sets; "
+                 "p: sign-flip permutation test on |mean per-speaker difference| (speakers in both); Holm within clean "
+                 "accuracy and within adversarial accuracy (the Significance section).")
 
 
 def _pair_test(Tx: pd.DataFrame, Ty: pd.DataFrame, col: str, row: dict, prefix: str, what: str = "dataset") -> None:
-    """Difference of ``col`` between two groups of speakers (corpora, genders): CI by two-stage bootstrap, p by
+    """Difference of ``col`` between two groups of speakers (corpora, genders): CI by speaker bootstrap, p by
     permuting speakers."""
     row[f"{prefix}diff"], row[f"{prefix}lo"], row[f"{prefix}hi"] = stats.hier_gap_ci(Tx, Ty, col)
     add_test_columns(row, speaker_test(Tx, Ty, col, what), prefix)
@@ -336,4 +337,6 @@ def language_table(lt: pd.DataFrame) -> Table | None:
                  "clean accuracy. " + CI_NOTE + " p: two-sided permutation test over speakers (the corpus labels "
                  "of the speakers permuted), with the speakers per corpus and the smallest p that design can "
                  "give. Holm within clean accuracy, adversarial accuracy and success rate separately, and within "
-                 "each protocol.")
+                 "each protocol (references left out). **Descriptive:** the corpora differ in speakers, model, "
+                 "emotion set and recording conditions at once, so a *language* difference is not identifiable "
+                 "from one corpus per language; a p here concerns these two corpora as run.")
