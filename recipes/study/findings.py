@@ -115,7 +115,7 @@ def rank_verdict(df: pd.DataFrame, strongest: bool) -> str:
         hit = df[by_ci & ~sig]
         parts.append(f"{word} than {names(by_ci & ~sig)} beyond the CI but not after Holm " + (
             f"(smallest p {hit.p.min():.3g})" if hit.p.notna().any() else
-            f"(not testable: {hit.test.iloc[0]})" if "test" in hit else "(not testable)"))
+            f"({hit.test.iloc[0]})" if "test" in hit else "(not testable)"))
     if (sig & ahead).any():
         parts.append(f"{word} than {names(sig & ahead)} after Holm")
     rest = ~tied & ~by_ci & ~sig
