@@ -169,7 +169,9 @@ def test_protocol_gap_and_ranks(setup):
     for kind in ("clean", "adv"):
         p, n_speakers = _sign_flip_p(*[_speaker_acc(setup, runs[split], f"{kind}_pred") for split in runs])
         assert n_speakers == 4 and gap[f"{kind}_acc_min_p"][0] == pytest.approx(2 / 2 ** 4)
-        assert gap[f"{kind}_acc_p"][0] == pytest.approx(p), kind
+        # 4 speakers: the smallest attainable p, 1/8, exceeds α, so the comparison is not testable (issue 25)
+        assert np.isnan(gap[f"{kind}_acc_p"][0]) and "smallest attainable p 0.125 > α" in gap[f"{kind}_acc_test"][0]
+        assert 0 < p <= 1, kind
     ranks = _table(out, "table45_rank_accuracy").set_index("attack")
     best = _table(out, "table04_best_config")
     rec = best[best.split == "recording"].set_index("attack").adv_acc
@@ -195,13 +197,11 @@ def _speaker_acc(setup, runs, pred: str) -> dict[str, float]:
 
 
 def _sign_flip_p(a: dict[str, float], b: dict[str, float]) -> tuple[float, int]:
-    """Exact two-sided sign-flip p of mean(a - b) over the speakers in both (as scipy's permutation_test), and
-    their number."""
+    """Exact sign-flip p of |mean(a - b)| over the speakers in both, and their number."""
     common = sorted(set(a) & set(b))
     d = np.array([a[s] - b[s] for s in common])
     null = (np.array(list(itertools.product((1, -1), repeat=len(d)))) * d).mean(1)
-    obs = d.mean()
-    return min(1.0, 2 * min(np.mean(null >= obs - 1e-12), np.mean(null <= obs + 1e-12))), len(common)
+    return float(np.mean(np.abs(null) >= abs(d.mean()) - 1e-12)), len(common)
 
 
 @pytest.mark.e2e
