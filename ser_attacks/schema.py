@@ -52,6 +52,7 @@ class AttackConf:
     decrease_factor: Optional[float] = None
     const_factor: Optional[float] = None
     th: Optional[int] = None
+    cells: Optional[int] = None              # noise: sparse noise, k random cells per segment (Pixel's reference)
     es: Optional[int] = None
     delta: Optional[float] = None
     step_adapt: Optional[float] = None

@@ -286,7 +286,9 @@ def test_report_section_puts_ours_beside_the_paper(tmp_path):
     md, html = (out / "report.md").read_text(), (out / "report.html").read_text()
     assert "## Beside the paper" in md and 'id="beside-the-paper"' in html
     section = md.split("## Beside the paper")[1].split("\n## ")[0]
-    assert "protocol leaks" in section and "orders of magnitude" in section and "TITAN V" in section
+    assert "protocol leaks" in section and "TITAN V" in section
+    # issue 25 defect 9: the two perturbations use different normalizations and are said not to be comparable
+    assert "Perturbation: not comparable" in section and "mean \\|δ\\| (not comparable)" in section
     assert "total seconds" in section and "L∞ variant" in section
     t = pd.read_csv(out / "tables" / "paper_side_by_side.csv", keep_default_na=False, na_values=[""])
     paper = paper_wide().set_index(["dataset", "attack"])

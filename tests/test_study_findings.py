@@ -20,18 +20,19 @@ def _df(rows):
 
 
 def test_rank_verdicts():
+    """Ranked on the success rate on correctly classified segments: strongest = highest."""
     v = _findings().rank_verdict
-    # JSMA below every other attack after Holm: supported
-    assert v(_df([("fgsm", -0.4, -0.6, -0.2, 0.001, 0.002), ("bim", -0.3, -0.5, -0.1, 0.002, 0.002)]),
+    # JSMA above every other attack after Holm: supported
+    assert v(_df([("fgsm", 0.4, 0.2, 0.6, 0.001, 0.002), ("bim", 0.3, 0.1, 0.5, 0.002, 0.002)]),
              True).startswith("supported")
-    # one attack significantly lower than JSMA: contradicted, naming it
-    out = v(_df([("fgsm", 0.4, 0.2, 0.6, 0.001, 0.002), ("bim", -0.3, -0.5, -0.1, 0.002, 0.002)]), True)
-    assert out.startswith("contradicted (fgsm lower")
+    # one attack significantly stronger than JSMA: contradicted, naming it
+    out = v(_df([("fgsm", -0.4, -0.6, -0.2, 0.001, 0.002), ("bim", 0.3, 0.1, 0.5, 0.002, 0.002)]), True)
+    assert out.startswith("contradicted (fgsm stronger")
     # ties, a CI that excludes 0 without Holm, and overlap: not shown, each named
-    out = v(_df([("fgsm", 0.0, 0.0, 0.0, 1.0, 1.0), ("bim", -0.2, -0.4, -0.05, 0.06, 0.3),
-                 ("deepfool", -0.1, -0.3, 0.1, 0.5, 1.0)]), True)
-    assert out.startswith("not shown: tied with fgsm (the same accuracy on every segment)")
-    assert "below bim beyond the CI but not after Holm" in out and "not distinguishable from deepfool" in out
-    # weakest: PixelAttack above all after Holm
-    assert v(_df([("fgsm", 0.5, 0.3, 0.7, 0.001, 0.003)]), False).startswith("supported")
-    assert v(_df([("fgsm", -0.5, -0.7, -0.3, 0.001, 0.003)]), False).startswith("contradicted (fgsm higher")
+    out = v(_df([("fgsm", 0.0, -0.07, 0.07, float("nan"), float("nan")), ("bim", 0.2, 0.05, 0.4, 0.06, 0.3),
+                 ("deepfool", 0.1, -0.1, 0.3, 0.5, 1.0)]), True)
+    assert out.startswith("not shown: tied with fgsm (Δ 0 [-0.07, 0.07])")
+    assert "stronger than bim beyond the CI but not after Holm" in out and "not distinguishable from deepfool" in out
+    # weakest: PixelAttack below all after Holm
+    assert v(_df([("fgsm", -0.5, -0.7, -0.3, 0.001, 0.003)]), False).startswith("supported")
+    assert v(_df([("fgsm", 0.5, 0.3, 0.7, 0.001, 0.003)]), False).startswith("contradicted (fgsm weaker")

@@ -3,19 +3,22 @@
     python recipes/study/findings.py results/study/emodb results/study/emovo [...] --out recipes/study/findings.md
 
 (1) Attack ranking, "JSMA strongest, PixelAttack weakest": per corpus (``split=speaker_cv``), each of the
-    paper's seven attacks at its best configuration; JSMA and PixelAttack each compared with every other
-    attack on the SAME segments (every attack of a fold attacks the same segments): paired difference of
-    adversarial accuracy with a CI that resamples speakers then recordings, and a sign-flip test over speakers,
-    Holm within each attack's six comparisons.
-(2) Languages, "no substantial difference; English most susceptible, Italian most resistant": the report's
-    'Between languages' comparisons (clean accuracy, adversarial accuracy, success rate on correctly
-    classified segments), speakers as the unit.
+    paper's attacks at its best configuration; JSMA and PixelAttack each compared with every other attack on the
+    SAME segments the model classified correctly: paired difference of the success rate (DeepFool and untargeted
+    Boundary move away from the predicted class, so all-segment accuracy would rank them by clean accuracy),
+    with a cluster-bootstrap CI over speakers and a sign-flip test over speakers on |mean|, Holm within each
+    focus attack's comparisons; the all-segments accuracy beside it.
+(2) Languages, "no substantial difference; English most susceptible, Italian most resistant": **not
+    identifiable** from one corpus per language (speakers, model, emotion set and recordings differ at once);
+    the report's 'Between languages' comparisons are shown as a descriptive comparison of corpora.
 (3) Gender, "only negligible differences; male samples slightly more vulnerable in white-box attacks": the
-    report's female - male gaps of the best configurations (Tables 47-48), speakers as the unit.
+    report's female - male gaps of the best configurations (Tables 47-48), tested within folds, and each gap's
+    CI against the plan's equivalence margin (default ±0.10) for "negligible".
 
 A verdict says only what the intervals support: *supported* (the data show it beyond the CI / after Holm),
-*contradicted* (the data show the opposite beyond the CI / after Holm), or *not testable* / *not shown*
-(intervals that include both, or too few speakers).
+*contradicted* (the data show the opposite beyond the CI / after Holm), *not testable* / *not shown*
+(intervals that include both, or too few speakers), or *not identifiable* (the design confounds the question).
+With ``--plan`` each section is marked planned or exploratory.
 """
 from __future__ import annotations
 
@@ -26,8 +29,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ser_attacks.report import plan as planmod
 from ser_attacks.report import stats
-from ser_attacks.report.checklist import paired_diff, paired_segments
+from ser_attacks.report.checklist import paired_segments
 from ser_attacks.report.export import load_results
 from ser_attacks.report.tables import build_tables
 
@@ -40,39 +44,63 @@ def f3(v) -> str:
     return "–" if v is None or v != v else f"{v:.3f}"
 
 
+def _planned(plan, question: str, measure: str = "success_rate") -> str:
+    """' *(planned)*' / ' *(exploratory)*': whether the analysis plan listed this comparison."""
+    return f" *({planmod.status(plan, question, measure, FREE)})*"
+
+
+def _correct_pairs(pooled: dict, x: pd.Series, y: pd.Series) -> pd.DataFrame | None:
+    """The segments both configurations attacked that the model classified correctly, with ``flipped`` (1 when
+    ``x``'s attack made the segment wrong) and ``flipped_b`` (the same for ``y``): every attack of a fold attacks
+    the same segments with the same model, so the correct segments are the same for both."""
+    m = paired_segments(pooled, x, y, "kept")
+    if m is None:
+        return None
+    m = m[m.clean_ok >= 0.5]
+    return m.assign(flipped=1.0 - m.kept / m.clean_ok, flipped_b=1.0 - m.kept_b / m.clean_ok)
+
+
 def ranking(best: pd.DataFrame, pooled: dict, setting: str, focus: str) -> pd.DataFrame:
-    """``focus`` (jsma / pixel) vs every other paper attack on ``setting``: paired Δ adversarial accuracy."""
+    """``focus`` (jsma / pixel) vs every other paper attack on ``setting``: paired Δ **success rate on the
+    segments the model classified correctly** (the same segments for both; DeepFool and untargeted Boundary move
+    away from the *predicted* class, so over all segments they also turn wrong predictions right, which ranks them
+    by clean accuracy, not by strength), with the all-segments adversarial accuracy beside it."""
     b = best[(best.setting == setting) & best.attack.isin(PAPER_ATTACKS)].set_index("attack")
     if focus not in b.index:
         return pd.DataFrame()
     rows = []
     for other in [a for a in PAPER_ATTACKS if a in b.index and a != focus]:
         x, y = b.loc[focus], b.loc[other]
-        m = paired_segments(pooled, x, y)
-        d, lo, hi, n = paired_diff(pooled, x, y, m=m)
-        if m is None:                        # no per-segment data: no paired test (an empty frame says so)
-            m = pd.DataFrame({"speaker": [], "adv_ok": [], "adv_ok_b": []})
-        test = stats.paired_speaker_test(m, m.assign(adv_ok=m.adv_ok_b), "adv_ok")
+        m = _correct_pairs(pooled, x, y)
+        if m is None or not len(m):                 # no per-segment data: no paired test (an empty frame says so)
+            m = pd.DataFrame({"speaker": [], "recording_id": [], "flipped": [], "flipped_b": []})
+            d = lo = hi = np.nan
+        else:
+            d, lo, hi = stats.hier_ci(m.speaker, m.recording_id, m.flipped - m.flipped_b, diff=True)
+        test = stats.paired_speaker_test(m, m.assign(flipped=m.flipped_b), "flipped")
         rows.append({"setting": setting, "attack": focus, "other": other, "acc": x.adv_acc, "acc_other": y.adv_acc,
-                     "diff": d, "lo": lo, "hi": hi, "segments": n, "p": test.p, "test": test.text()})
+                     "success": m.flipped.mean() if len(m) else np.nan,
+                     "success_other": m.flipped_b.mean() if len(m) else np.nan,
+                     "diff": d, "lo": lo, "hi": hi, "segments": len(m), "p": test.p, "test": test.text()})
     df = pd.DataFrame(rows)
     df["p_holm"] = stats.holm(df.p.to_numpy())
     return df
 
 
 def rank_verdict(df: pd.DataFrame, strongest: bool) -> str:
-    """Strongest = lowest adversarial accuracy: supported when below every other attack after Holm;
-    contradicted when some attack is below it after Holm; else not shown, saying which attacks tie with it
-    (the same accuracy), which it passes by the CI only (not after Holm) and which by both."""
-    sign = -1 if strongest else 1
+    """Strongest = highest success rate on the correctly classified segments: supported when above every other
+    attack after Holm; contradicted when some attack is above it after Holm; else not shown, saying which attacks
+    tie with it (the same success on every segment), which it passes by the CI only and which by both. Weakest:
+    the mirror image."""
+    sign = 1 if strongest else -1
     sig = df.p_holm < stats.ALPHA
     ahead = sign * df["diff"] > 0
-    by_ci = (sign * df.lo > 0) if not strongest else (df.hi < 0)
+    by_ci = (df.lo > 0) if strongest else (df.hi < 0)
     loses = sig & ~ahead
+    word = "stronger" if strongest else "weaker"
     if loses.any():
-        return "contradicted (" + ", ".join(f"{r.other} {'lower' if strongest else 'higher'}: Δ {r.diff:+.3f} "
-                                           f"[{r.lo:.2f}, {r.hi:.2f}], p Holm {r.p_holm:.3g}"
-                                           for r in df[loses].itertuples()) + ")"
+        return "contradicted (" + ", ".join(f"{r.other} {word}: Δ success {r.diff:+.3f} [{r.lo:.2f}, {r.hi:.2f}], "
+                                           f"p Holm {r.p_holm:.3g}" for r in df[loses].itertuples()) + ")"
     if (sig & ahead).all():
         return "supported (beyond the interval and after Holm against every other attack)"
 
@@ -81,14 +109,15 @@ def rank_verdict(df: pd.DataFrame, strongest: bool) -> str:
     tied = df["diff"] == 0
     parts = []
     if tied.any():
-        parts.append("tied with " + ", ".join(
-            r.other + ("" if r.lo == r.hi == 0 else f" (Δ 0 [{r.lo:.2f}, {r.hi:.2f}])") for r in df[tied].itertuples())
-            + (" (the same accuracy on every segment)" if (df[tied].lo == df[tied].hi).all() else ""))
+        parts.append("tied with " + ", ".join(f"{r.other} (Δ 0 [{r.lo:.2f}, {r.hi:.2f}])"
+                                              for r in df[tied].itertuples()))
     if (by_ci & ~sig).any():
-        parts.append(f"{'below' if strongest else 'above'} {names(by_ci & ~sig)} beyond the CI but not after Holm "
-                     f"(smallest p {df[by_ci & ~sig].p.min():.3g})")
+        hit = df[by_ci & ~sig]
+        parts.append(f"{word} than {names(by_ci & ~sig)} beyond the CI but not after Holm " + (
+            f"(smallest p {hit.p.min():.3g})" if hit.p.notna().any() else
+            f"({hit.test.iloc[0]})" if "test" in hit else "(not testable)"))
     if (sig & ahead).any():
-        parts.append(f"{'below' if strongest else 'above'} {names(sig & ahead)} after Holm")
+        parts.append(f"{word} than {names(sig & ahead)} after Holm")
     rest = ~tied & ~by_ci & ~sig
     if rest.any():
         parts.append("not distinguishable from " + ", ".join(
@@ -96,51 +125,61 @@ def rank_verdict(df: pd.DataFrame, strongest: bool) -> str:
     return "not shown: " + "; ".join(parts)
 
 
-def ranking_section(t) -> list[str]:
+def ranking_section(t, plan=None) -> list[str]:
     best = t.best
     lines = ["## (1) Attack ranking: JSMA strongest, PixelAttack weakest", "",
-             "Adversarial accuracy of each attack's best configuration (lowest), split=speaker_cv, folds pooled; "
-             "Δ = focus − other on the same segments [95% CI: speakers, then recordings resampled]; p: sign-flip "
-             "test over speakers; Holm over each focus attack's comparisons.", ""]
+             "Ranked on the **success rate on the segments the model classified correctly** (the share of them the "
+             "attack made wrong; higher = stronger), each attack's best configuration, split=speaker_cv, folds "
+             "pooled, paired on the same segments: Δ = focus − other [95% CI: cluster bootstrap over speakers; "
+             "exact bound where Δ is 0 on every segment]; p: sign-flip test over speakers on |mean per-speaker Δ|; "
+             "Holm over each focus attack's comparisons. The all-segments adversarial accuracy is beside it: it is "
+             "not a ranking measure, since DeepFool and untargeted Boundary move away from the *predicted* class and "
+             "so also turn wrong predictions right." + _planned(plan, "ranking"), ""]
     for setting in sorted(s for s in best.setting.unique() if s.endswith(f"({FREE})")):
         b = best[(best.setting == setting) & best.attack.isin(PAPER_ATTACKS)].sort_values("adv_acc")
         order = ", ".join(f"{r.attack} {r.adv_acc:.3f}" for r in b.itertuples())
-        lines += [f"### {setting}", "", f"Order (lowest adversarial accuracy first): {order}.", "",
-                  "| focus | other | acc focus / other | Δ [95% CI] | segments | p (speakers) | p (Holm) |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += [f"### {setting}", "", f"Adversarial accuracy over all segments (descriptive): {order}.", "",
+                  "| focus | other | success focus / other (correct segments) | Δ success [95% CI] | segments "
+                  "| p (speakers) | p (Holm) | adv acc focus / other (all segments) |",
+                  "|---|---|---|---|---|---|---|---|"]
         verdicts = []
         for focus, strongest in (("jsma", True), ("pixel", False)):
             df = ranking(best, t.samples, setting, focus)
             if df.empty:
                 continue
             for r in df.itertuples():
-                lines.append(f"| {r.attack} | {r.other} | {f3(r.acc)} / {f3(r.acc_other)} | {r.diff:+.3f} "
-                             f"[{r.lo:.2f}, {r.hi:.2f}] | {r.segments} | {r.test} | {f3(r.p_holm)} |")
+                lines.append(f"| {r.attack} | {r.other} | {f3(r.success)} / {f3(r.success_other)} "
+                             f"| {_gap(r.diff, r.lo, r.hi)} | {r.segments} | {r.test} | {f3(r.p_holm)} "
+                             f"| {f3(r.acc)} / {f3(r.acc_other)} |")
             verdicts.append(f"- **{'JSMA strongest' if strongest else 'PixelAttack weakest'}:** "
                             + rank_verdict(df, strongest) + ".")
         lines += ["", *verdicts, ""]
     return lines
 
 
-def language_section(t) -> list[str]:
+def language_section(t, plan=None) -> list[str]:
     lt = t.tests
     lines = ["## (2) Languages: no substantial difference; English most susceptible, Italian most resistant", ""]
     if lt is None or not len(lt):
         return lines + ["Only one corpus: nothing to compare.", ""]
     lt = lt[lt.a.str.endswith(f"({FREE})")]
     clean = lt[lt.attack == "clean"]
-    lines += ["Clean accuracy, then per attack the success rate on the segments each model classified correctly "
-              "(adversarial accuracy falls with clean accuracy, so success rate compares susceptibility); corpus "
-              "a − corpus b, 95% CI by speakers, p permuting speakers between corpora, Holm per family.", "",
+    lines += ["**Verdict: not identifiable.** There is one corpus per language, and the corpora differ in speakers, "
+              "trained model, emotion set and recording conditions at once: no test on these files can attribute a "
+              "difference to the language. What follows is a **descriptive** comparison of the three corpora as "
+              "run here" + _planned(plan, "corpus") + ": clean accuracy, then per attack the success rate on the "
+              "segments each model classified correctly (adversarial accuracy falls with clean accuracy); corpus "
+              "a − corpus b, 95% CI by speakers, p permuting speakers between corpora (a corpus difference, not a "
+              "language one), Holm per family.", "",
               "| a − b | attack | clean / success a | clean / success b | Δ [95% CI] | p (speakers) | p (Holm) |",
               "|---|---|---|---|---|---|---|"]
     for r in clean.itertuples():
-        lines.append(f"| {r.a} − {r.b} | clean | {f3(r.clean_acc_a)} | {f3(r.clean_acc_b)} | {r.clean_diff:+.3f} "
-                     f"[{r.clean_lo:.2f}, {r.clean_hi:.2f}] | {r.clean_test} | {f3(r.clean_p_holm)} |")
+        lines.append(f"| {r.a} − {r.b} | clean | {f3(r.clean_acc_a)} | {f3(r.clean_acc_b)} | "
+                     f"{_gap(r.clean_diff, r.clean_lo, r.clean_hi)} | {r.clean_test} | {f3(r.clean_p_holm)} |")
     for r in lt[lt.attack != "clean"].itertuples():
         lines.append(f"| {r.a} − {r.b} | {r.attack} | {f3(r.success_a)} (of {r.n_correct_a:.0f}) | "
-                     f"{f3(r.success_b)} (of {r.n_correct_b:.0f}) | {r.success_diff:+.3f} [{r.success_lo:.2f}, "
-                     f"{r.success_hi:.2f}] | {r.success_test} | {f3(r.success_p_holm)} |")
+                     f"{f3(r.success_b)} (of {r.n_correct_b:.0f}) | {_gap(r.success_diff, r.success_lo, r.success_hi)} "
+                     f"| {r.success_test} | {f3(r.success_p_holm)} |")
     adv = lt[lt.attack != "clean"]
     rates = {}
     for r in adv[adv.attack.isin(PAPER_ATTACKS)].itertuples():
@@ -148,18 +187,21 @@ def language_section(t) -> list[str]:
         rates.setdefault(r.b, {})[r.attack] = r.success_b
     if rates:
         mean = {k: np.nanmean(list(v.values())) for k, v in rates.items()}
-        lines += ["", "Mean success rate over the paper's attacks (best configurations; descriptive): "
-                  + ", ".join(f"{k} {v:.3f}" for k, v in sorted(mean.items(), key=lambda kv: -kv[1])) + "."]
+        lines += ["", "Mean success rate over the paper's attacks (best configurations; descriptive, corpora not "
+                  "languages): " + ", ".join(f"{k} {v:.3f}" for k, v in sorted(mean.items(), key=lambda kv: -kv[1]))
+                  + "."]
     sig = adv[adv.success_p_holm < stats.ALPHA]
     sig_clean = clean[clean.clean_p_holm < stats.ALPHA]
-    lines += ["", "- **Success rate between corpora:** " + (
-        "significant after Holm for " + "; ".join(f"{r.attack}: {r.a} − {r.b} {r.success_diff:+.3f}"
-                                                  for r in sig.itertuples())
-        if len(sig) else f"no difference significant after Holm ({int(adv.success_p.notna().sum())} testable of "
+    lines += ["", "- **Success rate between corpora (descriptive):** " + (
+        "differs after Holm for " + "; ".join(f"{r.attack}: {r.a} − {r.b} {r.success_diff:+.3f}"
+                                              for r in sig.itertuples())
+        if len(sig) else f"no corpus difference after Holm ({int(adv.success_p.notna().sum())} testable of "
         f"{len(adv)})") + ".",
-        "- **Clean accuracy between corpora:** " + (
-        "significant after Holm for " + "; ".join(f"{r.a} − {r.b} {r.clean_diff:+.3f}" for r in sig_clean.itertuples())
-        if len(sig_clean) else "no difference significant after Holm") + ".", ""]
+        "- **Clean accuracy between corpora (descriptive):** " + (
+        "differs after Holm for " + "; ".join(f"{r.a} − {r.b} {r.clean_diff:+.3f}" for r in sig_clean.itertuples())
+        if len(sig_clean) else "no corpus difference after Holm") + ".",
+        "- **The paper's claims (\"no substantial language difference\"; \"English most susceptible, Italian most "
+        "resistant\"): not identifiable** from one corpus per language, whatever the corpus differences above.", ""]
     return lines
 
 
@@ -168,14 +210,17 @@ def _gap(d: float, lo: float, hi: float) -> str:
     return "–" if d != d else f"{d:+.3f}" + (f" [{lo:.2f}, {hi:.2f}]" if lo == lo else "")
 
 
-def gender_section(t) -> list[str]:
+def gender_section(t, plan=None) -> list[str]:
     g = next((i.data for i in t.items if i.key == "table47_gender_accuracy"), None)
     lines = ["## (3) Gender: negligible differences; male slightly more vulnerable in white-box attacks", ""]
     if g is None or not len(g):
         return lines + ["No female/male comparison in these results.", ""]
     g = g[g.setting.str.endswith(f"({FREE})") & g.attack.isin(PAPER_ATTACKS)]
-    lines += ["Female − male adversarial accuracy of the best configuration (report Table 47), split=speaker_cv; "
-              "a positive gap = male samples more vulnerable. Beside it the success rate on the segments the model "
+    lines += ["Female − male adversarial accuracy of the best configuration (report Table 47), split=speaker_cv"
+              + _planned(plan, "gender", "adv_acc") + "; p permutes gender labels **within folds** (the speakers of a "
+              "fold share one model): EmoDB's 5 folds of 1 F + 1 M allow 32 relabellings (smallest p 1/16) and "
+              "EMOVO's 3 folds 8 (1/4), so both are *not testable*; RAVDESS's 6 folds of 2 + 2 allow 46,656. "
+              "A positive gap = male samples more vulnerable. Beside it the success rate on the segments the model "
               "classified correctly, per gender (a gender gap in clean accuracy carries into adversarial accuracy, "
               "not into the success rate); a negative success gap = male samples more vulnerable.", "",
               "| setting | attack | adv acc female / male | female − male [95% CI] | p (speakers); Holm "
@@ -199,8 +244,14 @@ def gender_section(t) -> list[str]:
                                                  for r in sig.itertuples()) if len(sig) else "") + "; "
                   f"white-box attacks with male more vulnerable: {int((w > 0).sum())} of {len(wb)}, female: "
                   f"{int((w < 0).sum())}, equal: {int((w == 0).sum())}."]
-    lines += [f"- **Largest |CI bound| (adversarial accuracy):** {widest:.2f}: intervals this wide cannot show that "
-              "a gap is negligible.", ""]
+    margin = plan.equivalence_margin if plan is not None else 0.10
+    for what, lo_c, hi_c in (("adversarial accuracy", "gap_lo", "gap_hi"), ("success rate", "success_lo",
+                                                                           "success_hi")):
+        v = pd.Series([planmod.negligible(lo, hi, margin) for lo, hi in zip(g[lo_c], g[hi_c])]).value_counts()
+        lines.append(f"- **\"Negligible\" ({what}, equivalence margin ±{margin:g}: a gap is negligible when its "
+                     f"whole CI lies inside):** {v.get('negligible', 0)} negligible, {v.get('not negligible', 0)} not "
+                     f"negligible, {v.get('not shown', 0)} not shown of {len(g)}.")
+    lines += [f"- **Largest |CI bound| (adversarial accuracy):** {widest:.2f}.", ""]
     return lines
 
 
@@ -208,13 +259,17 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("results", nargs="+", type=Path, help="export folders (results/study/<corpus>)")
     ap.add_argument("--out", type=Path, default=Path("recipes/study/findings.md"))
+    ap.add_argument("--plan", type=Path, default=None, help="analysis plan (ser_attacks/report/plan.py): each "
+                    "section is marked planned or exploratory, and its equivalence margin is used")
     args = ap.parse_args(argv)
+    plan = planmod.load(args.plan) if args.plan else None
     runs, samples = load_results(args.results)
     t = build_tables(runs, samples)
     md = ["# The paper's conclusions, tested", "",
-          f"Made by `python recipes/study/findings.py {' '.join(map(str, args.results))} --out {args.out}` from "
-          "the committed per-segment files alone.", "",
-          *ranking_section(t), *language_section(t), *gender_section(t)]
+          f"Made by `python recipes/study/findings.py {' '.join(map(str, args.results))} --out {args.out}"
+          + (f" --plan {args.plan}" if args.plan else "") + "` from the committed per-segment files alone."
+          + (f" Analysis plan: `{args.plan}`." if args.plan else " No analysis plan: every result is exploratory."),
+          "", *ranking_section(t, plan), *language_section(t, plan), *gender_section(t, plan)]
     args.out.write_text("\n".join(md) + "\n")
     print(f"wrote {args.out}", file=sys.stderr)
 

@@ -33,6 +33,12 @@ def fg(v) -> str:
     return "–" if v is None or v != v else f"{v:.3g}"
 
 
+def _ci(m, lo, hi) -> str:
+    """' [lo, hi]', or the exact bound ' [≤ hi]' / ' [≥ lo]' where every segment has the same outcome."""
+    from ser_attacks.report.format import fci
+    return fci(m, lo, hi)[len(f"{m:.3f}"):] if m == m else ""
+
+
 def datasets(side: pd.DataFrame) -> list[str]:
     """The corpora with speaker_cv results, the paper's three first."""
     found = sorted({s[:-len(f" ({FREE})")] for s in side.setting if s.endswith(f" ({FREE})")})
@@ -56,17 +62,18 @@ def corpus_table(side: pd.DataFrame, best: pd.DataFrame, dataset: str) -> list[s
     b = best[best.setting == free].set_index("attack")
     partial = partial_folds(b)
     lines = ["| attack | our best config | adv acc all: speaker_cv [95% CI] / leaky ours / paper | female: ours / "
-             "paper | male: ours / paper | success rate on correct (speaker_cv) | mean \\|δ\\|: ours / paper | "
+             "paper | male: ours / paper | success rate on correct (speaker_cv) | mean \\|δ\\|: ours (σ units) / "
+             "paper (its own normalization): not comparable | "
              "s / segment: ours / paper |", "|" + "---|" * 8]
     for a in [x for x in ORDER if x in ours.index]:
         r = ours.loc[a]
         ci = ""
         if a in b.index:
-            ci = f" [{b.loc[a, 'adv_acc_lo']:.2f}, {b.loc[a, 'adv_acc_hi']:.2f}]"
+            ci = _ci(b.loc[a, "adv_acc"], b.loc[a, "adv_acc_lo"], b.loc[a, "adv_acc_hi"])
         elif a == "clean":
             c = best[best.setting == free]
             if len(c):                                  # clean accuracy: the same segments for every attack
-                ci = f" [{c.clean_acc_lo.iloc[0]:.2f}, {c.clean_acc_hi.iloc[0]:.2f}]"
+                ci = _ci(c.clean_acc.iloc[0], c.clean_acc_lo.iloc[0], c.clean_acc_hi.iloc[0])
         lk_acc = f3(lk.loc[a, "acc_ours"]) if a in lk.index else "–"
         config = (r.config_ours if isinstance(r.config_ours, str) and r.config_ours else "–") + partial.get(a, "")
         lines.append(

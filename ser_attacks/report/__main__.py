@@ -24,6 +24,8 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--from-results", nargs="+", default=None, metavar="DIR",
                    help="build from exported files (runs.csv + segments.csv.gz, python -m ser_attacks.report.export) "
                         "instead of MLflow; the run filters are then ignored and nothing is logged")
+    p.add_argument("--plan", default=None, metavar="YAML",
+                   help="analysis plan (report/plan.py): the report marks each result planned or exploratory")
     return p.parse_args(argv)
 
 
@@ -37,8 +39,16 @@ def main(argv=None) -> int:
     from pathlib import Path
 
     from .build import build_report
+    if a.plan:
+        from .plan import load
+        try:
+            load(a.plan)                     # a bad plan fails here, in one line, before any heavy work
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     rep = build_report(uri, a.experiment, a.sweep, a.dataset, tags, Path(a.out), a.name, log_run=not a.no_log,
-                       cache=Path(a.cache) if a.cache else None, results=a.from_results)
+                       cache=Path(a.cache) if a.cache else None, results=a.from_results,
+                       plan=a.plan)
     print(f"Report: {len(rep.runs)} runs → {rep.md} and {rep.html} ({len(rep.figures)} figures, "
           f"{len(rep.tables.items)} tables)" + (f"; MLflow report run {rep.run_id}" if rep.run_id else ""))
     return 0

@@ -117,11 +117,19 @@ def best_configs(cf: pd.DataFrame) -> pd.DataFrame:
     return order.groupby(["attack", "setting"], sort=False).head(1).reset_index(drop=True)
 
 
-def speaker_test(a: pd.DataFrame, b: pd.DataFrame, col: str, what: str = "gender") -> stats.Test:
-    """``stats.speaker_test``, or not testable when the runs carry no speaker ids (logged before them)."""
+def speaker_test(a: pd.DataFrame, b: pd.DataFrame, col: str, what: str = "gender", strata: bool | None = None
+                 ) -> stats.Test:
+    """``stats.speaker_test``, or not testable when the runs carry no speaker ids (logged before them). Gender
+    comparisons (``what="gender"``) permute within folds (``strata``; the speakers of a fold share a model)."""
     if len(a) and len(b) and not (speakers_known(a) and speakers_known(b)):
         return stats.Test(np.nan, np.nan, 0, 0, "not testable (runs without speaker ids in adversarial.npz)")
-    return stats.speaker_test(a, b, col, what)
+    return stats.speaker_test(a, b, col, what, strata=(what == "gender") if strata is None else strata)
+
+
+def protocol_of(setting: str) -> str:
+    """"emodb (split=paper)" -> "(split=paper)"; "" for a setting without a protocol part."""
+    i = setting.find(" (")
+    return setting[i + 1:] if i >= 0 else ""
 
 
 def add_test_columns(row: dict, test: stats.Test, prefix: str = "") -> None:

@@ -13,6 +13,7 @@ import pandas as pd
 from . import audio, checklist, figures, stats
 from .collect import SEED_KEYS, Runs, collect, download, load_samples
 from .format import FEW, MISSING, attack_sort_key
+from .plan import load as load_plan
 from .render import md_table, md_to_html
 from .significance import significance_lines
 from .summary import effect_list, summary_lines
@@ -44,20 +45,22 @@ def _checklist_lines(cl: pd.DataFrame) -> list[str]:
              "trusted when these sanity checks hold. Differences are paired on the segments both "
              "configurations attacked, with a speaker-level 95% CI; *beyond its CI* = the CI excludes 0. "
              "**budget**: accuracy never rises with eps / th / gamma, and is not identical at every budget; "
-             "**iterations**: more `max_iter` never raises it, doubling it changes it within its CI; "
-             f"**unbounded → ~0**: DeepFool, C&W, JSMA, Boundary (and L∞ attacks at eps ≥ {checklist.LARGE_EPS:g}) "
-             f"leave ≤ {checklist.NEAR_ZERO} of the correctly classified segments correct; **iterative ≥ "
+             "**iterations**: more `max_iter` never raises it, the grid's last step that at least doubles it "
+             "changes it within its CI; "
+             f"**unbounded → ~0**: DeepFool, C&W, JSMA, Boundary (and L∞ attacks, FGSM included, at eps ≥ "
+             f"{checklist.LARGE_EPS:g}) leave ≤ {checklist.NEAR_ZERO} of the correctly classified segments correct, "
+             "decided on the interval (*undecided* when it straddles the threshold); **iterative ≥ "
              "single-step**: BIM/PGD/AutoAttack reach FGSM's accuracy at equal eps; **beats noise**: fewer "
              "segments correct and unflipped than `attack=noise` (uniform ±eps) at the same L∞ budget, beyond CI; "
+             "Pixel against sparse noise changing as many cells (`attack.cells=<th>`; without it *n/a*, not judged); "
              "**reference**: "
              "L∞ attacks agree with `attack=autoattack` (APGD-CE + APGD-DLR) at the same eps — a weaker result "
              "is reported as FLAG, not hidden. *n/a* names the run that is missing.", ""]
     if cl.empty:
         return lines + ["_(no configuration to check)_"]
     for setting, sub in cl.groupby("setting", sort=True):
-        n = sub.verdict.value_counts()
         flags = sub[sub.verdict == "FLAG"]
-        lines += [f"### {setting}: {n.get('PASS', 0)} PASS, {n.get('FLAG', 0)} FLAG, {n.get('n/a', 0)} n/a", ""]
+        lines += [f"### {setting}: {checklist.counts(sub)}", ""]
         if len(flags):
             lines += ["FLAGs: " + "; ".join(f"{r.attack} {r.config} ({r.check})" for r in flags.itertuples()) + ".",
                       ""]
@@ -121,8 +124,10 @@ def _header(runs: Runs, name: str) -> list[str]:
 def build_report(uri: str | None = None, experiment: str = "ser-attacks", sweeps=(), dataset: str | None = None,
                  tags: dict | None = None, out: str | Path = "reports/report", name: str | None = None,
                  log_run: bool = True, cache: Path | None = None, max_spectrograms: int = 24,
-                 results=None) -> Report:
-    """``results``: export folders (report/export.py) to read instead of MLflow (nothing is logged then)."""
+                 results=None, plan=None) -> Report:
+    """``results``: export folders (report/export.py) to read instead of MLflow (nothing is logged then);
+    ``plan``: an analysis plan file (report/plan.py) whose comparisons the report marks planned."""
+    plan = load_plan(plan) if plan else None
     if results:
         from .export import load_results
         runs, samples = load_results(results)
@@ -140,7 +145,7 @@ def build_report(uri: str | None = None, experiment: str = "ser-attacks", sweeps
     name = name or f"ser-attacks report: {final.name}"
     out = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
     try:
-        t, figs = _write_report(runs, samples, out, name, cache, max_spectrograms)
+        t, figs = _write_report(runs, samples, out, name, cache, max_spectrograms, plan)
     except BaseException:
         shutil.rmtree(out, ignore_errors=True)
         raise
@@ -170,7 +175,7 @@ def _replace_report(stage: Path, final: Path) -> None:
 
 
 def _write_report(runs: Runs, samples, out: Path, name: str, cache: Path | None,
-                  max_spectrograms: int) -> tuple[Tables, dict]:
+                  max_spectrograms: int, plan=None) -> tuple[Tables, dict]:
     """Tables, figures, report.md and report.html written into the (empty) folder ``out``."""
     (out / "tables").mkdir(parents=True, exist_ok=True)
     (out / "figures").mkdir(exist_ok=True)
@@ -214,7 +219,7 @@ def _write_report(runs: Runs, samples, out: Path, name: str, cache: Path | None,
     # issue 15: the report opens on its summary (what was attacked, headline table + Figure 5, flags)
     md = md[:2] + summary_lines(runs, t, f"figures/{figs['adv_acc'].name}" if "adv_acc" in figs else None, cl) \
         + ["", "## About this report", ""] + md[2:]
-    md += ["", "## Significance", "", *significance_lines(t, runs.df.dataset.nunique())]
+    md += ["", "## Significance", "", *significance_lines(t, runs.df.dataset.nunique(), plan)]
     md += ["", "## Robustness checklist", "", *_checklist_lines(cl)]
     sections = {"table03": "Clean accuracy", "table04": "Best configuration per attack", "table45": "Rank scores",
                 "table47": "Female vs male", "paper_": "Beside the paper", "protocol": "Protocol gap",
@@ -265,11 +270,13 @@ def _write_report(runs: Runs, samples, out: Path, name: str, cache: Path | None,
            "ties broken by the lowest mean perturbation.",
            "- Rank score: per dataset, attacks ranked by the best configuration's adversarial accuracy (1 = lowest) "
            "and, separately, by its perturbation in dB (1 = smallest); ranks summed over datasets.",
-           f"- 95% CI: two-stage percentile bootstrap ({stats.N_BOOT} draws): speakers with replacement, then each "
-           "drawn speaker's recordings with replacement; over the configuration's segments, each counted once "
-           f"(repeated runs averaged per segment). {FEW} marks a group of fewer than {stats.MIN_SPEAKERS} speakers.",
-           f"- p: permutation test over speakers (`scipy.stats.permutation_test`); not testable with fewer than "
-           f"{stats.MIN_SPEAKERS} speakers per group.",
+           f"- 95% CI: cluster bootstrap over speakers ({stats.N_BOOT} draws, widened for few speakers); exact "
+           "bound (≤ x / ≥ x) where every segment has the same outcome; over the configuration's segments, each "
+           f"counted once (repeated runs averaged per segment). {FEW} marks a group of fewer than "
+           f"{stats.MIN_SPEAKERS} speakers.",
+           "- p: permutation test over speakers on |difference of mean speaker means| (gender within folds); not "
+           f"testable with fewer than {stats.MIN_SPEAKERS} speakers per group or when the design's smallest p "
+           "exceeds α. Holm: " + stats.FAMILY_RULE + ".",
            "- Runs: `tables/runs.csv` lists every run id used; configurations: `tables/configurations.csv`."]
     text = "\n".join(md) + "\n"
     (out / "report.md").write_text(text)

@@ -1,25 +1,31 @@
 """The robustness checklist of Carlini et al. ("On Evaluating Adversarial Robustness", 2019), per dataset
 (setting) and attack, with the numbers behind every verdict.
 
-A verdict is PASS, FLAG (the numbers contradict what a sound evaluation shows) or n/a (the runs needed for the
-check are missing; the row says which to run). Differences between two configurations are paired on the
-segments both attacked (every attack of a setting sees the same segments: ``attack.sample_seed``), with a
-two-stage speaker/recording bootstrap CI of the paired difference (``stats.hier_ci``); "beyond its CI" means
-the 95 % CI excludes 0.
+A verdict is PASS, FLAG (the numbers contradict what a sound evaluation shows), undecided (the interval
+straddles the rule's threshold: too few segments to decide either way) or n/a (the runs needed for the check are
+missing; the row says which to run). **Every rule decides on an interval, never on a point estimate.**
+Differences between two configurations are paired on the segments both attacked (every attack of a setting sees
+the same segments: ``attack.sample_seed``), with a speaker-cluster bootstrap CI of the paired difference
+(``stats.hier_ci``; an exact bound where it is 0 on every segment); "beyond its CI" means the 95 % CI excludes 0.
 
 1. **budget**: accuracy does not rise when a budget grows (eps, th, gamma; FLAG if a step up, or with >= 3
    budgets the whole range from the smallest to the largest, raises it beyond its CI, or if it is identical at
-   >= 3 budgets while above ~0 — the paper's BIM was identical at every eps).
-2. **iterations**: more iterations (max_iter) never raise accuracy beyond CI, and doubling them changes it by
-   less than its CI (else the attack had not converged).
-3. **unbounded → ~0**: minimal-perturbation attacks (DeepFool, C&W, JSMA, Boundary) and L∞ attacks at
-   eps >= ``LARGE_EPS`` leave at most ``NEAR_ZERO`` of the correctly classified segments correct; more
-   suggests gradient masking or too few iterations.
+   >= 3 budgets while its interval lies above ``NEAR_ZERO`` — the paper's BIM was identical at every eps).
+2. **iterations**: more iterations (max_iter) never raise accuracy beyond CI, and the last step of the grid
+   that at least doubles them (1/5/20: 5 → 20) changes it by less than its CI (else the attack had not
+   converged at the second-largest).
+3. **unbounded → ~0**: minimal-perturbation attacks (DeepFool, C&W, JSMA, Boundary) and L∞ attacks (FGSM,
+   BIM, PGD, AutoAttack) at eps >= ``LARGE_EPS`` leave at most ``NEAR_ZERO`` of the correctly classified
+   segments correct: PASS when the upper bound is <= ``NEAR_ZERO``, FLAG when the lower bound is above it,
+   undecided otherwise (0 of 8 segments: upper bound 0.37).
 4. **iterative ≥ single-step**: BIM / PGD / AutoAttack reach at most FGSM's accuracy at equal eps.
-5. **beats noise**: every attack leaves fewer segments correct-and-unflipped than uniform noise of the same
-   L∞ budget (``attack=noise`` at the attack's eps; for attacks without eps, the smallest noise eps >= the
-   attack's mean L∞), beyond CI. Counted on the correctly classified segments (share of all segments that are
-   correct before and after), since DeepFool and noise can also turn wrong predictions right.
+5. **beats noise**: every attack leaves fewer segments correct-and-unflipped than random noise, beyond CI: L∞
+   attacks against uniform noise of the same L∞ budget (``attack=noise`` at the attack's eps; for attacks
+   without eps, the smallest noise eps >= the attack's mean L∞); **Pixel** (at most ``th`` cells changed)
+   against **sparse noise** changing the same number of cells by the same magnitudes (``attack=noise
+   attack.cells=<th>``; without such runs the check is n/a, "not judged", never FLAG). Counted on the
+   correctly classified segments (share of all segments that are correct before and after), since DeepFool and
+   noise can also turn wrong predictions right.
 6. **reference**: L∞ attacks agree with AutoAttack (APGD-CE + APGD-DLR) at the same eps: a weaker result
    (higher accuracy) than AutoAttack is FLAGged — that number overstates robustness; a stronger one FLAGs the
    reference (AutoAttack under-converged).
@@ -38,6 +44,7 @@ TIED = {"eps": ("eps_step",)}           # keys that a sweep moves together with 
 ITER_KEY = "max_iter"
 UNBOUNDED = ("deepfool", "cw_l2", "cw_linf", "jsma", "boundary")
 SINGLE_STEP = ("fgsm",)
+SPARSE = ("pixel",)                     # judged against sparse noise (attack.cells = th)
 ITERATIVE = ("bim", "pgd", "autoattack")
 LINF = ("fgsm", "bim", "pgd")           # checked against the reference
 REFERENCE, NOISE = "autoattack", "noise"
@@ -45,6 +52,13 @@ NEAR_ZERO = 0.05
 LARGE_EPS = 1.0
 NOT_ATTACK_PARAMS = ("name", "_target_", "n_samples", "sample_seed", "seed", "batch_size", "verbose")
 CHECKS = ("budget", "iterations", "unbounded → ~0", "iterative ≥ single-step", "beats noise", "reference")
+VERDICTS = ("PASS", "FLAG", "undecided", "n/a")
+
+
+def counts(cl: pd.DataFrame) -> str:
+    """'34 PASS, 7 FLAG, 2 undecided, 13 n/a'."""
+    n = cl.verdict.value_counts()
+    return ", ".join(f"{n.get(v, 0)} {v}" for v in VERDICTS)
 
 
 def _num(v) -> float | None:
@@ -74,7 +88,7 @@ def paired_diff(pooled: dict, a: pd.Series, b: pd.Series, col: str = "adv_ok",
         m = paired_segments(pooled, a, b, col)
     if not len(m):
         return (*stats.hier_gap_ci(ta, tb, col), 0)
-    return (*stats.hier_ci(m.speaker, m.recording_id, m[col] - m[f"{col}_b"]), len(m))
+    return (*stats.hier_ci(m.speaker, m.recording_id, m[col] - m[f"{col}_b"], diff=True), len(m))
 
 
 def paired_segments(pooled: dict, a: pd.Series, b: pd.Series, col: str = "adv_ok") -> pd.DataFrame | None:
@@ -132,9 +146,17 @@ def _budget_checks(setting, attack, sub, pooled) -> list[dict]:
                 steps.append(f"{key} {lo_r.budget:g}→{hi_r.budget:g}: {lo_r.adv_acc:.3f}→{hi_r.adv_acc:.3f} ({_d(d)})")
                 if d[1] > 0:
                     flags.append(f"accuracy rises beyond its CI from {key}={lo_r.budget:g} to {hi_r.budget:g}")
-                if key == ITER_KEY and hi_r.budget == 2 * lo_r.budget and d[1] == d[1] and (d[1] > 0 or d[2] < 0):
-                    flags.append(f"doubling {key} {lo_r.budget:g}→{hi_r.budget:g} changes accuracy beyond its CI "
-                                 "(not converged)")
+            if key == ITER_KEY:
+                # convergence: the last step of the grid that at least doubles max_iter (1/5/20: 5 → 20) must not
+                # change accuracy beyond its CI
+                last = next((i for i in range(len(series) - 1, 0, -1)
+                             if series.iloc[i].budget >= 2 * series.iloc[i - 1].budget), None)
+                if last is not None:
+                    lo_r, hi_r = series.iloc[last - 1], series.iloc[last]
+                    d = paired_diff(pooled, hi_r, lo_r)
+                    if d[1] == d[1] and (d[1] > 0 or d[2] < 0):
+                        flags.append(f"{key} {lo_r.budget:g}→{hi_r.budget:g} (≥ 2x, the grid's last such step) "
+                                     "changes accuracy beyond its CI (not converged)")
             if key != ITER_KEY and len(series) >= 3:       # a slow rise: no step beyond its CI, the whole range is
                 first, last = series.iloc[0], series.iloc[-1]
                 d = paired_diff(pooled, last, first)
@@ -143,8 +165,11 @@ def _budget_checks(setting, attack, sub, pooled) -> list[dict]:
                 if d[1] > 0 and not any(f.startswith("accuracy rises") for f in flags):
                     flags.append(f"accuracy rises beyond its CI from {key}={first.budget:g} to {last.budget:g}")
             acc = series.adv_acc.to_numpy()
-            if key != ITER_KEY and len(series) >= 3 and np.ptp(acc) == 0 and acc[0] > NEAR_ZERO:
-                flags.append(f"accuracy identical ({acc[0]:.3f}) at every {key}: the budget has no effect")
+            lows = series.adv_acc_lo.to_numpy(float) if "adv_acc_lo" in series else np.full(len(series), np.nan)
+            if key != ITER_KEY and len(series) >= 3 and np.ptp(acc) == 0 and np.nanmin(
+                    np.where(np.isnan(lows), acc, lows)) > NEAR_ZERO:
+                flags.append(f"accuracy identical ({acc[0]:.3f}, lower bound above {NEAR_ZERO}) at every {key}: "
+                             "the budget has no effect")
             others = ", ".join(f"{k}={v}" for k, v in sorted(attack_params(series.iloc[0].params).items())
                                if k not in (key, *TIED.get(key, ())))
             rows.append(_row(setting, attack, others or "default", "iterations" if key == ITER_KEY else "budget",
@@ -155,7 +180,7 @@ def _budget_checks(setting, attack, sub, pooled) -> list[dict]:
 
 def _unbounded(setting, attack, sub, pooled) -> list[dict]:
     cand = sub if attack in UNBOUNDED else sub[[(_num(attack_params(p).get("eps")) or 0) >= LARGE_EPS
-                                                and attack in ITERATIVE for p in sub.params]]
+                                                and attack in ITERATIVE + SINGLE_STEP for p in sub.params]]
     rows = []
     best = None
     for _, r in cand.iterrows():
@@ -167,11 +192,15 @@ def _unbounded(setting, attack, sub, pooled) -> list[dict]:
             best = (r, res, int(round(t.clean_ok.sum())))
     if best is not None:
         r, (v, lo, hi), n = best
-        ok = v <= NEAR_ZERO
+        if hi <= NEAR_ZERO:
+            verdict, note = "PASS", ""
+        elif lo > NEAR_ZERO:
+            verdict, note = "FLAG", ": suspect gradient masking or too few iterations"
+        else:
+            verdict, note = "undecided", f": the interval straddles {NEAR_ZERO} (too few segments to decide)"
         rows.append(_row(setting, attack, r.config, "unbounded → ~0",
                          f"{v:.3f} [{lo:.2f}, {hi:.2f}] of the {n} correctly classified segments stay correct "
-                         f"(≤ {NEAR_ZERO} expected)" + ("" if ok else ": suspect gradient masking or too few "
-                                                         "iterations"), "PASS" if ok else "FLAG"))
+                         f"(≤ {NEAR_ZERO} expected; decided on the interval)" + note, verdict))
     elif attack in UNBOUNDED and len(sub):
         rows.append(_row(setting, attack, "", "unbounded → ~0", "no correctly classified segment (or no "
                          "per-segment data)", "n/a"))
@@ -204,34 +233,59 @@ def _iterative_checks(setting, attack, sub, by_attack, pooled) -> list[dict]:
     return rows
 
 
+def _cells(r) -> float | None:
+    return _num(attack_params(r.params).get("cells"))
+
+
 def _noise_checks(setting, attack, sub, noise, pooled) -> list[dict]:
-    """Each configuration beats random noise of the same L∞ budget (its eps, else its mean L∞)."""
+    """Each configuration beats random noise: L∞ attacks uniform noise of the same L∞ budget (its eps, else its
+    mean L∞); Pixel sparse noise changing as many cells (``attack.cells`` = its ``th``)."""
     rows = []
+    dense = noise[[_cells(n) is None for _, n in noise.iterrows()]] if noise is not None else None
+    sparse = noise[[_cells(n) is not None for _, n in noise.iterrows()]] if noise is not None else None
     for _, r in sub.iterrows():
+        if attack in SPARSE:
+            th = _num(attack_params(r.params).get("th"))
+            match = [n for _, n in sparse.iterrows() if _cells(n) == th] if sparse is not None and th else []
+            if not match:
+                rows.append(_row(setting, attack, r.config, "beats noise",
+                                 f"not judged: no sparse-noise run with cells={th:g} (attack=noise attack.cells="
+                                 f"{th:g}); Pixel changes at most th cells, so dense noise is not its reference"
+                                 if th else "not judged: no th", "n/a"))
+                continue
+            rows.append(_noise_row(setting, attack, r, match[0], pooled, f"sparse noise, cells={th:g}", None))
+            continue
         e = _eps(r) if _is_linf(r) else None
         budget = e if e is not None else r.get("linf", np.nan)
-        if noise is None or budget != budget:
+        if dense is None or not len(dense) or budget != budget:
             rows.append(_row(setting, attack, r.config, "beats noise", "no attack=noise run in this setting"
-                             if noise is None else "no L∞ budget", "n/a"))
+                             if dense is None or not len(dense) else "no L∞ budget", "n/a"))
             continue
-        ne = [(_eps(n), n) for _, n in noise.iterrows() if _eps(n) is not None]
+        ne = [(_eps(n), n) for _, n in dense.iterrows() if _eps(n) is not None]
         match = [n for v, n in ne if v == budget] if e is not None else \
             [n for v, n in sorted(ne, key=lambda t: t[0]) if v >= budget][:1]
         if not match:
             rows.append(_row(setting, attack, r.config, "beats noise",
                              f"no attack=noise run at eps {'=' if e is not None else '≥'} {budget:.4g}", "n/a"))
             continue
-        n = match[0]          # on the correctly classified segments: attacks that move away from the
-        d = paired_diff(pooled, r, n, "kept")    # prediction (DeepFool) may also fix wrong ones
-        ka, kn = _kept(pooled, r), _kept(pooled, n)
-        ok, floor = d[2] < 0, max(ka, kn) <= NEAR_ZERO
-        rows.append(_row(setting, attack, r.config, "beats noise",
-                         f"correct and kept {ka:.3f} vs noise {kn:.3f} at eps={_eps(n):g}"
-                         + ("" if e is not None else f" (attack's mean L∞ {budget:.3g})") + f" ({_d(d)})"
-                         + ("" if ok else ": both ~0, the budget is too large to tell" if floor else
-                            ": not below random noise beyond its CI"),
-                         "PASS" if ok else "n/a" if floor else "FLAG"))
+        rows.append(_noise_row(setting, attack, r, match[0], pooled, f"eps={_eps(match[0]):g}",
+                               None if e is not None else budget))
     return rows
+
+
+def _noise_row(setting, attack, r, n, pooled, what: str, mean_linf) -> dict:
+    """On the correctly classified segments: attacks that move away from the prediction (DeepFool) may also
+    fix wrong ones. PASS when the attack keeps fewer segments correct than the noise beyond the CI."""
+    d = paired_diff(pooled, r, n, "kept")
+    ka, kn = _kept(pooled, r), _kept(pooled, n)
+    floor = max(ka, kn) <= NEAR_ZERO          # both ~0: nothing to tell apart, no verdict either way
+    ok = d[2] < 0
+    return _row(setting, attack, r.config, "beats noise",
+                f"correct and kept {ka:.3f} vs noise {kn:.3f} ({what})"
+                + ("" if mean_linf is None else f" (attack's mean L∞ {mean_linf:.3g})") + f" ({_d(d)})"
+                + ("" if ok else ": both ~0, the budget is too large to tell" if floor else
+                   ": not below random noise beyond its CI"),
+                "PASS" if ok else "n/a" if floor else "FLAG")
 
 
 def _reference_checks(setting, attack, sub, ref, pooled) -> list[dict]:
@@ -297,6 +351,4 @@ def sweep_flags(uri: str, experiment: str, sweep_id: str) -> list[str]:
     if cl.empty:
         return ["Robustness checklist: nothing to check in this sweep's runs alone (python -m ser_attacks.report "
                 "checks them with the other runs of their dataset)"]
-    n = cl.verdict.value_counts()
-    return [f"Robustness checklist: {n.get('PASS', 0)} PASS, {n.get('FLAG', 0)} FLAG, {n.get('n/a', 0)} n/a"] + \
-        flag_lines(cl)
+    return [f"Robustness checklist: {counts(cl)}"] + flag_lines(cl)

@@ -307,7 +307,8 @@ class Samples:
 
     def table(self) -> pd.DataFrame:
         """One row per attacked segment: ``key`` (the segment's identity across runs), speaker, recording_id,
-        gender, label, clean_ok, adv_ok, kept (correct before and after the attack)."""
+        gender, label, clean_ok, adv_ok, kept (correct before and after the attack), fold (-1: none; its
+        speakers share one model)."""
         n = len(self.label)
         rec = self.recording_id if self.recording_id is not None else np.array([f"test#{i}" for i in self.test_index])
         seg = self.segment if self.segment is not None else np.zeros(n, int)
@@ -319,7 +320,8 @@ class Samples:
         return pd.DataFrame({"key": key, "speaker": self.speaker if known else rec, "speaker_known": known,
                              "recording_id": rec, "gender": self.gender, "label": self.label,
                              "clean_ok": self.clean_ok, "adv_ok": self.adv_ok,
-                             "kept": self.clean_ok * self.adv_ok})
+                             "kept": self.clean_ok * self.adv_ok,
+                             "fold": self.fold if self.fold is not None else np.full(n, -1)})
 
 
 def pool(items: list[Samples]) -> pd.DataFrame:
@@ -328,12 +330,13 @@ def pool(items: list[Samples]) -> pd.DataFrame:
     twice, so repeating a run changes no interval and no p-value. Folds hold different segments: they are
     simply joined. ``n_runs`` = runs that attacked the segment."""
     if not items:
-        return pd.DataFrame(columns=["key", "speaker", "speaker_known", "recording_id", "gender", "label",
+        return pd.DataFrame(columns=["key", "speaker", "speaker_known", "recording_id", "gender", "label", "fold",
                                      "clean_ok", "adv_ok", "kept", "n_runs"])
     t = pd.concat([s.table() for s in items], ignore_index=True)
     agg = t.groupby("key", sort=True).agg(speaker=("speaker", "first"), speaker_known=("speaker_known", "all"),
                                            recording_id=("recording_id", "first"), gender=("gender", "first"),
-                                           label=("label", "first"), clean_ok=("clean_ok", "mean"),
+                                           label=("label", "first"), fold=("fold", "first"),
+                                           clean_ok=("clean_ok", "mean"),
                                            adv_ok=("adv_ok", "mean"), kept=("kept", "mean"),
                                            n_runs=("clean_ok", "size"))
     return agg.reset_index()

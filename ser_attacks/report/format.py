@@ -14,12 +14,14 @@ MISSING = "—"
 FEW = "†"          # marks an interval over fewer than stats.MIN_SPEAKERS speakers
 ATTACK_ORDER = ("fgsm", "bim", "autoattack", "deepfool", "jsma", "cw_l2", "cw_linf", "pixel", "boundary", "noise")
 
-CI_NOTE = ("95% CI: two-stage bootstrap over speakers, then recordings within speaker (2,000 draws); "
+CI_NOTE = ("95% CI: cluster bootstrap over speakers (2,000 draws); where every segment has the same outcome, "
+           "the exact bound (≤ x at 0, ≥ x at 1; Clopper-Pearson on the segments); "
            f"{FEW} = fewer than {stats.MIN_SPEAKERS} speakers in that group, so the interval covers other "
            "recordings of these speakers, not other speakers.")
-TEST_NOTE = (f"p: two-sided permutation test over speakers (gender labels of speakers permuted; exact when there "
-             f"are at most {stats.N_PERM} relabellings), with the speakers per group and the smallest p that "
-             f"design can give; fewer than {stats.MIN_SPEAKERS} speakers in a group: not testable.")
+TEST_NOTE = (f"p: permutation test over speakers on |difference of the mean speaker means| (gender labels permuted "
+             f"within folds, whose speakers share a model; exact when there are at most {stats.N_PERM} "
+             f"relabellings), with the speakers per group and the smallest p that design can give; fewer than "
+             f"{stats.MIN_SPEAKERS} speakers in a group, or a smallest attainable p above α: not testable.")
 
 
 @dataclass
@@ -48,7 +50,12 @@ def fci(m, lo=np.nan, hi=np.nan, std=np.nan, n=1) -> str:
     if n > 1 and std == std:
         s += f" ± {std:.3f}"
     if lo == lo and hi == hi:
-        s += f" [{lo:.2f}, {hi:.2f}]"
+        if m == lo == 0 and hi > 0:                 # exact bound: every segment at 0
+            s += f" [≤ {hi:.2f}]"
+        elif m == hi == 1 and lo < 1:               # every segment at 1
+            s += f" [≥ {lo:.2f}]"
+        else:
+            s += f" [{lo:.2f}, {hi:.2f}]"
     return s
 
 

@@ -172,8 +172,10 @@ PAPER_NOTE = "\n".join([
     "- **Expect differences.** The paper's protocol leaks (segments split after augmentation, scaler fit on all "
     "data, softmax fed to the attacks as logits) and its model is another instance; our `split=paper` setting is "
     "the closest to it.",
-    "- **Perturbation** is in each side's own normalized log-Mel units (different scalers): compare orders of "
-    "magnitude, not values.",
+    "- **Perturbation: not comparable.** Ours is in `original_std` units (every band scaled by its σ, on every "
+    "corpus); the paper used its own per-corpus normalization (e.g. a global max normalization on EmoDB) and gives "
+    "no σ, dB or SNR that would convert it. The two columns are shown side by side, never as a ratio; for a "
+    "physical unit see our dB / SNR columns (Table 6 in dB).",
     "- **Time**: the paper gives total seconds to attack its whole test set (837 / 987 / 1791 segments for EmoDB / "
     "EMOVO / RAVDESS, its Table 22) with its own ART code on an i9-9820X CPU and a TITAN V GPU; shown here divided "
     "by those counts.",
@@ -229,7 +231,7 @@ def paper_table(best: pd.DataFrame, clean: pd.DataFrame, dataset_of: dict, attac
             disp.append({"setting": s, "attack": a if a != "clean" else "clean (no attack)",
                          "config: ours": row["config_ours"] or MISSING, "config: paper": row["config_paper"] or MISSING,
                          **{f"acc {g}": pair(f"acc{SFX[g]}") for g in GROUPS},
-                         "mean |δ|": pair("perturbation", fnum),
+                         "mean |δ| (not comparable)": pair("perturbation", fnum),
                          "s / segment": pair("time_per_segment_s", lambda v: MISSING if v != v else f"{v:.3g}")})
     return Table("paper_side_by_side", "Ours / paper: accuracy (all, female, male), mean perturbation, time per "
                  "segment and best configuration per attack", pd.DataFrame(rows), pd.DataFrame(disp), PAPER_NOTE)
