@@ -82,6 +82,7 @@ PARAM_RULES: dict[str, Rule] = {
     "th": AT_LEAST_ONE, "es": Rule(choices=(0, 1), note="0 = CMA-ES, 1 = differential evolution"),
     "delta": POSITIVE, "step_adapt": Rule(lo=0, hi=1, lo_open=True, hi_open=True), "num_trial": NON_NEGATIVE,
     "sample_size": AT_LEAST_ONE, "init_size": AT_LEAST_ONE,
+    "cells": Rule(lo=1, note="sparse noise: cells changed per segment (Pixel's reference)"),
 }
 # Keys with no range: typed by the schema (booleans, names) or any number (an SNR in dB may be negative).
 UNRANGED = {"_target_", "name", "verbose", "targeted", "minimal", "per_sample", "snr_db"}
