@@ -1,0 +1,126 @@
+"""Faults that used to lose results (issue 30): damaged cache entries, temporary leftovers, a new tracking
+database opened by several processes at once, orphaned logged models, code in the artifact store, a cached
+model under a tracking store that does not know it, a worker killed by SIGKILL.
+
+Each test here failed on the code before the fix (see docs/tracking-and-resume.md, "Faults tried").
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ser_attacks.data.corpora import load_corpus
+from ser_attacks.data.audio import FrontEnd
+from ser_attacks.data.features import load_or_extract
+from tests.helpers import ROOT, subprocess_env
+
+FE = FrontEnd()
+CHECKSUMS = "checksums.json"   # ser_attacks.cache.CHECKSUMS
+
+
+# ---------------------------------------------------------------------------- feature cache (items 1, 3, 6)
+def _overwrite_same_size(x: Path) -> None:
+    size = x.stat().st_size
+    data = bytearray(x.read_bytes())
+    header = 128                                    # .npy header; overwrite values, keep the size
+    data[header:] = np.random.default_rng(0).standard_normal((size - header) // 4).astype(np.float32).tobytes()
+    x.write_bytes(bytes(data))
+    assert x.stat().st_size == size
+
+
+def _truncate(x: Path) -> None:
+    os.truncate(x, x.stat().st_size // 2)
+
+
+def _empty(x: Path) -> None:
+    os.truncate(x, 0)
+
+
+@pytest.fixture(scope="module")
+def small_table(corpus_root):
+    return load_corpus("emodb", corpus_root).table.iloc[:4]
+
+
+@pytest.mark.parametrize("damage", [_overwrite_same_size, _truncate, _empty], ids=["overwritten", "truncated", "empty"])
+def test_a_damaged_feature_entry_is_reported_and_rebuilt_never_used(tmp_path, small_table, damage, caplog):
+    cold = load_or_extract(small_table, FE, tmp_path, progress=False)
+    x = cold.cache_path / "X.npy"
+    clean_X = np.array(cold.X)
+    del cold
+    damage(x)
+    with caplog.at_level(logging.WARNING, logger="ser_attacks.cache"):
+        again = load_or_extract(small_table, FE, tmp_path, progress=False)
+    assert not again.from_cache, "a damaged entry must be rebuilt, not used"
+    assert np.array_equal(np.asarray(again.X), clean_X)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and str(x) in warnings[0], warnings
+    assert load_or_extract(small_table, FE, tmp_path, progress=False).from_cache     # the rebuilt entry is intact
+
+
+def test_temporary_leftovers_are_removed_and_never_used(tmp_path, small_table):
+    """A producer killed mid-write leaves ``.<key>.tmp-*`` (here: a half-written X.npy and no entry); the next
+    producer of that key removes it and builds the entry afresh."""
+    cold = load_or_extract(small_table, FE, tmp_path, progress=False)
+    entry, clean_X = cold.cache_path, np.array(cold.X)
+    del cold
+    leftover = entry.parent / f".{entry.name}.tmp-killed"
+    entry.rename(leftover)
+    _truncate(leftover / "X.npy")
+    again = load_or_extract(small_table, FE, tmp_path, progress=False)
+    assert not again.from_cache and np.array_equal(np.asarray(again.X), clean_X)
+    assert not list(entry.parent.glob(".*.tmp-*")), "the temporary leftover was removed"
+
+
+def test_an_entry_made_before_checksums_is_verified_by_loading_and_then_checksummed(tmp_path, small_table, caplog):
+    cold = load_or_extract(small_table, FE, tmp_path, progress=False)
+    entry = cold.cache_path
+    (entry / CHECKSUMS).unlink()
+    assert load_or_extract(small_table, FE, tmp_path, progress=False).from_cache
+    assert json.loads((entry / CHECKSUMS).read_text())["X.npy"][0] == (entry / "X.npy").stat().st_size
+    (entry / CHECKSUMS).unlink()                    # an old entry that is also truncated: rebuilt
+    _truncate(entry / "X.npy")
+    with caplog.at_level(logging.WARNING, logger="ser_attacks.cache"):
+        assert not load_or_extract(small_table, FE, tmp_path, progress=False).from_cache
+    assert any(str(entry / "X.npy") in r.getMessage() for r in caplog.records)
+
+
+def test_clean_command_lists_and_removes_leftovers_and_damaged_entries(tmp_path, small_table):
+    from ser_attacks.cache import clean
+    cache = tmp_path / "cache"
+    entry = load_or_extract(small_table, FE, cache, progress=False).cache_path
+    (entry.parent / f".{entry.name}.tmp-abc").mkdir()
+    (cache / "models" / ".0123.tmp-xyz").mkdir(parents=True)
+    _empty(entry / "segments.csv")
+    found = clean(cache, dry_run=True)
+    assert len(found) == 3 and entry.is_dir()
+    out = subprocess.run([sys.executable, "-m", "ser_attacks.cache", "clean", "--cache", str(cache)], cwd=ROOT,
+                         env=subprocess_env(), capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "segments.csv: empty" in out.stdout and "3 item(s) removed" in out.stdout
+    assert not entry.exists() and not list(cache.rglob(".*.tmp-*"))
+
+
+# ---------------------------------------------------------------------------- model cache (items 1, 3)
+@pytest.mark.e2e
+@pytest.mark.parametrize("damage", [_truncate, _overwrite_same_size], ids=["truncated", "overwritten"])
+def test_a_damaged_model_entry_is_retrained_not_used(cfg_factory, damage, caplog):
+    from ser_attacks.data import prepare
+    from ser_attacks.train import get_or_train
+    cfg = cfg_factory()
+    data = prepare(cfg, progress=False)
+    first = get_or_train(cfg, data)
+    model_file = first.path / "model.keras"
+    damage(model_file)
+    with caplog.at_level(logging.WARNING, logger="ser_attacks.cache"):
+        again = get_or_train(cfg, data)
+    assert again.trained_now, "a damaged model must be retrained"
+    assert any(str(model_file) in r.getMessage() for r in caplog.records)
+    assert not get_or_train(cfg, data).trained_now
