@@ -49,6 +49,19 @@ class TrackingError(RuntimeError):
     """The tracking backend cannot be used (unreachable server, bad URI)."""
 
 
+def _db_lock(uri: str):
+    """The inter-process lock (ser_attacks.cache.locked) of a sqlite tracking DB, held while a process opens
+    it: MLflow creates and migrates the schema on first use, and two processes doing so at once crash
+    (``table _alembic_tmp_experiments already exists``), once leaving the DB unusable. Other backends
+    (a server, PostgreSQL) need none."""
+    import contextlib
+    path = uri[len("sqlite:///"):] if uri.startswith("sqlite:///") else ""
+    if not path or path.startswith(":memory:"):
+        return contextlib.nullcontext()
+    from .cache import locked
+    return locked(Path(path), f"the tracking database {path}")
+
+
 def git_commit() -> str:
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True,
@@ -69,7 +82,11 @@ class Tracking:
         self.uri = resolve_uri(uri)
         self._check_reachable()
         mlflow.set_tracking_uri(self.uri)
-        self.client = MlflowClient(self.uri)
+        with _db_lock(self.uri):        # a new sqlite DB: one process creates and migrates it, others wait
+            self._open(MlflowClient, experiment, artifact_root)
+
+    def _open(self, client_cls, experiment: str, artifact_root: str | None) -> None:
+        self.client = client_cls(self.uri)
         exp = self.client.get_experiment_by_name(experiment)
         if exp is None:
             location = None
