@@ -12,8 +12,10 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import socket
 import subprocess
+import tempfile
 import time
 import traceback
 import types
@@ -28,7 +30,7 @@ from omegaconf import DictConfig, OmegaConf
 from . import lifecycle
 from .browser import ui_url
 from .identity import logged_params, model_groups, run_tags
-from .paths import PACKAGE_DIR, PROJECT_ROOT, resolve_uri
+from .paths import PROJECT_ROOT, resolve_uri
 from .progress import quiet_libraries
 
 if TYPE_CHECKING:
@@ -40,7 +42,7 @@ PARENT_FILE = "mlflow_parent_run_id.txt"
 # MLflow 3 UIs that choose an experiment's view by its kind open one without this tag on their GenAI overview
 # (traces, tokens). 3.17.2's UI decides by its sidebar switch instead; browser.ui_url links past it.
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
-PYFUNC_FILE = PACKAGE_DIR / "pyfunc_model.py"      # the pyfunc wrapper, logged as "models from code"
+PYFUNC_MODULE = "ser_attacks.pyfunc_model"          # the pyfunc wrapper's loader module (installed, never logged)
 MODEL_CONFIG = "ser_model.json"                     # classes + front end, beside model.keras and normalizer.npz
 SUMMARY_TABLE = "summary_table.json"                # a sweep's one-row-per-job table (mlflow.log_table)
 
@@ -227,9 +229,10 @@ class Tracking:
     def log_trained_model(self, run_id: str | None, keras_model, model_dir: Path, example: np.ndarray,
                           meta: dict) -> dict:
         """``model_dir`` holds ``model.keras``, ``normalizer.npz`` and ``ser_model.json``; ``example`` is one
-        normalized input (1, frames, n_mels, 1). Nothing is pickled: the Keras model is saved in its native
-        ``.keras`` format and the wrapper is the Python file ``ser_attacks/pyfunc_model.py`` plus a copy of
-        the package (code_paths), so the registered model runs wherever MLflow and the requirements are."""
+        normalized input (1, frames, n_mels, 1). Nothing is pickled and no code is logged: the Keras model is
+        saved in its native ``.keras`` format, and the wrapper is the installed module
+        ``ser_attacks.pyfunc_model`` (``loader_module``) reading the weights, normalizer and config logged as
+        its data, so loading never runs code from the artifact store (ser_attacks must be installed)."""
         import mlflow
         from mlflow.models import Model
         from mlflow.models.signature import ModelSignature
@@ -248,17 +251,20 @@ class Tracking:
                                signature=keras_sig, input_example=np.round(np.asarray(example[:1], np.float64), 2),
                                pip_requirements=requirements("mlflow", "keras", "tensorflow", "numpy"),
                                validate_serving_input=False)
-        info = Model.log(None, model_id=self._logged_model("model", run_id, {**tags, "output": "probabilities"}),
-                         flavor=mlflow.pyfunc, run_id=run_id, python_model=str(PYFUNC_FILE),
-                         artifacts={"keras_model": str(model_dir / "model.keras"),
-                                    "normalizer": str(model_dir / "normalizer.npz"),
-                                    "config": str(model_dir / MODEL_CONFIG)},
-                         code_paths=[str(PACKAGE_DIR)], signature=ModelSignature(inputs=None, outputs=Schema(
-                             [ColSpec("string", "emotion"), *[ColSpec("double", c) for c in classes],
-                              ColSpec("long", "n_segments")])),
-                         input_example=example_waveform(),
-                         pip_requirements=requirements("mlflow", "keras", "tensorflow", "numpy", "pandas",
-                                                       "librosa", "soundfile", "soxr", "filelock"))
+        from .pyfunc_model import DATA_FILES
+        with tempfile.TemporaryDirectory() as tmp:   # the wrapper's data: weights, normalizer, config; no code
+            data = Path(tmp) / "ser_model"
+            data.mkdir()
+            for f in DATA_FILES:
+                shutil.copy2(model_dir / f, data / f)
+            info = Model.log(None, model_id=self._logged_model("model", run_id, {**tags, "output": "probabilities"}),
+                             flavor=mlflow.pyfunc, run_id=run_id, loader_module=PYFUNC_MODULE, data_path=str(data),
+                             signature=ModelSignature(inputs=None, outputs=Schema(
+                                 [ColSpec("string", "emotion"), *[ColSpec("double", c) for c in classes],
+                                  ColSpec("long", "n_segments")])),
+                             input_example=example_waveform(),
+                             pip_requirements=requirements("mlflow", "keras", "tensorflow", "numpy", "pandas",
+                                                           "librosa", "soundfile", "soxr", "filelock"))
         name = registered_name(meta["dataset"], meta["model"])
         version = self.register(name, info.model_id, run_id, {**tags, "seed": str(meta.get("seed", ""))})
         return {"registered_model": name, "model_version": version, "model_uri": f"models:/{name}/{version}",

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ser_attacks.data.corpora import load_corpus
 from ser_attacks.data.audio import FrontEnd
+from ser_attacks.data.corpora import load_corpus
 from ser_attacks.data.features import load_or_extract
 from tests.helpers import ROOT, subprocess_env
 
@@ -164,3 +164,64 @@ def test_several_processes_creating_a_new_tracking_db_at_once_all_succeed(tmp_pa
                 p.kill()
     failed = [err[-1500:] for p, (out, err) in zip(procs, results) if p.returncode != 0 or "ok" not in out]
     assert not failed, f"{len(failed)} of {n_procs} processes failed on a new DB:\n" + "\n---\n".join(failed)
+
+
+# ---------------------------------------------------------------------------- logged models (items 6, 7)
+def _tiny_model_dir(folder: Path):
+    """A random-weight Keras model, a fitted normalizer and ser_model.json, as a model cache entry holds them."""
+    import keras
+
+    from ser_attacks.normalization import Normalizer
+    from ser_attacks.train import write_model_config
+    fe = FrontEnd()
+    folder.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((fe.n_frames, fe.n_mels, 1)), keras.layers.AveragePooling2D((29, 32)),
+                              keras.layers.Flatten(), keras.layers.Dense(3)])
+    X = np.random.default_rng(0).standard_normal((6, fe.n_frames, fe.n_mels)).astype(np.float32) * 10 - 40
+    norm = Normalizer.from_config().fit(X)
+    model.save(folder / "model.keras")
+    norm.save(folder / "normalizer.npz")
+    meta = {"key": "k" * 16, "classes": ["angry", "happy", "sad"], "input_shape": [fe.n_frames, fe.n_mels, 1],
+            "dataset": "synthetic", "model": "probe", "seed": 0}
+    write_model_config(folder, fe, meta)
+    return model, norm.transform(X[:1]), meta, X
+
+
+LOAD_AND_PREDICT = textwrap.dedent("""
+    import sys, numpy as np, mlflow
+    mlflow.set_tracking_uri(sys.argv[1])
+    model = mlflow.pyfunc.load_model(sys.argv[2])
+    out = model.predict(np.load(sys.argv[3]))
+    print("predicted", list(out.emotion))
+""")
+
+
+@pytest.mark.e2e
+def test_loading_a_registered_model_runs_no_code_from_the_artifact_store(tmp_path):
+    """Whoever can write to the artifact store plants a line in the logged model's code (and, where there is
+    none, a planted copy of the package beside it): loading and predicting in a fresh process must not run it."""
+    from mlflow.utils.file_utils import local_file_uri_to_path
+
+    from ser_attacks.paths import PACKAGE_DIR
+    from ser_attacks.tracking import Tracking
+    keras_model, example, meta, X = _tiny_model_dir(tmp_path / "entry")
+    t = Tracking(f"sqlite:///{tmp_path / 'mlflow.db'}", "ser-attacks", str(tmp_path / "mlruns"))
+    run_id = t.create_run("train probe", {"run_type": "train"})
+    info = t.log_trained_model(run_id, keras_model, tmp_path / "entry", example, meta)
+    t.finish(run_id)
+    art = Path(local_file_uri_to_path(t.client.get_logged_model(info["logged_model_id"]).artifact_location))
+    marker = tmp_path / "PLANTED_CODE_RAN"
+    plant = f"\nopen({str(marker)!r}, 'w').write('ran')\n"
+    if not (art / "code").exists():              # no code logged: the attacker adds a planted package copy
+        import shutil
+        shutil.copytree(PACKAGE_DIR, art / "code" / "ser_attacks")
+    planted = [p for p in art.rglob("*.py")]
+    for p in planted:
+        p.write_text(p.read_text() + plant)
+    assert planted
+    np.save(tmp_path / "X.npy", X[:2])
+    out = subprocess.run([sys.executable, "-c", LOAD_AND_PREDICT, t.uri, info["model_uri"], str(tmp_path / "X.npy")],
+                         cwd=tmp_path, env=subprocess_env(), capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and "predicted" in out.stdout, out.stderr[-3000:]
+    assert not marker.exists(), "loading the model ran code planted in the artifact store"
