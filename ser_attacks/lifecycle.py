@@ -10,7 +10,10 @@
   the dead process closes the run: the sweep's main process when the sweep ends in any way
   (``close_open_sweep``), and otherwise the next sweep or job started on that host
   (``close_dead_runs``). The run becomes FAILED with the fatal error faulthandler wrote
-  ("Fatal Python error: Segmentation fault"), or KILLED when the sweep itself was interrupted.
+  ("Fatal Python error: Segmentation fault"), or, for a signal Python cannot report (SIGKILL), with the
+  signal joblib names and its likely cause ("killed by SIGKILL, most likely by the out-of-memory
+  killer"); the sweep's summary names the job that died. Other runs are KILLED when the sweep itself
+  was interrupted.
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ import contextlib
 import faulthandler
 import logging
 import os
+import re
 import signal
 import socket
 import sys
@@ -85,7 +89,39 @@ def process_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:                              # a zombie (killed, not yet reaped by its parent) is dead
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+_SIGNAL = re.compile(r"\b(SIG[A-Z]+)\(-\d+\)")
+
+
+def worker_signals(exc: BaseException | None = None) -> list[str]:
+    """The signals that killed joblib workers, as joblib's ``TerminatedWorkerError`` names them ("The exit
+    codes of the workers are {SIGKILL(-9)}"), found in ``exc`` or the exception being handled, or in the
+    errors it was raised from (Hydra reports the launcher's error and exits: SystemExit, whose context it
+    is). Empty when no worker was killed."""
+    exc = exc if exc is not None else sys.exc_info()[1]
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if exc.__class__.__name__ == "TerminatedWorkerError":
+            return sorted(set(_SIGNAL.findall(str(exc))))
+        exc = exc.__cause__ or exc.__context__
+    return []
+
+
+def death_reason(pid: str, signals: list[str]) -> str:
+    """Why a job's process is gone, for its run's ``error`` tag: the signal and its likely cause."""
+    if signals == ["SIGKILL"]:
+        return (f"process {pid} died: killed by SIGKILL, most likely by the out-of-memory killer (the kernel "
+                "log, dmesg, names it); give the job more memory, fewer parallel jobs or smaller batches")
+    if len(signals) == 1:
+        return f"process {pid} died: killed by {signals[0]}"
+    return (f"process {pid} died: killed by a signal ({', '.join(signals) or 'not reported'}) without a Python "
+            "error report; SIGKILL from the out-of-memory killer is the usual cause")
 
 
 _fault_log: Path | None = None
@@ -135,10 +171,12 @@ def _dead(run) -> bool:
 
 
 def close_run(tracking, run, status: str, reason: str) -> str:
-    """Close a RUNNING run whose process is gone; a fatal error in its fault log wins over ``status``."""
+    """Close a RUNNING run whose process is gone; a fatal error in its fault log wins over ``status``. Its
+    logged models (a process killed while logging its model) are discarded (Tracking.discard_logged_models)."""
     fatal = fatal_error(run)
     if fatal:
         status, reason = "FAILED", f"process {run.data.tags.get('pid')} died: {fatal}"
+    tracking.discard_logged_models(run.info.run_id)
     tracking.client.set_tag(run.info.run_id, "error", reason[:5000])
     tracking.finish(run.info.run_id, status)
     return f"{status}: {reason}"
@@ -190,19 +228,34 @@ def _stop_workers() -> None:
 def close_open_sweep(status: str, reason: str) -> list[str]:
     """The sweep's main process is ending abnormally: stop its workers, close every run of the sweep
     still RUNNING and the parent run (``status``: KILLED when interrupted, FAILED when the sweep broke),
-    and print what happened. A run whose process left a fatal error is FAILED with that error; the
-    others were stopped with the sweep: KILLED. No-op when no sweep is open (it ended normally)."""
+    and print what happened. A run whose process had died before (a worker killed by a signal: SIGKILL from
+    the out-of-memory killer, SIGSEGV) is FAILED, naming the signal (from joblib's error) and its likely
+    cause, or the fatal error faulthandler wrote; the others were stopped with the sweep: KILLED. No-op
+    when no sweep is open (it ended normally)."""
     global _open_sweep
     if _open_sweep is None:
         return []
     tracking, parent = _open_sweep
     _open_sweep = None
-    _stop_workers()
+    signals = worker_signals()
     runs = tracking.client.search_runs([tracking.experiment_id],
                                        f"tags.opened_in_sweep = '{parent}' and attributes.status = 'RUNNING'",
                                        max_results=5000)
-    lines = [f"{r.data.tags.get('mlflow.runName', r.info.run_id):<28} "
-             f"{close_run(tracking, r, 'KILLED', reason)}" for r in runs]
+    died = {r.info.run_id for r in runs if _dead(r)}      # before the sweep's own workers are stopped
+    _stop_workers()
+    lines, dead_jobs = [], []
+    for r in runs:
+        name = r.data.tags.get("mlflow.runName", r.info.run_id)
+        if r.info.run_id in died:
+            note = close_run(tracking, r, "FAILED", death_reason(r.data.tags.get("pid", "?"), signals))
+            lines.insert(len(dead_jobs), f"{name:<28} DIED  {note}")
+            dead_jobs.append(name)
+        else:
+            lines.append(f"{name:<28} {close_run(tracking, r, 'KILLED', reason)}")
+    if dead_jobs:
+        why = "killed by SIGKILL, most likely out of memory" if signals == ["SIGKILL"] else (
+            f"killed by {', '.join(signals)}" if signals else "its process died")
+        reason = f"job {', '.join(repr(j) for j in dead_jobs)} died ({why})"
     tracking.client.set_tag(parent, "error", reason)
     tracking.finish(parent, status)
     print(f"\nSweep {status} ({reason}; parent run {parent}). Runs it closed: {len(lines)}\n  "

@@ -187,12 +187,44 @@ class Tracking:
         """An error → FAILED (with its traceback); an interrupt (SIGTERM, Ctrl-C) → KILLED, also when what
         reached here is an error raised after the interrupt (a library that wrapped it)."""
         exc = lifecycle.interrupted() or exc
+        self.discard_logged_models(run_id)
         if isinstance(exc, Exception):
             self.fail_run(run_id, exc)
             return
         stop = exc.name if isinstance(exc, lifecycle.Interrupted) else exc.__class__.__name__
         self.client.set_tag(run_id, "error", f"interrupted ({stop})")
         self.finish(run_id, "KILLED")
+
+    def discard_logged_models(self, run_id: str) -> list[str]:
+        """A run that did not finish (an error, an interrupt, a process killed while logging its model): its
+        logged models — pending, half-written (disk full) or complete — are marked FAILED, their artifacts
+        deleted and they are removed (soft-deleted), with any registered version made from the run, so no
+        half-written model stays for anyone to load. Returns the model ids; never raises."""
+        from mlflow.entities import LoggedModelStatus
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+        gone = []
+        try:
+            models = [m for m in self.client.search_logged_models([self.experiment_id])
+                      if m.source_run_id == run_id]
+            if models:
+                for mv in self.client.search_model_versions(f"run_id = '{run_id}'"):
+                    self.client.delete_model_version(mv.name, mv.version)
+            for m in models:
+                if m.status != LoggedModelStatus.FAILED:
+                    self.client.finalize_logged_model(m.model_id, LoggedModelStatus.FAILED)
+                try:
+                    get_artifact_repository(m.artifact_location).delete_artifacts()
+                except Exception as exc:  # noqa: BLE001 - e.g. a server that does not allow deletes
+                    log.warning("Could not delete the artifacts of logged model %s (%s)", m.model_id, exc)
+                self.client.delete_logged_model(m.model_id)
+                gone.append(m.model_id)
+        except Exception as exc:  # noqa: BLE001 - closing the run matters more
+            log.warning("Could not discard the logged models of run %s (%s: %s)", run_id,
+                        exc.__class__.__name__, exc)
+        if gone:
+            log.warning("Discarded %d logged model(s) of the unfinished run %s: %s", len(gone), run_id,
+                        ", ".join(gone))
+        return gone
 
     def fail_run(self, run_id: str, exc: BaseException | None = None) -> None:
         try:

@@ -225,3 +225,76 @@ def test_loading_a_registered_model_runs_no_code_from_the_artifact_store(tmp_pat
                          cwd=tmp_path, env=subprocess_env(), capture_output=True, text=True, timeout=300)
     assert out.returncode == 0 and "predicted" in out.stdout, out.stderr[-3000:]
     assert not marker.exists(), "loading the model ran code planted in the artifact store"
+
+
+def _tracking(tmp_path):
+    from ser_attacks.tracking import Tracking
+    return Tracking(f"sqlite:///{tmp_path / 'mlflow.db'}", "ser-attacks", str(tmp_path / "mlruns"))
+
+
+def _half_logged_model(t, run_id: str) -> tuple[str, Path]:
+    """A logged model as a kill or a full disk during logging leaves it: PENDING, a half-written file."""
+    from mlflow.utils.file_utils import local_file_uri_to_path
+    model_id = t._logged_model("model", run_id, {})
+    art = Path(local_file_uri_to_path(t.client.get_logged_model(model_id).artifact_location))
+    art.mkdir(parents=True, exist_ok=True)
+    (art / "model.keras").write_bytes(b"PK\x03\x04 half")
+    return model_id, art
+
+
+def test_a_training_run_that_fails_while_logging_leaves_no_logged_model(tmp_path):
+    """Disk full during model logging (OSError 28): the run is FAILED, its half-written logged model is gone
+    from the tracking store and the artifact store."""
+    t = _tracking(tmp_path)
+    run_id = t.create_run("train probe", {"run_type": "train"})
+    model_id, art = _half_logged_model(t, run_id)
+    t.end_on_exception(run_id, OSError(28, "No space left on device"))
+    assert t.client.get_run(run_id).info.status == "FAILED"
+    assert not [m for m in t.client.search_logged_models([t.experiment_id]) if m.source_run_id == run_id]
+    assert not art.exists() or not any(art.iterdir()), "half-written model files were left in the artifact store"
+
+
+def test_a_training_run_killed_while_logging_is_closed_with_no_logged_model(tmp_path):
+    """SIGKILL during model logging: the next command closes the dead run and discards its logged model."""
+    from ser_attacks import lifecycle
+    t = _tracking(tmp_path)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    run_id = t.create_run("train probe", {"run_type": "train", "pid": str(dead.pid)})
+    model_id, art = _half_logged_model(t, run_id)
+    lifecycle.close_dead_runs(t)
+    assert t.client.get_run(run_id).info.status == "FAILED"
+    assert not [m for m in t.client.search_logged_models([t.experiment_id]) if m.source_run_id == run_id]
+    assert not art.exists() or not any(art.iterdir())
+
+
+def test_a_sweep_whose_worker_was_sigkilled_names_the_job_signal_and_cause(tmp_path, capsys):
+    """The sweep's main process handles joblib's TerminatedWorkerError (Hydra turned it into exit 1): the
+    dead job's run is FAILED naming SIGKILL and the out-of-memory killer, the summary names the job."""
+    from joblib.externals.loky.process_executor import TerminatedWorkerError
+
+    from ser_attacks import lifecycle
+    t = _tracking(tmp_path)
+    parent = t.create_run("sweep", {"run_type": "sweep"})
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    victim = t.create_run("bim eps=0.1", {"run_type": "attack", "pid": str(dead.pid), "opened_in_sweep": parent})
+    alive = t.create_run("bim eps=0.2", {"run_type": "attack", "pid": str(os.getpid()), "opened_in_sweep": parent})
+    lifecycle.sweep_opened(t, parent)
+    try:
+        try:
+            raise TerminatedWorkerError("A worker process managed by the executor was unexpectedly terminated. "
+                                        "The exit codes of the workers are {SIGKILL(-9)}")
+        except TerminatedWorkerError:
+            try:
+                raise SystemExit(1)                       # what Hydra's error report ends with
+            except SystemExit:
+                lifecycle.close_open_sweep("FAILED", "the sweep stopped with an error (see above)")
+    finally:
+        lifecycle.sweep_closed()
+    err = capsys.readouterr().err
+    v = t.client.get_run(victim)
+    assert v.info.status == "FAILED" and "SIGKILL" in v.data.tags["error"] and "out-of-memory" in v.data.tags["error"]
+    assert t.client.get_run(alive).info.status == "KILLED"
+    assert "job 'bim eps=0.1' died (killed by SIGKILL, most likely out of memory)" in err
+    assert t.client.get_run(parent).info.status == "FAILED"
