@@ -258,6 +258,53 @@ class Tracking:
         self.finish(run_id)
         return info
 
+    def model_train_run(self, key: str, run_id: str | None = None):
+        """The FINISHED training run of the model with cache key ``key`` in this store (``run_id`` first, then
+        the newest), or None: this store does not know the model."""
+        if run_id:
+            try:
+                run = self.client.get_run(run_id)
+                if (run.info.experiment_id == self.experiment_id and run.info.status == "FINISHED"
+                        and run.data.tags.get("model_key") == key):
+                    return run
+            except Exception:  # noqa: BLE001 - a run of another store
+                pass
+        runs = self.client.search_runs(
+            [self.experiment_id], f"tags.model_key = '{key}' and tags.run_type = 'train' and "
+                                  "attributes.status = 'FINISHED'", max_results=1,
+            order_by=["attributes.start_time DESC"])
+        return runs[0] if runs else None
+
+    def adopt_cached_model(self, cfg, tm, example, sizes: dict[str, int], parent_run_id: str | None = None) -> dict:
+        """A cached model (``tm``: ser_attacks.train.TrainedModel) used under this store: if the store does not
+        know it (a new database, a move to a shared server, a model trained elsewhere on a shared cache), log
+        it here as its training run (tags ``from_cache=true``, ``cached_train_run_id``, ``cached_tracking_uri``;
+        the model-shaping params, the final metrics from the cache — no per-epoch curves —, both MLflow Models
+        and the registered version), so every attack run's ``model_run_id`` exists in every store. Returns the
+        meta.json facts for this store (``train_run_id``, registry facts); {} when the cache's run is here."""
+        meta = tm.meta
+        run = self.model_train_run(tm.key, meta.get("train_run_id"))
+        if run is not None:
+            return {} if run.info.run_id == meta.get("train_run_id") else {"train_run_id": run.info.run_id,
+                                                                          "tracking_uri": self.uri}
+        from mlflow.entities import Param
+        sweep = {"sweep_id": parent_run_id} if parent_run_id else {}
+        run_id = self.create_run(f"train {cfg.model.name} {cfg.dataset.name} seed={cfg.seed} (from cache)",
+                                 run_tags("train", cfg, model_key=tm.key, from_cache="true",
+                                          cached_train_run_id=meta.get("train_run_id") or "",
+                                          cached_tracking_uri=meta.get("tracking_uri") or "", **sweep), parent_run_id)
+        try:
+            self.client.log_batch(run_id, params=[Param(k, str(v)[:6000])
+                                                  for k, v in logged_params(model_groups(cfg)).items()])
+            self.log_metrics(run_id, {"n_params": meta["n_params"], **{f"n_{k}": v for k, v in sizes.items()}})
+            info = self.finish_train_run(run_id, meta, tm.path, tm.model, example())
+        except BaseException as exc:
+            self.end_on_exception(run_id, exc)
+            raise
+        log.info("The cached model %s was not known to %s: logged as training run %s (from cache)", tm.key,
+                 self.uri, run_id)
+        return {**info, "train_run_id": run_id}
+
     def log_trained_model(self, run_id: str | None, keras_model, model_dir: Path, example: np.ndarray,
                           meta: dict) -> dict:
         """``model_dir`` holds ``model.keras``, ``normalizer.npz`` and ``ser_model.json``; ``example`` is one

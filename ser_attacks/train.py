@@ -186,7 +186,12 @@ def get_or_train(cfg, data, tracking=None, parent_run_id: str | None = None) -> 
             _fit(cfg, data, tracking, key, path, parent_run_id)
         else:
             log.info("Reusing trained model %s", path)
-    return load_trained(path, key, trained_now)
+        tm = load_trained(path, key, trained_now)
+        if tracking is not None and not trained_now:    # a store that does not know the cached model logs it
+            tm.meta = {**tm.meta, **tracking.adopt_cached_model(
+                cfg, tm, lambda: tm.normalizer.transform(np.asarray(data.part("train")[0][:1])),
+                data.split.sizes(), parent_run_id)}
+    return tm
 
 
 def train_job(cfg, tracking, parent_run_id: str | None = None) -> dict[str, float]:

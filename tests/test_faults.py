@@ -298,3 +298,30 @@ def test_a_sweep_whose_worker_was_sigkilled_names_the_job_signal_and_cause(tmp_p
     assert t.client.get_run(alive).info.status == "KILLED"
     assert "job 'bim eps=0.1' died (killed by SIGKILL, most likely out of memory)" in err
     assert t.client.get_run(parent).info.status == "FAILED"
+
+
+# ---------------------------------------------------------------------------- one cache, two stores (item 8)
+@pytest.mark.e2e
+def test_a_cached_model_used_under_a_new_tracking_store_is_logged_there(cfg_factory, tmp_path):
+    """The same cache, a second database (the move to a shared server): the reused model gets its training run
+    (marked as coming from the cache), metrics and registered version there, so model_run_id exists in it."""
+    from ser_attacks.data import prepare
+    from ser_attacks.tracking import Tracking
+    from ser_attacks.train import get_or_train
+    cfg_a = cfg_factory()
+    first = get_or_train(cfg_a, prepare(cfg_a, progress=False), Tracking.from_cfg(cfg_a))
+    assert first.trained_now and first.run_id
+    cfg_b = cfg_factory(f"tracking.uri=sqlite:///{tmp_path / 'other.db'}")
+    b = Tracking.from_cfg(cfg_b)
+    data = prepare(cfg_b, progress=False)
+    reused = get_or_train(cfg_b, data, b)
+    assert not reused.trained_now and reused.run_id != first.run_id
+    run = b.client.get_run(reused.run_id)                       # exists in the second store
+    assert run.info.status == "FINISHED" and run.data.tags["from_cache"] == "true"
+    assert run.data.tags["cached_train_run_id"] == first.run_id and run.data.tags["model_key"] == first.key
+    assert run.data.metrics["val_acc"] == pytest.approx(first.meta["val_acc"])
+    mv = b.model_version(cfg_b.dataset.name, cfg_b.model.name, first.key)
+    assert mv is not None and mv.run_id == reused.run_id
+    again = get_or_train(cfg_b, data, b)                         # known now: nothing logged twice
+    assert again.run_id == reused.run_id
+    assert len(b.client.search_runs([b.experiment_id], "tags.run_type = 'train'")) == 1
