@@ -113,6 +113,47 @@ def worker_signals(exc: BaseException | None = None) -> list[str]:
     return []
 
 
+_died_workers: dict[int, int] = {}      # pid → exit code of joblib workers found dead when the pool broke
+
+
+def worker_died(pid: int, exitcode: int) -> None:
+    """Record a joblib worker that had died (``exitcode`` -9: SIGKILL) when loky found its pool broken."""
+    _died_workers[int(pid)] = int(exitcode)
+
+
+def _watch_loky() -> None:
+    """Record which joblib workers had died when loky finds its pool broken, before it kills the others
+    (with SIGKILL as well, so afterwards the job that died cannot be told from those stopped with it).
+    Wraps loky's ``_ExecutorManagerThread.terminate_broken``; without it (another joblib), the dead job's
+    run is closed like the others (KILLED) and the summary still names the signal joblib reports."""
+    try:
+        from joblib.externals.loky import process_executor as pe
+        cls = pe._ExecutorManagerThread
+        original = cls.terminate_broken
+    except Exception:  # noqa: BLE001
+        return
+    if getattr(original, "_records_dead_workers", False):
+        return
+
+    def terminate_broken(self, bpe):
+        try:
+            for p in list(self.processes.values()):
+                if p is not None and p.exitcode is not None:
+                    worker_died(p.pid, p.exitcode)
+        except Exception:  # noqa: BLE001 - never in the way of loky's own clean-up
+            pass
+        return original(self, bpe)
+    terminate_broken._records_dead_workers = True
+    cls.terminate_broken = terminate_broken
+
+
+def _exit_signal(code: int) -> list[str]:
+    try:
+        return [signal.Signals(-code).name] if code < 0 else []
+    except ValueError:
+        return []
+
+
 def death_reason(pid: str, signals: list[str]) -> str:
     """Why a job's process is gone, for its run's ``error`` tag: the signal and its likely cause."""
     if signals == ["SIGKILL"]:
@@ -205,6 +246,8 @@ _open_sweep: tuple | None = None        # (tracking, parent_run_id) between mult
 def sweep_opened(tracking, run_id: str) -> None:
     global _open_sweep
     _open_sweep = (tracking, run_id)
+    _died_workers.clear()
+    _watch_loky()
 
 
 def sweep_closed() -> None:
@@ -237,24 +280,27 @@ def close_open_sweep(status: str, reason: str) -> list[str]:
         return []
     tracking, parent = _open_sweep
     _open_sweep = None
-    signals = worker_signals()
+    reported = worker_signals()           # the signals joblib's error names (all dead workers together)
     runs = tracking.client.search_runs([tracking.experiment_id],
                                        f"tags.opened_in_sweep = '{parent}' and attributes.status = 'RUNNING'",
                                        max_results=5000)
-    died = {r.info.run_id for r in runs if _dead(r)}      # before the sweep's own workers are stopped
+    pid = {r.info.run_id: r.data.tags.get("pid", "") for r in runs}
+    died = {rid: _exit_signal(_died_workers[int(p)]) or reported for rid, p in pid.items()
+            if p.isdigit() and int(p) in _died_workers}          # the workers dead before loky stopped the rest
     _stop_workers()
-    lines, dead_jobs = [], []
+    lines, dead_jobs, dead_signals = [], [], set()
     for r in runs:
         name = r.data.tags.get("mlflow.runName", r.info.run_id)
         if r.info.run_id in died:
-            note = close_run(tracking, r, "FAILED", death_reason(r.data.tags.get("pid", "?"), signals))
+            note = close_run(tracking, r, "FAILED", death_reason(pid[r.info.run_id], died[r.info.run_id]))
             lines.insert(len(dead_jobs), f"{name:<28} DIED  {note}")
             dead_jobs.append(name)
+            dead_signals.update(died[r.info.run_id])
         else:
             lines.append(f"{name:<28} {close_run(tracking, r, 'KILLED', reason)}")
     if dead_jobs:
-        why = "killed by SIGKILL, most likely out of memory" if signals == ["SIGKILL"] else (
-            f"killed by {', '.join(signals)}" if signals else "its process died")
+        why = "killed by SIGKILL, most likely out of memory" if dead_signals == {"SIGKILL"} else (
+            f"killed by {', '.join(sorted(dead_signals))}" if dead_signals else "its process died")
         reason = f"job {', '.join(repr(j) for j in dead_jobs)} died ({why})"
     tracking.client.set_tag(parent, "error", reason)
     tracking.finish(parent, status)

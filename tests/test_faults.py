@@ -270,7 +270,8 @@ def test_a_training_run_killed_while_logging_is_closed_with_no_logged_model(tmp_
 
 def test_a_sweep_whose_worker_was_sigkilled_names_the_job_signal_and_cause(tmp_path, capsys):
     """The sweep's main process handles joblib's TerminatedWorkerError (Hydra turned it into exit 1): the
-    dead job's run is FAILED naming SIGKILL and the out-of-memory killer, the summary names the job."""
+    dead job's run is FAILED naming SIGKILL and the out-of-memory killer, the summary names the job; the job
+    stopped with the sweep is KILLED."""
     from joblib.externals.loky.process_executor import TerminatedWorkerError
 
     from ser_attacks import lifecycle
@@ -281,6 +282,7 @@ def test_a_sweep_whose_worker_was_sigkilled_names_the_job_signal_and_cause(tmp_p
     victim = t.create_run("bim eps=0.1", {"run_type": "attack", "pid": str(dead.pid), "opened_in_sweep": parent})
     alive = t.create_run("bim eps=0.2", {"run_type": "attack", "pid": str(os.getpid()), "opened_in_sweep": parent})
     lifecycle.sweep_opened(t, parent)
+    lifecycle.worker_died(dead.pid, -9)          # what loky's broken pool shows before it stops the others
     try:
         try:
             raise TerminatedWorkerError("A worker process managed by the executor was unexpectedly terminated. "
