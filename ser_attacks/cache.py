@@ -78,13 +78,22 @@ def locked(path: Path, what: str, timeout: float = -1) -> Iterator[None]:
 CHECKSUMS = "checksums.json"
 
 
+_VERIFIED: dict[tuple, str] = {}
+
+
 def content_digest(path: Path) -> str:
-    """BLAKE2b of a file's bytes (read in 1 MiB blocks; no memo: a file changed in place must be seen)."""
-    digest = hashlib.blake2b(digest_size=16)
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    """BLAKE2b of a file's bytes (read in 1 MiB blocks). Remembered for this process by (path, inode, size,
+    modification time in ns), so the jobs of a sequential sweep hash a large ``X.npy`` once; a file written
+    again (in place or replaced) has a new modification time and is hashed again."""
+    st = path.stat()
+    memo = (str(path), st.st_ino, st.st_size, st.st_mtime_ns)
+    if memo not in _VERIFIED:
+        digest = hashlib.blake2b(digest_size=16)
+        with path.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        _VERIFIED[memo] = digest.hexdigest()
+    return _VERIFIED[memo]
 
 
 def write_checksums(folder: Path) -> None:
