@@ -4,8 +4,8 @@ Everything goes through ``MlflowClient`` with explicit run ids (no global "activ
 training run can be logged while an attack run is open, and child runs in other processes or hosts
 attach to the sweep's parent by id. The default backend is a sqlite DB plus artifacts under
 ``mlruns/``; ``MLFLOW_TRACKING_URI`` overrides it (e.g. a shared server). The parent process
-creates the DB and the parent run (Hydra callback) before any parallel job starts, so joblib
-workers never race to create the schema.
+creates the DB and the parent run (Hydra callback) before any parallel job starts, and every process
+opens a sqlite DB under an inter-process lock, so no two processes ever race to create its schema.
 """
 from __future__ import annotations
 
