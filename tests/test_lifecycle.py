@@ -198,7 +198,7 @@ def test_a_worker_killed_by_sigkill_fails_its_run_naming_the_signal_and_out_of_m
     token = uuid.uuid4().hex
     proc = _start(tmp_path, corpus_root, "-m", *ENDLESS, "attack.eps=0.1,0.2", *JOBLIB, token=token)
     try:
-        rows = _wait_for(proc, tmp_path / "mlflow.db", _attacking(2), "both workers attacking")
+        rows = _wait_for(proc, tmp_path / "mlflow.db", _attacking(2), "both workers attacking", timeout=900)
         victim = next(int(p) for t, s, p, _ in rows if t == "attack" and s == "RUNNING")
         os.kill(victim, signal.SIGKILL)
         out, err = proc.communicate(timeout=120)
