@@ -1,6 +1,6 @@
 """Feature extraction with an on-disk cache.
 
-The cache key covers every file's identity (path, size, mtime) and every front-end parameter, so
+The cache key covers every file's content (size + BLAKE2b hash) and every front-end parameter, so
 a change to either recomputes and a warm run loads in a fraction of a second. Entries are written
 atomically and guarded by a file lock, so parallel jobs never extract the same features twice; every
 load checks the entry's content checksums first (ser_attacks.cache.valid_entry) and rebuilds a damaged one.
