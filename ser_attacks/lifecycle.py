@@ -10,7 +10,10 @@
   the dead process closes the run: the sweep's main process when the sweep ends in any way
   (``close_open_sweep``), and otherwise the next sweep or job started on that host
   (``close_dead_runs``). The run becomes FAILED with the fatal error faulthandler wrote
-  ("Fatal Python error: Segmentation fault"), or KILLED when the sweep itself was interrupted.
+  ("Fatal Python error: Segmentation fault"), or, for a signal Python cannot report (SIGKILL), with the
+  signal joblib names and its likely cause ("killed by SIGKILL, most likely by the out-of-memory
+  killer"); the sweep's summary names the job that died. Other runs are KILLED when the sweep itself
+  was interrupted.
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ import contextlib
 import faulthandler
 import logging
 import os
+import re
 import signal
 import socket
 import sys
@@ -85,7 +89,80 @@ def process_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:                              # a zombie (killed, not yet reaped by its parent) is dead
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+_SIGNAL = re.compile(r"\b(SIG[A-Z]+)\(-\d+\)")
+
+
+def worker_signals(exc: BaseException | None = None) -> list[str]:
+    """The signals that killed joblib workers, as joblib's ``TerminatedWorkerError`` names them ("The exit
+    codes of the workers are {SIGKILL(-9)}"), found in ``exc`` or the exception being handled, or in the
+    errors it was raised from (Hydra reports the launcher's error and exits: SystemExit, whose context it
+    is). Empty when no worker was killed."""
+    exc = exc if exc is not None else sys.exc_info()[1]
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if exc.__class__.__name__ == "TerminatedWorkerError":
+            return sorted(set(_SIGNAL.findall(str(exc))))
+        exc = exc.__cause__ or exc.__context__
+    return []
+
+
+_died_workers: dict[int, int] = {}      # pid → exit code of joblib workers found dead when the pool broke
+
+
+def worker_died(pid: int, exitcode: int) -> None:
+    """Record a joblib worker that had died (``exitcode`` -9: SIGKILL) when loky found its pool broken."""
+    _died_workers[int(pid)] = int(exitcode)
+
+
+def _watch_loky() -> None:
+    """Record which joblib workers had died when loky finds its pool broken, before it kills the others
+    (with SIGKILL as well, so afterwards the job that died cannot be told from those stopped with it).
+    Wraps loky's ``_ExecutorManagerThread.terminate_broken``; without it (another joblib), the dead job's
+    run is closed like the others (KILLED) and the summary still names the signal joblib reports."""
+    try:
+        from joblib.externals.loky import process_executor as pe
+        cls = pe._ExecutorManagerThread
+        original = cls.terminate_broken
+    except Exception:  # noqa: BLE001
+        return
+    if getattr(original, "_records_dead_workers", False):
+        return
+
+    def terminate_broken(self, bpe):
+        try:
+            for p in list(self.processes.values()):
+                if p is not None and p.exitcode is not None:
+                    worker_died(p.pid, p.exitcode)
+        except Exception:  # noqa: BLE001 - never in the way of loky's own clean-up
+            pass
+        return original(self, bpe)
+    terminate_broken._records_dead_workers = True
+    cls.terminate_broken = terminate_broken
+
+
+def _exit_signal(code: int) -> list[str]:
+    try:
+        return [signal.Signals(-code).name] if code < 0 else []
+    except ValueError:
+        return []
+
+
+def death_reason(pid: str, signals: list[str]) -> str:
+    """Why a job's process is gone, for its run's ``error`` tag: the signal and its likely cause."""
+    if signals == ["SIGKILL"]:
+        return (f"process {pid} died: killed by SIGKILL, most likely by the out-of-memory killer (the kernel "
+                "log, dmesg, names it); give the job more memory, fewer parallel jobs or smaller batches")
+    if len(signals) == 1:
+        return f"process {pid} died: killed by {signals[0]}"
+    return (f"process {pid} died: killed by a signal ({', '.join(signals) or 'not reported'}) without a Python "
+            "error report; SIGKILL from the out-of-memory killer is the usual cause")
 
 
 _fault_log: Path | None = None
@@ -135,10 +212,12 @@ def _dead(run) -> bool:
 
 
 def close_run(tracking, run, status: str, reason: str) -> str:
-    """Close a RUNNING run whose process is gone; a fatal error in its fault log wins over ``status``."""
+    """Close a RUNNING run whose process is gone; a fatal error in its fault log wins over ``status``. Its
+    logged models (a process killed while logging its model) are discarded (Tracking.discard_logged_models)."""
     fatal = fatal_error(run)
     if fatal:
         status, reason = "FAILED", f"process {run.data.tags.get('pid')} died: {fatal}"
+    tracking.discard_logged_models(run.info.run_id)
     tracking.client.set_tag(run.info.run_id, "error", reason[:5000])
     tracking.finish(run.info.run_id, status)
     return f"{status}: {reason}"
@@ -167,6 +246,8 @@ _open_sweep: tuple | None = None        # (tracking, parent_run_id) between mult
 def sweep_opened(tracking, run_id: str) -> None:
     global _open_sweep
     _open_sweep = (tracking, run_id)
+    _died_workers.clear()
+    _watch_loky()
 
 
 def sweep_closed() -> None:
@@ -190,19 +271,37 @@ def _stop_workers() -> None:
 def close_open_sweep(status: str, reason: str) -> list[str]:
     """The sweep's main process is ending abnormally: stop its workers, close every run of the sweep
     still RUNNING and the parent run (``status``: KILLED when interrupted, FAILED when the sweep broke),
-    and print what happened. A run whose process left a fatal error is FAILED with that error; the
-    others were stopped with the sweep: KILLED. No-op when no sweep is open (it ended normally)."""
+    and print what happened. A run whose process had died before (a worker killed by a signal: SIGKILL from
+    the out-of-memory killer, SIGSEGV) is FAILED, naming the signal (from joblib's error) and its likely
+    cause, or the fatal error faulthandler wrote; the others were stopped with the sweep: KILLED. No-op
+    when no sweep is open (it ended normally)."""
     global _open_sweep
     if _open_sweep is None:
         return []
     tracking, parent = _open_sweep
     _open_sweep = None
-    _stop_workers()
+    reported = worker_signals()           # the signals joblib's error names (all dead workers together)
     runs = tracking.client.search_runs([tracking.experiment_id],
                                        f"tags.opened_in_sweep = '{parent}' and attributes.status = 'RUNNING'",
                                        max_results=5000)
-    lines = [f"{r.data.tags.get('mlflow.runName', r.info.run_id):<28} "
-             f"{close_run(tracking, r, 'KILLED', reason)}" for r in runs]
+    pid = {r.info.run_id: r.data.tags.get("pid", "") for r in runs}
+    died = {rid: _exit_signal(_died_workers[int(p)]) or reported for rid, p in pid.items()
+            if p.isdigit() and int(p) in _died_workers}          # the workers dead before loky stopped the rest
+    _stop_workers()
+    lines, dead_jobs, dead_signals = [], [], set()
+    for r in runs:
+        name = r.data.tags.get("mlflow.runName", r.info.run_id)
+        if r.info.run_id in died:
+            note = close_run(tracking, r, "FAILED", death_reason(pid[r.info.run_id], died[r.info.run_id]))
+            lines.insert(len(dead_jobs), f"{name:<28} DIED  {note}")
+            dead_jobs.append(name)
+            dead_signals.update(died[r.info.run_id])
+        else:
+            lines.append(f"{name:<28} {close_run(tracking, r, 'KILLED', reason)}")
+    if dead_jobs:
+        why = "killed by SIGKILL, most likely out of memory" if dead_signals == {"SIGKILL"} else (
+            f"killed by {', '.join(sorted(dead_signals))}" if dead_signals else "its process died")
+        reason = f"job {', '.join(repr(j) for j in dead_jobs)} died ({why})"
     tracking.client.set_tag(parent, "error", reason)
     tracking.finish(parent, status)
     print(f"\nSweep {status} ({reason}; parent run {parent}). Runs it closed: {len(lines)}\n  "

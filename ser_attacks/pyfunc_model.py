@@ -1,10 +1,13 @@
-"""A trained model as an MLflow pyfunc, logged as "models from code": audio or features in, emotion
-probabilities out.
+"""A trained model as an MLflow pyfunc: audio or features in, emotion probabilities out.
 
-``ser_attacks.tracking.Tracking.log_trained_model`` logs this file (not a pickled object) with the
-model's artifacts — the Keras model (native ``.keras``), the fitted normalizer (``normalizer.npz``)
-and ``ser_model.json`` (classes, front end, model key) — and a copy of the ``ser_attacks`` package as
-code, so loading a model imports code and reads arrays; it never unpickles anything::
+``ser_attacks.tracking.Tracking.log_trained_model`` logs it with ``loader_module="ser_attacks.pyfunc_model"``:
+the artifact holds data only — the Keras model (native ``.keras``), the fitted normalizer
+(``normalizer.npz``) and ``ser_model.json`` (classes, front end, model key) under ``data/ser_model/`` —
+and no code. Loading imports this module from the installed ``ser_attacks`` package and calls
+``_load_pyfunc``, which reads those three files; nothing from the artifact store is imported or
+unpickled, so whoever can write to the artifact store cannot make a loader run their code through the
+model's files (the trust model: docs/scaling-out.md). The loading environment needs ``ser_attacks``
+installed (``pip install`` the project)::
 
     import mlflow
     model = mlflow.pyfunc.load_model("models:/ser-synthetic-final/1")
@@ -18,6 +21,9 @@ The result is a DataFrame with one row per input (recording or feature matrix): 
 probable class), one probability column per class, and ``n_segments``. Audio goes through the training
 front end (resample, mono, trim silence, 3 s segments, log-Mel), then the normalizer and the model;
 a recording longer than one segment gets the mean of its segments' probabilities.
+
+(Models logged before this change were "models from code" with a copy of the package; they still load,
+running that copy: see docs/tracking-and-resume.md.)
 """
 from __future__ import annotations
 
@@ -25,12 +31,12 @@ import json
 import os
 from pathlib import Path
 
-import mlflow
 import numpy as np
 import pandas as pd
-from mlflow.pyfunc import PythonModel
 
 CONFIG_FILE = "ser_model.json"
+KERAS_FILE, NORMALIZER_FILE = "model.keras", "normalizer.npz"
+DATA_FILES = (KERAS_FILE, NORMALIZER_FILE, CONFIG_FILE)     # what the logged model holds (data/ser_model/)
 
 
 class InputError(ValueError):
@@ -43,19 +49,22 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-class SERModel(PythonModel):
-    """Speech emotion recognition: front end + normalizer + Keras logits model + softmax."""
+class SERModel:
+    """Speech emotion recognition: front end + normalizer + Keras logits model + softmax, read from a folder
+    holding ``DATA_FILES`` (the logged model's ``data/ser_model``, or a model cache entry)."""
 
-    def load_context(self, context) -> None:
+    def __init__(self, folder: str | os.PathLike) -> None:
         import keras
 
         from ser_attacks.data.audio import FrontEnd
         from ser_attacks.normalization import Normalizer
-        cfg = json.loads(Path(context.artifacts["config"]).read_text())
+        folder = Path(folder)
+        cfg = json.loads((folder / CONFIG_FILE).read_text())
         self.classes = list(cfg["classes"])
         self.front_end = FrontEnd(**cfg["front_end"])
-        self.normalizer = Normalizer.load(Path(context.artifacts["normalizer"]))
-        self.model = keras.models.load_model(context.artifacts["keras_model"], compile=False)
+        self.normalizer = Normalizer.load(folder / NORMALIZER_FILE)
+        # safe_mode (Keras' default, explicit here): a .keras file's Lambda layers are not deserialized as code
+        self.model = keras.models.load_model(folder / KERAS_FILE, compile=False, safe_mode=True)
 
     # ------------------------------------------------------------------------------ inputs
     def _audio_features(self, y, sample_rate) -> np.ndarray:
@@ -151,10 +160,13 @@ class SERModel(PythonModel):
         out["n_segments"] = counts
         return out
 
-    def predict(self, context, model_input: pd.DataFrame, params=None):
+    def predict(self, model_input: pd.DataFrame, params=None):
         # The hint names the serving form (a DataFrame with a path / audio + sample_rate / features column, as
         # `mlflow models serve` sends it); MLflow validates nothing for it, so the other forms above pass unchanged.
         return self.predict_items(self._items(model_input))
 
 
-mlflow.models.set_model(SERModel())
+def _load_pyfunc(data_path: str) -> SERModel:
+    """MLflow's entry point for ``loader_module="ser_attacks.pyfunc_model"``: ``data_path`` is the logged
+    model's ``data/ser_model`` folder (weights, normalizer, ser_model.json: data, never code)."""
+    return SERModel(data_path)

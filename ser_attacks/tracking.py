@@ -4,17 +4,19 @@ Everything goes through ``MlflowClient`` with explicit run ids (no global "activ
 training run can be logged while an attack run is open, and child runs in other processes or hosts
 attach to the sweep's parent by id. The default backend is a sqlite DB plus artifacts under
 ``mlruns/``; ``MLFLOW_TRACKING_URI`` overrides it (e.g. a shared server). The parent process
-creates the DB and the parent run (Hydra callback) before any parallel job starts, so joblib
-workers never race to create the schema.
+creates the DB and the parent run (Hydra callback) before any parallel job starts, and every process
+opens a sqlite DB under an inter-process lock, so no two processes ever race to create its schema.
 """
 from __future__ import annotations
 
 import argparse
 import logging
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 import types
@@ -29,7 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 from . import lifecycle
 from .browser import ui_url
 from .identity import logged_params, model_groups, run_tags
-from .paths import PACKAGE_DIR, PROJECT_ROOT, resolve_uri
+from .paths import PROJECT_ROOT, resolve_uri
 from .progress import quiet_libraries
 
 if TYPE_CHECKING:
@@ -41,13 +43,26 @@ PARENT_FILE = "mlflow_parent_run_id.txt"
 # MLflow 3 UIs that choose an experiment's view by its kind open one without this tag on their GenAI overview
 # (traces, tokens). 3.17.2's UI decides by its sidebar switch instead; browser.ui_url links past it.
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
-PYFUNC_FILE = PACKAGE_DIR / "pyfunc_model.py"      # the pyfunc wrapper, logged as "models from code"
+PYFUNC_MODULE = "ser_attacks.pyfunc_model"          # the pyfunc wrapper's loader module (installed, never logged)
 MODEL_CONFIG = "ser_model.json"                     # classes + front end, beside model.keras and normalizer.npz
 SUMMARY_TABLE = "summary_table.json"                # a sweep's one-row-per-job table (mlflow.log_table)
 
 
 class TrackingError(RuntimeError):
     """The tracking backend cannot be used (unreachable server, bad URI)."""
+
+
+def _db_lock(uri: str):
+    """The inter-process lock (ser_attacks.cache.locked) of a sqlite tracking DB, held while a process opens
+    it: MLflow creates and migrates the schema on first use, and two processes doing so at once crash
+    (``table _alembic_tmp_experiments already exists``), once leaving the DB unusable. Other backends
+    (a server, PostgreSQL) need none."""
+    import contextlib
+    path = uri[len("sqlite:///"):] if uri.startswith("sqlite:///") else ""
+    if not path or path.startswith(":memory:"):
+        return contextlib.nullcontext()
+    from .cache import locked
+    return locked(Path(path), f"the tracking database {path}")
 
 
 def git_commit() -> str:
@@ -70,7 +85,11 @@ class Tracking:
         self.uri = resolve_uri(uri)
         self._check_reachable()
         mlflow.set_tracking_uri(self.uri)
-        self.client = MlflowClient(self.uri)
+        with _db_lock(self.uri):        # a new sqlite DB: one process creates and migrates it, others wait
+            self._open(MlflowClient, experiment, artifact_root)
+
+    def _open(self, client_cls, experiment: str, artifact_root: str | None) -> None:
+        self.client = client_cls(self.uri)
         exp = self.client.get_experiment_by_name(experiment)
         if exp is None:
             location = None
@@ -169,12 +188,44 @@ class Tracking:
         """An error → FAILED (with its traceback); an interrupt (SIGTERM, Ctrl-C) → KILLED, also when what
         reached here is an error raised after the interrupt (a library that wrapped it)."""
         exc = lifecycle.interrupted() or exc
+        self.discard_logged_models(run_id)
         if isinstance(exc, Exception):
             self.fail_run(run_id, exc)
             return
         stop = exc.name if isinstance(exc, lifecycle.Interrupted) else exc.__class__.__name__
         self.client.set_tag(run_id, "error", f"interrupted ({stop})")
         self.finish(run_id, "KILLED")
+
+    def discard_logged_models(self, run_id: str) -> list[str]:
+        """A run that did not finish (an error, an interrupt, a process killed while logging its model): its
+        logged models — pending, half-written (disk full) or complete — are marked FAILED, their artifacts
+        deleted and they are removed (soft-deleted), with any registered version made from the run, so no
+        half-written model stays for anyone to load. Returns the model ids; never raises."""
+        from mlflow.entities import LoggedModelStatus
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+        gone = []
+        try:
+            models = [m for m in self.client.search_logged_models([self.experiment_id])
+                      if m.source_run_id == run_id]
+            if models:
+                for mv in self.client.search_model_versions(f"run_id = '{run_id}'"):
+                    self.client.delete_model_version(mv.name, mv.version)
+            for m in models:
+                if m.status != LoggedModelStatus.FAILED:
+                    self.client.finalize_logged_model(m.model_id, LoggedModelStatus.FAILED)
+                try:
+                    get_artifact_repository(m.artifact_location).delete_artifacts()
+                except Exception as exc:  # noqa: BLE001 - e.g. a server that does not allow deletes
+                    log.warning("Could not delete the artifacts of logged model %s (%s)", m.model_id, exc)
+                self.client.delete_logged_model(m.model_id)
+                gone.append(m.model_id)
+        except Exception as exc:  # noqa: BLE001 - closing the run matters more
+            log.warning("Could not discard the logged models of run %s (%s: %s)", run_id,
+                        exc.__class__.__name__, exc)
+        if gone:
+            log.warning("Discarded %d logged model(s) of the unfinished run %s: %s", len(gone), run_id,
+                        ", ".join(gone))
+        return gone
 
     def fail_run(self, run_id: str, exc: BaseException | None = None) -> None:
         try:
@@ -208,12 +259,60 @@ class Tracking:
         self.finish(run_id)
         return info
 
+    def model_train_run(self, key: str, run_id: str | None = None):
+        """The FINISHED training run of the model with cache key ``key`` in this store (``run_id`` first, then
+        the newest), or None: this store does not know the model."""
+        if run_id:
+            try:
+                run = self.client.get_run(run_id)
+                if (run.info.experiment_id == self.experiment_id and run.info.status == "FINISHED"
+                        and run.data.tags.get("model_key") == key):
+                    return run
+            except Exception:  # noqa: BLE001 - a run of another store
+                pass
+        runs = self.client.search_runs(
+            [self.experiment_id], f"tags.model_key = '{key}' and tags.run_type = 'train' and "
+                                  "attributes.status = 'FINISHED'", max_results=1,
+            order_by=["attributes.start_time DESC"])
+        return runs[0] if runs else None
+
+    def adopt_cached_model(self, cfg, tm, example, sizes: dict[str, int], parent_run_id: str | None = None) -> dict:
+        """A cached model (``tm``: ser_attacks.train.TrainedModel) used under this store: if the store does not
+        know it (a new database, a move to a shared server, a model trained elsewhere on a shared cache), log
+        it here as its training run (tags ``from_cache=true``, ``cached_train_run_id``, ``cached_tracking_uri``;
+        the model-shaping params, the final metrics from the cache — no per-epoch curves —, both MLflow Models
+        and the registered version), so every attack run's ``model_run_id`` exists in every store. Returns the
+        meta.json facts for this store (``train_run_id``, registry facts); {} when the cache's run is here."""
+        meta = tm.meta
+        run = self.model_train_run(tm.key, meta.get("train_run_id"))
+        if run is not None:
+            return {} if run.info.run_id == meta.get("train_run_id") else {"train_run_id": run.info.run_id,
+                                                                          "tracking_uri": self.uri}
+        from mlflow.entities import Param
+        sweep = {"sweep_id": parent_run_id} if parent_run_id else {}
+        run_id = self.create_run(f"train {cfg.model.name} {cfg.dataset.name} seed={cfg.seed} (from cache)",
+                                 run_tags("train", cfg, model_key=tm.key, from_cache="true",
+                                          cached_train_run_id=meta.get("train_run_id") or "",
+                                          cached_tracking_uri=meta.get("tracking_uri") or "", **sweep), parent_run_id)
+        try:
+            self.client.log_batch(run_id, params=[Param(k, str(v)[:6000])
+                                                  for k, v in logged_params(model_groups(cfg)).items()])
+            self.log_metrics(run_id, {"n_params": meta["n_params"], **{f"n_{k}": v for k, v in sizes.items()}})
+            info = self.finish_train_run(run_id, meta, tm.path, tm.model, example())
+        except BaseException as exc:
+            self.end_on_exception(run_id, exc)
+            raise
+        log.info("The cached model %s was not known to %s: logged as training run %s (from cache)", tm.key,
+                 self.uri, run_id)
+        return {**info, "train_run_id": run_id}
+
     def log_trained_model(self, run_id: str | None, keras_model, model_dir: Path, example: np.ndarray,
                           meta: dict) -> dict:
         """``model_dir`` holds ``model.keras``, ``normalizer.npz`` and ``ser_model.json``; ``example`` is one
-        normalized input (1, frames, n_mels, 1). Nothing is pickled: the Keras model is saved in its native
-        ``.keras`` format and the wrapper is the Python file ``ser_attacks/pyfunc_model.py`` plus a copy of
-        the package (code_paths), so the registered model runs wherever MLflow and the requirements are."""
+        normalized input (1, frames, n_mels, 1). Nothing is pickled and no code is logged: the Keras model is
+        saved in its native ``.keras`` format, and the wrapper is the installed module
+        ``ser_attacks.pyfunc_model`` (``loader_module``) reading the weights, normalizer and config logged as
+        its data, so loading never runs code from the artifact store (ser_attacks must be installed)."""
         import mlflow
         from mlflow.models import Model
         from mlflow.models.signature import ModelSignature
@@ -232,17 +331,20 @@ class Tracking:
                                signature=keras_sig, input_example=np.round(np.asarray(example[:1], np.float64), 2),
                                pip_requirements=requirements("mlflow", "keras", "tensorflow", "numpy"),
                                validate_serving_input=False)
-        info = Model.log(None, model_id=self._logged_model("model", run_id, {**tags, "output": "probabilities"}),
-                         flavor=mlflow.pyfunc, run_id=run_id, python_model=str(PYFUNC_FILE),
-                         artifacts={"keras_model": str(model_dir / "model.keras"),
-                                    "normalizer": str(model_dir / "normalizer.npz"),
-                                    "config": str(model_dir / MODEL_CONFIG)},
-                         code_paths=[str(PACKAGE_DIR)], signature=ModelSignature(inputs=None, outputs=Schema(
-                             [ColSpec("string", "emotion"), *[ColSpec("double", c) for c in classes],
-                              ColSpec("long", "n_segments")])),
-                         input_example=example_waveform(),
-                         pip_requirements=requirements("mlflow", "keras", "tensorflow", "numpy", "pandas",
-                                                       "librosa", "soundfile", "soxr", "filelock"))
+        from .pyfunc_model import DATA_FILES
+        with tempfile.TemporaryDirectory() as tmp:   # the wrapper's data: weights, normalizer, config; no code
+            data = Path(tmp) / "ser_model"
+            data.mkdir()
+            for f in DATA_FILES:
+                shutil.copy2(model_dir / f, data / f)
+            info = Model.log(None, model_id=self._logged_model("model", run_id, {**tags, "output": "probabilities"}),
+                             flavor=mlflow.pyfunc, run_id=run_id, loader_module=PYFUNC_MODULE, data_path=str(data),
+                             signature=ModelSignature(inputs=None, outputs=Schema(
+                                 [ColSpec("string", "emotion"), *[ColSpec("double", c) for c in classes],
+                                  ColSpec("long", "n_segments")])),
+                             input_example=example_waveform(),
+                             pip_requirements=requirements("mlflow", "keras", "tensorflow", "numpy", "pandas",
+                                                           "librosa", "soundfile", "soxr", "filelock"))
         name = registered_name(meta["dataset"], meta["model"])
         version = self.register(name, info.model_id, run_id, {**tags, "seed": str(meta.get("seed", ""))})
         return {"registered_model": name, "model_version": version, "model_uri": f"models:/{name}/{version}",

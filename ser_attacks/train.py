@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from hydra.utils import instantiate
 
-from .cache import atomic_dir, locked
+from .cache import atomic_dir, locked, valid_entry
 from .identity import model_key, run_tags
 from .normalization import Normalizer
 from .tracking import MODEL_CONFIG
@@ -167,18 +167,31 @@ def load_trained(path: Path, key: str, trained_now: bool = False) -> TrainedMode
                         trained_now)
 
 
+MODEL_FILES = ("model.keras", "normalizer.npz", "meta.json")
+
+
+def _check_legacy(path: Path) -> None:
+    """A model cached before checksums: it must load."""
+    load_trained(path, path.name)
+
+
 def get_or_train(cfg, data, tracking=None, parent_run_id: str | None = None) -> TrainedModel:
     """The trained model for this configuration: from the cache, or trained now (once, under a lock).
     ``parent_run_id`` makes a new training run a child of that run (train-only sweeps)."""
     key = model_key(cfg, data)
     path = Path(cfg.paths.cache_dir) / "models" / key
     with locked(path, f"model {key}"):
-        trained_now = not (path / "meta.json").exists()
+        trained_now = not valid_entry(path, MODEL_FILES, _check_legacy)   # checksums; a damaged one is retrained
         if trained_now:
             _fit(cfg, data, tracking, key, path, parent_run_id)
         else:
             log.info("Reusing trained model %s", path)
-    return load_trained(path, key, trained_now)
+        tm = load_trained(path, key, trained_now)
+        if tracking is not None and not trained_now:    # a store that does not know the cached model logs it
+            tm.meta = {**tm.meta, **tracking.adopt_cached_model(
+                cfg, tm, lambda: tm.normalizer.transform(np.asarray(data.part("train")[0][:1])),
+                data.split.sizes(), parent_run_id)}
+    return tm
 
 
 def train_job(cfg, tracking, parent_run_id: str | None = None) -> dict[str, float]:

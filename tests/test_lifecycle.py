@@ -191,6 +191,33 @@ def test_a_worker_killed_by_a_signal_fails_its_run_with_the_signal_named(tmp_pat
     assert sweep[0].info.status == "FAILED"
 
 
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc to find surviving processes")
+def test_a_worker_killed_by_sigkill_fails_its_run_naming_the_signal_and_out_of_memory(tmp_path, corpus_root):
+    """What the out-of-memory killer does (issue 30 item 5): before, the run became KILLED (like Ctrl-C) and
+    the user saw only joblib's TerminatedWorkerError traceback."""
+    token = uuid.uuid4().hex
+    proc = _start(tmp_path, corpus_root, "-m", *ENDLESS, "attack.eps=0.1,0.2", *JOBLIB, token=token)
+    try:
+        rows = _wait_for(proc, tmp_path / "mlflow.db", _attacking(2), "both workers attacking", timeout=900)
+        victim = next(int(p) for t, s, p, _ in rows if t == "attack" and s == "RUNNING")
+        os.kill(victim, signal.SIGKILL)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0
+    assert not _no_survivors(token)
+    runs = {r.data.tags["pid"]: r for r in _all_runs(tmp_path) if r.data.tags["run_type"] == "attack"}
+    crashed = runs.pop(str(victim))
+    assert crashed.info.status == "FAILED", crashed.data.tags.get("error")
+    assert "SIGKILL" in crashed.data.tags["error"] and "out-of-memory" in crashed.data.tags["error"]
+    assert {r.info.status for r in runs.values()} == {"KILLED"}, "the other job stopped with the sweep"
+    name = crashed.data.tags["mlflow.runName"]
+    assert f"job '{name}' died (killed by SIGKILL, most likely out of memory)" in err, err[-3000:]
+    sweep = [r for r in _all_runs(tmp_path) if r.data.tags["run_type"] == "sweep"]
+    assert sweep[0].info.status == "FAILED" and name in sweep[0].data.tags["error"]
+
+
 def test_a_job_that_died_alone_is_closed_by_the_next_command(tmp_path, corpus_root):
     """A single (or sequential) job has no parent process to close its run: the next command started
     on this host does, naming the fatal error."""

@@ -1,8 +1,9 @@
 """Feature extraction with an on-disk cache.
 
-The cache key covers every file's identity (path, size, mtime) and every front-end parameter, so
+The cache key covers every file's content (size + BLAKE2b hash) and every front-end parameter, so
 a change to either recomputes and a warm run loads in a fraction of a second. Entries are written
-atomically and guarded by a file lock, so parallel jobs never extract the same features twice.
+atomically and guarded by a file lock, so parallel jobs never extract the same features twice; every
+load checks the entry's content checksums first (ser_attacks.cache.valid_entry) and rebuilds a damaged one.
 
 Augmented features (the extra pitch/tempo versions of a set of recordings) are a separate cache
 entry whose key also covers the augmentation list and the exact subset of files (e.g. the train
@@ -20,7 +21,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from ..cache import atomic_dir, file_fingerprint, locked, stable_hash
+from ..cache import atomic_dir, file_fingerprint, locked, stable_hash, valid_entry
 from ..identity import FEATURES_VERSION
 from ..progress import track
 from .audio import Augmentation, BadAudio, FrontEnd, ensure_librosa_kernels, recording_features
@@ -121,6 +122,21 @@ def cache_key(table: pd.DataFrame, fe: FrontEnd, augment: Sequence[Augmentation]
     return stable_hash(key)
 
 
+FEATURE_FILES = ("X.npy", "segments.csv", "meta.json")
+
+
+def _check_legacy(entry: Path) -> None:
+    """An entry made before checksums: it must load, and its parts must agree (rows of X = segments)."""
+    meta = json.loads((entry / "meta.json").read_text())
+    try:
+        X = np.load(entry / "X.npy", mmap_mode="r")
+    except Exception as exc:  # noqa: BLE001 - numpy's message does not name the file
+        raise ValueError(f"{entry / 'X.npy'}: {exc}") from None
+    n = len(pd.read_csv(entry / "segments.csv", usecols=[0]))
+    if not len(X) == n == meta["n_segments"]:
+        raise ValueError(f"{entry / 'X.npy'}: {len(X)} rows, {n} segments, meta.json says {meta['n_segments']}")
+
+
 def load_or_extract(table: pd.DataFrame, fe: FrontEnd, cache_dir: str | Path | None,
                     n_jobs: int = 1, progress: bool = True,
                     augment: Sequence[Augmentation] = ()) -> Features:
@@ -133,7 +149,7 @@ def load_or_extract(table: pd.DataFrame, fe: FrontEnd, cache_dir: str | Path | N
     key = cache_key(table, fe, augment)
     entry = Path(cache_dir) / "features" / key
     with locked(entry, f"features {key}"):
-        from_cache = (entry / "meta.json").exists()
+        from_cache = valid_entry(entry, FEATURE_FILES, _check_legacy)   # checksums; a damaged one is rebuilt
         if not from_cache:
             log.info("Extracting %sfeatures for %d recordings (cache %s)",
                      f"{len(augment)} augmented versions of the " if augment else "", len(table), entry)
