@@ -194,6 +194,7 @@ def gap_forests(t, folder: Path) -> dict:
     gap tables (``table03``/``table47``, ``protocol_gap``, ``Tables.tests``) and their Holm-corrected p-values
     as the tables report them."""
     from . import stats
+    from .significance import clean_gender_holm, protocol_holm
     from .summary import _name
     a = stats.ALPHA
     out = {}
@@ -201,7 +202,7 @@ def gap_forests(t, folder: Path) -> dict:
     rows = []
     t3 = items.get("table03_clean_accuracy")
     if t3 is not None and len(t3) and "gap" in t3:
-        adj = stats.holm(t3.p.to_numpy()) if "p" in t3 else np.full(len(t3), np.nan)
+        adj = clean_gender_holm(t3) if "p" in t3 else np.full(len(t3), np.nan)
         rows += [{"label": f"clean · {_short(r.setting)}", "diff": r.gap, "lo": r.gap_lo, "hi": r.gap_hi,
                   "sig": h < a, "group": "clean"} for r, h in zip(t3.itertuples(), adj)]
     t47 = items.get("table47_gender_accuracy")
@@ -217,22 +218,20 @@ def gap_forests(t, folder: Path) -> dict:
                                         "significant after Holm)")
     d = items.get("protocol_gap")
     if d is not None and len(d):
-        clean = d.drop_duplicates(["dataset", "runs_paper", "runs_recording", "clean_acc_paper",
-                                   "clean_acc_recording"])
-        adj = stats.holm(np.concatenate([clean.clean_acc_p.to_numpy(), d.adv_acc_p.to_numpy()]))
+        clean, adj_c, adj_a = protocol_holm(d)
         rows = [{"label": f"clean · {r.dataset}", "diff": r.clean_acc_diff, "lo": r.clean_acc_diff_lo,
                  "hi": r.clean_acc_diff_hi, "sig": h < a, "group": "clean"}
-                for r, h in zip(clean.itertuples(), adj[:len(clean)])]
+                for r, h in zip(clean.itertuples(), adj_c)]
         rows += [{"label": f"{_name(r.attack)} {r.config} · {r.dataset}", "diff": r.adv_acc_diff,
                   "lo": r.adv_acc_diff_lo, "hi": r.adv_acc_diff_hi, "sig": h < a, "group": r.dataset}
-                 for r, h in zip(d.itertuples(), adj[len(clean):])]
+                 for r, h in zip(d.itertuples(), adj_a)]
         free = d.leakage_free.iloc[0]
         p = forest(pd.DataFrame(rows), folder / "forest_protocol.png", f"split=paper − split={free} accuracy (95% CI)",
                    f"Protocol gap: leaky split=paper − split={free}")
         if p:
             out["Protocol gap"] = (p, f"Forest plot: accuracy under the leaky split=paper minus split={free}, clean "
                                       "and per configuration (95% CI; filled red with * = significant after Holm "
-                                      "over all protocol comparisons)")
+                                      "within clean accuracy or within adversarial accuracy)")
     lt = t.tests
     if lt is not None and len(lt):
         rows = []

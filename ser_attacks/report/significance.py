@@ -12,6 +12,19 @@ from .format import fp
 from .tables import Tables
 
 
+def clean_gender_holm(t3: pd.DataFrame) -> np.ndarray:
+    """Holm-adjusted p of the clean female − male gaps (Table 3): one family per protocol (``FAMILY_RULE``)."""
+    return stats.holm_families(t3.assign(protocol=t3.setting.map(protocol_of)), "p", attack_col=None)
+
+
+def protocol_holm(d: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """The protocol-gap table's clean comparisons (one per corpus, however many configurations repeat it) with
+    their Holm-adjusted p, and the adjusted p of its adversarial rows: two families, clean accuracy and
+    adversarial accuracy, the reference configurations outside the latter (``FAMILY_RULE``)."""
+    clean = d.drop_duplicates(["dataset", "runs_paper", "runs_recording", "clean_acc_paper", "clean_acc_recording"])
+    return clean, stats.holm(clean.clean_acc_p.to_numpy()), stats.holm_families(d, "adv_acc_p", family_cols=())
+
+
 def _not_testable(df: pd.DataFrame, label) -> str:
     """' Not testable: a; b (reason).' for the rows without a p-value."""
     nt = df[df.p.isna() & df.test.astype(str).str.startswith("not testable (")]
@@ -51,7 +64,7 @@ def _equivalence(plan, question: str, measure: str, lo, hi) -> str:
 
 
 def _clean_gender(t3: pd.DataFrame, a: float, plan=None) -> str:
-    adj = stats.holm_families(t3.assign(protocol=t3.setting.map(protocol_of)), "p", attack_col=None)
+    adj = clean_gender_holm(t3)
     sig = [f"{r.setting} (gap {r.gap:+.3f}, p {r.test}, Holm {fp(h)})" for r, h in zip(t3.itertuples(), adj)
            if h < a]
     tested = int(t3.p.notna().sum())
@@ -105,11 +118,7 @@ def _languages(lt: pd.DataFrame, a: float, plan=None) -> str:
 
 
 def _protocol(d: pd.DataFrame, a: float, plan=None) -> str:
-    # the clean comparison is the same for every attack configuration of a dataset: count it once
-    clean = d.drop_duplicates(["dataset", "runs_paper", "runs_recording", "clean_acc_paper",
-                               "clean_acc_recording"])
-    adj_c = stats.holm(clean.clean_acc_p.to_numpy())                 # family: clean accuracy
-    adj_a = stats.holm_families(d, "adv_acc_p", family_cols=())      # family: adversarial accuracy, references out
+    clean, adj_c, adj_a = protocol_holm(d)
     n = len(clean)
     sig_c = [f"{r.dataset} (Δ {r.clean_acc_diff:+.3f}, p {fp(r.clean_acc_p)}, Holm {fp(h)})"
              for r, h in zip(clean.itertuples(), adj_c) if h < a]

@@ -289,6 +289,7 @@ def _strongest(lb: pd.DataFrame, snr_db: float, n_settings: int) -> str | None:
 
 def _gender(t) -> str | None:
     from . import stats
+    from .significance import clean_gender_holm
     a = stats.ALPHA
     parts, sig = [], []
     try:
@@ -296,7 +297,7 @@ def _gender(t) -> str | None:
     except KeyError:
         t3 = None
     if t3 is not None and len(t3) and "p" in t3:
-        adj = stats.holm(t3.p.to_numpy())
+        adj = clean_gender_holm(t3)
         sig += [f"clean accuracy on {r.setting} ({r.gap:+.3f})" for r, h in zip(t3.itertuples(), adj) if h < a]
         parts.append(f"clean accuracy ({int(t3.p.notna().sum())} of {len(t3)} settings testable)")
     try:
@@ -330,39 +331,43 @@ def _language(t) -> str | None:
             if getattr(r, "clean_p_holm", np.nan) < a]
     hits += [f"{_name(r.attack)} {pair(r)}: {r.diff:+.3f}" for r in adv.itertuples() if r.p_holm < a]
     n = len(clean) + len(adv)
+    head = ("Language: not identifiable (one corpus per language: speakers, model, emotion set and recording "
+            "differ at once). Between the corpora, descriptively: ")
     if hits:
-        return (f"Language: {len(hits)} of {n} comparisons between corpora (same protocol) are significant after "
-                f"Holm: {_and(hits)}.")
-    return (f"Language: no difference between corpora is significant after Holm ({len(clean)} clean and {len(adv)} "
-            "attack comparisons under the same protocol).")
+        return head + f"{len(hits)} of {n} comparisons (same protocol) differ after Holm: {_and(hits)}."
+    return head + (f"no difference is significant after Holm ({len(clean)} clean and {len(adv)} attack comparisons "
+                   "under the same protocol).")
 
 
 def _protocol(t) -> str | None:
     from . import stats
+    from .significance import protocol_holm
     try:
         d = t["protocol_gap"].data
     except KeyError:
         return None
     if d.empty:
         return None
-    clean = d.drop_duplicates(["dataset", "runs_paper", "runs_recording", "clean_acc_paper", "clean_acc_recording"])
-    adj = stats.holm(np.concatenate([clean.clean_acc_p.to_numpy(), d.adv_acc_p.to_numpy()]))
-    sig = [f"clean accuracy on {r.dataset}" for r, h in zip(clean.itertuples(), adj[:len(clean)]) if h < stats.ALPHA]
-    sig += [f"{_name(r.attack)} {r.config} on {r.dataset}" for r, h in zip(d.itertuples(), adj[len(clean):])
+    clean, adj_c, adj_a = protocol_holm(d)
+    sig = [f"clean accuracy on {r.dataset}" for r, h in zip(clean.itertuples(), adj_c) if h < stats.ALPHA]
+    sig += [f"{_name(r.attack)} {r.config} on {r.dataset}" for r, h in zip(d.itertuples(), adj_a)
             if h < stats.ALPHA]
     lo, hi = clean.clean_acc_diff.min(), clean.clean_acc_diff.max()
     rng = f"{lo:+.3f}" if abs(hi - lo) < 5e-4 else f"{lo:+.3f} to {hi:+.3f}"
     s = (f"Protocol: the leaky split=paper changes clean accuracy by {rng} against split={d.leakage_free.iloc[0]} "
          f"({len(clean)} corpora); ")
     return s + ("significant after Holm for " + _and(sig) + "." if sig else
-                f"none of the {len(adj)} protocol comparisons is significant after Holm.")
+                f"none of the {len(clean) + int(np.isfinite(adj_a).sum())} protocol comparisons is significant after "
+                "Holm (families: clean accuracy; adversarial accuracy).")
 
 
 def _checklist(cl, runs, t) -> str | None:
     parts = []
     if cl is not None and len(cl):
         n = cl.verdict.value_counts()
-        s = f"Checklist: {n.get('PASS', 0)} PASS, {n.get('FLAG', 0)} FLAG, {n.get('n/a', 0)} n/a"
+        s = (f"Checklist: {n.get('PASS', 0)} PASS, {n.get('FLAG', 0)} FLAG"
+             + (f", {n['undecided']} undecided (interval straddles the rule)" if n.get("undecided", 0) else "")
+             + f", {n.get('n/a', 0)} n/a")
         fl = cl[cl.verdict == "FLAG"]
         if len(fl):
             by = fl.groupby(["attack", "check"], sort=False).size()
