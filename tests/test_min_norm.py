@@ -176,7 +176,7 @@ def test_fmn_end_to_end_exports_minimal_perturbations_below_bim(tmp_path, corpus
         assert (f.loc[won.index].min_linf <= won.linf + 1e-4).all()
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     run = client.search_runs([client.get_experiment_by_name("ser-attacks").experiment_id],
-                             "tags.run_type = 'attack' and params.attack = 'fmn'")[0]
+                             "tags.run_type = 'attack' and tags.attack = 'fmn'")[0]
     assert {"minnorm_median", "minnorm_auc", "minnorm_auc_lo"} <= set(run.data.metrics)
     arts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"robustness_curve.csv", "robustness_curve.png"} <= arts
