@@ -125,8 +125,7 @@ def minimal_perturbation(cfg, tracking: Tracking, run_id: str, segs, y, clean_lo
     name, norm = cfg.attack.name, cfg.attack.get("norm")
     cols = segment_columns(x, x_adv, y, clean_logits.argmax(1), adv_logits.argmax(1),
                            norm_of(name, norm) is not None, audio_snr)
-    metrics, table = run_summary(name, norm, segs, y, clean_logits.argmax(1), cols, int(np.prod(x.shape[1:])),
-                                 seed=int(cfg.seed))
+    metrics, table = run_summary(name, norm, segs, y, clean_logits.argmax(1), cols, seed=int(cfg.seed))
     if table is not None:
         tracking.log_metrics(run_id, metrics)
         tracking.log_text(run_id, table.to_csv(index=False, float_format="%.5g"), "robustness_curve.csv")

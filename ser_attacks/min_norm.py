@@ -22,8 +22,11 @@ speaker, then the mean across speakers; 95% intervals from a bootstrap over spea
 One-number summaries (``summaries``), each with a speaker-bootstrap interval: ``median`` minimal perturbation
 of the clean-correct segments (+inf if more than half were never flipped), ``eps_half`` (the smallest budget
 at which accuracy is at most half the clean accuracy; +inf if never), ``auc`` (the area under the accuracy
-curve over [0, ε_max], divided by ε_max: 1 = no segment flipped within ε_max; ε_max = ``EPS_MAX`` — the
-paper's largest L∞ budget, 1.25 σ, and for L2 the L2 norm of that budget on every cell).
+curve over [0, ε_max], divided by ε_max: 1 = no segment flipped within ε_max, 0 = none right even at ε = 0).
+ε_max is the top of the curve's σ axis (``default_grid``: 1.05 × the largest finite minimal perturbation):
+of the run in MLflow (metric ``minnorm_auc_eps_max``), common to all runs of one norm in a report, so that
+AUCs compare within a report. (The paper's budgets, 0.25 ... 1.25 σ L∞, lie far above the minimal
+perturbations of a trained model, so an AUC over them would be ~0 for every attack.)
 """
 from __future__ import annotations
 
@@ -34,7 +37,6 @@ import pandas as pd
 
 MIN_NORM_ATTACKS = ("fmn", "deepfool", "cw_l2", "cw_linf", "boundary")
 COLUMNS = ("linf", "l2", "min_linf", "min_l2", "min_snr_db")
-EPS_MAX_LINF = 1.25            # the paper's largest FGSM / BIM budget (σ)
 N_BOOT = 1000
 ALPHA = 0.05
 
@@ -46,10 +48,6 @@ def norm_of(attack: str, norm=None) -> str | None:
     if attack == "fmn":
         return "l2" if str(norm) in ("2", "2.0") else "linf"
     return "linf" if attack == "cw_linf" else "l2"
-
-
-def eps_max(norm: str, n_cells: int) -> float:
-    return EPS_MAX_LINF if norm == "linf" else EPS_MAX_LINF * float(np.sqrt(n_cells))
 
 
 def segment_columns(x: np.ndarray, x_adv: np.ndarray, y: np.ndarray, clean_pred: np.ndarray, adv_pred: np.ndarray,
@@ -176,7 +174,7 @@ def snr_grid(s: np.ndarray, n: int = 60) -> np.ndarray:
 
 # -- the attack run: metrics and the curve artifact ---------------------------------------------------------
 def run_summary(attack: str, norm, segs: pd.DataFrame, y: np.ndarray, clean_pred: np.ndarray,
-                cols: dict[str, np.ndarray], n_cells: int, seed: int = 0):
+                cols: dict[str, np.ndarray], seed: int = 0):
     """(MLflow metrics, curve table) of one minimum-norm run; (None, None) for other attacks. Metrics:
     ``minnorm_{median,eps_half,auc}`` (+ ``_lo`` / ``_hi``) in the attack's norm (σ), ``minnorm_snr_median``
     (dB), all and per gender; non-finite values are left out (MLflow stores no inf)."""
@@ -185,20 +183,21 @@ def run_summary(attack: str, norm, segs: pd.DataFrame, y: np.ndarray, clean_pred
         return None, None
     seg = pd.DataFrame({"speaker": segs.speaker.astype(str).to_numpy(), "gender": segs.gender.astype(str).to_numpy(),
                         "label": y, "clean_pred": clean_pred, "r": cols[f"min_{kind}"], "snr": cols["min_snr_db"]})
-    metrics, tables = {}, []
+    grid = default_grid(seg.r.to_numpy())
+    metrics, tables = {"minnorm_auc_eps_max": float(grid[-1])}, []
     for g in ("all", "female", "male"):
         sub = seg if g == "all" else seg[seg.gender == g]
         if not len(sub):
             continue
         sfx = "" if g == "all" else f"_{g}"
-        for k, v in summaries(sub, "r", eps_max(kind, n_cells), seed=seed).items():
+        for k, v in summaries(sub, "r", float(grid[-1]), seed=seed).items():
             metrics[f"minnorm_{k}{sfx}"] = v
         ok = sub.clean_pred.to_numpy() == sub.label.to_numpy()
         metrics[f"minnorm_snr_median{sfx}"] = float(np.median(sub.snr[ok])) if ok.any() else np.nan
-        for axis, grid in (("sigma", default_grid(seg.r.to_numpy())), ("snr_db", snr_grid(seg.snr.to_numpy()))):
+        for axis, budgets in (("sigma", grid), ("snr_db", snr_grid(seg.snr.to_numpy()))):
             if axis == "snr_db" and not np.isfinite(seg.snr.to_numpy()).any():
                 continue
-            c = curve(sub, "r" if axis == "sigma" else "snr", grid, snr=axis == "snr_db", seed=seed)
+            c = curve(sub, "r" if axis == "sigma" else "snr", budgets, snr=axis == "snr_db", seed=seed)
             c.insert(0, "axis", axis)
             c.insert(0, "gender", g)
             tables.append(c)

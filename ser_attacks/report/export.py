@@ -56,6 +56,7 @@ RUNS_FILE, SEGMENTS_FILE, MODELS_FILE, MANIFEST_FILE = "runs.csv", "segments.csv
 # identity columns of a segment: strings (speaker "03" stays "03")
 ID_COLUMNS = ("recording_id", "speaker", "utterance", "augment", "emotion", "gender")
 # per-segment measures; linf, l2, min_* from ser_attacks.min_norm (absent from older runs: NaN)
+MIN_NORM_COLUMNS = ("linf", "l2", "min_linf", "min_l2", "min_snr_db")     # = ser_attacks.min_norm.COLUMNS
 PER_SEGMENT = ("perturbation", "perturbation_db", "linf_db", "snr_db", "linf", "l2", "min_linf", "min_l2",
                "min_snr_db")
 
@@ -194,7 +195,9 @@ def samples_from_segments(seg: pd.DataFrame) -> dict[str, Samples]:
         out[rid] = Samples(g.label.to_numpy(int), g.gender.to_numpy(str), g.clean_pred.to_numpy(int),
                            g.adv_pred.to_numpy(int), g.test_index.to_numpy(int), g.speaker.to_numpy(str),
                            g.recording_id.to_numpy(str), g.segment.to_numpy(int), g.augment.to_numpy(str),
-                           g.fold.to_numpy(int))
+                           g.fold.to_numpy(int),
+                           {k: g[k].to_numpy(np.float64) for k in MIN_NORM_COLUMNS if k in g and g[k].notna().any()}
+                           or None)
     return out
 
 
