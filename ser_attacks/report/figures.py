@@ -116,10 +116,10 @@ def robustness_curves(cf: pd.DataFrame, path: Path) -> Path | None:
     n = len(panels)
     cols = min(n, 3)
     rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.0 * rows + 0.9), squeeze=False)
-    settings = sorted(cand.setting.unique())
-    colors = {s: f"C{k % 10}" for k, s in enumerate(settings)}       # same colour in every panel
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.0 * rows + (0 if n < rows * cols else 0.9)),
+                             squeeze=False)
     drawn: dict[str, object] = {}
+    colors: dict[str, str] = {}                         # one colour per line label, the same in every panel
     for ax, (a, leaky, sub) in zip(axes.flat, panels):
         lines = []
         for s, ss in sorted(sub.groupby("setting")):
@@ -142,15 +142,23 @@ def robustness_curves(cf: pd.DataFrame, path: Path) -> Path | None:
             if len(x) < 2:
                 continue                                   # never a lone dot
             label = s + (f" ({extra})" if extra else "")
+            color = colors.setdefault(label, f"C{len(colors) % 10}")
             marker = "os^Dv<>"[k_line % 7]
+            if len(x) == 2:
+                # clean + ONE attacked budget: two marked points, a faint connector (nothing is known between)
+                ax.plot(x, pts[""], ":", marker=marker, ms=5, color=color, lw=0.8, alpha=0.8)
+                ax.errorbar(x, pts[""], yerr=np.abs(np.vstack([pts[""] - lo, hi - pts[""]])), fmt="none",
+                            ecolor=color, capsize=3, lw=1, alpha=0.6)
+                drawn.setdefault(label, plt.Line2D([], [], color=color, marker=marker, ms=4, label=label))
+                continue
             for sfx, ls, _ in GENDER_LINES:
-                h, = ax.plot(x, pts[sfx], ls, marker=marker if sfx == "" else None, ms=3, color=colors[s],
-                             alpha=1 if sfx == "" else 0.7)
-                if sfx == "":
-                    drawn.setdefault(label, plt.Line2D([], [], color=colors[s], marker=marker, ms=4, label=label))
+                ax.plot(x, pts[sfx], ls, marker=marker if sfx == "" else None, ms=3, color=color,
+                        alpha=1 if sfx == "" else 0.7)
+            drawn.setdefault(label, plt.Line2D([], [], color=color, marker=marker, ms=4, label=label))
             if len(lines) <= 3 and np.isfinite(lo).all() and np.isfinite(hi).all():
-                ax.fill_between(x, lo, hi, color=colors[s], alpha=0.12, lw=0)
-        ax.set_title(a + (" — leaky split=paper" if leaky else ""), fontsize=9)
+                ax.fill_between(x, lo, hi, color=color, alpha=0.12, lw=0)
+        one = all(len(ln.x.unique()) == 1 for _, _, ln in lines)
+        ax.set_title(a + (" — leaky split=paper" if leaky else "") + (" (one budget)" if one else ""), fontsize=9)
         ax.set_xlabel(sub.x_param.iloc[0] + (" (0 = clean)" if sub.x_param.iloc[0] in CLEAN_AT_ZERO else ""))
         ax.set_ylabel("adversarial accuracy")
         ax.set_ylim(-0.02, 1.02)
@@ -158,8 +166,13 @@ def robustness_curves(cf: pd.DataFrame, path: Path) -> Path | None:
     for ax in list(axes.flat)[n:]:       # unused cells of the grid only
         ax.axis("off")
     handles = list(drawn.values()) + [plt.Line2D([], [], color="0.3", ls=ls, label=lbl) for _, ls, lbl in GENDER_LINES]
-    _legend_below(fig, handles, ncol=min(4, len(handles)))
-    fig.tight_layout(rect=(0, 0.55 / fig.get_figheight() * (1 + len(handles) // 4), 1, 1))
+    handles.append(plt.Line2D([], [], color="0.3", ls=":", marker="o", ms=4, lw=0.8,
+                              label="one attacked budget (± 95% CI)"))
+    if n < rows * cols:                  # the legend in the first empty cell: outside every panel
+        list(axes.flat)[n].legend(handles=handles, loc="center", fontsize=7, frameon=False)
+        return _save(fig, path)
+    _legend_below(fig, handles, ncol=min(3, len(handles)))
+    fig.tight_layout(rect=(0, 0.22 * (1 + len(handles) // 3) / fig.get_figheight(), 1, 1))
     return _save(fig, path, tight=False)
 
 
