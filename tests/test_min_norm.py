@@ -184,3 +184,56 @@ def test_fmn_end_to_end_exports_minimal_perturbations_below_bim(tmp_path, corpus
     first = curve[(curve.gender == "all") & (curve.axis == "sigma")].iloc[0]
     speaker_clean = f.assign(ok=f.clean_pred == f.label).groupby("speaker").ok.mean().mean()
     assert first.budget == 0 and first.acc == pytest.approx(speaker_clean, abs=1e-4)
+
+
+# -- the report's figures ----------------------------------------------------------------------------------
+def _capture(monkeypatch):
+    from ser_attacks.report import figures
+    got = {}
+
+    def save(fig, path, tight=True):
+        got["fig"] = fig
+        return path
+    monkeypatch.setattr(figures, "_save", save)
+    return figures, got
+
+
+def test_robustness_curves_start_at_clean_keep_leaky_apart_and_draw_no_lone_dots(monkeypatch, tmp_path):
+    """Issue 29: no ε = 0 start, leaky runs as lone dots at ε 1.25, a legend over the data in every panel."""
+    figures, got = _capture(monkeypatch)
+    rows = []
+    for setting, eps_list in (("emodb (split=speaker_cv)", (0.25, 0.5, 1.25)), ("emodb (split=paper)", (1.25,))):
+        for e in eps_list:
+            r = {"attack": "bim", "setting": setting, "config": f"eps={e}", "x": e, "x_param": "eps"}
+            for sfx in ("", "_female", "_male"):
+                r.update({f"adv_acc{sfx}": 0.5 - 0.3 * e, f"clean_acc{sfx}": 0.8})
+            r.update(adv_acc_lo=0.1, adv_acc_hi=0.6, clean_acc_lo=0.7, clean_acc_hi=0.9)
+            rows.append(r)
+    figures.robustness_curves(pd.DataFrame(rows), tmp_path / "c.png")
+    fig = got["fig"]
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    assert sorted(ax.get_title() for ax in panels) == ["bim", "bim — leaky split=paper (one budget)"]
+    for ax in panels:
+        assert ax.get_legend() is None                       # the one legend is outside the panels
+        for line in [ln for ln in ax.get_lines() if ln.get_marker() not in ("_", "|")]:   # not error-bar caps
+            x = np.asarray(line.get_xdata(), float)
+            assert len(x) >= 2 and x[0] == 0                 # from the clean input, never a lone dot
+            assert np.asarray(line.get_ydata(), float)[0] == pytest.approx(0.8)
+    assert sum(ax.get_legend() is not None for ax in fig.axes) + len(fig.legends) == 1
+
+
+def test_min_norm_curves_figure_has_sigma_and_snr_axes_and_one_legend(monkeypatch, tmp_path):
+    figures, got = _capture(monkeypatch)
+    seg = _segments()
+    parts = []
+    for attack in ("fmn", "deepfool"):
+        for g in ("all", "female", "male"):
+            for axis, col, grid in (("sigma", "r", mn.default_grid(seg.r.to_numpy())),
+                                    ("snr_db", "snr", mn.snr_grid(seg.snr.to_numpy()))):
+                parts.append(mn.curve(seg, col, grid, snr=axis == "snr_db", n_boot=50).assign(
+                    setting="synthetic", leaky=False, attack=attack, config="", norm="linf", gender=g, axis=axis))
+    figures.min_norm_curves(pd.concat(parts), tmp_path / "m.png")
+    fig = got["fig"]
+    assert len(fig.axes) == 2 and len(fig.legends) == 1
+    assert all(ax.get_legend() is None for ax in fig.axes)
+    assert fig.axes[1].xaxis_inverted()                      # louder (lower SNR) to the right
