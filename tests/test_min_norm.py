@@ -184,6 +184,14 @@ def test_fmn_end_to_end_exports_minimal_perturbations_below_bim(tmp_path, corpus
     first = curve[(curve.gender == "all") & (curve.axis == "sigma")].iloc[0]
     speaker_clean = f.assign(ok=f.clean_pred == f.label).groupby("speaker").ok.mean().mean()
     assert first.budget == 0 and first.acc == pytest.approx(speaker_clean, abs=1e-4)
+    # the report from the exported files: the section, its figure and its table
+    rep = tmp_path / "report"
+    cli(tmp_path, "ser_attacks.report", "--from-results", str(out), "--out", str(rep))
+    md = (rep / "report.md").read_text()
+    assert "## Measures below saturation" in md and "figures/min_norm_curves.png" in md
+    summary = pd.read_csv(rep / "tables" / "min_norm_summary.csv")
+    assert set(summary.attack) == {"fmn"} and set(summary.gender) == {"all", "female", "male"}
+    assert (rep / "figures" / "robustness_curves.png").exists()
 
 
 # -- the report's figures ----------------------------------------------------------------------------------

@@ -187,7 +187,7 @@ def min_norm_curves(curves: pd.DataFrame, path: Path) -> Path | None:
     panel_rows = sorted(curves.groupby(["leaky", "norm", "setting"]).groups, key=lambda k: (k[0], k[1] != "linf", k[2]))
     axis_cols = [a for a in ("sigma", "snr_db") if (curves.axis == a).any()]
     fig, axes = plt.subplots(len(panel_rows), len(axis_cols), figsize=(5.0 * len(axis_cols),
-                             3.1 * len(panel_rows) + 0.9), squeeze=False)
+                             3.1 * len(panel_rows) + 0.5), squeeze=False)
     names = sorted(curves.name.unique(), key=lambda n: (attack_sort_key(n.split(" ")[0]), n))
     colors = {n: f"C{k % 10}" for k, n in enumerate(names)}
     for i, (leaky, norm, setting) in enumerate(panel_rows):
@@ -208,6 +208,9 @@ def min_norm_curves(curves: pd.DataFrame, path: Path) -> Path | None:
                           f"budget: SNR of the audio change (dB), minimal {unit} perturbation")
             if axis == "snr_db":
                 ax.invert_xaxis()
+            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(6))
+            if axis == "sigma":
+                ax.ticklabel_format(axis="x", style="sci", scilimits=(-2, 3))
             ax.set_ylabel("accuracy")
             ax.set_ylim(-0.02, 1.02)
             ax.grid(alpha=0.3)
@@ -215,7 +218,7 @@ def min_norm_curves(curves: pd.DataFrame, path: Path) -> Path | None:
     handles = [plt.Line2D([], [], color=colors[n], lw=2, label=n) for n in names] + \
         [plt.Line2D([], [], color="0.3", ls=ls, label=g) for g, ls in (("all", "-"), ("female", "--"), ("male", ":"))]
     _legend_below(fig, handles, ncol=min(5, len(handles)))
-    fig.tight_layout(rect=(0, 0.5 / fig.get_figheight() * (1 + len(handles) // 5), 1, 1))
+    fig.tight_layout(rect=(0, 0.3 * (1 + (len(handles) - 1) // 5) / fig.get_figheight(), 1, 1))
     return _save(fig, path, tight=False)
 
 
