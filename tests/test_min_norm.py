@@ -153,14 +153,15 @@ def test_fmn_config_is_checked_before_the_job():
 
 # -- end to end -------------------------------------------------------------------------------------------
 @pytest.mark.e2e
+@pytest.mark.timeout(1800)      # two sweeps, an export and a report: ~15 min at load average 28 on 2 cores
 def test_fmn_end_to_end_exports_minimal_perturbations_below_bim(tmp_path, corpus_root):
     """``attack=fmn`` and a BIM sweep on the same segments → MLflow metrics + curve artifact, the export's
     min_* columns, min_linf ≤ BIM's perturbation wherever BIM succeeded, the curve starting at clean accuracy."""
     from mlflow.tracking import MlflowClient
 
     from tests.helpers.report import cli, sweep
-    fmn = sweep(tmp_path, corpus_root, "attack=fmn", "attack.max_iter=40", "report=false", "input.realize=false")
-    bim = sweep(tmp_path, corpus_root, "attack=bim", "attack.eps=0.1,0.5", "attack.max_iter=10",
+    fmn = sweep(tmp_path, corpus_root, "attack=fmn", "attack.max_iter=20", "report=false", "input.realize=false")
+    bim = sweep(tmp_path, corpus_root, "attack=bim", "attack.eps=0.1,0.5", "attack.max_iter=5",
                 "attack.eps_step=0.02", "report=false", "input.realize=false")
     out = tmp_path / "export"
     cli(tmp_path, "ser_attacks.report.export", "--sweep", fmn, "--sweep", bim, "--out", str(out))

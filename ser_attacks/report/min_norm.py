@@ -17,8 +17,9 @@ import pandas as pd
 
 from ..min_norm import curve, default_grid, norm_of, snr_grid, summaries
 from .collect import Runs, Samples
-from .format import attack_sort_key
+from .format import FEW, attack_sort_key
 from .render import md_table
+from .stats import MIN_SPEAKERS
 
 GENDERS = ("all", "female", "male")
 
@@ -76,10 +77,12 @@ def compute(seg: pd.DataFrame, n_boot: int = 1000) -> tuple[pd.DataFrame, pd.Dat
     return (pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(), pd.DataFrame(rows))
 
 
-def _fmt(v: float, lo: float, hi: float, digits: int = 3) -> str:
+def _fmt(v: float, lo: float, hi: float, digits: int = 3, few: bool = False) -> str:
+    """``v [lo, hi]``; with ``few`` (fewer than stats.MIN_SPEAKERS speakers: a bootstrap over them says
+    nothing) the point only, marked."""
     def f(x):
         return "∞" if x == np.inf else ("−∞" if x == -np.inf else (f"{x:.{digits}g}" if x == x else "–"))
-    return f"{f(v)} [{f(lo)}, {f(hi)}]"
+    return f"{f(v)} {FEW}" if few else f"{f(v)} [{f(lo)}, {f(hi)}]"
 
 
 def table(summary: pd.DataFrame) -> pd.DataFrame:
@@ -87,12 +90,13 @@ def table(summary: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for r in summary.sort_values(["leaky", "setting", "norm", "attack", "config", "gender"],
                                  key=lambda c: c.map(attack_sort_key) if c.name == "attack" else c).itertuples():
+        few = r.n_speakers < MIN_SPEAKERS
         rows.append({"setting": r.setting + (" (leaky)" if r.leaky else ""), "attack": _name(r.attack, r.config),
                      "norm": {"linf": "L∞", "l2": "L2"}[r.norm], "group": r.gender, "speakers": r.n_speakers,
                      "segments": r.n_segments, "flipped (of correct)": f"{r.found:.2f}",
-                     "median min. perturbation σ": _fmt(r.median, r.median_lo, r.median_hi),
-                     "ε where accuracy halves": _fmt(r.eps_half, r.eps_half_lo, r.eps_half_hi),
-                     "AUC": _fmt(r.auc, r.auc_lo, r.auc_hi, 2) + f" (ε_max {r.eps_max:.3g})",
+                     "median min. perturbation σ": _fmt(r.median, r.median_lo, r.median_hi, few=few),
+                     "ε where accuracy halves": _fmt(r.eps_half, r.eps_half_lo, r.eps_half_hi, few=few),
+                     "AUC": _fmt(r.auc, r.auc_lo, r.auc_hi, 2, few=few) + f" (ε_max {r.eps_max:.3g})",
                      "median SNR dB": f"{r.snr_median_db:.1f}" if np.isfinite(r.snr_median_db) else
                      ("∞" if r.snr_median_db == np.inf else ("−∞" if r.snr_median_db == -np.inf else "–"))})
     return pd.DataFrame(rows)
@@ -117,8 +121,9 @@ def section(runs: Runs, samples: dict[str, Samples], out: Path, n_boot: int = 10
           "saturation. Speaker level: the mean of each speaker, then across speakers; brackets and bands: 95% "
           "bootstrap over speakers. σ: the model's input unit (per-band standard deviations of the normalized "
           "log-Mel); SNR: the audio change of the minimal perturbation (resynthesized audio), in dB — budgets "
-          "louder to the right. AUC: area under the accuracy curve over [0, ε_max] / ε_max. Leaky runs "
-          "(split=paper) apart. `ser_attacks/min_norm.py`."]
+          "louder to the right. AUC: area under the accuracy curve over [0, ε_max] / ε_max. "
+          f"{FEW}: fewer than {MIN_SPEAKERS} speakers, no interval. Leaky runs (split=paper) apart. "
+          "`ser_attacks/min_norm.py`."]
     if fig is not None:
         md += ["", f"![Robustness curves from the minimal perturbations: accuracy vs budget per attack (σ and SNR "
                f"dB), all / female / male; band = 95% bootstrap over speakers](figures/{fig.name})"]
