@@ -16,7 +16,8 @@ them (``--n 0``: the whole test split), normalized as the attack job does, the e
   (``conf/experiment/paper_grid.yaml``: ε = 0.25 ... 1.25 σ).
 Each is preceded by an untimed one-step warm-up (graph tracing); with ``--repeats`` >= 2 the FMN run and
 the BIM sweep alternate (FMN, BIM; BIM, FMN; ...) and the medians are compared. Reported: seconds of each,
-the ratio BIM sweep / FMN run, and per ε: BIM's success (share of the clean-correct segments whose
+the ratio BIM sweep / FMN run (wall clock, and process CPU seconds: the work done, less sensitive to a
+shared host's load), and per ε: BIM's success (share of the clean-correct segments whose
 prediction it changed) and the share of the clean-correct segments with r_i ≤ ε (FMN's curve at ε), which
 must be at least BIM's (``ok``), plus the segments BIM flipped at ε although r_i > ε (``bim_only``): where
 FMN's minimum is not minimal.
@@ -28,6 +29,7 @@ import json
 import platform
 import statistics
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -66,19 +68,23 @@ def main(argv=None) -> int:
     grid.run_attack(grid.attack_cfg(overrides, "bim", ["attack.max_iter=1"], False), clf, x[:1], y[:1], n_classes, 0)
 
     times = {"fmn": [], "bim": []}
+    cpu = {"fmn": [], "bim": []}        # process CPU seconds (all threads): the work, whatever the host's load
     out_fmn, out_bim = None, {}
 
     def fmn_side():
         nonlocal out_fmn
+        c0 = time.process_time()
         out_fmn, s = grid.run_attack(fmn_cfg, clf, x, y, n_classes, cfg.seed)
         times["fmn"].append(s)
+        cpu["fmn"].append(time.process_time() - c0)
 
     def bim_side():
-        total = 0.0
+        total, c0 = 0.0, time.process_time()
         for e, c in bim_cfgs.items():
             out_bim[e], s = grid.run_attack(c, clf, x, y, n_classes, cfg.seed)
             total += s
         times["bim"].append(total)
+        cpu["bim"].append(time.process_time() - c0)
 
     for k in range(args.repeats):
         for side in ((fmn_side, bim_side) if k % 2 == 0 else (bim_side, fmn_side)):
@@ -113,6 +119,8 @@ def main(argv=None) -> int:
         "seconds_fmn": times["fmn"], "seconds_bim_sweep": times["bim"],
         "median_s_fmn": statistics.median(times["fmn"]), "median_s_bim_sweep": statistics.median(times["bim"]),
         "ratio_bim_sweep_over_fmn": round(statistics.median(times["bim"]) / statistics.median(times["fmn"]), 2),
+        "cpu_s_fmn": cpu["fmn"], "cpu_s_bim_sweep": cpu["bim"],
+        "cpu_ratio_bim_sweep_over_fmn": round(statistics.median(cpu["bim"]) / statistics.median(cpu["fmn"]), 2),
         "fmn_found": int(np.isfinite(r[clean_right]).sum()),
         "fmn_min_linf_median": float(np.median(r[clean_right])) if clean_right.any() else float("nan"),
         "fmn_min_linf_quartiles": [float(np.quantile(fin, q)) for q in (0.25, 0.75)] if len(fin) else [],
