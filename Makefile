@@ -81,7 +81,7 @@ describe-real: install  ## Tables 8-10 equivalents for the shared real corpora (
 # ---- attack grid and estimator benchmark ----------------------------------------------------
 DATASET ?= synthetic
 
-.PHONY: paper-grid bench-estimator bench-grid bench-attack-memory
+.PHONY: paper-grid bench-estimator bench-grid bench-attack-memory bench-min-norm
 
 ##@ Experiments: the paper grid, the study, model selection
 paper-grid: install  ## the paper's whole attack grid as ONE sweep, one parent run (DATASET=..., ARGS=attack.n_samples=40)
@@ -96,6 +96,9 @@ bench-grid: install  ## the paper grid, stock ART vs ours, trained model + share
 
 bench-attack-memory: install  ## peak RSS of each attack at two test sizes, same attack.batch_size
 	$(PY) benchmarks/attack_memory.py $(ARGS)
+
+bench-min-norm: install  ## one FMN curve vs the five-budget BIM sweep, same segments: time ratio + validation (ARGS="--n 24")
+	$(PY) benchmarks/min_norm.py $(ARGS)
 
 # ---- containers and the shared tracking server (docker/) -------------------------------------
 COMPOSE := docker compose -f docker/compose.yaml

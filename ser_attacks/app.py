@@ -118,6 +118,26 @@ def _log_triplets(tracking: Tracking, run_id: str, n_per_gender: int, x, x_adv, 
         plt.close(fig)
 
 
+def minimal_perturbation(cfg, tracking: Tracking, run_id: str, segs, y, clean_logits, adv_logits, x, x_adv,
+                         audio_snr) -> dict[str, np.ndarray]:
+    """Per-segment norms and, for minimum-norm attacks, the minimal perturbation (``ser_attacks.min_norm``);
+    logs the run's summaries as metrics and its robustness curve (CSV + PNG) as artifacts."""
+    from .min_norm import norm_of, plot_run_curve, run_summary, segment_columns
+    name, norm = cfg.attack.name, cfg.attack.get("norm")
+    cols = segment_columns(x, x_adv, y, clean_logits.argmax(1), adv_logits.argmax(1),
+                           norm_of(name, norm) is not None, audio_snr)
+    metrics, table = run_summary(name, norm, segs, y, clean_logits.argmax(1), cols, seed=int(cfg.seed))
+    if table is not None:
+        tracking.log_metrics(run_id, metrics)
+        tracking.log_text(run_id, table.to_csv(index=False, float_format="%.5g"), "robustness_curve.csv")
+        fig = plot_run_curve(table, f"{name} ({table.norm.iloc[0]}): accuracy vs the minimal perturbation, "
+                                    "speaker-level, 95% bootstrap over speakers")
+        tracking.log_figure(run_id, fig, "robustness_curve.png")
+        import matplotlib.pyplot as plt
+        plt.close(fig)
+    return cols
+
+
 def attack_job(cfg: DictConfig, tracking: Tracking, run_id: str) -> dict[str, float]:
     data, tm = _data_and_model(cfg, tracking, run_id)
     X, y, segs = data.part("test")
@@ -154,6 +174,8 @@ def attack_job(cfg: DictConfig, tracking: Tracking, run_id: str) -> dict[str, fl
     tracking.client.set_tag(run_id, "device", device_name())
     fold = int(cfg.split.fold) if cfg.split.mode == "speaker_cv" else -1
     per_sample = {k: v.astype(np.float32) for k, v in db_units(delta_db, Xs).items()}
+    per_sample.update(minimal_perturbation(cfg, tracking, run_id, segs, y, clean_logits, adv_logits, x, x_adv,
+                                           stage.audio_snr))
     with tempfile.TemporaryDirectory() as tmp:     # reusable without recomputing: np.load(...)
         # one row per attacked segment, with what the report's speaker-level statistics need
         np.savez_compressed(Path(tmp) / "adversarial.npz", x_adv=x_adv, test_index=idx,

@@ -103,6 +103,7 @@ class InputStage:
         self.known = augmentations(cfg)
         self.tracking, self.run_id = tracking, run_id
         self.audio: np.ndarray | None = None
+        self.audio_snr: np.ndarray | None = None     # per-segment SNR dB of the audio change (after finish)
         self._front = None
 
     @property
@@ -179,6 +180,7 @@ class InputStage:
         else:
             return x, x_adv, metrics
         metrics.update(snr_summary(snr, genders))
+        self.audio_snr = np.asarray(snr, np.float64)     # per segment: ser_attacks.min_norm reads it
         self._log_artifacts(audio, audio_adv, snr, y, clean_logits, adv_logits, extra, genders)
         return x, x_adv, metrics
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import audio, checklist, figures, stats
+from . import audio, checklist, figures, min_norm, stats
 from .collect import SEED_KEYS, Runs, collect, download, load_samples
 from .format import FEW, MISSING, attack_sort_key
 from .plan import load as load_plan
@@ -221,6 +221,7 @@ def _write_report(runs: Runs, samples, out: Path, name: str, cache: Path | None,
         + ["", "## About this report", ""] + md[2:]
     md += ["", "## Significance", "", *significance_lines(t, runs.df.dataset.nunique(), plan)]
     md += ["", "## Robustness checklist", "", *_checklist_lines(cl)]
+    md += min_norm.section(runs, samples, out)     # minimal perturbations: curves from ε = 0, summaries
     sections = {"table03": "Clean accuracy", "table04": "Best configuration per attack", "table45": "Rank scores",
                 "table47": "Female vs male", "paper_": "Beside the paper", "protocol": "Protocol gap",
                 "language_": "Between languages",
@@ -239,8 +240,9 @@ def _write_report(runs: Runs, samples, out: Path, name: str, cache: Path | None,
             if sec in forests:
                 md += ["", f"![{forests[sec][1]}](figures/{forests[sec][0].name})"]
             if sec == "Per-attack parameter tables" and "curves" in figs:
-                md += ["", "![Robustness curves: adversarial accuracy vs the swept parameter (solid all, dashed "
-                       "female, dotted male; band = 95% CI of all)](figures/" + figs["curves"].name + ")"]
+                md += ["", "![Robustness curves: adversarial accuracy vs the swept parameter from 0 (clean); solid "
+                       "all, dashed female, dotted male; band = 95% CI of all; leaky runs in their own panels]"
+                       "(figures/" + figs["curves"].name + ")"]
         md += ["", f"### {item.title}", ""]
         if item.note:
             md += [item.note, ""]

@@ -296,6 +296,7 @@ class Samples:
     segment: np.ndarray | None = None
     augment: np.ndarray | None = None
     fold: np.ndarray | None = None
+    extra: dict | None = None       # per-segment measures of ser_attacks.min_norm (linf, l2, min_*), where logged
 
     @property
     def clean_ok(self) -> np.ndarray:
@@ -351,7 +352,9 @@ def load_samples(uri: str, run_ids, cache: Path | None = None) -> dict[str, Samp
         with np.load(path, allow_pickle=False) as z:     # x_adv is not read (lazy npz)
             opt = {k: (z[k].astype(str) if k in ("speaker", "recording_id", "augment") else z[k]) if k in z.files
                    else None for k in ("speaker", "recording_id", "segment", "augment", "fold")}
+            from ..min_norm import COLUMNS
+            extra = {k: z[k].astype(np.float64) for k in COLUMNS if k in z.files} or None
             out[rid] = Samples(z["label"].astype(int), z["gender"].astype(str), z["clean_pred"].astype(int),
                                z["adv_pred"].astype(int), z["test_index"].astype(int), opt["speaker"],
-                               opt["recording_id"], opt["segment"], opt["augment"], opt["fold"])
+                               opt["recording_id"], opt["segment"], opt["augment"], opt["fold"], extra)
     return out

@@ -11,7 +11,9 @@ spectrograms): the run's configuration (dataset, model, split, fold, seed, attac
 ``attack.*`` = all its parameters),
 the segment's identity (recording_id, speaker, utterance, segment, augment, test_index), gender, emotion,
 label, clean/adversarial prediction, perturbation (normalized units, mean |δ|), perturbation_db, linf_db,
-snr_db (dB of log-Mel / SNR of the Mel power; +inf: segment unchanged) and the run's attack time per segment.
+snr_db (dB of log-Mel / SNR of the Mel power; +inf: segment unchanged), linf / l2 (norms of δ, σ units), the
+minimal perturbation min_linf / min_l2 / min_snr_db of minimum-norm attacks (``ser_attacks.min_norm``: FMN,
+DeepFool, C&W, Boundary; NaN for the others) and the run's attack time per segment.
 ``models.csv``: one row per trained model the runs attacked (their ``tags.model_run_id``: the training run,
 in whichever experiment it was logged): dataset, model, split, fold, seed, epochs, training time, segment
 counts, validation and test accuracy on the fold's whole splits, host and commit. The attack runs only point
@@ -53,7 +55,10 @@ RESULTS_SCHEME = "results:"        # Runs.uri of a report rebuilt from files (co
 RUNS_FILE, SEGMENTS_FILE, MODELS_FILE, MANIFEST_FILE = "runs.csv", "segments.csv.gz", "models.csv", "manifest.json"
 # identity columns of a segment: strings (speaker "03" stays "03")
 ID_COLUMNS = ("recording_id", "speaker", "utterance", "augment", "emotion", "gender")
-PER_SEGMENT = ("perturbation", "perturbation_db", "linf_db", "snr_db")
+# per-segment measures; linf, l2, min_* from ser_attacks.min_norm (absent from older runs: NaN)
+MIN_NORM_COLUMNS = ("linf", "l2", "min_linf", "min_l2", "min_snr_db")     # = ser_attacks.min_norm.COLUMNS
+PER_SEGMENT = ("perturbation", "perturbation_db", "linf_db", "snr_db", "linf", "l2", "min_linf", "min_l2",
+               "min_snr_db")
 
 
 def _segments(run: pd.Series, z, classes: np.ndarray, swept: list[str]) -> pd.DataFrame:
@@ -190,7 +195,9 @@ def samples_from_segments(seg: pd.DataFrame) -> dict[str, Samples]:
         out[rid] = Samples(g.label.to_numpy(int), g.gender.to_numpy(str), g.clean_pred.to_numpy(int),
                            g.adv_pred.to_numpy(int), g.test_index.to_numpy(int), g.speaker.to_numpy(str),
                            g.recording_id.to_numpy(str), g.segment.to_numpy(int), g.augment.to_numpy(str),
-                           g.fold.to_numpy(int))
+                           g.fold.to_numpy(int),
+                           {k: g[k].to_numpy(np.float64) for k in MIN_NORM_COLUMNS if k in g and g[k].notna().any()}
+                           or None)
     return out
 
 

@@ -100,46 +100,139 @@ def grouped_bars(best: pd.DataFrame, metric: str, ylabel: str, path: Path, ci: b
     return _save(fig, path, tight=False)
 
 
+# x parameters whose 0 is the clean input (a budget, a number of changed cells, of iterations): curves start there
+CLEAN_AT_ZERO = ("eps", "th", "max_iter")
+GENDER_LINES = (("", "-", "all"), ("_female", "--", "female"), ("_male", ":", "male"))
+
+
+def _legend_below(fig, handles, ncol: int = 4) -> None:
+    """One legend for the whole figure, below the panels (never over the data)."""
+    fig.legend(handles=handles, loc="lower center", ncol=ncol, fontsize=7, frameon=False)
+
+
 def robustness_curves(cf: pd.DataFrame, path: Path) -> Path | None:
-    """Adversarial accuracy vs the swept numeric parameter (eps, theta, th, ...), per attack; solid =
-    all, dashed = female, dotted = male; shaded = 95% bootstrap CI of 'all'."""
-    cand = cf[cf.x.notna()]
-    attacks = [a for a in sorted(cand.attack.unique(), key=attack_sort_key) if cand[cand.attack == a].x.nunique() > 1]
-    if not attacks:
+    """Adversarial accuracy vs the swept numeric parameter (eps, theta, th, ...), one panel per attack and
+    protocol (leaky ``split=paper`` runs in panels of their own). A curve over a budget starts at 0 with the
+    clean accuracy (eps, th, max_iter = 0 is the clean input); a line of one point is not drawn. Solid = all
+    (band: its 95% CI, where a panel has at most three lines), dashed = female, dotted = male; one legend,
+    below the panels."""
+    cand = cf[cf.x.notna()].copy()
+    if not len(cand):
         return None
-    n = len(attacks)
+    cand["leaky"] = cand.setting.str.contains("split=paper", regex=False)
+    panels = []
+    for (a, leaky), sub in sorted(cand.groupby(["attack", "leaky"]), key=lambda t: (t[0][1], attack_sort_key(t[0][0]))):
+        if sub.x.nunique() > 1 or (sub.x_param.iloc[0] in CLEAN_AT_ZERO and "clean_acc" in sub):
+            panels.append((a, leaky, sub))
+    if not panels:
+        return None
+    n = len(panels)
     cols = min(n, 3)
     rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
-    colors = {s: f"C{k % 10}" for k, s in enumerate(sorted(cand.setting.unique()))}  # same colour in every panel
-    for ax, a in zip(axes.flat, attacks):
-        sub = cand[cand.attack == a]
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.0 * rows + (0 if n < rows * cols else 0.9)),
+                             squeeze=False)
+    drawn: dict[str, object] = {}
+    colors: dict[str, str] = {}                         # one colour per line label, the same in every panel
+    for ax, (a, leaky, sub) in zip(axes.flat, panels):
+        lines = []
         for s, ss in sorted(sub.groupby("setting")):
-            # several configs may share x (another key swept too): one line per other-key combination
             ss = ss.sort_values("x")
-            color = colors[s]
             # the x parameter and the step that a sweep moves with it (eps_step = eps / 4) are one line
             tied = ss.x_param.iloc[0] + ("|eps_step" if ss.x_param.iloc[0] == "eps" else "")
             others = ss.config.str.replace(r"(^|, )(" + tied + r")=[^,]*", "", regex=True).str.strip(", ")
-            for k_line, (extra, line) in enumerate(ss.groupby(others)):
-                label = s + (f" {extra.strip(', ')}" if extra.strip(", ") else "")
-                ax.plot(line.x, line.adv_acc, "-", marker="os^Dv<>"[k_line % 7], color=color, label=label)
-                if line.adv_acc_lo.notna().all():
-                    ax.fill_between(line.x, line.adv_acc_lo, line.adv_acc_hi, color=color, alpha=0.12)
-                ax.plot(line.x, line.adv_acc_female, "--", color=color, alpha=0.7)
-                ax.plot(line.x, line.adv_acc_male, ":", color=color, alpha=0.7)
-        ax.set_title(a)
-        ax.set_xlabel(sub.x_param.iloc[0])
+            for extra, line in ss.groupby(others):
+                lines.append((s, extra.strip(", "), line))
+        for k_line, (s, extra, line) in enumerate(lines):
+            x = line.x.to_numpy(float)
+            pts = {sfx: line[f"adv_acc{sfx}"].to_numpy(float) for sfx, _, _ in GENDER_LINES}
+            lo, hi = line.adv_acc_lo.to_numpy(float), line.adv_acc_hi.to_numpy(float)
+            if line.x_param.iloc[0] in CLEAN_AT_ZERO and "clean_acc" in line and 0 not in x:
+                x = np.r_[0.0, x]
+                pts = {sfx: np.r_[line[f"clean_acc{sfx}"].mean() if f"clean_acc{sfx}" in line else np.nan, v]
+                       for sfx, v in pts.items()}
+                lo = np.r_[line.clean_acc_lo.mean() if "clean_acc_lo" in line else np.nan, lo]
+                hi = np.r_[line.clean_acc_hi.mean() if "clean_acc_hi" in line else np.nan, hi]
+            if len(x) < 2:
+                continue                                   # never a lone dot
+            label = s + (f" ({extra})" if extra else "")
+            color = colors.setdefault(label, f"C{len(colors) % 10}")
+            marker = "os^Dv<>"[k_line % 7]
+            if len(x) == 2:
+                # clean + ONE attacked budget: two marked points, a faint connector (nothing is known between)
+                ax.plot(x, pts[""], ":", marker=marker, ms=5, color=color, lw=0.8, alpha=0.8)
+                ax.errorbar(x, pts[""], yerr=np.abs(np.vstack([pts[""] - lo, hi - pts[""]])), fmt="none",
+                            ecolor=color, capsize=3, lw=1, alpha=0.6)
+                drawn.setdefault(label, plt.Line2D([], [], color=color, marker=marker, ms=4, label=label))
+                continue
+            for sfx, ls, _ in GENDER_LINES:
+                ax.plot(x, pts[sfx], ls, marker=marker if sfx == "" else None, ms=3, color=color,
+                        alpha=1 if sfx == "" else 0.7)
+            drawn.setdefault(label, plt.Line2D([], [], color=color, marker=marker, ms=4, label=label))
+            if len(lines) <= 3 and np.isfinite(lo).all() and np.isfinite(hi).all():
+                ax.fill_between(x, lo, hi, color=color, alpha=0.12, lw=0)
+        one = all(len(ln.x.unique()) == 1 for _, _, ln in lines)
+        ax.set_title(a + (" — leaky split=paper" if leaky else "") + (" (one budget)" if one else ""), fontsize=9)
+        ax.set_xlabel(sub.x_param.iloc[0] + (" (0 = clean)" if sub.x_param.iloc[0] in CLEAN_AT_ZERO else ""))
         ax.set_ylabel("adversarial accuracy")
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
-        handles, _ = ax.get_legend_handles_labels()
-        handles += [plt.Line2D([], [], color="0.3", ls=ls, label=lbl)
-                    for ls, lbl in (("-", "all"), ("--", "female"), (":", "male"))]
-        ax.legend(handles=handles, fontsize=6)
     for ax in list(axes.flat)[n:]:       # unused cells of the grid only
         ax.axis("off")
-    return _save(fig, path)
+    handles = list(drawn.values()) + [plt.Line2D([], [], color="0.3", ls=ls, label=lbl) for _, ls, lbl in GENDER_LINES]
+    handles.append(plt.Line2D([], [], color="0.3", ls=":", marker="o", ms=4, lw=0.8,
+                              label="one attacked budget (± 95% CI)"))
+    if n < rows * cols:                  # the legend in the first empty cell: outside every panel
+        list(axes.flat)[n].legend(handles=handles, loc="center", fontsize=7, frameon=False)
+        return _save(fig, path)
+    _legend_below(fig, handles, ncol=min(3, len(handles)))
+    fig.tight_layout(rect=(0, 0.22 * (1 + len(handles) // 3) / fig.get_figheight(), 1, 1))
+    return _save(fig, path, tight=False)
+
+
+def min_norm_curves(curves: pd.DataFrame, path: Path) -> Path | None:
+    """Accuracy vs budget from the minimal perturbations (``report/min_norm.py``): one row of panels per norm
+    and protocol (leaky runs apart), columns σ and SNR dB (louder to the right); one colour per attack
+    configuration, solid = all with its 95% speaker-bootstrap band, dashed = female, dotted = male; one legend
+    below the panels."""
+    if curves is None or not len(curves):
+        return None
+    curves = curves.assign(name=curves.attack + curves.config.map(lambda c: f" {c}" if c and c != "default" else ""))
+    panel_rows = sorted(curves.groupby(["leaky", "norm", "setting"]).groups, key=lambda k: (k[0], k[1] != "linf", k[2]))
+    axis_cols = [a for a in ("sigma", "snr_db") if (curves.axis == a).any()]
+    fig, axes = plt.subplots(len(panel_rows), len(axis_cols), figsize=(5.0 * len(axis_cols),
+                             3.1 * len(panel_rows) + 0.5), squeeze=False)
+    names = sorted(curves.name.unique(), key=lambda n: (attack_sort_key(n.split(" ")[0]), n))
+    colors = {n: f"C{k % 10}" for k, n in enumerate(names)}
+    for i, (leaky, norm, setting) in enumerate(panel_rows):
+        block = curves[(curves.leaky == leaky) & (curves.norm == norm) & (curves.setting == setting)]
+        for j, axis in enumerate(axis_cols):
+            ax = axes[i, j]
+            for name, c in block[block.axis == axis].groupby("name"):
+                for g, ls in (("all", "-"), ("female", "--"), ("male", ":")):
+                    cg = c[c.gender == g]
+                    if len(cg) < 2:
+                        continue
+                    ax.plot(cg.budget, cg.acc, ls, color=colors[name], lw=1.6 if g == "all" else 1.1,
+                            alpha=1 if g == "all" else 0.75)
+                    if g == "all":
+                        ax.fill_between(cg.budget, cg.acc_lo, cg.acc_hi, color=colors[name], alpha=0.13, lw=0)
+            unit = {"linf": "L∞", "l2": "L2"}[norm]
+            ax.set_xlabel(f"budget {unit} (σ, 0 = clean)" if axis == "sigma" else
+                          f"budget: SNR of the audio change (dB), minimal {unit} perturbation")
+            if axis == "snr_db":
+                ax.invert_xaxis()
+            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(6))
+            if axis == "sigma":
+                ax.ticklabel_format(axis="x", style="sci", scilimits=(-2, 3))
+            ax.set_ylabel("accuracy")
+            ax.set_ylim(-0.02, 1.02)
+            ax.grid(alpha=0.3)
+            ax.set_title(f"{setting}{' — leaky split=paper' if leaky else ''}: minimal {unit}", fontsize=9)
+    handles = [plt.Line2D([], [], color=colors[n], lw=2, label=n) for n in names] + \
+        [plt.Line2D([], [], color="0.3", ls=ls, label=g) for g, ls in (("all", "-"), ("female", "--"), ("male", ":"))]
+    _legend_below(fig, handles, ncol=min(5, len(handles)))
+    fig.tight_layout(rect=(0, 0.3 * (1 + (len(handles) - 1) // 5) / fig.get_figheight(), 1, 1))
+    return _save(fig, path, tight=False)
 
 
 def forest(rows: pd.DataFrame, path: Path, xlabel: str, title: str) -> Path | None:
