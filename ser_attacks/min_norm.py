@@ -17,7 +17,8 @@ perturbation is larger than ε (the model is still right under every perturbatio
 can find), so ε = 0 gives the clean accuracy; success rate at ε = share of the CLEAN-CORRECT segments whose
 minimal perturbation is ≤ ε. On the SNR axis the budget is an SNR s: the model is still right where its
 minimal perturbation is louder than s allows (``min_snr_db`` < s). Speaker-level throughout: the mean of each
-speaker, then the mean across speakers; 95% intervals from a bootstrap over speakers (seeded).
+speaker, then the mean across speakers; 95% intervals from a bootstrap over speakers (seeded), widened for few
+speakers as every interval of the report (``report.stats.small_sample_factor``).
 
 One-number summaries (``summaries``), each with a speaker-bootstrap interval: ``median`` minimal perturbation
 of the clean-correct segments (+inf if more than half were never flipped), ``eps_half`` (the smallest budget
@@ -90,10 +91,18 @@ def _boot(mat: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
         return np.nanmean(mat[idx], axis=1)
 
 
-def _ci(reps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _ci(reps: np.ndarray, n_speakers: int, lower: float = 0.0, upper: float = np.inf
+        ) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile interval of the replicates (rows) widened for few speakers as every interval of the report is
+    (``stats.small_sample_factor``), clipped to [lower, upper]."""
+    from .report.stats import small_sample_factor
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanquantile(reps, ALPHA / 2, axis=0), np.nanquantile(reps, 1 - ALPHA / 2, axis=0)
+        fin = np.isfinite(reps)                    # an unreached budget (inf) stays inf
+        m = np.nanmean(np.where(fin, reps, np.nan), axis=0)
+        reps = np.where(fin, m + (reps - m) * small_sample_factor(n_speakers, ALPHA), reps)
+        return (np.clip(np.nanquantile(reps, ALPHA / 2, axis=0), lower, upper),
+                np.clip(np.nanquantile(reps, 1 - ALPHA / 2, axis=0), lower, upper))
 
 
 def curve(seg: pd.DataFrame, col: str, grid, snr: bool = False, n_boot: int = N_BOOT, seed: int = 0) -> pd.DataFrame:
@@ -112,7 +121,7 @@ def curve(seg: pd.DataFrame, col: str, grid, snr: bool = False, n_boot: int = N_
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             out[name] = np.nanmean(mat, axis=0)
-        out[f"{name}_lo"], out[f"{name}_hi"] = _ci(_boot(mat, n_boot, seed))
+        out[f"{name}_lo"], out[f"{name}_hi"] = _ci(_boot(mat, n_boot, seed), len(mat), upper=1.0)
     out["n_speakers"] = np.full(len(grid), len(np.unique(speaker)))
     out["n_segments"] = np.full(len(grid), len(r))
     return pd.DataFrame(out)
@@ -149,8 +158,7 @@ def summaries(seg: pd.DataFrame, col: str, e_max: float, n_boot: int = N_BOOT, s
         # resampled speakers are distinct clusters even when drawn twice
         sp = np.concatenate([np.full(len(groups[i]), k) for k, i in enumerate(pick)])
         reps.append(_summary_values(r[idx], sp, correct[idx], e_max))
-    reps = np.array(reps)
-    lo, hi = np.quantile(reps, ALPHA / 2, axis=0), np.quantile(reps, 1 - ALPHA / 2, axis=0)
+    lo, hi = _ci(np.array(reps), len(speakers))
     out = {}
     for k, name in enumerate(("median", "eps_half", "auc")):
         out[name], out[f"{name}_lo"], out[f"{name}_hi"] = float(point[k]), float(lo[k]), float(hi[k])
