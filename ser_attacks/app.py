@@ -32,6 +32,7 @@ from .identity import config_hash, run_tags
 from .inputs import InputStage
 from .inputs import check as check_input
 from .metrics import attack_metrics, db_units
+from .normalization import NormalizationConfigError, check_units
 from .paths import CONF_DIR  # noqa: F401 - also the location tests and scripts import from here
 from .plots import spectrogram_triplets
 from .progress import bars
@@ -123,7 +124,7 @@ def attack_job(cfg: DictConfig, tracking: Tracking, run_id: str) -> dict[str, fl
     idx = select_samples(segs.gender.to_numpy(), cfg.attack.n_samples, cfg.attack.sample_seed,
                          segs.emotion.to_numpy())
     Xs, segs = np.asarray(X[idx]), segs.iloc[idx].reset_index(drop=True)
-    x, y, genders = tm.normalizer.transform(Xs), y[idx], segs.gender.to_numpy()
+    x, y, genders = tm.normalizer.transform(Xs, segs.speaker.astype(str).to_numpy()), y[idx], segs.gender.to_numpy()
     clip, box = clip_values_for(cfg.attack, tm.normalizer)
     tracking.client.set_tag(run_id, "clip_box", box)
     clf = instantiate(cfg.estimator, tm.model, len(tm.classes), clip)       # conf/estimator: compiled | stock
@@ -178,6 +179,7 @@ def run(cfg: DictConfig) -> dict[str, float] | None:
     lifecycle.install_signal_handlers()
     lifecycle.check_interrupted()          # an interrupt that something swallowed: no further job starts
     check_train(cfg.train)                 # a bad training option fails before any run, data or model
+    check_units(cfg)                       # per-speaker normalization with an input that cannot apply it
     tracking = Tracking.from_cfg(cfg)
     multirun, parent, overrides, job_dir = _job_context()
     with lifecycle.fault_report(job_dir / f"fault-{os.getpid()}.log"):
@@ -235,6 +237,6 @@ def main(cfg: DictConfig) -> dict[str, float] | None:
     try:
         return run(cfg)
     except (AttackConfigError, DatasetError, SplitError, TrackingError,
-            TrainConfigError) as exc:          # the user's input: no traceback
+            TrainConfigError, NormalizationConfigError) as exc:          # the user's input: no traceback
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
