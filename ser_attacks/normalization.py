@@ -127,7 +127,7 @@ class Normalizer:
             return X - X.astype(np.float64).mean(axis=(0, 1)).astype(np.float32)
         spk = np.asarray(speakers).astype(str)
         known = self.state.get("speakers", np.array([], str))
-        missing = sorted(set(spk) - set(known.tolist()))
+        missing = sorted(set(spk.tolist()) - set(known.tolist()))
         if missing:
             raise ValueError(f"per-speaker normalization has no statistics for speaker(s) {missing[:5]}: "
                              f"call add_speakers with their recordings first")

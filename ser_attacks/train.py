@@ -158,7 +158,7 @@ def fit(t, model, train, val, n_classes: int, callbacks=(), test=None):
     hist = model.fit(Xtr, keras.utils.to_categorical(ytr, n_classes), batch_size=t.batch_size,
                      epochs=t.max_epochs, validation_data=(Xva, keras.utils.to_categorical(yva, n_classes)),
                      callbacks=cbs, verbose=t.verbose, shuffle=True)
-    hist.kept_epoch = int(stop.best_epoch) + 1
+    hist.kept_epoch = int(getattr(stop, "best_epoch", 0)) + 1      # set by on_train_begin
     hist.curves = curves.curves
     return hist
 
