@@ -4,6 +4,7 @@ epoch) and the test speakers' counts are recorded with the model."""
 from __future__ import annotations
 
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -128,3 +129,45 @@ def test_training_records_kept_epoch_curves_and_speakers(cfg_factory):
     assert client.get_run(tm.run_id).data.metrics["epoch_kept"] == meta["epoch_kept"]
     path = client.download_artifacts(tm.run_id, "curves.json")
     assert json.loads(open(path).read())["curves"] == json.loads(json.dumps(c))
+    # the recipe's table and figure from that run
+    out = cfg.paths.cache_dir + "/recipe"
+    _script().main(["--experiment", "ser-attacks", "--dataset", "synthetic", "--out", out,
+                    "--tracking-uri", str(cfg.tracking.uri)])
+    import pandas as pd
+    row = pd.read_csv(f"{out}/models.csv").iloc[0]
+    assert (row.fold, row.seed, row.epoch_kept) == (0, 3, meta["epoch_kept"])
+    assert (Path(out) / "curves.png").stat().st_size > 10_000
+
+
+def _script():
+    import importlib.util
+
+    from tests.helpers.config import ROOT
+    spec = importlib.util.spec_from_file_location("speaker_independent", ROOT / "scripts" / "speaker_independent.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_recipe_table_pools_folds_and_seeds_with_a_speaker_and_seed_interval():
+    import pandas as pd
+    si = _script()
+    # 2 folds x 2 seeds, 2 speakers per fold; seed 2 is worse on fold 1
+    counts = {("a", 1): (8, 10), ("b", 1): (6, 10), ("c", 1): (5, 10), ("d", 1): (7, 10),
+              ("a", 2): (8, 10), ("b", 2): (6, 10), ("c", 2): (2, 10), ("d", 2): (4, 10)}
+    rows, extra = [], {}
+    for fold, spk in ((0, "ab"), (1, "cd")):
+        for seed in (1, 2):
+            c = {s: list(counts[(s, seed)]) for s in spk}
+            rid = f"r{fold}{seed}"
+            extra[rid] = {"test_by_speaker": c}
+            rows.append({"rule": "R", "fold": fold, "seed": seed, "epoch_kept": 10 + seed, "run_id": rid,
+                         "test_acc": sum(k for k, _ in c.values()) / 20})
+    s = si.summarize(pd.DataFrame(rows), extra).iloc[0]
+    assert s.models == 4 and s.test_speakers == 4 and s.segments == 80
+    assert s.pooled_test_acc == round(46 / 80, 3)
+    assert s.sd_across_seeds == round(np.mean([0.0, np.std([0.6, 0.3], ddof=1)]), 3)
+    lo, hi = map(float, s.ci95.strip("[]").split(","))
+    assert lo < 46 / 80 < hi and s.epoch_kept == "11-12"
+    assert si.interval({("a", 1): (1, 2), ("b", 1): (2, 2)}) is None            # 2 speakers: no interval
+    assert si.interval(counts) == si.interval(counts)                          # seeded
