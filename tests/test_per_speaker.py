@@ -87,6 +87,7 @@ def test_config_option_and_refusals():
         Normalizer(per_speaker="std")
 
 
+@pytest.mark.e2e
 def test_waveform_refusal_comes_before_any_data(tmp_path, corpus_root):
     """The CLI refuses per-speaker normalization with input=waveform in one line, before any run or data."""
     from tests.helpers.cli import run_cli
