@@ -150,15 +150,32 @@ tune: install  ## Optuna search (sqlite optuna.db, resumable) → conf/hparams/<
 STUDY_OUT ?= results/study/$(DATASET)
 STUDY_ROOT_ARG = $(if $(ROOT),dataset.root=$(ROOT))
 STUDY_N_ARG = $(if $(N),attack.n_samples=$(N))
-STUDY_FOLDS = $(shell $(PY) -c "from ser_attacks.split import DEFAULT_FOLDS as F; print(','.join(map(str, range(F.get('$(DATASET)', 0)))))")
-.PHONY: study study-leaky study-export study-report
+STUDY_EXPERIMENT ?= study
+# study (protocol v2, issue 26): ser_attacks.split.STUDY_FOLDS (EMOVO leave-one-speaker-out) x SEEDS; study-v1: DEFAULT_FOLDS
+SEEDS ?= 42,43,44
+STUDY_K = $(shell $(PY) -c "from ser_attacks.split import STUDY_FOLDS as F; print(F.get('$(DATASET)', 0))")
+STUDY_FOLDS = $(shell $(PY) -c "from ser_attacks.split import STUDY_FOLDS as F; print(','.join(map(str, range(F.get('$(DATASET)', 0)))))")
+STUDY_V1_FOLDS = $(shell $(PY) -c "from ser_attacks.split import DEFAULT_FOLDS as F; print(','.join(map(str, range(F.get('$(DATASET)', 0)))))")
+.PHONY: study study-v1 study-models study-leaky study-export study-report
 ##@ Experiments: the paper grid, the study, model selection
 
-study: install  ## the study on one corpus: all speaker folds x 32 attack configs, then export to results/study/DATASET (DATASET=emodb N=24 ROOT=...)
+study: install  ## the study (v2): all speaker folds x SEEDS x the study grid (conf/experiment/study.yaml), then export to results/study_v2/DATASET (DATASET=emodb N=24 ROOT=...)
 	@test "$(DATASET)" != synthetic || { echo "make study needs DATASET=emodb|emovo|ravdess"; exit 2; }
-	$(PY) -m ser_attacks -m experiment=study dataset=$(DATASET) +hparams=$(DATASET)_paper split.fold=$(STUDY_FOLDS) \
+	$(PY) -m ser_attacks -m experiment=study dataset=$(DATASET) +hparams=$(DATASET)_paper split.n_folds=$(STUDY_K) \
+		split.fold=$(STUDY_FOLDS) seed=$(SEEDS) $(STUDY_ROOT_ARG) $(STUDY_N_ARG) $(ARGS)
+	$(MAKE) study-export DATASET=$(DATASET) STUDY_EXPERIMENT=study-v2 STUDY_OUT=results/study_v2/$(DATASET)
+
+study-v1: install  ## study v1 as in results/study (validation fold, val_loss, one seed, EMOVO 3 folds), then export
+	@test "$(DATASET)" != synthetic || { echo "make study-v1 needs DATASET=emodb|emovo|ravdess"; exit 2; }
+	$(PY) -m ser_attacks -m experiment=study_v1 dataset=$(DATASET) +hparams=$(DATASET)_paper split.fold=$(STUDY_V1_FOLDS) \
 		$(STUDY_ROOT_ARG) $(STUDY_N_ARG) $(ARGS)
 	$(MAKE) study-export DATASET=$(DATASET)
+
+study-models: install  ## the study's models alone (v2 rule): folds x SEEDS, clean accuracy + curves → recipes/speaker_independent/DATASET
+	@test "$(DATASET)" != synthetic || { echo "make study-models needs DATASET=emodb|emovo|ravdess"; exit 2; }
+	$(PY) -m ser_attacks -m experiment=study_models dataset=$(DATASET) +hparams=$(DATASET)_paper split.n_folds=$(STUDY_K) \
+		split.fold=$(STUDY_FOLDS) seed=$(SEEDS) $(STUDY_ROOT_ARG) $(ARGS)
+	$(PY) scripts/speaker_independent.py --experiment study-models --dataset $(DATASET) --out recipes/speaker_independent/$(DATASET)
 
 study-leaky: install  ## the paper's leaky split (split=paper) on one corpus, strongest config per attack, then export
 	@test "$(DATASET)" != synthetic || { echo "make study-leaky needs DATASET=emodb|emovo|ravdess"; exit 2; }
@@ -167,7 +184,7 @@ study-leaky: install  ## the paper's leaky split (split=paper) on one corpus, st
 	$(MAKE) study-export DATASET=$(DATASET)
 
 study-export: install  ## per-segment export of every FINISHED study run of DATASET → results/study/DATASET/{runs.csv,segments.csv.gz,models.csv}
-	$(PY) -m ser_attacks.report.export --experiment study --dataset $(DATASET) --out $(STUDY_OUT)
+	$(PY) -m ser_attacks.report.export --experiment $(STUDY_EXPERIMENT) --dataset $(DATASET) --out $(STUDY_OUT)
 
 ##@ Results: MLflow, reports, figures
 study-report: install  ## the study's report from the committed files alone (no MLflow): results/study/*/ → reports/study

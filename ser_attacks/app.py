@@ -33,6 +33,7 @@ from .identity import config_hash, run_tags
 from .inputs import InputStage
 from .inputs import check as check_input
 from .metrics import attack_metrics, db_units
+from .normalization import NormalizationConfigError
 from .paths import CONF_DIR  # noqa: F401 - also the location tests and scripts import from here
 from .plots import spectrogram_triplets
 from .progress import bars
@@ -144,7 +145,7 @@ def attack_job(cfg: DictConfig, tracking: Tracking, run_id: str) -> dict[str, fl
     idx = select_samples(segs.gender.to_numpy(), cfg.attack.n_samples, cfg.attack.sample_seed,
                          segs.emotion.to_numpy())
     Xs, segs = np.asarray(X[idx]), segs.iloc[idx].reset_index(drop=True)
-    x, y, genders = tm.normalizer.transform(Xs), y[idx], segs.gender.to_numpy()
+    x, y, genders = tm.normalizer.transform(Xs, segs.speaker.astype(str).to_numpy()), y[idx], segs.gender.to_numpy()
     clip, box = clip_values_for(cfg.attack, tm.normalizer)
     tracking.client.set_tag(run_id, "clip_box", box)
     clf = instantiate(cfg.estimator, tm.model, len(tm.classes), clip)       # conf/estimator: compiled | stock
@@ -258,6 +259,6 @@ def main(cfg: DictConfig) -> dict[str, float] | None:
     try:
         return run(cfg)
     except (AttackConfigError, ConfigError, DatasetError, SplitError, TrackingError,
-            TrainConfigError) as exc:          # the user's input: no traceback
+            TrainConfigError, NormalizationConfigError) as exc:          # the user's input: no traceback
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(EXIT_CONFIG) from None

@@ -227,3 +227,8 @@ def check_config(cfg) -> None:
     check_stages(cfg)
     check_dataset(cfg)
     check_split(cfg)
+    from .normalization import NormalizationConfigError, check_units  # numpy only
+    try:
+        check_units(cfg)                   # per-speaker normalization with an input that cannot apply it
+    except NormalizationConfigError as exc:
+        raise ConfigError(str(exc)) from None

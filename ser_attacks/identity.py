@@ -45,7 +45,8 @@ NOT_IN_MODEL_KEY = ("dataset.root",)
 # Options added after runs were made, at the value that keeps the old behaviour: left out of config_hash,
 # model_key and the logged params while they hold that value, so adding an option never changes the identity
 # of an existing run or model (a resumed sweep still skips its FINISHED jobs, the report still pools them).
-NEUTRAL = {"split.val_utterances": None, "train.monitor": "val_loss"}
+NEUTRAL = {"split.val_utterances": None, "train.monitor": "val_loss", "train.min_epochs": 0,
+           "normalization.per_speaker": None}
 # Versions of code whose output the config does not fully say; bump one when that output changes.
 # The front end (audio → segments → log-Mel): keys the feature cache and the model cache.
 FEATURES_VERSION = 2

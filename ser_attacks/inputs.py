@@ -107,6 +107,11 @@ class InputStage:
         self._front = None
 
     @property
+    def _speakers(self) -> np.ndarray:
+        """Each attacked segment's speaker (a per-speaker normalizer shifts by that speaker's mean)."""
+        return self.segs.speaker.astype(str).to_numpy()
+
+    @property
     def waveform(self) -> bool:
         return self.name == "waveform"
 
@@ -191,14 +196,14 @@ class InputStage:
         r = realize(self.fe, self.tm.normalizer, audio, self.X_db, x, x_adv, int(self._opt("refine", 3)), n_gl,
                     int(self.cfg.seed), progress=bool(self.cfg.get("progress")))
         predict = self._predict
-        x_real = features(self.fe, self.tm.normalizer, r.audio)
+        x_real = features(self.fe, self.tm.normalizer, r.audio, self._speakers)
         pred = predict(x_real)
         extra = {"realized_pred": pred}
         m: dict[str, float] = {}
         err = np.abs(x_real - x_adv).reshape(len(x), -1).mean(1)
         if n_gl > 0:
-            extra["realized_pred_gl"] = predict(features(self.fe, self.tm.normalizer, r.audio_gl))
-            extra["clean_pred_gl"] = predict(features(self.fe, self.tm.normalizer, r.clean_gl))
+            extra["realized_pred_gl"] = predict(features(self.fe, self.tm.normalizer, r.audio_gl, self._speakers))
+            extra["clean_pred_gl"] = predict(features(self.fe, self.tm.normalizer, r.clean_gl, self._speakers))
         for g in GROUPS:
             sel = np.ones(len(y), bool) if g == "all" else genders == g
             if not sel.any():

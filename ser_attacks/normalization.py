@@ -34,6 +34,21 @@ band's std when standardized, else 1), i.e. in dB of log-Mel for ``original`` an
 the max |X| for ``norm_max_*`` (``to_db``).
 
 Legacy names: ``standard`` = ``original`` + standardization, ``none`` = ``original`` alone.
+
+Per-speaker normalization (``per_speaker: mean``, with ``method: original``): before step 1, every segment's
+log-Mel dB has its SPEAKER's mean per Mel band subtracted (the mean over that speaker's own original
+recordings, all frames; no labels), i.e. a per-speaker gain and spectral-tilt normalization (speaker-level
+cepstral mean normalization in the log-Mel domain). Training speakers' means come from the training part,
+a test speaker's from that speaker's own test recordings (``add_speakers``); all are saved in ``state``
+(``speakers``, ``speaker_mean``). Step 2 then standardizes with one mean/std per band fitted on the shifted
+TRAIN data, and the clip box is that data's per-band range. The shift is a constant per speaker and band, so
+the attacks' units do not change: a model-input change δ is still ``δ · σ_b`` dB (``to_db``, ``db_scale``,
+the resynthesis in ``realize.py``), ε is in the same σ_b units, and the clip box is a box of model inputs as
+before (it bounds (X − μ_speaker − m_b)/σ_b instead of (X − m_b)/σ_b). Only ``transform`` needs to know
+whose segments it normalizes (``speakers``); without them the batch is taken as ONE unknown speaker whose
+mean is the batch's own (a served model given one speaker's recordings). ``input=waveform`` is refused
+(``check_units``): its differentiable front end (``frontend_tf.py``) applies the global normalizer only.
+A per-speaker standard deviation is not offered: it would make ε's dB meaning differ per speaker.
 """
 from __future__ import annotations
 
@@ -43,6 +58,7 @@ from pathlib import Path
 import numpy as np
 
 METHODS = ("original", "norm_sum", "norm_max_global", "norm_max_local")
+PER_SPEAKER = (None, "mean")
 ALIASES = {"standard": ("original", True), "none": ("original", False)}
 _EPS = 1e-6
 
@@ -53,6 +69,7 @@ class Normalizer:
     standardize: bool = True
     clip: bool = True
     state: dict[str, np.ndarray] = field(default_factory=dict)
+    per_speaker: str | None = None
 
     def __post_init__(self):
         if self.method in ALIASES:
@@ -60,20 +77,62 @@ class Normalizer:
         if self.method not in METHODS:
             raise ValueError(f"Unknown normalization {self.method!r}; choose one of "
                              f"{METHODS + tuple(ALIASES)}")
+        check_per_speaker(self.per_speaker, self.method)
 
     @classmethod
     def from_config(cls, method: str = "original", standardize: bool = True, clip: bool = True,
-                    name: str | None = None) -> "Normalizer":
+                    name: str | None = None, per_speaker: str | None = None) -> "Normalizer":
         """The ``normalization`` config node's ``_target_`` (``name`` only labels the option)."""
-        return cls(method=str(method), standardize=bool(standardize), clip=bool(clip))
+        return cls(method=str(method), standardize=bool(standardize), clip=bool(clip),
+                   per_speaker=None if per_speaker is None else str(per_speaker))
 
     @classmethod
     def from_cfg(cls, node) -> "Normalizer":
-        return cls.from_config(node.method, node.get("standardize", True), node.get("clip", True))
+        return cls.from_config(node.method, node.get("standardize", True), node.get("clip", True),
+                               per_speaker=node.get("per_speaker"))
 
     @property
     def name(self) -> str:
-        return self.method + ("_std" if self.standardize else "")
+        return ("speaker_" if self.per_speaker else "") + self.method + ("_std" if self.standardize else "")
+
+    # -- per speaker (before step 1) -------------------------------------------------------------------
+    @staticmethod
+    def _speaker_means(X: np.ndarray, speakers) -> tuple[np.ndarray, np.ndarray]:
+        """(speaker ids, their per-band means (S, n_mels)) of segments ``X`` (n, frames, n_mels) dB."""
+        X, spk = np.asarray(X, np.float32), np.asarray(speakers).astype(str)
+        if len(spk) != len(X):
+            raise ValueError(f"{len(spk)} speakers for {len(X)} segments")
+        ids = np.unique(spk)
+        return ids, np.stack([X[spk == s].astype(np.float64).mean(axis=(0, 1)) for s in ids]).astype(np.float32)
+
+    def add_speakers(self, X: np.ndarray, speakers) -> "Normalizer":
+        """Adds the per-band means of speakers not known yet, from their segments ``X`` (their own recordings,
+        no labels: e.g. a test speaker's whole test part). Known speakers keep their training statistics."""
+        if not self.per_speaker or not len(X):
+            return self
+        ids, means = self._speaker_means(X, speakers)
+        new = ~np.isin(ids, self.state.get("speakers", np.array([], str)))
+        if new.any():
+            self.state["speakers"] = np.concatenate([self.state.get("speakers", np.array([], str)), ids[new]])
+            self.state["speaker_mean"] = np.concatenate(
+                [self.state.get("speaker_mean", np.zeros((0, X.shape[-1]), np.float32)), means[new]])
+        return self
+
+    def _shift(self, X: np.ndarray, speakers=None) -> np.ndarray:
+        """X minus each segment's speaker mean per band (``per_speaker``); X unchanged otherwise."""
+        X = np.asarray(X, dtype=np.float32)
+        if not self.per_speaker:
+            return X
+        if speakers is None:           # one unknown speaker: the batch is that speaker's own recordings
+            return X - X.astype(np.float64).mean(axis=(0, 1)).astype(np.float32)
+        spk = np.asarray(speakers).astype(str)
+        known = self.state.get("speakers", np.array([], str))
+        missing = sorted(set(spk.tolist()) - set(known.tolist()))
+        if missing:
+            raise ValueError(f"per-speaker normalization has no statistics for speaker(s) {missing[:5]}: "
+                             f"call add_speakers with their recordings first")
+        order = {s: i for i, s in enumerate(known.tolist())}
+        return X - self.state["speaker_mean"][[order[s] for s in spk]][:, None, :]
 
     # -- step 1 ------------------------------------------------------------------------------
     def _method(self, X: np.ndarray) -> np.ndarray:
@@ -90,15 +149,21 @@ class Normalizer:
         # norm_max_local
         return X / np.maximum(np.abs(X).max(axis=(1, 2), keepdims=True), _EPS)
 
-    def _scale(self, X: np.ndarray) -> np.ndarray:
-        Z = self._method(X)
+    def _scale(self, X: np.ndarray, speakers=None) -> np.ndarray:
+        Z = self._method(self._shift(X, speakers))
         if self.standardize:
             Z = (Z - self.state["mean"]) / self.state["std"]
         return Z
 
-    def fit(self, X: np.ndarray) -> "Normalizer":
-        """Fit on the TRAIN split only: (n, frames, n_mels) log-Mel dB."""
+    def fit(self, X: np.ndarray, speakers=None, stats_from=None) -> "Normalizer":
+        """Fit on the TRAIN split only: (n, frames, n_mels) log-Mel dB. ``per_speaker``: ``speakers`` names each
+        segment's speaker and ``stats_from`` = (X, speakers) the recordings its means come from (default: X)."""
         self.state = {}
+        if self.per_speaker:
+            if speakers is None:
+                raise ValueError("per-speaker normalization: fit needs the speaker of every training segment")
+            self.add_speakers(*(stats_from if stats_from is not None else (X, speakers)))
+        X = self._shift(X, speakers)
         if self.method == "norm_max_global":
             self.state["global_max"] = np.float32(max(float(np.abs(X).max()), _EPS))
         if self.standardize:     # one mean/std per Mel band, over all train frames
@@ -118,11 +183,12 @@ class Normalizer:
             return self.state["band_min"], self.state["band_max"]
         return self.state["min"], self.state["max"]
 
-    def transform(self, X: np.ndarray) -> np.ndarray:
-        """(n, frames, n_mels) → (n, frames, n_mels, 1) float32, in the model's input space."""
+    def transform(self, X: np.ndarray, speakers=None) -> np.ndarray:
+        """(n, frames, n_mels) → (n, frames, n_mels, 1) float32, in the model's input space. ``speakers``: each
+        segment's speaker (``per_speaker`` only; None there = the batch is one unknown speaker)."""
         if "min" not in self.state:
             raise RuntimeError("Normalizer.transform before fit (or load)")
-        Z = self._scale(X)
+        Z = self._scale(X, speakers)
         if self.clip:
             Z = np.clip(Z, *self._box())
         return Z[..., None].astype(np.float32)
@@ -165,14 +231,43 @@ class Normalizer:
         return d * self.db_scale(X)
 
     def save(self, path: Path) -> None:
-        np.savez(path, method=self.method, standardize=self.standardize, clip=self.clip, **self.state)
+        extra = {"per_speaker": self.per_speaker} if self.per_speaker else {}
+        np.savez(path, method=self.method, standardize=self.standardize, clip=self.clip, **extra, **self.state)
 
     @classmethod
     def load(cls, path: Path) -> "Normalizer":
         with np.load(path) as z:
-            meta = ("method", "standardize", "clip")
+            meta = ("method", "standardize", "clip", "per_speaker")
             state = {k: z[k] for k in z.files if k not in meta}
             method = str(z["method"])
             standardize = (bool(z["standardize"]) if "standardize" in z.files
                            else ALIASES.get(method, (method, False))[1])
-            return cls(method=method, standardize=standardize, clip=bool(z["clip"]), state=state)
+            per_speaker = str(z["per_speaker"]) if "per_speaker" in z.files else None
+            return cls(method=method, standardize=standardize, clip=bool(z["clip"]), state=state,
+                       per_speaker=per_speaker)
+
+
+class NormalizationConfigError(ValueError):
+    """A normalization option that cannot run (the user's input: one line, before any data or model)."""
+
+
+def check_per_speaker(per_speaker, method: str) -> None:
+    if per_speaker not in PER_SPEAKER:
+        raise NormalizationConfigError(f"normalization.per_speaker={per_speaker!r}: choose null or 'mean'")
+    if per_speaker and method != "original":
+        raise NormalizationConfigError(f"normalization.per_speaker needs method=original (a per-speaker shift of the "
+                                       f"log-Mel dB), not {method!r}")
+
+
+def check_units(cfg) -> None:
+    """Fail fast when a config combines per-speaker normalization with what cannot apply it: ``input=waveform``
+    (the differentiable front end, ``frontend_tf.py``, applies the global normalizer only)."""
+    norm = cfg.get("normalization")
+    if norm is None:
+        return
+    check_per_speaker(norm.get("per_speaker"), str(norm.get("method", "original")))
+    inp = cfg.get("input")
+    if norm.get("per_speaker") and inp is not None and str(inp.get("name")) == "waveform":
+        raise NormalizationConfigError(
+            "normalization.per_speaker cannot run with input=waveform: the waveform attacks' differentiable front "
+            "end applies the global normalizer only (use input=spectrogram, or normalization without per_speaker)")

@@ -162,7 +162,8 @@ def realize(fe: FrontEnd, normalizer: Normalizer, audio: np.ndarray, X_db: np.nd
     return Realized(out, gl, gl_clean, unchanged)
 
 
-def features(fe: FrontEnd, normalizer: Normalizer, audio: np.ndarray) -> np.ndarray:
-    """Model inputs of waveforms through the real (librosa) front end and the saved normalizer."""
-    return normalizer.transform(np.stack([log_mel(a, fe) for a in audio])) if len(audio) else \
+def features(fe: FrontEnd, normalizer: Normalizer, audio: np.ndarray, speakers=None) -> np.ndarray:
+    """Model inputs of waveforms through the real (librosa) front end and the saved normalizer (``speakers``: each
+    waveform's speaker, for a per-speaker normalizer)."""
+    return normalizer.transform(np.stack([log_mel(a, fe) for a in audio]), speakers) if len(audio) else \
         np.zeros((0, *fe.feature_shape), np.float32)

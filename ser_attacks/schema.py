@@ -97,6 +97,7 @@ class TrainConf:
     reduce_lr_patience: int = 6
     reduce_lr_factor: float = 0.1
     monitor: str = "val_loss"                # early stopping and LR schedule watch val_loss or val_accuracy
+    min_epochs: int = 0                      # the kept epoch is chosen among epochs >= min_epochs (and no stop before)
     verbose: int = 2
 
 
@@ -113,6 +114,7 @@ class NormalizationConf:
     method: str = "original"                 # original | norm_sum | norm_max_global | norm_max_local
     standardize: bool = True                 # then per-Mel-band mean/std (fitted on train)
     clip: bool = True                        # clip to the range seen in training (= ART clip_values)
+    per_speaker: Optional[str] = None        # "mean": subtract each speaker's own per-band mean first (no labels)
 
 
 @dataclass

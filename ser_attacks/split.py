@@ -6,7 +6,8 @@ emotion, + intensity for RAVDESS): every segment of a recording, and every take 
 ``speaker``: speaker-independent, every segment of a speaker in one part.
 ``speaker_cv``: speaker-independent k-fold cross-validation, folds balanced by gender; ``split.fold``
 (0 .. k-1) picks the test fold, so a sweep over the folds tests every speaker exactly once; validation is
-the next fold's speakers, or with ``split.val_utterances`` a share of the training speakers' utterances.
+the next fold's speakers, or with ``split.val_utterances`` a share of the training speakers' utterances;
+``split.n_folds`` = the number of speakers is leave-one-speaker-out (EMOVO in experiment=study: ``STUDY_FOLDS``).
 ``paper``: random per segment, as the paper did. It is LEAKY: segments of one recording (and, with
 augmentation, its pitch/tempo copies) land in train and test. Kept only to measure that gap.
 """
@@ -26,6 +27,10 @@ UNIT = {"recording": "utterance", "speaker": "speaker", "speaker_cv": "speaker"}
 # female + one male speaker, EMOVO 3 folds of 1 + 1, RAVDESS 6 folds of 2 + 2. Capped at the number of
 # speakers of the rarer gender, so every fold holds at least one speaker of each gender.
 DEFAULT_FOLDS = {"emodb": 5, "emovo": 3, "ravdess": 6}
+# The study's folds (experiment=study, `make study`): EMOVO leave-one-speaker-out (6 folds of one speaker, validation
+# from the training speakers' utterances, so 5 speakers train); EmoDB and RAVDESS as DEFAULT_FOLDS. Study v1
+# (experiment=study_v1) used DEFAULT_FOLDS everywhere.
+STUDY_FOLDS = {"emodb": 5, "emovo": 6, "ravdess": 6}
 MIN_FOLDS = 3                        # test fold + validation fold + at least one training fold
 
 
@@ -71,7 +76,10 @@ def speaker_folds(segments: pd.DataFrame, n_folds: int | None = None, seed: int 
     The speakers of each gender, sorted by id and shuffled with ``seed``, are dealt round-robin to the
     folds: with 5 female and 5 male speakers and 5 folds, every fold holds one of each. ``n_folds=None``
     takes ``DEFAULT_FOLDS`` of the corpus (else the number of speakers of the rarer gender), capped at
-    that number."""
+    that number.
+
+    ``n_folds`` = the number of speakers: leave-one-speaker-out, one speaker per fold (genders alternating, each
+    gender's speakers shuffled with ``seed``); such folds cannot be gender-balanced, the pooled folds are."""
     spk = segments.drop_duplicates("speaker")[["speaker", "gender"]].sort_values("speaker")
     by_gender = {g: sub.speaker.to_numpy() for g, sub in spk.groupby("gender", sort=True)}
     fewest = min(len(v) for v in by_gender.values())
@@ -79,13 +87,18 @@ def speaker_folds(segments: pd.DataFrame, n_folds: int | None = None, seed: int 
         corpus = str(segments.corpus.iloc[0]) if "corpus" in segments and len(segments) else ""
         n_folds = min(DEFAULT_FOLDS.get(corpus, fewest), fewest)
     n_folds = int(n_folds)
+    if n_folds == len(spk) and n_folds >= min_folds and len(by_gender) >= 2:     # leave one speaker out
+        rng = np.random.default_rng(seed)
+        shuffled = [list(rng.permutation(v)) for _, v in sorted(by_gender.items())]
+        order = [str(v[i]) for i in range(max(map(len, shuffled))) for v in shuffled if i < len(v)]
+        return [[s] for s in order]
     if len(by_gender) < 2 or n_folds < min_folds or n_folds > fewest:
         counts = ", ".join(f"{len(v)} {g}" for g, v in by_gender.items())
         parts = "test, validation, training" if min_folds >= MIN_FOLDS else "test, training"
         raise SplitError(f"split=speaker_cv needs every fold to hold a speaker of each gender and at least "
                          f"{min_folds} folds ({parts}); this data has {counts} speaker(s), "
-                         f"asked for {n_folds} folds. Use split=recording, or a corpus with at least "
-                         f"{MIN_FOLDS} speakers per gender.")
+                         f"asked for {n_folds} folds. Use split=recording, split.n_folds={len(spk)} (leave one "
+                         f"speaker out), or a corpus with at least {MIN_FOLDS} speakers per gender.")
     rng = np.random.default_rng(seed)
     folds: list[list[str]] = [[] for _ in range(n_folds)]
     for _, speakers in sorted(by_gender.items()):

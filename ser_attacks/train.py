@@ -44,14 +44,32 @@ def build_model(model_cfg, input_shape, n_classes):
     return instantiate(model_cfg, input_shape=list(input_shape), n_classes=n_classes, _convert_="all")
 
 
+def _originals(X, segs):
+    """(X, speakers) of the original (not augmented) segments of a part: a speaker's own recordings."""
+    keep = (segs.augment == "none").to_numpy() if "augment" in segs else np.ones(len(segs), bool)
+    return np.asarray(X[np.flatnonzero(keep)]), segs.speaker.astype(str).to_numpy()[keep]
+
+
 def normalized_parts(normalization, data):
     """The normalizer of config node ``normalization``, fitted on the training split, and the normalized (X, y)
-    of train / val / test."""
-    Xtr, ytr, _ = data.part("train")
-    Xva, yva, _ = data.part("val")
-    Xte, yte, _ = data.part("test")
-    norm = instantiate(normalization).fit(Xtr)
-    return norm, (norm.transform(Xtr), ytr), (norm.transform(Xva), yva), (norm.transform(Xte), yte)
+    of train / val / test.
+
+    With ``normalization.per_speaker`` the per-speaker statistics come from each speaker's own ORIGINAL
+    recordings (no labels, no augmented copies): training speakers from the training part only (so validation
+    utterances of a training speaker are held out of them too), a speaker first seen in validation or test
+    from all of that speaker's segments in that part (the test speakers' own recordings: legitimate at test
+    time). All of them are saved with the normalizer, so an attack on a test segment uses the same shift."""
+    (Xtr, ytr, str_), (Xva, yva, sva), (Xte, yte, ste) = (data.part(p) for p in ("train", "val", "test"))
+    norm = instantiate(normalization)
+    if not getattr(norm, "per_speaker", None):
+        norm.fit(Xtr)
+        return norm, (norm.transform(Xtr), ytr), (norm.transform(Xva), yva), (norm.transform(Xte), yte)
+    norm.fit(Xtr, speakers=str_.speaker.astype(str).to_numpy(), stats_from=_originals(Xtr, str_))
+    norm.add_speakers(*_originals(Xva, sva))
+    norm.add_speakers(*_originals(Xte, ste))
+    spk = {p: s.speaker.astype(str).to_numpy() for p, s in (("train", str_), ("val", sva), ("test", ste))}
+    return (norm, (norm.transform(Xtr, spk["train"]), ytr), (norm.transform(Xva, spk["val"]), yva),
+            (norm.transform(Xte, spk["test"]), yte))
 
 
 def deterministic(seed: int) -> None:
@@ -86,28 +104,73 @@ def check_train(t) -> str:
     monitor = t.get("monitor", "val_loss")
     if monitor not in MONITORS:
         raise TrainConfigError(f"train.monitor={monitor!r}: choose one of {MONITORS}")
+    min_epochs = int(t.get("min_epochs", 0))
+    if not 0 <= min_epochs <= int(t.max_epochs):
+        raise TrainConfigError(f"train.min_epochs={min_epochs}: must lie in 0 .. train.max_epochs ({t.max_epochs})")
     return monitor
 
 
-def fit(t, model, train, val, n_classes: int, callbacks=()):
+CURVE_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "test_accuracy")
+
+
+def curve_recorder(test=None):
+    """A Keras callback that records the learning curves per epoch (``.curves``: epoch, training loss and accuracy
+    (running, dropout on), validation loss and accuracy, and with ``test`` = (X, y) the test accuracy). The test
+    accuracy is added to the epoch's logs, so callbacks after this one (the MLflow logger) log it; it is only
+    recorded, never used to choose anything."""
+    import keras
+
+    class CurveRecorder(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.curves: dict[str, list[float]] = {"epoch": [], **{k: [] for k in CURVE_KEYS}}
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs if logs is not None else {}
+            if test is not None and len(test[1]):
+                logs["test_accuracy"] = accuracy(self.model, *test)
+            self.curves["epoch"].append(epoch + 1)
+            for k in CURVE_KEYS:
+                self.curves[k].append(float(logs[k]) if k in logs else float("nan"))
+
+    return CurveRecorder()
+
+
+def fit(t, model, train, val, n_classes: int, callbacks=(), test=None):
     """The training protocol of config node ``t`` (group ``train``): EarlyStopping(restore best) +
     ReduceLROnPlateau on ``t.monitor`` (val_loss, or val_accuracy), plus ``callbacks`` (MLflow per-epoch
-    logger, Optuna pruning). Returns the Keras history."""
+    logger, Optuna pruning). The checkpoint rule: the kept (restored) epoch is the best epoch by ``t.monitor``
+    among epochs ``>= t.min_epochs`` (1-based; 0 = any epoch: study v1), and training stops ``patience`` epochs
+    after the last improvement, never before ``min_epochs + patience`` (Keras ``start_from_epoch``).
+    ``test`` = (X, y): its accuracy per epoch is recorded (``curve_recorder``), never used to choose.
+    Returns the Keras history with ``history.kept_epoch`` (1-based) and ``history.curves``."""
     import keras
     monitor = check_train(t)
     mode = "min" if monitor == "val_loss" else "max"
-    cbs = [keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=t.early_stopping_patience,
-                                         restore_best_weights=True),
+    min_epochs = int(t.get("min_epochs", 0))
+    stop = keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=t.early_stopping_patience,
+                                         restore_best_weights=True, start_from_epoch=max(min_epochs - 1, 0))
+    curves = curve_recorder(test)
+    cbs = [curves, stop,
            keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode=mode, patience=t.reduce_lr_patience,
                                              factor=t.reduce_lr_factor), *callbacks]
     (Xtr, ytr), (Xva, yva) = train, val
-    return model.fit(Xtr, keras.utils.to_categorical(ytr, n_classes), batch_size=t.batch_size,
+    hist = model.fit(Xtr, keras.utils.to_categorical(ytr, n_classes), batch_size=t.batch_size,
                      epochs=t.max_epochs, validation_data=(Xva, keras.utils.to_categorical(yva, n_classes)),
                      callbacks=cbs, verbose=t.verbose, shuffle=True)
+    hist.kept_epoch = int(getattr(stop, "best_epoch", 0)) + 1      # set by on_train_begin
+    hist.curves = curves.curves
+    return hist
 
 
 def accuracy(model, X, y) -> float:
     return float(np.mean(np.argmax(model.predict(X, batch_size=64, verbose=0), 1) == y))
+
+
+def by_speaker(model, X, y, speakers) -> dict[str, list[int]]:
+    """{speaker: [correct, segments]} on (X, y): what a speaker-level interval resamples."""
+    hit = np.argmax(model.predict(X, batch_size=64, verbose=0), 1) == y if len(y) else np.zeros(0, bool)
+    return {str(s): [int(hit[speakers == s].sum()), int((speakers == s).sum())] for s in np.unique(speakers)}
 
 
 def _fit(cfg, data, tracking, key: str, out: Path, parent_run_id: str | None = None) -> dict:
@@ -122,7 +185,7 @@ def _fit(cfg, data, tracking, key: str, out: Path, parent_run_id: str | None = N
              model.count_params(), len(Xtr), len(Xva))
     t0 = time.time()
     try:
-        hist = fit(cfg.train, model, (Xtr, ytr), (Xva, yva), n_classes, callbacks)
+        hist = fit(cfg.train, model, (Xtr, ytr), (Xva, yva), n_classes, callbacks, test=(Xte, yte))
         seconds = time.time() - t0
 
         meta = {"key": key, "classes": data.classes, "train_run_id": run_id, "n_params": model.count_params(),
@@ -130,7 +193,16 @@ def _fit(cfg, data, tracking, key: str, out: Path, parent_run_id: str | None = N
                 "val_acc": accuracy(model, Xva, yva), "test_acc": accuracy(model, Xte, yte),
                 "input_shape": list(Xtr.shape[1:]),
                 "value_range": list(norm.value_range), "tracking_uri": tracking.uri if tracking else None,
-                "dataset": cfg.dataset.name, "model": cfg.model.name, "seed": int(cfg.seed)}
+                "dataset": cfg.dataset.name, "model": cfg.model.name, "seed": int(cfg.seed),
+                "epoch_kept": hist.kept_epoch, "split": str(cfg.split.mode), "fold": _fold(cfg.split),
+                "sizes": data.split.sizes(), "monitor": str(cfg.train.get("monitor", "val_loss")),
+                "min_epochs": int(cfg.train.get("min_epochs", 0)), "curves": hist.curves}
+
+        meta["test_by_speaker"] = by_speaker(model, Xte, yte, data.part("test")[2].speaker.astype(str).to_numpy())
+        if run_id:      # the kept epoch, the curves and the test speakers' counts (recipes/speaker_independent)
+            tracking.log_metrics(run_id, {"epoch_kept": meta["epoch_kept"]})
+            tracking.client.log_dict(run_id, {k: meta[k] for k in ("epoch_kept", "fold", "seed", "curves",
+                                                                   "test_by_speaker")}, "curves.json")
 
         def build(tmp: Path) -> None:
             model.save(tmp / "model.keras")
@@ -145,9 +217,13 @@ def _fit(cfg, data, tracking, key: str, out: Path, parent_run_id: str | None = N
         if run_id:
             tracking.end_on_exception(run_id, exc)
         raise
-    log.info("Trained in %.0f s (%d epochs): val acc %.3f, test acc %.3f", seconds, meta["epochs"],
-             meta["val_acc"], meta["test_acc"])
+    log.info("Trained in %.0f s (%d epochs, kept epoch %d): val acc %.3f, test acc %.3f", seconds, meta["epochs"],
+             meta["epoch_kept"], meta["val_acc"], meta["test_acc"])
     return meta
+
+
+def _fold(split) -> int | None:
+    return int(split.fold) if split.get("mode") == "speaker_cv" and split.get("fold") is not None else None
 
 
 def write_model_config(folder: Path, fe, meta: dict) -> None:
@@ -204,7 +280,8 @@ def train_job(cfg, tracking, parent_run_id: str | None = None) -> dict[str, floa
     from .data import prepare
     data = prepare(cfg, progress=cfg.progress)
     tm = get_or_train(cfg, data, tracking, parent_run_id)
-    metrics = {k: float(tm.meta[k]) for k in ("val_acc", "test_acc", "epochs", "n_params")}
+    metrics = {k: float(tm.meta[k]) for k in ("val_acc", "test_acc", "epochs", "n_params", "epoch_kept")
+               if k in tm.meta}
     if not tm.trained_now and parent_run_id:
         run_id = tracking.create_run(
             f"train {cfg.model.name} {cfg.dataset.name} seed={cfg.seed} (cached)",

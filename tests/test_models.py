@@ -9,6 +9,7 @@ correct cell fails). The final model has no table in the paper's text (its Figur
 """
 from __future__ import annotations
 
+import types
 from pathlib import Path
 
 import numpy as np
@@ -174,6 +175,7 @@ def test_train_monitor_drives_early_stopping_and_lr_schedule(monitor, mode):
     class Model:
         def fit(self, *a, callbacks=(), **kw):
             seen.update({type(c).__name__: c for c in callbacks})
+            return types.SimpleNamespace(history={})
 
     t = compose_config("mode=train", f"train.monitor={monitor}").train
     fit(t, Model(), (np.zeros((4, 2)), np.array([0, 1, 0, 1])), (np.zeros((2, 2)), np.array([0, 1])), 2)

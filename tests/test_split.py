@@ -189,3 +189,34 @@ def test_speaker_cv_with_validation_utterances_needs_only_two_folds():
     assert not set(seg.speaker.iloc[sp.test]) & set(seg.speaker.iloc[sp.train])
     with pytest.raises(SplitError, match=r"at least 3 folds \(test, validation, training\)"):
         make_split(seg, "speaker_cv", fold=1, n_folds=2)
+
+
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_leave_one_speaker_out_with_validation_utterances(layouts, layout):
+    """split.n_folds = the number of speakers (EMOVO in experiment=study): one speaker per fold, genders
+    alternating, every speaker tested once, and with split.val_utterances all 5 other speakers train."""
+    from ser_attacks.split import SplitError, speaker_folds
+    seg = layouts[layout]
+    n = seg.speaker.nunique()
+    folds = speaker_folds(seg, n_folds=n, min_folds=2)
+    assert len(folds) == n and all(len(f) == 1 for f in folds)
+    gender = seg.drop_duplicates("speaker").set_index("speaker").gender
+    assert [gender[f[0]] for f in folds] == ["female", "male"] * (n // 2)
+    tested = []
+    for f in range(n):
+        sp = make_split(seg, "speaker_cv", fold=f, n_folds=n, val_utterances=0.16)
+        assert_no_leakage(seg, sp, "utterance")
+        test_spk = set(seg.speaker.iloc[sp.test])
+        assert test_spk == set(folds[f]) and set(seg.speaker.iloc[sp.train]) == set(seg.speaker) - test_spk
+        assert set(seg.speaker.iloc[sp.val]) <= set(seg.speaker.iloc[sp.train])
+        tested += sorted(test_spk)
+    assert sorted(tested) == sorted(seg.speaker.unique())
+    sp = make_split(seg, "speaker_cv", fold=0, n_folds=n)        # a validation fold of one speaker: n - 2 train
+    assert seg.speaker.iloc[sp.val].nunique() == 1 and seg.speaker.iloc[sp.train].nunique() == n - 2
+    with pytest.raises(SplitError, match=rf"split.n_folds={n} \(leave one speaker out\)"):
+        make_split(seg, "speaker_cv", fold=0, n_folds=n - 1)
+
+
+def test_study_folds_make_emovo_leave_one_speaker_out():
+    from ser_attacks.split import DEFAULT_FOLDS, STUDY_FOLDS
+    assert STUDY_FOLDS == {**DEFAULT_FOLDS, "emovo": 6}

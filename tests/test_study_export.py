@@ -193,11 +193,12 @@ def test_bad_results_folder_is_a_clear_error(study, tmp_path):
     assert not (tmp_path / "x" / "segments.csv.gz").exists()
 
 
-@pytest.mark.parametrize("dataset, folds", [("emodb", 5), ("emovo", 3), ("ravdess", 6)])
-def test_study_experiment_is_the_paper_grid_plus_references_on_every_speaker_fold(dataset, folds):
+@pytest.mark.parametrize("dataset, folds, v1_folds", [("emodb", 5, 5), ("emovo", 6, 3), ("ravdess", 6, 6)])
+def test_study_experiment_is_the_paper_grid_plus_references_on_every_speaker_fold(dataset, folds, v1_folds):
     """experiment=study: speaker_cv, final model with the corpus's tuned values, augment=paper, the paper's 26
     configurations + noise at the 5 FGSM eps + AutoAttack = 32 per fold; `make study` sweeps the folds of
-    ser_attacks.split.DEFAULT_FOLDS; study_leaky: split=paper, one configuration per attack."""
+    ser_attacks.split.STUDY_FOLDS (EMOVO leave-one-speaker-out) x 3 seeds, `make study-v1` those of
+    DEFAULT_FOLDS; study_leaky: split=paper, one configuration per attack."""
     import subprocess
     import sys
 
@@ -217,10 +218,15 @@ def test_study_experiment_is_the_paper_grid_plus_references_on_every_speaker_fol
     assert grid[:8] == PAPER_GRID
     make = subprocess.run(["make", "-n", "study", f"DATASET={dataset}", f"PY={sys.executable}", "VENV=/nonexistent"],
                           cwd=ROOT, capture_output=True, text=True, check=True)
-    fold_arg = next(w for w in make.stdout.split() if w.startswith("split.fold="))
+    words = make.stdout.split()
+    fold_arg = next(w for w in words if w.startswith("split.fold="))
     assert fold_arg == "split.fold=" + ",".join(map(str, range(folds)))
-    jobs = list_sweeper_jobs(grid, [f"dataset={dataset}", fold_arg])
-    assert len(jobs) == 32 * folds and len({tuple(sorted(j)) for j in jobs}) == 32 * folds
+    assert f"split.n_folds={folds}" in words and "seed=42,43,44" in words
+    v1 = subprocess.run(["make", "-n", "study-v1", f"DATASET={dataset}", f"PY={sys.executable}", "VENV=/nonexistent"],
+                        cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    assert "experiment=study_v1" in v1 and "split.fold=" + ",".join(map(str, range(v1_folds))) in v1
+    jobs = list_sweeper_jobs(grid, [f"dataset={dataset}", fold_arg, "seed=42,43,44"])
+    assert len(jobs) == 3 * 32 * folds and len({tuple(sorted(j)) for j in jobs}) == 3 * 32 * folds
     attacks = [next(o for o in j if o.startswith("attack=")) for j in jobs]
-    assert attacks.count("attack=noise") == 5 * folds and attacks.count("attack=autoattack") == folds
+    assert attacks.count("attack=noise") == 3 * 5 * folds and attacks.count("attack=autoattack") == 3 * folds
     assert leaky.split.mode == "paper" and len(list_sweeper_jobs(list(leaky.hydra.sweeper.grid), [])) == 8

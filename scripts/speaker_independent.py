@@ -1,0 +1,159 @@
+"""Speaker-independent clean accuracy per fold x seed, the epoch kept, the pooled accuracy with a speaker-and-seed
+interval, and the learning curves (issue 26, recipes/speaker_independent).
+
+Reads the TRAINING runs (run_type=train) of one or more MLflow experiments for one corpus: each logs the kept epoch,
+its learning curves and its test speakers' counts (``curves.json``, ser_attacks.train). Writes into ``--out``:
+
+* ``models.csv``: one row per (rule, fold, seed): test speakers, segments, epochs run, epoch kept, validation and
+  test accuracy, the run id;
+* ``summary.csv``: per rule: folds, seeds, models, pooled test accuracy over all folds and seeds (whole test
+  splits), its 95 % speaker-and-seed bootstrap interval (speakers resampled, then seeds; ``n/a`` under 3 speakers),
+  the SD across seeds of fold test accuracy (mean over folds; NaN with one seed), kept epochs (min-max);
+* ``curves.png``: per fold, train / validation / test accuracy per epoch for every seed, the kept epoch marked.
+
+    python scripts/speaker_independent.py --experiment study-models --dataset emodb \\
+        --out recipes/speaker_independent/emodb [--tracking-uri sqlite:///mlflow.db]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+N_BOOT = 2000
+MIN_SPEAKERS = 3
+
+
+def rule_of(params: dict) -> str:
+    """The checkpoint rule of a training run, from its logged params (absent = the v1 value: identity.NEUTRAL)."""
+    monitor = params.get("train.monitor", "val_loss")
+    min_epochs = params.get("train.min_epochs", "0")
+    val = params.get("split.val_utterances")
+    where = (f"{float(val):.2f} of training speakers' utterances" if val not in (None, "None")
+             else "next fold's speakers")
+    return f"{monitor}, min_epochs {min_epochs}, patience {params.get('train.early_stopping_patience')}, val: {where}"
+
+
+def collect(uri: str, experiments: list[str], dataset: str) -> tuple[pd.DataFrame, dict]:
+    """(one row per training run, {run_id: curves.json content})."""
+    from mlflow.tracking import MlflowClient
+    client = MlflowClient(uri)
+    rows, extra = [], {}
+    for name in experiments:
+        exp = client.get_experiment_by_name(name)
+        if exp is None:
+            raise SystemExit(f"no MLflow experiment {name!r} at {uri}")
+        runs = client.search_runs([exp.experiment_id], f"tags.run_type = 'train' and tags.dataset = '{dataset}' "
+                                  "and attributes.status = 'FINISHED'", max_results=5000)
+        for r in runs:
+            try:
+                c = json.loads(Path(client.download_artifacts(r.info.run_id, "curves.json")).read_text())
+            except Exception:      # noqa: BLE001 - a training run from before issue 26: no curves, no counts
+                continue
+            p, m = r.data.params, r.data.metrics
+            spk = c["test_by_speaker"]
+            rows.append({"experiment": name, "rule": rule_of(p), "fold": int(c["fold"]) if c["fold"] is not None
+                         else -1, "seed": int(c["seed"]), "test_speakers": " ".join(sorted(spk)),
+                         "n_test": sum(n for _, n in spk.values()), "epochs": int(m["epochs"]),
+                         "epoch_kept": int(c["epoch_kept"]), "val_acc": m["val_acc"], "test_acc": m["test_acc"],
+                         "run_id": r.info.run_id})
+            extra[r.info.run_id] = c
+    if not rows:
+        raise SystemExit(f"no finished training runs with curves for dataset {dataset!r} in {experiments}")
+    return pd.DataFrame(rows).sort_values(["rule", "fold", "seed"]).reset_index(drop=True), extra
+
+
+def interval(counts: dict[tuple[str, int], tuple[int, int]], seed: int = 0) -> tuple[float, float] | None:
+    """95 % bootstrap interval of pooled accuracy: resample test speakers, then seeds (both with replacement);
+    ``counts[(speaker, seed)] = (correct, segments)``. None under ``MIN_SPEAKERS`` speakers."""
+    speakers = sorted({s for s, _ in counts})
+    seeds = sorted({k for _, k in counts})
+    if len(speakers) < MIN_SPEAKERS:
+        return None
+    C = np.array([[counts.get((s, k), (0, 0))[0] for k in seeds] for s in speakers], float)
+    N = np.array([[counts.get((s, k), (0, 0))[1] for k in seeds] for s in speakers], float)
+    rng = np.random.default_rng(seed)
+    acc = []
+    for _ in range(N_BOOT):
+        i = rng.integers(0, len(speakers), len(speakers))
+        j = rng.integers(0, len(seeds), len(seeds))
+        n = N[np.ix_(i, j)].sum()
+        acc.append(C[np.ix_(i, j)].sum() / n if n else np.nan)
+    lo, hi = np.nanpercentile(acc, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+def summarize(models: pd.DataFrame, extra: dict) -> pd.DataFrame:
+    out = []
+    for rule, g in models.groupby("rule", sort=False):
+        counts = {(s, int(r.seed)): tuple(v) for r in g.itertuples()
+                  for s, v in extra[r.run_id]["test_by_speaker"].items()}
+        correct = sum(c for c, _ in counts.values())
+        total = sum(n for _, n in counts.values())
+        ci = interval(counts)
+        sd = g.groupby("fold").test_acc.std(ddof=1)
+        out.append({"rule": rule, "folds": g.fold.nunique(), "seeds": g.seed.nunique(), "models": len(g),
+                    "test_speakers": len({s for s, _ in counts}), "segments": total,
+                    "pooled_test_acc": round(correct / total, 3),
+                    "ci95": f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "n/a (< 3 speakers)",
+                    "sd_across_seeds": round(float(sd.mean()), 3) if sd.notna().any() else float("nan"),
+                    "epoch_kept": f"{g.epoch_kept.min()}-{g.epoch_kept.max()}"})
+    return pd.DataFrame(out)
+
+
+def plot_curves(models: pd.DataFrame, extra: dict, path: Path, title: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    panels = list(models.groupby(["rule", "fold"], sort=False))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4), squeeze=False, sharey=True)
+    colors = {"accuracy": "tab:gray", "val_accuracy": "tab:blue", "test_accuracy": "tab:red"}
+    labels = {"accuracy": "train (running, dropout on)", "val_accuracy": "validation", "test_accuracy": "test"}
+    for ax, ((rule, fold), g) in zip(axes[0], panels):
+        for n, r in enumerate(g.itertuples()):
+            c = extra[r.run_id]["curves"]
+            style = ["-", "--", ":", "-."][n % 4]
+            for key, color in colors.items():
+                ax.plot(c["epoch"], c[key], style, color=color, lw=1.4,
+                        label=f"{labels[key]}" if n == 0 else None)
+            ax.plot([r.epoch_kept], [c["test_accuracy"][r.epoch_kept - 1]], "o", color="black", ms=6,
+                    label="kept epoch (test acc)" if n == 0 else None)
+            ax.annotate(f"seed {r.seed}", (c["epoch"][-1], c["val_accuracy"][-1]), fontsize=7, xytext=(3, 0),
+                        textcoords="offset points")
+        ax.axhline(0.2, color="k", lw=0.6, ls=":")
+        ax.set_title(f"fold {fold}: {rule}", fontsize=8)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("accuracy (5 classes, chance 0.2 dotted)")
+    axes[0][0].legend(fontsize=7, loc="lower right")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--experiment", action="append", required=True, help="MLflow experiment (repeatable)")
+    ap.add_argument("--dataset", required=True)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db"))
+    a = ap.parse_args(argv)
+    models, extra = collect(a.tracking_uri, a.experiment, a.dataset)
+    a.out.mkdir(parents=True, exist_ok=True)
+    models.to_csv(a.out / "models.csv", index=False)
+    summary = summarize(models, extra)
+    summary.to_csv(a.out / "summary.csv", index=False)
+    plot_curves(models, extra, a.out / "curves.png", f"{a.dataset}: learning curves per fold and seed")
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_colwidth", 70):
+        print(models.drop(columns=["run_id", "experiment"]).to_string(index=False))
+        print()
+        print(summary.to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,173 @@
+"""The checkpoint rule (issue 26): the kept epoch is chosen on validation among epochs >= train.min_epochs, so an
+almost untrained model (epoch 1) cannot be kept; the learning curves (train / validation / test accuracy per
+epoch) and the test speakers' counts are recorded with the model."""
+from __future__ import annotations
+
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.helpers import compose_config
+
+
+class ScriptedModel:
+    """A stand-in for keras.Model.fit that plays a scripted validation curve through the real callbacks."""
+
+    def __init__(self, val_acc, val_loss=None):
+        self.val_acc, self.stop_training, self.weights = list(val_acc), False, [np.zeros(1)]
+        self.val_loss = list(val_loss) if val_loss is not None else [1 - a for a in val_acc]
+        self.optimizer = types.SimpleNamespace(learning_rate=1e-3)
+        self.epochs_run = 0
+
+    def get_weights(self):
+        return [w.copy() for w in self.weights]
+
+    def set_weights(self, w):
+        self.weights = [np.asarray(x).copy() for x in w]
+
+    def predict(self, X, batch_size=64, verbose=0):
+        out = np.zeros((len(X), 2))
+        out[:, 0] = 1
+        return out
+
+    def fit(self, *a, callbacks=(), epochs=1, **kw):
+        for cb in callbacks:
+            cb.set_model(self)
+            cb.on_train_begin()
+        for e in range(min(epochs, len(self.val_acc))):
+            self.weights = [np.full(1, e + 1.0)]          # "the weights of epoch e+1"
+            logs = {"loss": 1.0, "accuracy": 0.5, "val_loss": self.val_loss[e], "val_accuracy": self.val_acc[e]}
+            for cb in callbacks:
+                cb.on_epoch_end(e, logs)
+            self.epochs_run = e + 1
+            if self.stop_training:
+                break
+        for cb in callbacks:
+            cb.on_train_end()
+        return types.SimpleNamespace(history={})
+
+
+DATA = ((np.zeros((4, 2)), np.array([0, 1, 0, 1])), (np.zeros((2, 2)), np.array([0, 1])))
+# Validation accuracy peaks at epoch 1 (an untrained model on unseen speakers), then a later, lower plateau.
+CURVE = [0.60, 0.30, 0.35, 0.40, 0.45, 0.50, 0.48, 0.47, 0.46, 0.45, 0.44, 0.43, 0.42, 0.41]
+
+
+def _train(*overrides, curve=CURVE, test=None):
+    t = compose_config("mode=train", "train.reduce_lr_patience=100", *overrides).train
+    model = ScriptedModel(curve)
+    from ser_attacks.train import fit
+    hist = fit(t, model, *DATA, 2, test=test)
+    return hist, model
+
+
+def test_v1_rule_keeps_epoch_one_and_the_study_rule_cannot():
+    """train=default (study v1): any epoch may be kept, here epoch 1; train=study: the best validation accuracy
+    among epochs >= min_epochs, restored, and no stop before min_epochs + patience."""
+    hist, model = _train("train.monitor=val_accuracy", "train.early_stopping_patience=3")
+    assert hist.kept_epoch == 1 and model.weights[0][0] == 1.0 and model.epochs_run == 4
+    hist, model = _train("train.monitor=val_accuracy", "train.early_stopping_patience=3", "train.min_epochs=3")
+    assert hist.kept_epoch == 6 and model.weights[0][0] == 6.0       # best of epochs 3.. = 0.50 at epoch 6
+    assert model.epochs_run == 9                                      # 3 epochs without improvement after 6
+    hist, model = _train("train.monitor=val_accuracy", "train.early_stopping_patience=2", "train.min_epochs=12")
+    assert hist.kept_epoch == 12 and model.epochs_run == 14           # nothing before epoch 12 is a candidate
+
+
+def test_study_rule_is_the_study_default_and_v1_stays_reachable():
+    new = compose_config("experiment=study", "dataset=emodb", "+hparams=emodb_paper")
+    old = compose_config("experiment=study_v1", "dataset=emodb", "+hparams=emodb_paper")
+    models = compose_config("experiment=study_models", "dataset=emodb", "+hparams=emodb_paper")
+    assert (new.train.monitor, new.train.min_epochs, new.split.val_utterances) == ("val_accuracy", 10, 0.16)
+    assert (old.train.monitor, old.train.min_epochs, old.split.val_utterances) == ("val_loss", 0, None)
+    assert old.train.early_stopping_patience == 10 and old.tracking.experiment == "study"
+    assert models.mode == "train"
+    for group in ("dataset", "features", "augment", "split", "normalization", "model", "train"):
+        assert models[group] == new[group], group       # the same models: study_models trains what study attacks
+
+
+def test_bad_min_epochs_is_an_error():
+    from ser_attacks.train import TrainConfigError, check_train
+    with pytest.raises(TrainConfigError, match="train.min_epochs=60"):
+        check_train(compose_config("train.min_epochs=60").train)
+
+
+def test_curves_record_test_accuracy_without_choosing_on_it():
+    X = np.zeros((4, 2))
+    hist, _ = _train("train.monitor=val_accuracy", "train.early_stopping_patience=3", test=(X, np.array([0, 0, 0, 1])))
+    c = hist.curves
+    assert c["epoch"] == [1, 2, 3, 4] and c["val_accuracy"] == CURVE[:4] and c["test_accuracy"] == [0.75] * 4
+    assert set(c) == {"epoch", "loss", "accuracy", "val_loss", "val_accuracy", "test_accuracy"}
+
+
+@pytest.mark.e2e
+def test_training_records_kept_epoch_curves_and_speakers(cfg_factory):
+    """A real (tiny) training under the study rule: kept epoch >= min_epochs, curves in meta.json and in the
+    training run (per-epoch test_accuracy metric, curves.json), test counts per speaker; the figure draws."""
+    import json
+
+    from mlflow.tracking import MlflowClient
+
+    from ser_attacks.data import prepare
+    from ser_attacks.tracking import Tracking
+    from ser_attacks.train import get_or_train
+    cfg = cfg_factory("split=speaker_cv", "split.n_folds=2", "split.val_utterances=0.25", "train=study",
+                      "train.min_epochs=3", "train.early_stopping_patience=1", "train.max_epochs=5", "seed=3")
+    data = prepare(cfg, progress=False)
+    tracking = Tracking.from_cfg(cfg)
+    tm = get_or_train(cfg, data, tracking)
+    meta = tm.meta
+    assert 3 <= meta["epoch_kept"] <= meta["epochs"] and meta["fold"] == 0 and meta["seed"] == 3
+    c = meta["curves"]
+    assert c["epoch"] == list(range(1, meta["epochs"] + 1)) and len(c["test_accuracy"]) == meta["epochs"]
+    counts = meta["test_by_speaker"]
+    assert sum(n for _, n in counts.values()) == data.split.sizes()["test"]
+    assert np.isclose(sum(k for k, _ in counts.values()) / data.split.sizes()["test"], meta["test_acc"])
+    client = MlflowClient(str(cfg.tracking.uri))
+    hist = client.get_metric_history(tm.run_id, "test_accuracy")
+    assert len(hist) == meta["epochs"]
+    assert client.get_run(tm.run_id).data.metrics["epoch_kept"] == meta["epoch_kept"]
+    path = client.download_artifacts(tm.run_id, "curves.json")
+    assert json.loads(open(path).read())["curves"] == json.loads(json.dumps(c))
+    # the recipe's table and figure from that run
+    out = cfg.paths.cache_dir + "/recipe"
+    _script().main(["--experiment", "ser-attacks", "--dataset", "synthetic", "--out", out,
+                    "--tracking-uri", str(cfg.tracking.uri)])
+    import pandas as pd
+    row = pd.read_csv(f"{out}/models.csv").iloc[0]
+    assert (row.fold, row.seed, row.epoch_kept) == (0, 3, meta["epoch_kept"])
+    assert (Path(out) / "curves.png").stat().st_size > 10_000
+
+
+def _script():
+    import importlib.util
+
+    from tests.helpers.config import ROOT
+    spec = importlib.util.spec_from_file_location("speaker_independent", ROOT / "scripts" / "speaker_independent.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_recipe_table_pools_folds_and_seeds_with_a_speaker_and_seed_interval():
+    import pandas as pd
+    si = _script()
+    # 2 folds x 2 seeds, 2 speakers per fold; seed 2 is worse on fold 1
+    counts = {("a", 1): (8, 10), ("b", 1): (6, 10), ("c", 1): (5, 10), ("d", 1): (7, 10),
+              ("a", 2): (8, 10), ("b", 2): (6, 10), ("c", 2): (2, 10), ("d", 2): (4, 10)}
+    rows, extra = [], {}
+    for fold, spk in ((0, "ab"), (1, "cd")):
+        for seed in (1, 2):
+            c = {s: list(counts[(s, seed)]) for s in spk}
+            rid = f"r{fold}{seed}"
+            extra[rid] = {"test_by_speaker": c}
+            rows.append({"rule": "R", "fold": fold, "seed": seed, "epoch_kept": 10 + seed, "run_id": rid,
+                         "test_acc": sum(k for k, _ in c.values()) / 20})
+    s = si.summarize(pd.DataFrame(rows), extra).iloc[0]
+    assert s.models == 4 and s.test_speakers == 4 and s.segments == 80
+    assert s.pooled_test_acc == round(46 / 80, 3)
+    assert s.sd_across_seeds == round(np.mean([0.0, np.std([0.6, 0.3], ddof=1)]), 3)
+    lo, hi = map(float, s.ci95.strip("[]").split(","))
+    assert lo < 46 / 80 < hi and s.epoch_kept == "11-12"
+    assert si.interval({("a", 1): (1, 2), ("b", 1): (2, 2)}) is None            # 2 speakers: no interval
+    assert si.interval(counts) == si.interval(counts)                          # seeded
