@@ -1,0 +1,140 @@
+"""The fast form of a CNN-(B)LSTM of ``ser_attacks.models``: the same layers (the same weight variables),
+wired so that the windows are folded into the batch once.
+
+The stock model (the paper's architecture, what is saved, cached and counted) cuts the input into
+``n_windows`` windows and wraps every CNN layer in ``TimeDistributed``, which Keras runs as a transpose of
+the whole tensor, one call of the layer per window, a stack and a transpose back, per layer, forward and
+backward. ``fast_form(model)`` builds a second Keras model over the *same layer objects*:
+
+* the input (B, frames, n_mels, 1) is reshaped once to (B * n_windows, frames / n_windows, n_mels, 1)
+  (a free reshape: window t of sample b is row b * n_windows + t), every convolution and pooling layer runs
+  once on that folded batch, and one reshape gives (B, n_windows, features) to the unchanged head
+  (Dropout, (B)LSTM, Dense);
+* BatchNormalization keeps its per-window semantics: at inference it is the same per-element affine map;
+  in training the batch statistics are those of each window separately (as ``TimeDistributed`` computes them,
+  one call per window) and the moving averages get the same ``n_windows`` updates in the same order.
+
+Because the layers are shared, the two forms always hold the same weights: training the fast form trains
+the stock model, which is what gets saved; a cached (stock) model is attacked through its fast form.
+What differs is only the floating-point summation order (oneDNN picks convolution kernels by batch size,
+reductions over other axes): outputs agree within float rounding (bound stated and tested in
+``tests/test_fast_model.py``). Measured by ``benchmarks/model_speed.py`` (``recipes/model_speed``).
+"""
+from __future__ import annotations
+
+WINDOWS_LAYER = "windows"
+
+
+def _layers():
+    import keras
+    from keras import ops
+
+    class FoldWindows(keras.layers.Layer):
+        """(B, frames, ...) -> (B * n_windows, frames / n_windows, ...)."""
+
+        def __init__(self, n_windows: int, **kwargs):
+            super().__init__(**kwargs)
+            self.n_windows = int(n_windows)
+
+        def call(self, x):
+            return ops.reshape(x, (-1, x.shape[1] // self.n_windows, *x.shape[2:]))
+
+        def compute_output_shape(self, s):
+            return (None if s[0] is None else s[0] * self.n_windows, s[1] // self.n_windows, *s[2:])
+
+    class UnfoldWindows(keras.layers.Layer):
+        """(B * n_windows, ...) -> (B, n_windows, prod(...)): the stock model's TimeDistributed(Flatten)."""
+
+        def __init__(self, n_windows: int, **kwargs):
+            super().__init__(**kwargs)
+            self.n_windows = int(n_windows)
+
+        def call(self, x):
+            size = 1
+            for d in x.shape[1:]:
+                size *= int(d)
+            return ops.reshape(x, (-1, self.n_windows, size))
+
+        def compute_output_shape(self, s):
+            size = 1
+            for d in s[1:]:
+                size *= int(d)
+            return (None if s[0] is None else s[0] // self.n_windows, self.n_windows, size)
+
+    class WindowBatchNorm(keras.layers.Layer):
+        """A BatchNormalization layer ``bn`` (shared, not copied) on the folded batch, with TimeDistributed's
+        semantics: per-window batch statistics in training, ``n_windows`` moving-average updates in order."""
+
+        def __init__(self, bn, n_windows: int, **kwargs):
+            super().__init__(**kwargs)
+            self.bn = bn
+            self.n_windows = int(n_windows)
+
+        def call(self, x, training=None):
+            bn = self.bn
+            if not (training and bn.trainable):
+                return bn.call(x, training=False)        # the same element-wise affine map as the stock model
+            if bn.axis not in (-1, len(x.shape) - 1) or bn.renorm:
+                raise ValueError("fast form: only channels-last BatchNormalization without renorm")
+            xw = ops.reshape(x, (-1, self.n_windows, *x.shape[1:]))      # (B, T, H, W, C)
+            # per window and channel, each window's statistics by the stock model's own reduction (a
+            # contiguous (B, H, W, C) slice reduced over (B, H, W)): the same summation order, the same numbers
+            xt = ops.transpose(xw, (1, 0, *range(2, len(xw.shape))))
+            red = list(range(len(xw.shape) - 2))
+            stats = [ops.moments(xt[t], axes=red) for t in range(self.n_windows)]
+            mean = ops.reshape(ops.stack([s[0] for s in stats]), (1, self.n_windows, *[1] * (len(red) - 1), -1))
+            var = ops.reshape(ops.stack([s[1] for s in stats]), (1, self.n_windows, *[1] * (len(red) - 1), -1))
+            m, v = bn.moving_mean, bn.moving_variance
+            mm, mv = ops.cast(m, x.dtype), ops.cast(v, x.dtype)
+            flat_mean = ops.reshape(mean, (self.n_windows, -1))
+            flat_var = ops.reshape(var, (self.n_windows, -1))
+            for t in range(self.n_windows):                               # as TimeDistributed's calls, in order
+                mm = mm * bn.momentum + flat_mean[t] * (1.0 - bn.momentum)
+                mv = mv * bn.momentum + flat_var[t] * (1.0 - bn.momentum)
+            m.assign(mm)
+            v.assign(mv)
+            out = ops.batch_normalization(xw, mean, var, axis=-1, offset=bn.beta if bn.center else None,
+                                          scale=bn.gamma if bn.scale else None, epsilon=bn.epsilon)
+            return ops.reshape(out, (-1, *x.shape[1:]))
+
+        def compute_output_shape(self, s):
+            return s
+
+    return FoldWindows, UnfoldWindows, WindowBatchNorm
+
+
+def is_fast(model) -> bool:
+    return any(layer.name == "fold_windows" for layer in model.layers)
+
+
+def fast_form(model):
+    """The fast form of a stock model built by ``ser_attacks.models.build_cnn_lstm`` (sharing its layers and
+    weights), or ``model`` itself if it already is one. ValueError if the model is not such a CNN-(B)LSTM."""
+    import keras
+    if is_fast(model):
+        return model
+    FoldWindows, UnfoldWindows, WindowBatchNorm = _layers()
+    layers = model.layers
+    names = [layer.name for layer in layers]
+    if WINDOWS_LAYER not in names or names.index(WINDOWS_LAYER) != 1:
+        raise ValueError(f"fast form: {model.name} is not a windowed CNN-(B)LSTM (layers {names})")
+    windows = layers[1]
+    n_windows = int(windows.target_shape[0])
+    td = [layer for layer in layers[2:] if isinstance(layer, keras.layers.TimeDistributed)]
+    k = len(td)
+    if not td or layers[2:2 + k] != td or not isinstance(td[-1].layer, keras.layers.Flatten):
+        raise ValueError(f"fast form: {model.name} is not a windowed CNN-(B)LSTM (layers {names})")
+    inp = keras.Input(tuple(model.input_shape[1:]), name="log_mel")
+    x = FoldWindows(n_windows, name="fold_windows")(inp)
+    for wrapper in td[:-1]:
+        inner = wrapper.layer
+        if isinstance(inner, keras.layers.BatchNormalization):
+            x = WindowBatchNorm(inner, n_windows, name=f"{wrapper.name}_windows")(x)
+        elif isinstance(inner, (keras.layers.Conv2D, keras.layers.MaxPooling2D)):
+            x = inner(x)
+        else:
+            raise ValueError(f"fast form: no folded form for {type(inner).__name__} ({wrapper.name})")
+    x = UnfoldWindows(n_windows, name="unfold_windows")(x)
+    for layer in layers[2 + k:]:
+        x = layer(x)
+    return keras.Model(inp, x, name=model.name)
