@@ -22,6 +22,10 @@ reductions over other axes): outputs agree within float rounding (bound stated a
 """
 from __future__ import annotations
 
+import logging
+
+log = logging.getLogger(__name__)
+
 WINDOWS_LAYER = "windows"
 
 
@@ -74,8 +78,6 @@ def _layers():
             bn = self.bn
             if not (training and bn.trainable):
                 return bn.call(x, training=False)        # the same element-wise affine map as the stock model
-            if bn.axis not in (-1, len(x.shape) - 1) or bn.renorm:
-                raise ValueError("fast form: only channels-last BatchNormalization without renorm")
             xw = ops.reshape(x, (-1, self.n_windows, *x.shape[1:]))      # (B, T, H, W, C)
             # per window and channel, each window's statistics by the stock model's own reduction (a
             # contiguous (B, H, W, C) slice reduced over (B, H, W)): the same summation order, the same numbers
@@ -104,15 +106,41 @@ def _layers():
 
 
 def is_fast(model) -> bool:
-    return any(layer.name == "fold_windows" for layer in model.layers)
+    return getattr(model, "_ser_stock_form", None) is not None
+
+
+def stock_form(model):
+    """The stock model a fast form was made from (what is saved and counted), or ``model`` itself."""
+    stock = getattr(model, "_ser_stock_form", None)
+    return model if stock is None else stock
+
+
+def maybe_fast(model):
+    """``fast_form(model)`` where the model is a windowed CNN-(B)LSTM, else ``model`` unchanged."""
+    try:
+        return fast_form(model)
+    except ValueError as exc:
+        log.info("%s", exc)
+        return model
 
 
 def fast_form(model):
     """The fast form of a stock model built by ``ser_attacks.models.build_cnn_lstm`` (sharing its layers and
-    weights), or ``model`` itself if it already is one. ValueError if the model is not such a CNN-(B)LSTM."""
-    import keras
+    weights; made once per model and kept), or ``model`` itself if it already is one. ValueError if the model
+    is not such a CNN-(B)LSTM."""
     if is_fast(model):
         return model
+    cached = getattr(model, "_ser_fast_form", None)
+    if cached is None:
+        cached = _build_fast(model)
+        # plain attributes (object.__setattr__): Keras would otherwise track the other model as a sub-layer
+        object.__setattr__(cached, "_ser_stock_form", model)
+        object.__setattr__(model, "_ser_fast_form", cached)
+    return cached
+
+
+def _build_fast(model):
+    import keras
     FoldWindows, UnfoldWindows, WindowBatchNorm = _layers()
     layers = model.layers
     names = [layer.name for layer in layers]
@@ -129,6 +157,8 @@ def fast_form(model):
     for wrapper in td[:-1]:
         inner = wrapper.layer
         if isinstance(inner, keras.layers.BatchNormalization):
+            if inner.axis not in (-1, len(x.shape) - 1) or inner.renorm:
+                raise ValueError(f"fast form: {wrapper.name}: only channels-last BatchNormalization without renorm")
             x = WindowBatchNorm(inner, n_windows, name=f"{wrapper.name}_windows")(x)
         elif isinstance(inner, (keras.layers.Conv2D, keras.layers.MaxPooling2D)):
             x = inner(x)
