@@ -29,8 +29,41 @@ log = logging.getLogger(__name__)
 WINDOWS_LAYER = "windows"
 
 
+def window_moments(x, n_windows: int):
+    """Per-window batch mean and (biased) variance, (n_windows, C) each, of a folded batch x (B * n_windows, ...,
+    C): the numbers ``TimeDistributed(BatchNormalization)`` computes (``tf.nn.moments`` over each window's
+    contiguous (B, ..., C) block, so the same summation order), with the gradient of the same function written
+    as cheap sums over the folded batch instead of the stock model's transposes."""
+    import tensorflow as tf
+    T = n_windows
+    inner = list(range(1, len(x.shape) - 1))
+
+    @tf.custom_gradient
+    def moments(x):
+        xw = tf.reshape(x, (-1, T, *x.shape[1:]))
+        xt = tf.transpose(xw, (1, 0, *range(2, len(xw.shape))))         # (T, B, ..., C), contiguous per window
+        red = list(range(len(xt.shape) - 2))
+        stats = [tf.nn.moments(xt[t], red) for t in range(T)]
+        mean = tf.stack([s[0] for s in stats])
+        var = tf.stack([s[1] for s in stats])
+        n = tf.cast(tf.size(x) // (T * x.shape[-1]), x.dtype)           # values per window and channel
+
+        def grad(g_mean, g_var):
+            # d mean / dx = 1 / n; d var / dx = 2 (x - mean) / n (tf.nn.moments stops the gradient through the
+            # mean inside the variance, and it is zero anyway): per folded row, the row's window parameters
+            rows = tf.shape(x)[0] // T
+            shape = (-1, *[1] * len(inner), x.shape[-1])
+            rep = lambda a: tf.reshape(tf.tile(a[None], [rows, 1, 1]), shape)  # noqa: E731
+            return rep(g_mean / n) + rep(2.0 * g_var / n) * (x - rep(mean))
+
+        return (mean, var), grad
+
+    return moments(x)
+
+
 def _layers():
     import keras
+    import tensorflow as tf
     from keras import ops
 
     class FoldWindows(keras.layers.Layer):
@@ -78,26 +111,26 @@ def _layers():
             bn = self.bn
             if not (training and bn.trainable):
                 return bn.call(x, training=False)        # the same element-wise affine map as the stock model
-            xw = ops.reshape(x, (-1, self.n_windows, *x.shape[1:]))      # (B, T, H, W, C)
-            # per window and channel, each window's statistics by the stock model's own reduction (a
-            # contiguous (B, H, W, C) slice reduced over (B, H, W)): the same summation order, the same numbers
-            xt = ops.transpose(xw, (1, 0, *range(2, len(xw.shape))))
-            red = list(range(len(xw.shape) - 2))
-            stats = [ops.moments(xt[t], axes=red) for t in range(self.n_windows)]
-            mean = ops.reshape(ops.stack([s[0] for s in stats]), (1, self.n_windows, *[1] * (len(red) - 1), -1))
-            var = ops.reshape(ops.stack([s[1] for s in stats]), (1, self.n_windows, *[1] * (len(red) - 1), -1))
+            T = self.n_windows
+            mean, var = window_moments(x, T)                              # (T, C) each
             m, v = bn.moving_mean, bn.moving_variance
             mm, mv = ops.cast(m, x.dtype), ops.cast(v, x.dtype)
-            flat_mean = ops.reshape(mean, (self.n_windows, -1))
-            flat_var = ops.reshape(var, (self.n_windows, -1))
-            for t in range(self.n_windows):                               # as TimeDistributed's calls, in order
-                mm = mm * bn.momentum + flat_mean[t] * (1.0 - bn.momentum)
-                mv = mv * bn.momentum + flat_var[t] * (1.0 - bn.momentum)
+            for t in range(T):                                            # as TimeDistributed's calls, in order
+                mm = mm * bn.momentum + mean[t] * (1.0 - bn.momentum)
+                mv = mv * bn.momentum + var[t] * (1.0 - bn.momentum)
             m.assign(mm)
             v.assign(mv)
-            out = ops.batch_normalization(xw, mean, var, axis=-1, offset=bn.beta if bn.center else None,
-                                          scale=bn.gamma if bn.scale else None, epsilon=bn.epsilon)
-            return ops.reshape(out, (-1, *x.shape[1:]))
+            # tf.nn.batch_normalization's own arithmetic (x * inv + (beta - mean * inv), inv = rsqrt(var + eps)
+            # * gamma) with per-window parameters repeated for each folded row: the same numbers per element,
+            # and its gradients are sums over contiguous (H, W) blocks
+            inv = tf.math.rsqrt(var + bn.epsilon)
+            if bn.scale:
+                inv = inv * ops.cast(bn.gamma, x.dtype)
+            shift = (ops.cast(bn.beta, x.dtype) - mean * inv) if bn.center else -mean * inv
+            rows = tf.shape(x)[0] // T
+            per_row = (-1, *[1] * (len(x.shape) - 2), x.shape[-1])
+            return x * tf.reshape(tf.tile(inv[None], [rows, 1, 1]), per_row) + \
+                tf.reshape(tf.tile(shift[None], [rows, 1, 1]), per_row)
 
         def compute_output_shape(self, s):
             return s

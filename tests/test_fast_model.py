@@ -77,8 +77,6 @@ def test_saved_weights_load_into_both_forms(tmp_path):
 
 @pytest.mark.parametrize("n", [1, 2, 5])
 def test_inference_and_input_gradient_agree(n):
-    import tensorflow as tf
-
     from ser_attacks.estimator import make_classifier
     model = make()
     x, y = data(n)
@@ -95,7 +93,6 @@ def test_inference_and_input_gradient_agree(n):
     np.testing.assert_allclose(g_fast, g_stock, rtol=0, atol=1e-6 + 1e-4 * np.abs(g_stock).max())
     np.testing.assert_allclose(fast.class_gradient(x, label=y), stock.class_gradient(x, label=y), rtol=0,
                                atol=1e-6 + 1e-4 * np.abs(g_stock).max() * 10)
-    assert isinstance(p_fast, np.ndarray) and tf.is_tensor(fast.model.outputs[0])
 
 
 def _train_step(fast: bool, x, onehot, dtype="float32"):
