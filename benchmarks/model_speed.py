@@ -288,9 +288,45 @@ def compare(seed: int, repeats: int, attack_batches: list[int], train_batch: int
             "input_grad_max_diff": float(np.abs(grads["stock"] - grads["fast"]).max()),
             "input_grad_max": float(np.abs(grads["stock"]).max()), "times": t}
         r = out[f"attack_batch_{n}"]
-        print(f"  batch {n}: forward x{r['forward']['ratio']:.2f}, forward+backward x{r['forward_backward']['ratio']:.2f}"
-              f" (logits diff {r['logits_max_diff']:.1e}, gradient diff {r['input_grad_max_diff']:.1e})", flush=True)
+        print(f"  batch {n}: forward x{r['forward']['ratio']:.2f}, "
+              f"forward+backward x{r['forward_backward']['ratio']:.2f} (logits diff {r['logits_max_diff']:.1e}, "
+              f"gradient diff {r['input_grad_max_diff']:.1e})", flush=True)
     return out
+
+
+def attacks(seed: int, repeats: int, names: list[str], n: int) -> list[dict]:
+    """A few of the paper grid's attacks at their paper settings (``conf/attack/*.yaml``), compiled estimator,
+    on the stock model vs its fast form: seconds per segment (median), and the outputs' largest difference."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from estimator import attack_cfg
+
+    from ser_attacks.attacks import attack_labels, build_attack
+    from ser_attacks.estimator import make_classifier
+    model = final_model(seed)
+    rng = np.random.default_rng(seed + 1)
+    clip = (-4.0, 6.0)
+    x = np.clip(rng.normal(size=(n, *SHAPE)), *clip).astype(np.float32)
+    y = rng.integers(0, 5, n)
+    clfs = {k: make_classifier(model, 5, clip, "compiled", batch_size=max(n, 1), fast=(k == "fast"))
+            for k in ("stock", "fast")}
+    rows = []
+    for spec in names:
+        name, *ov = spec.split(":")
+        cfg = attack_cfg(name, ov).attack
+        outs = {}
+
+        def run(kind, cfg=cfg):
+            attack = build_attack(cfg, clfs[kind])
+            labels = attack_labels(attack, y, 5, seed)[0]
+            np.random.seed(seed)
+            outs[kind] = np.asarray(attack.generate(x=x, y=labels))
+        t = timed({k: (lambda k=k: run(k)) for k in clfs}, repeats)
+        rows.append({"attack": " ".join([name, *ov]), "stock": med(t["stock"]) / n, "fast": med(t["fast"]) / n,
+                     "ratio": ratio(t["stock"], t["fast"]),
+                     "max_diff": float(np.abs(outs["stock"] - outs["fast"]).max())})
+        print(f"  {rows[-1]['attack']}: {rows[-1]['stock']:.2f} -> {rows[-1]['fast']:.2f} s/segment, "
+              f"x{rows[-1]['ratio']:.2f}, max diff {rows[-1]['max_diff']:.1e}", flush=True)
+    return rows
 
 
 def main(argv=None) -> int:
@@ -300,7 +336,10 @@ def main(argv=None) -> int:
     ap.add_argument("--train-batch", type=int, default=32)
     ap.add_argument("--profile-batch", type=int, default=32, help="batch of the per-layer profile (training)")
     ap.add_argument("--attack-batches", default="8,10")
-    ap.add_argument("--skip", default="", help="comma list of parts to skip: profile,parts,compare")
+    ap.add_argument("--attacks", default="fgsm,bim,deepfool,jsma:attack.theta=1",
+                    help="paper-grid attacks (name[:override...]) timed per segment, stock vs fast form")
+    ap.add_argument("--attack-n", type=int, default=2, help="segments attacked (one batch)")
+    ap.add_argument("--skip", default="", help="comma list of parts to skip: profile,parts,compare,attacks")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
@@ -326,6 +365,8 @@ def main(argv=None) -> int:
     if "compare" not in skip:
         res["compare"] = compare(args.seed, args.repeats, [int(v) for v in args.attack_batches.split(",")],
                                  args.train_batch)
+    if "attacks" not in skip:
+        res["attacks"] = attacks(args.seed, max(1, args.repeats // 2), args.attacks.split(","), args.attack_n)
     res["load_after"] = load()
     report(res)
     if args.json:
@@ -346,25 +387,23 @@ def report(res: dict) -> None:
         for r in res["profile"]:
             g = r["gflop_fwd"]
             eff = f"{g / r['fast_fwd']:.0f} ({100 * g / r['fast_fwd'] / pk:.0f} %)" if g else ""
-            print(f"| {r['layer']} | {tuple(r['in'])} | {g:.2f} | {r['stock_fwd'] * 1e3:.1f} | {r['fast_fwd'] * 1e3:.1f} | "
-                  f"{r['stock_fb'] * 1e3:.1f} | {r['fast_fb'] * 1e3:.1f} | **{r['ratio_fb']:.1f}x** | {eff} |")
+            ms = " | ".join(f"{r[k] * 1e3:.1f}" for k in ("stock_fwd", "fast_fwd", "stock_fb", "fast_fb"))
+            print(f"| {r['layer']} | {tuple(r['in'])} | {g:.2f} | {ms} | **{r['ratio_fb']:.1f}x** | {eff} |")
     if "parts" in res:
         p = res["parts"]
         cnn_g = fl["cnn_fwd_gflop"] + fl["cnn_train_bwd_gflop"]
-        head_g = 3 * fl["head_fwd_gflop"]
-        print(f"\n| part (training mode, batch {fl['batch']}) | stock ms | fast ms | GFLOP | fast GFLOP/s (% of peak) |")
+        head_g = fl["head_fwd_gflop"]
+        rows = [("CNN forward", p["cnn stock fwd"], p["cnn fast fwd"], fl["cnn_fwd_gflop"]),
+                ("CNN forward+backward (weights)", p["cnn stock fwd+bwd"], p["cnn fast fwd+bwd"], cnn_g),
+                ("head (Dropout, BiLSTM, Dense) forward", None, p["head fwd"], head_g),
+                ("head forward+backward", None, p["head fwd+bwd"], 3 * head_g),
+                ("whole model forward+backward", p["model stock fwd+bwd"], p["model fast fwd+bwd"],
+                 cnn_g + 3 * head_g)]
+        print(f"\n| part (training mode, batch {fl['batch']}) | stock ms | fast ms | GFLOP | fast GFLOP/s (% peak) |")
         print("|---|---:|---:|---:|---:|")
-        print(f"| CNN forward | {p['cnn stock fwd'] * 1e3:.0f} | {p['cnn fast fwd'] * 1e3:.0f} | {fl['cnn_fwd_gflop']:.2f} | "
-              f"{fl['cnn_fwd_gflop'] / p['cnn fast fwd']:.0f} ({100 * fl['cnn_fwd_gflop'] / p['cnn fast fwd'] / pk:.0f} %) |")
-        print(f"| CNN forward+backward (weights) | {p['cnn stock fwd+bwd'] * 1e3:.0f} | {p['cnn fast fwd+bwd'] * 1e3:.0f} | "
-              f"{cnn_g:.2f} | {cnn_g / p['cnn fast fwd+bwd']:.0f} ({100 * cnn_g / p['cnn fast fwd+bwd'] / pk:.0f} %) |")
-        print(f"| head (Dropout, BiLSTM, Dense) forward | {p['head fwd'] * 1e3:.0f} | (same layers) | {fl['head_fwd_gflop']:.2f} | "
-              f"{fl['head_fwd_gflop'] / p['head fwd']:.0f} ({100 * fl['head_fwd_gflop'] / p['head fwd'] / pk:.0f} %) |")
-        print(f"| head forward+backward | {p['head fwd+bwd'] * 1e3:.0f} | (same layers) | {head_g:.2f} | "
-              f"{head_g / p['head fwd+bwd']:.0f} ({100 * head_g / p['head fwd+bwd'] / pk:.0f} %) |")
-        tot = cnn_g + head_g
-        print(f"| whole model forward+backward | {p['model stock fwd+bwd'] * 1e3:.0f} | {p['model fast fwd+bwd'] * 1e3:.0f} | "
-              f"{tot:.2f} | {tot / p['model fast fwd+bwd']:.0f} ({100 * tot / p['model fast fwd+bwd'] / pk:.0f} %) |")
+        for name, a, b, g in rows:
+            stock = "(same layers)" if a is None else f"{a * 1e3:.0f}"
+            print(f"| {name} | {stock} | {b * 1e3:.0f} | {g:.2f} | {g / b:.0f} ({100 * g / b / pk:.0f} %) |")
     if "compare" in res:
         c = res["compare"]
         ts = c["train_step"]
@@ -382,6 +421,13 @@ def report(res: dict) -> None:
             print(f"| forward+backward w.r.t. the input, batch {n} | {r['forward_backward']['stock']:.3f} | "
                   f"{r['forward_backward']['fast']:.3f} | **{r['forward_backward']['ratio']:.2f}x** | gradient "
                   f"{r['input_grad_max_diff']:.1e} (largest entry {r['input_grad_max']:.1e}) |")
+    if "attacks" in res:
+        print("\n| attack (paper settings, compiled estimator) | stock form s/segment | fast form s/segment | speed-up "
+              "| max abs diff of the adversarial examples |")
+        print("|---|---:|---:|---:|---:|")
+        for r in res["attacks"]:
+            print(f"| {r['attack']} | {r['stock']:.2f} | {r['fast']:.2f} | **{r['ratio']:.2f}x** "
+                  f"| {r['max_diff']:.1e} |")
 
 
 if __name__ == "__main__":
