@@ -7,18 +7,20 @@ the whole tensor, one call of the layer per window, a stack and a transpose back
 backward. ``fast_form(model)`` builds a second Keras model over the *same layer objects*:
 
 * the input (B, frames, n_mels, 1) is reshaped once to (B * n_windows, frames / n_windows, n_mels, 1)
-  (a free reshape: window t of sample b is row b * n_windows + t), every convolution and pooling layer runs
-  once on that folded batch, and one reshape gives (B, n_windows, features) to the unchanged head
-  (Dropout, (B)LSTM, Dense);
+  (a free reshape: window t of sample b is row b * n_windows + t), every pooling layer runs once on that
+  folded batch, every convolution in n_windows calls on consecutive blocks of B images (the batch size of
+  TimeDistributed's calls, so oneDNN takes the same kernels; one call on all B * n_windows images is slower
+  backward on 2 cores), and one reshape gives (B, n_windows, features) to the unchanged head (Dropout,
+  (B)LSTM, Dense);
 * BatchNormalization keeps its per-window semantics: at inference it is the same per-element affine map;
   in training the batch statistics are those of each window separately (as ``TimeDistributed`` computes them,
   one call per window) and the moving averages get the same ``n_windows`` updates in the same order.
 
 Because the layers are shared, the two forms always hold the same weights: training the fast form trains
 the stock model, which is what gets saved; a cached (stock) model is attacked through its fast form.
-What differs is only the floating-point summation order (oneDNN picks convolution kernels by batch size,
-reductions over other axes): outputs agree within float rounding (bound stated and tested in
-``tests/test_fast_model.py``). Measured by ``benchmarks/model_speed.py`` (``recipes/model_speed``).
+Inference (logits, and the forward pass in training) gives the same numbers bit for bit; gradients differ
+only in the backward pass's summation order (the bound is stated and tested in ``tests/test_fast_model.py``).
+Measured by ``benchmarks/model_speed.py`` (``recipes/model_speed``).
 """
 from __future__ import annotations
 
@@ -98,6 +100,23 @@ def _layers():
                 size *= int(d)
             return (None if s[0] is None else s[0] // self.n_windows, self.n_windows, size)
 
+    class ChunkedConv(keras.layers.Layer):
+        """A convolution ``conv`` (shared, not copied) on the folded batch, run as ``n_windows`` calls on
+        consecutive blocks of B images: each call has the batch size of one of TimeDistributed's calls (so
+        oneDNN picks the same kernel: the same numbers), without TimeDistributed's transposes; one call on all
+        B * n_windows images is slower backward on this CPU (its working set leaves the caches)."""
+
+        def __init__(self, conv, n_windows: int, **kwargs):
+            super().__init__(**kwargs)
+            self.conv = conv
+            self.n_windows = int(n_windows)
+
+        def call(self, x):
+            return tf.concat([self.conv(part) for part in tf.split(x, self.n_windows, axis=0)], axis=0)
+
+        def compute_output_shape(self, s):
+            return self.conv.compute_output_shape(s)
+
     class WindowBatchNorm(keras.layers.Layer):
         """A BatchNormalization layer ``bn`` (shared, not copied) on the folded batch, with TimeDistributed's
         semantics: per-window batch statistics in training, ``n_windows`` moving-average updates in order."""
@@ -135,7 +154,7 @@ def _layers():
         def compute_output_shape(self, s):
             return s
 
-    return FoldWindows, UnfoldWindows, WindowBatchNorm
+    return FoldWindows, UnfoldWindows, WindowBatchNorm, ChunkedConv
 
 
 def is_fast(model) -> bool:
@@ -174,7 +193,7 @@ def fast_form(model):
 
 def _build_fast(model):
     import keras
-    FoldWindows, UnfoldWindows, WindowBatchNorm = _layers()
+    FoldWindows, UnfoldWindows, WindowBatchNorm, ChunkedConv = _layers()
     layers = model.layers
     names = [layer.name for layer in layers]
     if WINDOWS_LAYER not in names or names.index(WINDOWS_LAYER) != 1:
@@ -193,7 +212,9 @@ def _build_fast(model):
             if inner.axis not in (-1, len(x.shape) - 1) or inner.renorm:
                 raise ValueError(f"fast form: {wrapper.name}: only channels-last BatchNormalization without renorm")
             x = WindowBatchNorm(inner, n_windows, name=f"{wrapper.name}_windows")(x)
-        elif isinstance(inner, (keras.layers.Conv2D, keras.layers.MaxPooling2D)):
+        elif isinstance(inner, keras.layers.Conv2D):
+            x = ChunkedConv(inner, n_windows, name=f"{wrapper.name}_windows")(x)
+        elif isinstance(inner, keras.layers.MaxPooling2D):
             x = inner(x)
         else:
             raise ValueError(f"fast form: no folded form for {type(inner).__name__} ({wrapper.name})")

@@ -14,10 +14,9 @@ on the same chunks as ``predict``. ``WindowedPredictor.build`` checks all of thi
 model (bit-identical logits, and a CNN row unchanged by its batch neighbours) and returns None (callers
 then use ``predict``) if the model is not such a CNN-(B)LSTM or any check fails.
 
-The estimator's model is usually the fast form (``ser_attacks.fast_model``), whose ``predict`` runs each
-convolution once on chunk x n_windows window images; the per-window layers are the same, and oneDNN gives
-an image the same numbers in any batch of 2 or more (a batch of ONE image takes another kernel), so with a
-fast form a single window is run in a batch of two (itself twice); the checks include a batch of one.
+The estimator's model is usually the fast form (``ser_attacks.fast_model``): the same layers, and each of its
+convolutions runs in calls of the same batch size as the stock model's per-window calls, so the per-window
+CNN here (the stock layers) gives the same numbers; the checks include a batch of one.
 
 Work saved: the CNN is ~60 % of the final model's forward pass on this CPU; candidates of a 1-cell
 attack need 1 window of 9, of a 10-cell attack about 6.
@@ -32,9 +31,8 @@ log = logging.getLogger(__name__)
 
 
 class WindowedPredictor:
-    def __init__(self, model, windows_layer, cnn_layers, head_layers, min_batch: int = 1):
+    def __init__(self, model, windows_layer, cnn_layers, head_layers):
         import tensorflow as tf
-        self.min_batch = int(min_batch)
         self.n_windows, self.frames = (int(v) for v in windows_layer.target_shape[:2])
         frame_shape = tuple(int(v) for v in windows_layer.target_shape[1:])
 
@@ -66,7 +64,7 @@ class WindowedPredictor:
     def _make(cls, clf, model, check) -> "WindowedPredictor | None":
         import keras
 
-        from .fast_model import is_fast, stock_form
+        from .fast_model import stock_form
         layers = stock_form(model).layers
         names = [type(layer).__name__ for layer in layers]
         try:
@@ -74,7 +72,7 @@ class WindowedPredictor:
             td = [i for i in range(w + 1, len(layers)) if isinstance(layers[i], keras.layers.TimeDistributed)]
             if not td or td != list(range(w + 1, td[-1] + 1)) or w != 1 or len(layers[w].target_shape) < 3:
                 raise StopIteration
-            self = cls(model, layers[w], [layers[i] for i in td], layers[td[-1] + 1:], 2 if is_fast(model) else 1)
+            self = cls(model, layers[w], [layers[i] for i in td], layers[td[-1] + 1:])
         except (StopIteration, AttributeError, TypeError):
             log.info("Windowed prediction not used: the model is not a windowed CNN-(B)LSTM (%s)", names)
             return None
@@ -99,10 +97,7 @@ class WindowedPredictor:
 
     def cnn(self, x):
         self.n_cnn_images += len(x)
-        x = np.ascontiguousarray(x, np.float32)
-        if len(x) < self.min_batch:                     # padded with copies of its first image
-            return self._cnn(np.concatenate([x, np.repeat(x[:1], self.min_batch - len(x), 0)])).numpy()[:len(x)]
-        return self._cnn(x).numpy()
+        return self._cnn(np.ascontiguousarray(x, np.float32)).numpy()
 
     def head(self, feats):
         return self._head(np.ascontiguousarray(feats, np.float32)).numpy()
