@@ -165,7 +165,8 @@ def profile(model, batch: int, repeats: int, training: bool) -> list[dict]:
     flayers = fast.layers
     for fl in flayers:
         for tl in model.layers:
-            if isinstance(tl, keras.layers.TimeDistributed) and (fl is tl.layer or getattr(fl, "bn", None) is tl.layer):
+            wrapped = (fl, getattr(fl, "bn", None), getattr(fl, "conv", None))
+            if isinstance(tl, keras.layers.TimeDistributed) and any(tl.layer is w for w in wrapped):
                 fast_by_stock[tl.name] = fl
     for tl in model.layers:
         if not isinstance(tl, keras.layers.TimeDistributed) or tl.name == "flatten":
