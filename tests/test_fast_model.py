@@ -121,7 +121,9 @@ def test_float64_same_function():
     statistics) and at inference (logits, input gradient): what differs in float32 is rounding only."""
     import keras
     import tensorflow as tf
+    policy = keras.config.dtype_policy()
     keras.config.set_floatx("float64")
+    keras.config.set_dtype_policy("float64")     # (once a model was built, layers follow the policy, not floatx)
     try:
         x, y = data(4, dtype=np.float64)
         onehot = np.eye(5)[y]
@@ -142,6 +144,7 @@ def test_float64_same_function():
             assert np.abs(a - b).max() <= 1e-10 * np.abs(a).max()
     finally:
         keras.config.set_floatx("float32")
+        keras.config.set_dtype_policy(policy)
 
 
 def test_training_uses_the_fast_form_and_saves_the_stock_model():
