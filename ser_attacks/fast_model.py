@@ -172,7 +172,7 @@ def maybe_fast(model):
     try:
         return fast_form(model)
     except ValueError as exc:
-        log.info("%s", exc)
+        log.debug("%s", exc)
         return model
 
 
