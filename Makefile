@@ -81,7 +81,7 @@ describe-real: install  ## Tables 8-10 equivalents for the shared real corpora (
 # ---- attack grid and estimator benchmark ----------------------------------------------------
 DATASET ?= synthetic
 
-.PHONY: paper-grid bench-estimator bench-grid bench-attack-memory bench-min-norm
+.PHONY: paper-grid bench-estimator bench-grid bench-attack-memory bench-min-norm bench-model
 
 ##@ Experiments: the paper grid, the study, model selection
 paper-grid: install  ## the paper's whole attack grid as ONE sweep, one parent run (DATASET=..., ARGS=attack.n_samples=40)
@@ -90,6 +90,9 @@ paper-grid: install  ## the paper's whole attack grid as ONE sweep, one parent r
 ##@ Benchmarks and data
 bench-estimator: install  ## stock vs compiled ART estimator on the final model (ARGS="--n 16 --repeats 5")
 	$(PY) benchmarks/estimator.py $(ARGS)
+
+bench-model: install  ## the final model, stock vs fast form: profile, training step, forward(+backward) (ARGS="--repeats 7")
+	$(PY) benchmarks/model_speed.py $(ARGS)
 
 bench-grid: install  ## the paper grid, stock ART vs ours, trained model + shared EmoDB (ARGS="--n 2 --repeats 1")
 	$(PY) benchmarks/grid.py $(ARGS)

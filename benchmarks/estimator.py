@@ -11,7 +11,9 @@ medians are compared. Each pair's adversarial examples are also compared (max |d
 
 The last table relates a compiled BIM with ``--bim-iter`` iterations to ``--bim-iter`` x one
 compiled forward+backward pass (``loss_gradient``) on the same batch: the closer to 1, the less
-time the attack loop spends outside the model.
+time the attack loop spends outside the model. Both estimators run the model's fast form
+(``ser_attacks.fast_model``, as attack jobs do), so that floor is the faster model's forward+backward;
+``benchmarks/model_speed.py`` compares the two forms.
 """
 from __future__ import annotations
 
@@ -79,6 +81,7 @@ def main(argv=None) -> int:
     from ser_attacks.app import device_name
     from ser_attacks.attacks import attack_labels, build_attack
     from ser_attacks.estimator import make_classifier
+    from ser_attacks.fast_model import is_fast
 
     model, model_name = build(args.seed)
     rng = np.random.default_rng(args.seed)
@@ -88,7 +91,8 @@ def main(argv=None) -> int:
     clfs = {k: make_classifier(model, 5, clip, k, batch_size=max(args.n, 1)) for k in ("stock", "compiled")}
     print(f"# model {model_name} ({model.count_params():,} params, random weights seed {args.seed}), "
           f"{args.n} samples, {args.repeats} timed runs each, {device_name()}, TF {tf.__version__}, "
-          f"threads intra={tf.config.threading.get_intra_op_parallelism_threads() or 'default'}")
+          f"threads intra={tf.config.threading.get_intra_op_parallelism_threads() or 'default'}, "
+          f"model form: {'fast' if is_fast(clfs['compiled'].model) else 'stock'}")
 
     rows = []
     for name in args.attacks.split(","):

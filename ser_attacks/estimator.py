@@ -141,11 +141,17 @@ def is_compiled(clf) -> bool:
 
 
 def make_classifier(model, n_classes: int, clip_values, kind: str = "compiled",
-                    batch_size: int = 64) -> TensorFlowV2Classifier:
+                    batch_size: int = 64, fast: bool = True) -> TensorFlowV2Classifier:
     """``clip_values``: None (no box), (min, max) floats, or (min, max) arrays broadcastable to the model
     input (e.g. per Mel band, shape (1, n_mels, 1)); arrays are expanded to the input's full shape
-    (frames, n_mels, 1), so every attack sees one bound per input cell."""
+    (frames, n_mels, 1), so every attack sees one bound per input cell. ``fast``: a windowed CNN-(B)LSTM is
+    wrapped in its fast form (``ser_attacks.fast_model``: same weights, same numbers within float rounding;
+    both estimator kinds alike); False keeps the model as given (benchmarks compare the two)."""
     import keras
+
+    from .fast_model import maybe_fast
+    if fast:
+        model = maybe_fast(model)
     if kind not in KINDS:
         raise ValueError(f"Unknown estimator {kind!r}; choose one of {KINDS}")
     if clip_values is not None and np.ndim(clip_values[0]) > 0:

@@ -83,10 +83,13 @@ def deterministic(seed: int) -> None:
 
 def compiled_model(model_cfg, train_cfg, seed: int, input_shape, n_classes):
     """The model of config node ``model_cfg``, compiled with Adam(``train_cfg.lr``) and cross-entropy on logits;
-    seeded and deterministic."""
+    seeded and deterministic. A windowed CNN-(B)LSTM is returned in its fast form (``ser_attacks.fast_model``:
+    the same layers and weights, the same numbers within float rounding); ``stock_form`` gives the model to save."""
     import keras
+
+    from .fast_model import maybe_fast
     deterministic(int(seed))
-    model = build_model(model_cfg, input_shape, n_classes)
+    model = maybe_fast(build_model(model_cfg, input_shape, n_classes))
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=train_cfg.lr),
                   loss=keras.losses.CategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
     return model
@@ -175,6 +178,7 @@ def by_speaker(model, X, y, speakers) -> dict[str, list[int]]:
 
 def _fit(cfg, data, tracking, key: str, out: Path, parent_run_id: str | None = None) -> dict:
     from .data import front_end  # the data stage (pandas) only when a model is trained
+    from .fast_model import stock_form
     norm, (Xtr, ytr), (Xva, yva), (Xte, yte) = normalized_parts(cfg.normalization, data)
     n_classes = len(data.classes)
     model = compiled_model(cfg.model, cfg.train, cfg.seed, Xtr.shape[1:], n_classes)
@@ -205,11 +209,11 @@ def _fit(cfg, data, tracking, key: str, out: Path, parent_run_id: str | None = N
                                                                    "test_by_speaker")}, "curves.json")
 
         def build(tmp: Path) -> None:
-            model.save(tmp / "model.keras")
+            stock_form(model).save(tmp / "model.keras")          # the paper's architecture, not the fast form
             norm.save(tmp / "normalizer.npz")
             write_model_config(tmp, front_end(cfg.features), meta)
             if run_id:      # MLflow Models (Keras flavour + pyfunc wrapper), registered; facts kept in meta.json
-                meta.update(tracking.finish_train_run(run_id, meta, tmp, model, Xtr[:1]))
+                meta.update(tracking.finish_train_run(run_id, meta, tmp, stock_form(model), Xtr[:1]))
             (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
 
         atomic_dir(out, build)

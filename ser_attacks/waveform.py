@@ -162,6 +162,7 @@ def waveform_classifier(tm, fe, kind: str = "compiled", batch_size: int = 64, cl
     """The trained model behind the TF front end and its normalizer, as one ART classifier on waveforms
     (input (n, segment_samples) within ``clip_values`` (full scale), logits out)."""
     from .estimator import make_classifier
+    from .fast_model import maybe_fast
     from .frontend_tf import waveform_model
-    return make_classifier(waveform_model(tm.model, fe, tm.normalizer), len(tm.classes), tuple(clip_values), kind,
-                           batch_size)
+    return make_classifier(waveform_model(maybe_fast(tm.model), fe, tm.normalizer), len(tm.classes),
+                           tuple(clip_values), kind, batch_size)

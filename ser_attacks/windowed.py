@@ -14,6 +14,10 @@ on the same chunks as ``predict``. ``WindowedPredictor.build`` checks all of thi
 model (bit-identical logits, and a CNN row unchanged by its batch neighbours) and returns None (callers
 then use ``predict``) if the model is not such a CNN-(B)LSTM or any check fails.
 
+The estimator's model is usually the fast form (``ser_attacks.fast_model``): the same layers, and each of its
+convolutions runs in calls of the same batch size as the stock model's per-window calls, so the per-window
+CNN here (the stock layers) gives the same numbers; the checks include a batch of one.
+
 Work saved: the CNN is ~60 % of the final model's forward pass on this CPU; candidates of a 1-cell
 attack need 1 window of 9, of a 10-cell attack about 6.
 """
@@ -59,7 +63,9 @@ class WindowedPredictor:
     @classmethod
     def _make(cls, clf, model, check) -> "WindowedPredictor | None":
         import keras
-        layers = model.layers
+
+        from .fast_model import stock_form
+        layers = stock_form(model).layers
         names = [type(layer).__name__ for layer in layers]
         try:
             w = next(i for i, layer in enumerate(layers) if isinstance(layer, keras.layers.Reshape))
@@ -80,8 +86,11 @@ class WindowedPredictor:
         feats = np.stack([self.cnn(x[:, t * self.frames:(t + 1) * self.frames]) for t in range(self.n_windows)], 1)
         neighbours = np.concatenate([x[:1], x[1:][::-1]])        # the same first image, other batch neighbours
         alone = self.cnn(neighbours[:, :self.frames])[0]
+        one = self.head(np.stack([self.cnn(x[:1, t * self.frames:(t + 1) * self.frames])
+                                  for t in range(self.n_windows)], 1))
         self.n_cnn_images = 0
-        if not (np.array_equal(self.head(feats), full) and np.array_equal(alone, feats[0, 0])):
+        if not (np.array_equal(self.head(feats), full) and np.array_equal(alone, feats[0, 0])
+                and np.array_equal(one, clf.predict(x[:1], batch_size=1))):
             log.warning("Windowed prediction not used: it does not reproduce this model's logits bit for bit")
             return None
         return self
