@@ -23,7 +23,7 @@ export MLFLOW_TRACKING_URI
 help:  ## this list, by purpose
 	@awk 'BEGIN { FS = ":.*## " } \
 		/^##@ / { sec = substr($$0, 5); if (!(sec in seen)) { seen[sec] = 1; order[++n] = sec }; next } \
-		/^[a-zA-Z_-]+:.*## / { if (sec == "") sec = "Other"; if (!(sec in seen)) { seen[sec] = 1; order[++n] = sec }; \
+		/^[a-zA-Z0-9_-]+:.*## / { if (sec == "") sec = "Other"; if (!(sec in seen)) { seen[sec] = 1; order[++n] = sec }; \
 			rows[sec] = rows[sec] sprintf("  make %-20s %s\n", $$1, $$2) } \
 		END { for (i = 1; i <= n; i++) printf "%s%s:\n%s", (i > 1 ? "\n" : ""), order[i], rows[order[i]] }' $(MAKEFILE_LIST)
 	@echo; echo "One job or sweep directly: python -m ser_attacks --help"
