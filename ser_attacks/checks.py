@@ -16,9 +16,9 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from .lifecycle import EXIT_CONFIG  # noqa: F401 - every configuration error exits with it (lifecycle: exit codes)
 from .paths import CONF_DIR
 
-EXIT_CONFIG = 2          # every configuration error (docs/configuration.md, "Errors and exit codes")
 ESTIMATOR_KINDS = ("compiled", "stock")      # = estimator.KINDS (estimator.py imports ART; tests compare them)
 MODES = ("attack", "train", "tune")          # app._run: attack, else train, else tune
 

@@ -31,6 +31,7 @@ from typing import Iterator
 
 log = logging.getLogger(__name__)
 HANDLED = (signal.SIGTERM, signal.SIGINT)
+EXIT_CONFIG = 2          # every configuration error (docs/configuration.md, "Errors and exit codes")
 
 
 class Interrupted(KeyboardInterrupt):

@@ -530,9 +530,8 @@ def _checklist_lines(config: DictConfig, uri: str, sweep_id: str) -> list[str]:
 
 def _config_error(exc: Exception):
     """The user's input (tracking URI, report option): one line and the configuration errors' exit code."""
-    from .checks import EXIT_CONFIG
     print(f"error: {exc}", file=sys.stderr)
-    raise SystemExit(EXIT_CONFIG) from None
+    raise SystemExit(lifecycle.EXIT_CONFIG) from None
 
 
 def clip_words(text: str, width: int) -> str:

@@ -140,13 +140,8 @@ def test_training_records_kept_epoch_curves_and_speakers(cfg_factory):
 
 
 def _script():
-    import importlib.util
-
-    from tests.helpers.config import ROOT
-    spec = importlib.util.spec_from_file_location("speaker_independent", ROOT / "scripts" / "speaker_independent.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    from tests.helpers import load_script
+    return load_script("scripts/speaker_independent.py", "speaker_independent")
 
 
 def test_recipe_table_pools_folds_and_seeds_with_a_speaker_and_seed_interval():

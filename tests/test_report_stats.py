@@ -4,14 +4,12 @@ bootstrap (SD and coverage with a known truth, on the committed files' speakers)
 judged against sparse noise, checklist rules decided on intervals, one Holm family rule, and the analysis plan."""
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pandas as pd
 import pytest
 
 from ser_attacks.report import stats
-from tests.helpers import ROOT
+from tests.helpers import ROOT, load_script
 
 STUDY = ROOT / "results" / "study"
 
@@ -84,10 +82,7 @@ def test_pooled_segments_carry_their_fold():
 
 # ------------------------------------------------------------------------------------------- defect 3
 def _findings():
-    spec = importlib.util.spec_from_file_location("study_findings", ROOT / "recipes" / "study" / "findings.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("recipes/study/findings.py", "study_findings")
 
 
 def test_ranking_is_on_the_correctly_classified_segments():

@@ -2,19 +2,17 @@
 identity and locations import no pipeline stage (no pandas, TensorFlow or MLflow)."""
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.helpers import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def _structure():
-    spec = importlib.util.spec_from_file_location("structure_counts", ROOT / "scripts" / "structure_counts.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("scripts/structure_counts.py", "structure_counts")
 
 
 def test_no_import_circle_outside_the_report_package():

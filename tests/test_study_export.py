@@ -12,7 +12,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
-from tests.helpers import CONF_DIR, ROOT
+from tests.helpers import CONF_DIR, ROOT, load_script
 from tests.helpers.report import cli, sweep
 from tests.helpers.sweeper import PAPER_GRID, list_sweeper_jobs
 
@@ -118,11 +118,7 @@ def test_report_from_files_equals_report_from_mlflow(study):
 
 def _tables_module():
     """recipes/study/tables.py (a script, not a package module)."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("study_tables", ROOT / "recipes" / "study" / "tables.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("recipes/study/tables.py", "study_tables")
 
 
 def test_readme_tables_come_from_the_report_csvs(study, tmp_path):

@@ -1,18 +1,13 @@
 """recipes/study/findings.py: the verdicts on the paper's attack ranking say only what the intervals support."""
 from __future__ import annotations
 
-import importlib.util
-
 import pandas as pd
 
-from tests.helpers import ROOT
+from tests.helpers import load_script
 
 
 def _findings():
-    spec = importlib.util.spec_from_file_location("study_findings", ROOT / "recipes" / "study" / "findings.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("recipes/study/findings.py", "study_findings")
 
 
 def _df(rows):

@@ -5,6 +5,7 @@ test module imports another one (or conftest).
 """
 from .cli import mlflow_runs, run_cli, subprocess_env
 from .config import CONF_DIR, ROOT, TINY_CORPUS, compose_config, tiny_overrides
+from .scripts import load_script
 
-__all__ = ["CONF_DIR", "ROOT", "TINY_CORPUS", "compose_config", "mlflow_runs", "run_cli", "subprocess_env",
-           "tiny_overrides"]
+__all__ = ["CONF_DIR", "ROOT", "TINY_CORPUS", "compose_config", "load_script", "mlflow_runs", "run_cli",
+           "subprocess_env", "tiny_overrides"]
