@@ -40,7 +40,8 @@ die() { log "FAILED: $*"; exit 1; }
 # timed <label> <seconds> cmd...: runs cmd under a time limit and logs how long it took
 timed() {
   local label=$1 limit=$2 t rc=0; shift 2; t=$(date +%s)
-  timeout --kill-after=30 "$limit" "$@" || rc=$?
+  timeout --kill-after=30 "$limit" "$@" &   # in the background: a TERM to this script is handled at once
+  CHILD=$!; wait "$CHILD" || rc=$?; CHILD=""
   if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then die "$label: no result after ${limit}s (time limit)"; fi
   [ "$rc" = 0 ] || die "$label: exit code $rc"
   log "$label: done in $(( $(date +%s) - t ))s"
@@ -49,6 +50,7 @@ timed() {
 cleanup() {
   local rc=$?
   set +e
+  [ -n "${CHILD:-}" ] && { kill "$CHILD"; wait "$CHILD"; } 2>/dev/null
   if [ -n "$COMPOSE_UP" ]; then
     [ "$rc" = 0 ] || { log "server logs (last 40 lines):"; compose logs --no-color --tail=40 mlflow postgres 2>&1; }
     compose --profile cpu down -v --remove-orphans >/dev/null 2>&1
@@ -57,7 +59,10 @@ cleanup() {
   if [ "${SMOKE_KEEP_IMAGES:-1}" = 0 ]; then
     docker rmi -f "$CPU_IMAGE" "$PY_LOCAL" "$PG_LOCAL" >/dev/null 2>&1; docker image prune -f >/dev/null 2>&1
   fi
-  [ -n "${WORK:-}" ] && [ -z "${SMOKE_WORK:-}" ] && rm -rf "$WORK"
+  if [ -n "${WORK:-}" ]; then   # an interrupted debootstrap leaves proc/sys mounted in its root
+    awk -v w="$WORK/" 'index($2, w) == 1 {print $2}' /proc/mounts | sort -r | xargs -r umount -l 2>/dev/null
+    [ -z "${SMOKE_WORK:-}" ] && rm -rf "$WORK"
+  fi
   if [ -n "$STARTED_DOCKERD" ]; then
     log "stopping the dockerd this script started (pid $STARTED_DOCKERD)"
     kill "$STARTED_DOCKERD" 2>/dev/null
