@@ -34,7 +34,8 @@ COMPOSE_UP=""
 JOB_ARGS=(-m attack=fgsm attack.n_samples=4 model=tiny train=fast dataset.generate.n_speakers=4
           dataset.generate.n_sentences=3 progress=false features.n_jobs=1 attack.verbose=false train.verbose=0)
 
-log() { echo "[docker-smoke +$(( $(date +%s) - T0 ))s] $*"; }
+exec 3>&1   # the log goes to the script's stdout even from commands whose own output is silenced
+log() { echo "[docker-smoke +$(( $(date +%s) - T0 ))s] $*" >&3; }
 skip() { log "SKIPPED: $*"; exit "$SKIP"; }
 die() { log "FAILED: $*"; exit 1; }
 # timed <label> <seconds> cmd...: runs cmd under a time limit and logs how long it took
@@ -151,7 +152,7 @@ if docker image inspect "$PG_OFFICIAL" >/dev/null 2>&1 || pull "$PG_OFFICIAL"; t
 else
   log "$PG_OFFICIAL cannot be pulled: building a stand-in from Debian's postgresql (docker/postgres-standin)"
   # on the Python base (any Debian bookworm image with apt works)
-  timed "postgres stand-in image" 900 docker build -q -t "$PG_LOCAL" --build-arg BASE_IMAGE="$PYTHON_IMAGE" \
+  timed "postgres stand-in image" 1800 docker build -q -t "$PG_LOCAL" --build-arg BASE_IMAGE="$PYTHON_IMAGE" \
     docker/postgres-standin >/dev/null
   POSTGRES_IMAGE=$PG_LOCAL
 fi
@@ -160,7 +161,7 @@ export PYTHON_IMAGE POSTGRES_IMAGE CPU_IMAGE
 # ---- the CPU image --------------------------------------------------------------------------------
 if [ "${SMOKE_BUILD:-1}" = 1 ]; then
   log "building $CPU_IMAGE (docker/Dockerfile, TF_EXTRA=cpu, PYTHON_IMAGE=$PYTHON_IMAGE)"
-  timed "CPU image build" 2700 docker build -q -f docker/Dockerfile --build-arg TF_EXTRA=cpu \
+  timed "CPU image build" 3600 docker build -q -f docker/Dockerfile --build-arg TF_EXTRA=cpu \
     --build-arg PYTHON_IMAGE="$PYTHON_IMAGE" -t "$CPU_IMAGE" . >/dev/null
 else
   docker image inspect "$CPU_IMAGE" >/dev/null 2>&1 || die "SMOKE_BUILD=0 but there is no image $CPU_IMAGE"
@@ -206,7 +207,7 @@ for v in data cache runs; do mkdir -p "$WORK/$v"; done
 chown -R 1000:1000 "$WORK/data" "$WORK/cache" "$WORK/runs" 2>/dev/null || chmod -R a+rwX "$WORK/data" "$WORK/cache" "$WORK/runs"
 JOB_CONTAINER=ser-attacks-smoke-job-$$
 log "sweep in $CPU_IMAGE with -v …:/work/data -v …:/work/cache -v …:/work/runs: ${JOB_ARGS[*]}"
-timed "sweep in the container" 1200 docker run --rm --name "$JOB_CONTAINER" \
+timed "sweep in the container" 1800 docker run --rm --name "$JOB_CONTAINER" \
   -v "$WORK/data:/work/data" -v "$WORK/cache:/work/cache" -v "$WORK/runs:/work/runs" \
   -e CHECK="$CHECK" -e MLFLOW_TRACKING_URI=sqlite:////work/runs/mlflow.db --entrypoint sh "$CPU_IMAGE" -c \
   'python -m ser_attacks "$@" > /work/runs/sweep.log 2>&1 || { tail -30 /work/runs/sweep.log; exit 1; }
@@ -226,11 +227,11 @@ export MLFLOW_PORT SER_DATA=$WORK/compose-data SER_RUNS=$WORK/compose-runs
 mkdir -p "$SER_DATA" "$SER_RUNS"; chown 1000:1000 "$SER_RUNS" 2>/dev/null || chmod a+rwX "$SER_RUNS"
 COMPOSE_UP=1
 log "compose stack up: postgres ($POSTGRES_IMAGE) + mlflow ($CPU_IMAGE) on 127.0.0.1:$MLFLOW_PORT"
-timed "compose up --wait" 600 docker compose -p "$PROJECT" -f docker/compose.yaml up -d --no-build --wait postgres mlflow
+timed "compose up --wait" 900 docker compose -p "$PROJECT" -f docker/compose.yaml up -d --no-build --wait postgres mlflow
 python3 -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$MLFLOW_PORT/health', timeout=10)" \
   || die "the server's UI does not answer on 127.0.0.1:$MLFLOW_PORT"
 log "sweep in the runner against http://mlflow:5000 (corpus generated in /work/runs: /work/data is read-only there)"
-timed "sweep in the compose runner" 1200 docker compose -p "$PROJECT" -f docker/compose.yaml --profile cpu run --rm --no-deps \
+timed "sweep in the compose runner" 1800 docker compose -p "$PROJECT" -f docker/compose.yaml --profile cpu run --rm --no-deps \
   -T -e CHECK="$CHECK" -e MLFLOW_HTTP_REQUEST_MAX_RETRIES=2 -e MLFLOW_HTTP_REQUEST_TIMEOUT=60 \
   --entrypoint sh runner-cpu -c \
   'python -m ser_attacks "$@" > /work/runs/sweep.log 2>&1 || { tail -30 /work/runs/sweep.log; exit 1; }
