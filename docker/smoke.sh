@@ -16,7 +16,8 @@
 # Exit 0: passed; 77: skipped, with the reason (no Docker daemon could be reached or started, not enough
 # free disk); anything else: failed.
 # Settings (environment): SMOKE_MIN_FREE_GB (default 25), SMOKE_BUILD=0 (use $CPU_IMAGE as it is),
-# CPU_IMAGE (ser-attacks:cpu), SMOKE_START_DOCKERD=0 (never start a daemon), SMOKE_WORK (scratch folder).
+# CPU_IMAGE (ser-attacks:cpu), SMOKE_START_DOCKERD=0 (never start a daemon), SMOKE_WORK (scratch folder),
+# SMOKE_PROJECT (compose project name, ser-attacks-smoke).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,7 +26,7 @@ PY_OFFICIAL=python:3.11-slim-bookworm
 PG_OFFICIAL=postgres:16-bookworm
 PY_LOCAL=ser-attacks-base/python:3.11-bookworm
 PG_LOCAL=ser-attacks-base/postgres:15-bookworm
-PROJECT=ser-attacks-smoke
+PROJECT=${SMOKE_PROJECT:-ser-attacks-smoke}
 MIN_FREE_GB=${SMOKE_MIN_FREE_GB:-25}
 SKIP=77
 T0=$(date +%s)
