@@ -104,16 +104,28 @@ bench-min-norm: install  ## one FMN curve vs the five-budget BIM sweep, same seg
 	$(PY) benchmarks/min_norm.py $(ARGS)
 
 # ---- containers and the shared tracking server (docker/) -------------------------------------
+# Compose v2 (`docker compose`); POSTGRES_PASSWORD must be set (no default). PYTHON_IMAGE=... builds on
+# another base (a registry mirror's python:3.11 image); POSTGRES_IMAGE=... for the database likewise.
 COMPOSE := docker compose -f docker/compose.yaml
-.PHONY: docker-build docker-gpu server-up server-down
+DOCKER_BUILD_ARGS = $(if $(PYTHON_IMAGE),--build-arg PYTHON_IMAGE=$(PYTHON_IMAGE))
+.PHONY: docker-build docker-gpu docker-cpu server-up server-down docker-smoke docker-tools
 
 ##@ Containers and clusters
 docker-build:  ## build the GPU image (ser-attacks:gpu) and the CPU image used by the server
-	docker build -f docker/Dockerfile --build-arg TF_EXTRA=gpu -t ser-attacks:gpu .
-	docker build -f docker/Dockerfile --build-arg TF_EXTRA=cpu -t ser-attacks:cpu .
+	docker build -f docker/Dockerfile --build-arg TF_EXTRA=gpu $(DOCKER_BUILD_ARGS) -t ser-attacks:gpu .
+	docker build -f docker/Dockerfile --build-arg TF_EXTRA=cpu $(DOCKER_BUILD_ARGS) -t ser-attacks:cpu .
 
 docker-gpu:  ## run a sweep in the GPU container against the shared server (ARGS="-m attack=fgsm,bim ...")
 	$(COMPOSE) --profile gpu run --rm runner $(ARGS)
+
+docker-cpu:  ## the same in the CPU container (no GPU needed)
+	$(COMPOSE) --profile cpu run --rm runner-cpu $(ARGS)
+
+docker-smoke:  ## build the CPU image, run a sweep in it, then in the compose stack against the server (docker/smoke.sh)
+	bash docker/smoke.sh
+
+docker-tools:  ## root, Debian: docker.io, debootstrap and Compose v2 for docker-smoke (docker/install-tools.sh)
+	PYTHON=$(if $(wildcard $(PY)),$(PY),python3) bash docker/install-tools.sh
 
 server-up:  ## PostgreSQL + MLflow server; UI on http://127.0.0.1:5000; then MLFLOW_TRACKING_URI=http://127.0.0.1:5000
 	$(COMPOSE) up -d --wait postgres mlflow
