@@ -31,7 +31,7 @@ def _overwrite_same_size(x: Path) -> None:
     size = x.stat().st_size
     data = bytearray(x.read_bytes())
     header = 128                                    # .npy header; overwrite values, keep the size
-    data[header:] = np.random.default_rng(0).standard_normal((size - header) // 4).astype(np.float32).tobytes()
+    data[header:] = np.random.default_rng(0).bytes(size - header)   # any size, not only whole float32s
     x.write_bytes(bytes(data))
     assert x.stat().st_size == size
 

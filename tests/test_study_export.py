@@ -134,7 +134,8 @@ def test_readme_tables_come_from_the_report_csvs(study, tmp_path):
     cv = cv[cv.attack == "fgsm"].iloc[0]
     row = next(ln for ln in text.splitlines() if ln.startswith("| fgsm |"))
     lk = leaky[leaky.attack == "fgsm"].acc_ours.iloc[0]
-    assert f"| {cv.adv_acc:.3f} [{cv.adv_acc_lo:.2f}, {cv.adv_acc_hi:.2f}] / {lk:.3f} / – |" in row
+    from ser_attacks.report.format import fci  # the report's format: an exact bound where degenerate
+    assert f"| {fci(cv.adv_acc, cv.adv_acc_lo, cv.adv_acc_hi)} / {lk:.3f} / – |" in row
     assert row.split("|")[6].strip() == f"{cv.success_rate:.3f}"
     assert "## synthetic" in text and "| synthetic |" in text
     # the wall-time table sums the speaker_cv runs' own attack time (every fold, every configuration)
@@ -222,7 +223,8 @@ def test_study_experiment_is_the_paper_grid_plus_references_on_every_speaker_fol
                         cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
     assert "experiment=study_v1" in v1 and "split.fold=" + ",".join(map(str, range(v1_folds))) in v1
     jobs = list_sweeper_jobs(grid, [f"dataset={dataset}", fold_arg, "seed=42,43,44"])
-    assert len(jobs) == 3 * 32 * folds and len({tuple(sorted(j)) for j in jobs}) == 3 * 32 * folds
+    n_configs = 35               # the paper grid (26) + AutoAttack + 5 uniform and 3 sparse noise budgets
+    assert len(jobs) == 3 * n_configs * folds and len({tuple(sorted(j)) for j in jobs}) == 3 * n_configs * folds
     attacks = [next(o for o in j if o.startswith("attack=")) for j in jobs]
-    assert attacks.count("attack=noise") == 3 * 5 * folds and attacks.count("attack=autoattack") == 3 * folds
+    assert attacks.count("attack=noise") == 3 * 8 * folds and attacks.count("attack=autoattack") == 3 * folds
     assert leaky.split.mode == "paper" and len(list_sweeper_jobs(list(leaky.hydra.sweeper.grid), [])) == 8

@@ -89,7 +89,7 @@ def test_trained_model_is_a_registered_mlflow_model_without_pickles(sweep, tmp_p
     assert km["saved_input_example_info"] and (keras_dir / "input_example.json").is_file()
     wm = yaml.safe_load((wrap_dir / "MLmodel").read_text())
     pf = wm["flavors"]["python_function"]
-    assert pf["loader_module"] == "ser_attacks.pyfunc_model" and "code" not in pf and "model_code_path" not in pf
+    assert pf["loader_module"] == "ser_attacks.pyfunc_model" and pf.get("code") is None and "model_code_path" not in pf
     assert not list(wrap_dir.rglob("*.py")), "the wrapper's artifact holds data only, no code"
     assert {p.name for p in (wrap_dir / pf["data"]).iterdir()} == {"model.keras", "normalizer.npz", "ser_model.json"}
     assert wm["saved_input_example_info"] and json.loads(wm["signature"]["outputs"])[0]["name"] == "emotion"
