@@ -150,10 +150,10 @@ def make_classifier(model, n_classes: int, clip_values, kind: str = "compiled",
     import keras
 
     from .fast_model import maybe_fast
-    if fast:
-        model = maybe_fast(model)
     if kind not in KINDS:
         raise ValueError(f"Unknown estimator {kind!r}; choose one of {KINDS}")
+    if fast:
+        model = maybe_fast(model)
     if clip_values is not None and np.ndim(clip_values[0]) > 0:
         shape = tuple(model.input_shape[1:])
         clip_values = tuple(np.broadcast_to(np.asarray(v, np.float32), shape).copy() for v in clip_values)
