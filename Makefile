@@ -144,7 +144,11 @@ RAY_PKGS ?= .ray-pkgs
 .PHONY: ray-pkgs
 ##@ Containers and clusters
 ray-pkgs: install  ## hydra-ray-launcher + ray into .ray-pkgs/ (use: PYTHONPATH=.ray-pkgs python -m ser_attacks -m hydra/launcher=ray_local ...)
-	$(PY) -m pip install -q --target $(RAY_PKGS) "hydra-ray-launcher==1.2.2" "ray[default]==2.60.0" "cloudpickle==2.2.1"
+	@# The project's pins hold here too (an unpinned hydra-core 1.3.8 in .ray-pkgs shadowed the venv's
+	@# 1.3.2 and refused hydra's own sweeper); only cloudpickle differs (ray needs <3).
+	grep -v '^cloudpickle==' constraints.txt > $(RAY_PKGS).constraints.txt
+	$(PY) -m pip install -q --target $(RAY_PKGS) -c $(RAY_PKGS).constraints.txt "hydra-ray-launcher==1.2.2" "ray[default]==2.60.0" "cloudpickle==2.2.1"
+	rm -f $(RAY_PKGS).constraints.txt
 
 # ---- model selection (models, training, Optuna) -------------------------------------------------
 .PHONY: architecture-study normalization-study tune
