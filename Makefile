@@ -175,7 +175,7 @@ SEEDS ?= 42,43,44
 STUDY_K = $(shell $(PY) -c "from ser_attacks.split import STUDY_FOLDS as F; print(F.get('$(DATASET)', 0))")
 STUDY_FOLDS = $(shell $(PY) -c "from ser_attacks.split import STUDY_FOLDS as F; print(','.join(map(str, range(F.get('$(DATASET)', 0)))))")
 STUDY_V1_FOLDS = $(shell $(PY) -c "from ser_attacks.split import DEFAULT_FOLDS as F; print(','.join(map(str, range(F.get('$(DATASET)', 0)))))")
-.PHONY: study study-v1 study-models study-leaky study-export study-report
+.PHONY: study study-v1 study-models study-leaky study-leaky-v1 study-export study-report
 ##@ Experiments: the paper grid, the study, model selection
 
 study: install  ## the study (v2): all speaker folds x SEEDS x the study grid (conf/experiment/study.yaml), then export to results/study_v2/DATASET (DATASET=emodb N=24 ROOT=...)
@@ -196,9 +196,15 @@ study-models: install  ## the study's models alone (v2 rule): folds x SEEDS, cle
 		split.fold=$(STUDY_FOLDS) seed=$(SEEDS) $(STUDY_ROOT_ARG) $(ARGS)
 	$(PY) scripts/speaker_independent.py --experiment study-models --dataset $(DATASET) --out recipes/speaker_independent/$(DATASET)
 
-study-leaky: install  ## the paper's leaky split (split=paper) on one corpus, strongest config per attack, then export
+study-leaky: install  ## study v2's leaky comparison (split=paper), strongest config per attack x SEEDS, then export to results/study_v2/DATASET
 	@test "$(DATASET)" != synthetic || { echo "make study-leaky needs DATASET=emodb|emovo|ravdess"; exit 2; }
-	$(PY) -m ser_attacks -m experiment=study_leaky dataset=$(DATASET) +hparams=$(DATASET)_paper \
+	$(PY) -m ser_attacks -m experiment=study_leaky dataset=$(DATASET) +hparams=$(DATASET)_paper seed=$(SEEDS) \
+		$(STUDY_ROOT_ARG) $(STUDY_N_ARG) $(ARGS)
+	$(MAKE) study-export DATASET=$(DATASET) STUDY_EXPERIMENT=study-v2 STUDY_OUT=results/study_v2/$(DATASET)
+
+study-leaky-v1: install  ## study v1's leaky comparison as in results/study (v1 training config, one seed), then export
+	@test "$(DATASET)" != synthetic || { echo "make study-leaky-v1 needs DATASET=emodb|emovo|ravdess"; exit 2; }
+	$(PY) -m ser_attacks -m experiment=study_leaky_v1 dataset=$(DATASET) +hparams=$(DATASET)_paper \
 		$(STUDY_ROOT_ARG) $(STUDY_N_ARG) $(ARGS)
 	$(MAKE) study-export DATASET=$(DATASET)
 

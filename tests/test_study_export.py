@@ -80,14 +80,15 @@ def test_segments_file_has_one_row_per_attacked_segment_and_run(study):
 
 
 def test_models_file_holds_the_training_run_of_every_attacked_model(study):
-    """models.csv: one row per model the exported runs attacked, from its training run (fold, epochs, time)."""
+    """models.csv: one row per model the exported runs attacked, from its training run (fold, epochs, the epoch
+    kept, time)."""
     models = pd.read_csv(study["export"] / "models.csv", dtype={"model_run_id": str, "fold": str})
     attacked = {r.data.tags["model_run_id"] for r in study["runs"]}
     assert len(attacked) == 3 + 1 and set(models.model_run_id) == attacked     # 3 speaker folds + the leaky model
     for _, row in models.iterrows():
         train = study["client"].get_run(row.model_run_id).data
         assert row.train_seconds == pytest.approx(train.metrics["train_seconds"], rel=1e-5)
-        assert row.epochs == train.metrics["epochs"]
+        assert row.epochs == train.metrics["epochs"] and row.epoch_kept == train.metrics["epoch_kept"]
         assert row.test_acc == pytest.approx(train.metrics["test_acc"], rel=1e-5)
         assert row.split == train.params["split.mode"] and row.dataset == "synthetic"
     assert sorted(models[models.split == "speaker_cv"].fold) == ["0", "1", "2"]
@@ -205,8 +206,11 @@ def test_study_experiment_is_the_paper_grid_plus_references_on_every_speaker_fol
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose("config", overrides=["experiment=study", f"dataset={dataset}", f"+hparams={dataset}_paper"],
                       return_hydra_config=True)
-        leaky = compose("config", overrides=["experiment=study_leaky", f"dataset={dataset}"],
+        leaky = compose("config", overrides=["experiment=study_leaky", f"dataset={dataset}",
+                                                    f"+hparams={dataset}_paper"],
                         return_hydra_config=True)
+        leaky_v1 = compose("config", overrides=["experiment=study_leaky_v1", f"dataset={dataset}"],
+                           return_hydra_config=True)
     tuned = OmegaConf.load(Path(CONF_DIR) / "hparams" / f"{dataset}_paper.yaml")
     assert cfg.split.mode == "speaker_cv" and cfg.model.name == "final" and cfg.augment.name == "paper"
     assert cfg.train.lr == tuned.train.lr and cfg.train.batch_size == tuned.train.batch_size
@@ -228,3 +232,11 @@ def test_study_experiment_is_the_paper_grid_plus_references_on_every_speaker_fol
     attacks = [next(o for o in j if o.startswith("attack=")) for j in jobs]
     assert attacks.count("attack=noise") == 3 * 8 * folds and attacks.count("attack=autoattack") == 3 * folds
     assert leaky.split.mode == "paper" and len(list_sweeper_jobs(list(leaky.hydra.sweeper.grid), [])) == 8
+    # v2's leaky comparison: the study's training config and MLflow experiment (the protocol-gap pairs need
+    # both), its seeds from make; v1's keeps v1's (val_loss, any epoch) in v1's experiment
+    assert leaky.train == cfg.train and leaky.tracking.experiment == cfg.tracking.experiment == "study-v2"
+    assert leaky_v1.train.monitor == "val_loss" and leaky_v1.tracking.experiment == "study"
+    assert list(leaky_v1.hydra.sweeper.grid) == list(leaky.hydra.sweeper.grid)
+    lk = subprocess.run(["make", "-n", "study-leaky", f"DATASET={dataset}", f"PY={sys.executable}",
+                         "VENV=/nonexistent"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    assert "experiment=study_leaky" in lk and "seed=42,43,44" in lk and "STUDY_EXPERIMENT=study-v2" in lk

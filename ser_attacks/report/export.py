@@ -15,8 +15,8 @@ snr_db (dB of log-Mel / SNR of the Mel power; +inf: segment unchanged), linf / l
 minimal perturbation min_linf / min_l2 / min_snr_db of minimum-norm attacks (``ser_attacks.min_norm``: FMN,
 DeepFool, C&W, Boundary; NaN for the others) and the run's attack time per segment.
 ``models.csv``: one row per trained model the runs attacked (their ``tags.model_run_id``: the training run,
-in whichever experiment it was logged): dataset, model, split, fold, seed, epochs, training time, segment
-counts, validation and test accuracy on the fold's whole splits, host and commit. The attack runs only point
+in whichever experiment it was logged): dataset, model, split, fold, seed, epochs, the epoch kept, training time,
+segment counts, validation and test accuracy on the fold's whole splits, host and commit. The attack runs only point
 to their model; this keeps the training side of a study (time per fold) with its results.
 ``manifest.json``: where the runs came from (tracking URI, experiment, filters), counts, the command.
 
@@ -95,8 +95,9 @@ def _raw_runs(raw: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-MODEL_COLUMNS = ("model_run_id", "model_key", "dataset", "model", "split", "fold", "seed", "epochs", "train_seconds",
-                 "n_train", "n_val", "n_test", "val_acc", "test_acc", "start_time", "host", "git_commit")
+MODEL_COLUMNS = ("model_run_id", "model_key", "dataset", "model", "split", "fold", "seed", "epochs", "epoch_kept",
+                 "train_seconds", "n_train", "n_val", "n_test", "val_acc", "test_acc", "start_time", "host",
+                 "git_commit")
 
 
 def _models(uri: str, model_run_ids) -> tuple[pd.DataFrame, list[str]]:
@@ -114,8 +115,8 @@ def _models(uri: str, model_run_ids) -> tuple[pd.DataFrame, list[str]]:
         rows.append({"model_run_id": rid, "model_key": t.get("model_key", ""),
                      "dataset": p.get("dataset.name", t.get("dataset", "")), "model": t.get("model", ""),
                      "split": p.get("split.mode", ""), "fold": p.get("split.fold", ""), "seed": p.get("seed", ""),
-                     **{k: m.get(k, np.nan) for k in ("epochs", "train_seconds", "n_train", "n_val", "n_test",
-                                                        "val_acc", "test_acc")},
+                     **{k: m.get(k, np.nan) for k in ("epochs", "epoch_kept", "train_seconds", "n_train", "n_val",
+                                                        "n_test", "val_acc", "test_acc")},
                      "start_time": pd.Timestamp(r.info.start_time, unit="ms", tz="UTC").isoformat(),
                      "host": t.get("host", ""), "git_commit": t.get("git_commit", "")})
     df = pd.DataFrame(rows, columns=list(MODEL_COLUMNS))
