@@ -230,3 +230,32 @@ def test_log_certification_logs_metrics_the_curve_and_returns_per_segment_column
     again = log_certification(FakeTracking(), "run", Linear(), x, y, segs, cfg, normalizer=nz, X_db=X_db)
     for k in cols:
         np.testing.assert_array_equal(cols[k], again[k])
+
+
+@pytest.mark.e2e
+def test_an_attack_job_with_defense_smoothing_logs_its_certification(tmp_path, corpus_root):
+    """``+defense=smoothing``: the job certifies its attacked segments with the base model and logs the metrics,
+    the curve (CSV + PNG) and the per-segment radii in adversarial.npz; a job without the defense logs none."""
+    from mlflow.tracking import MlflowClient
+
+    from ser_attacks.app import run
+    from tests.helpers import compose_config, tiny_overrides
+    cfg = compose_config(*tiny_overrides(tmp_path, corpus_root), "attack=fgsm", "attack.n_samples=4",
+                         "+defense=smoothing", "defense.n0=10", "defense.n=60", "defense.batch=30")
+    run(cfg)
+    client = MlflowClient(cfg.tracking.uri)
+    exp = client.get_experiment_by_name(cfg.tracking.experiment)
+    r = client.search_runs([exp.experiment_id], "tags.run_type = 'attack'")[0]
+    assert r.info.status == "FINISHED"
+    for k in ("certified_acc_r0", "certified_acc_r0.25", "certified_acc_r0_lo", "smoothing_abstain_rate",
+              "certify_time_s"):
+        assert k in r.data.metrics, k
+    assert r.data.metrics["smoothing_forward_passes"] == 4 * 70
+    names = {a.path for a in client.list_artifacts(r.info.run_id)}
+    assert {"certified_accuracy.csv", "certified_accuracy.png", "adversarial.npz"} <= names
+    with np.load(client.download_artifacts(r.info.run_id, "adversarial.npz", str(tmp_path))) as z:
+        assert len(z["certified_radius"]) == len(z["certified_pred"]) == len(z["label"]) == 4
+        assert ((z["certified_radius"] > 0) == (z["certified_pred"] >= 0)).all()
+    run(compose_config(*tiny_overrides(tmp_path, corpus_root), "attack=fgsm", "attack.n_samples=4", "attack.eps=0.3"))
+    r2 = client.search_runs([exp.experiment_id], "tags.run_type = 'attack'", order_by=["start_time DESC"])[0]
+    assert not any(k.startswith("certified") for k in r2.data.metrics)
