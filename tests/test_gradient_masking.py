@@ -96,6 +96,10 @@ def test_c_noise_beating_a_gradient_attack_is_flagged_and_an_attack_beating_nois
     # an attack only level with noise is the "beats noise" check's FLAG, not masking
     rows[0]["adv_acc"], pooled["f"] = LOW.mean(), _pooled(LOW)
     assert not len(_masking(rows, pooled))
+    # DeepFool (no eps, mean L∞ 0.15) meets noise at the next larger eps 0.2: a larger budget may win, not judged
+    rows.append(_row("df", "deepfool", HIGH.mean(), linf=0.15))
+    pooled["df"] = _pooled(HIGH)
+    assert not len(_masking(rows, pooled))
 
 
 def test_d_eot_and_bpda_needed_but_absent_are_read_from_the_run_tags():

@@ -35,8 +35,9 @@ the same segments: ``attack.sample_seed``), with a speaker-cluster bootstrap CI 
    check's rule; only FLAG rows here); (b) a BLACK-BOX attack (Boundary, Pixel, Square) or a TRANSFER attack (tag
    ``attack_transfer=true``) leaving fewer segments correct than a white-box gradient attack at an equal or
    larger L∞ budget (eps of an L∞ attack, else its mean L∞), beyond CI — PASS where such white-box runs exist and
-   none is beaten, n/a where none does; (c) NOISE BEATING a gradient attack: uniform noise of the same budget
-   (the "beats noise" pairing) keeps fewer segments correct than the attack, beyond CI (only FLAG rows); (d) EOT
+   none is beaten, n/a where none does; (c) NOISE BEATING a gradient attack: uniform noise at the same L∞ eps
+   (the "beats noise" pairing) keeps fewer segments correct than the attack, beyond CI (only FLAG rows; attacks
+   without an L∞ eps are paired with LARGER noise there, which may legitimately win); (d) EOT
    or BPDA NEEDED BUT ABSENT, from the run tags of the defense contract: a gradient attack against a randomized
    defense (``defense_randomized=true``) with ``attack_eot`` ≤ 1, or against a non-differentiable one
    (``defense_differentiable=false``) with ``attack_bpda=false`` — FLAG, else PASS for runs against such a defense.
@@ -293,7 +294,7 @@ def _noise_checks(setting, attack, sub, noise, pooled) -> list[dict]:
         d = paired_diff(pooled, r, match[0], "kept")
         rows.append(_noise_row(setting, attack, r, match[0], pooled, f"eps={_eps(match[0]):g}",
                                None if e is not None else budget, d))
-        if attack in GRADIENT and not _is_transfer(r) and d[1] > 0:     # (c) noise beats the gradient attack
+        if attack in GRADIENT and e is not None and not _is_transfer(r) and d[1] > 0:    # (c) at the same eps
             rows.append(_row(setting, attack, r.config, MASKING,
                              f"(c) noise beats the gradient attack: correct and kept {_kept(pooled, r):.3f} vs noise "
                              f"{_kept(pooled, match[0]):.3f} (eps={_eps(match[0]):g}, {_d(d)}) — its gradients do "
