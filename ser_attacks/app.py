@@ -180,7 +180,7 @@ def attack_job(cfg: DictConfig, tracking: Tracking, run_id: str) -> dict[str, fl
     if (cfg.get("defense") or {}).get("name") == "smoothing":   # certified radii of the smoothed base model
         from .defenses.smoothing import base_logits, log_certification
         per_sample.update(log_certification(tracking, run_id, base_logits(tm.model), x, y, segs, cfg.defense,
-                                            len(tm.classes), tm.normalizer, Xs, seed=int(cfg.seed)))
+                                            len(tm.classes), tm.normalizer, Xs, seed=cfg.seed, progress=cfg.progress))
     with tempfile.TemporaryDirectory() as tmp:     # reusable without recomputing: np.load(...)
         # one row per attacked segment, with what the report's speaker-level statistics need
         np.savez_compressed(Path(tmp) / "adversarial.npz", x_adv=x_adv, test_index=idx,

@@ -171,15 +171,17 @@ class Smoothed:
                 out[i] = top2[0]
         return out
 
-    def certify(self, x) -> Certificate:
+    def certify(self, x, progress: bool = False) -> Certificate:
         """CERTIFY: class from ``n0`` selection draws, its Clopper–Pearson lower bound p̲A from ``n`` fresh draws,
-        radius sigma · Φ⁻¹(p̲A); ABSTAIN (radius 0) when p̲A ≤ 1/2."""
+        radius sigma · Φ⁻¹(p̲A); ABSTAIN (radius 0) when p̲A ≤ 1/2. ``progress``: a bar (or one log line)."""
+        from ..progress import track
         x = self._check_input(x)
         m = len(x)
         pred = np.full(m, ABSTAIN, np.int64)
         p_lower = np.zeros(m)
         counts = np.zeros((m, self.n_classes), np.int64)
-        for i, xi in enumerate(x):
+        for i in track(range(m), "certification", progress, unit="segment"):
+            xi = x[i]
             c0 = self.counts(xi, self.n0, self._rng(i, 0))
             ca = int(np.argmax(c0))
             counts[i] = self.counts(xi, self.n, self._rng(i, 1))
@@ -310,7 +312,8 @@ def certification_summary(cert: Certificate, snr, y, segs, radii=RADII, seed: in
 
 
 def log_certification(tracking, run_id: str, logits_fn, x, y, segs, defense_cfg, n_classes: int | None = None,
-                      normalizer=None, X_db=None, radii=RADII, seed: int = 0) -> dict[str, np.ndarray]:
+                      normalizer=None, X_db=None, radii=RADII, seed: int = 0, progress: bool = False
+                      ) -> dict[str, np.ndarray]:
     """Certify the run's segments ``x`` (model inputs) with the smoothing parameters of ``defense_cfg`` and log:
     metrics (``certification_summary``, ``certify_time_s``, ``smoothing_forward_passes``), the curve
     ``certified_accuracy.csv`` / ``.png`` (σ and SNR dB axes, all / female / male, speaker level). ``logits_fn``:
@@ -328,11 +331,11 @@ def log_certification(tracking, run_id: str, logits_fn, x, y, segs, defense_cfg,
     log.info("Randomized smoothing: certifying %d segments (sigma %g, n0 %d, n %d, alpha %g: %d forward passes)",
              len(x), sm.sigma, sm.n0, sm.n, sm.alpha, len(x) * (sm.n0 + sm.n))
     t0 = time.perf_counter()
-    cert = sm.certify(x)
+    cert = sm.certify(x, progress)
     seconds = time.perf_counter() - t0
     snr = radius_snr_db(cert.radius, normalizer, X_db) if normalizer is not None and X_db is not None \
         else np.full(len(x), np.nan)
-    metrics, table = certification_summary(cert, snr, y, segs, radii, seed)
+    metrics, table = certification_summary(cert, snr, y, segs, radii, int(seed))
     metrics.update(certify_time_s=seconds, smoothing_forward_passes=float(len(x) * (sm.n0 + sm.n)))
     tracking.log_metrics(run_id, metrics)
     tracking.log_text(run_id, table.to_csv(index=False, float_format="%.5g"), "certified_accuracy.csv")
