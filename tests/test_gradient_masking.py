@@ -46,7 +46,8 @@ def test_a_accuracy_not_monotone_in_eps_is_flagged_and_a_falling_curve_is_not():
     pooled = {"f1": _pooled(LOW), "f2": _pooled(HIGH), "b1": _pooled(HIGH), "b2": _pooled(LOW)}
     m = _masking(rows, pooled)
     fgsm = m[m.attack == "fgsm"]
-    assert len(fgsm) == 1 and fgsm.verdict.iloc[0] == "FLAG" and "(a) accuracy not monotone in eps" in fgsm.result.iloc[0]
+    assert len(fgsm) == 1 and fgsm.verdict.iloc[0] == "FLAG"
+    assert "(a) accuracy not monotone in eps" in fgsm.result.iloc[0]
     assert "eps=0.1 to 0.2" in fgsm.result.iloc[0]
     assert not len(m[m.attack == "bim"])                   # accuracy falls with eps: silent
 
