@@ -177,6 +177,10 @@ def attack_job(cfg: DictConfig, tracking: Tracking, run_id: str) -> dict[str, fl
     per_sample = {k: v.astype(np.float32) for k, v in db_units(delta_db, Xs).items()}
     per_sample.update(minimal_perturbation(cfg, tracking, run_id, segs, y, clean_logits, adv_logits, x, x_adv,
                                            stage.audio_snr))
+    if (cfg.get("defense") or {}).get("name") == "smoothing":   # certified radii of the smoothed base model
+        from .defenses.smoothing import base_logits, log_certification
+        per_sample.update(log_certification(tracking, run_id, base_logits(tm.model), x, y, segs, cfg.defense,
+                                            len(tm.classes), tm.normalizer, Xs, seed=cfg.seed, progress=cfg.progress))
     with tempfile.TemporaryDirectory() as tmp:     # reusable without recomputing: np.load(...)
         # one row per attacked segment, with what the report's speaker-level statistics need
         np.savez_compressed(Path(tmp) / "adversarial.npz", x_adv=x_adv, test_index=idx,

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from . import stats
-from .collect import GROUPS, METRICS, Runs, Samples, pool
+from .collect import DEFENSE_TAGS, GROUPS, METRICS, Runs, Samples, pool
 
 TIME = ("attack_time_s", "time_per_sample_s")
 SFX = {"all": "", "female": "_female", "male": "_male"}     # column suffix of a gender group
@@ -89,7 +89,8 @@ def configs(runs: Runs, samples: dict[str, Samples]) -> tuple[pd.DataFrame, dict
                "x_param": first.x_param, "x": first.x, "n_runs": len(sub), "n_reps": sub.rep.nunique(),
                "folds": ",".join(folds), "protocol_key": first.protocol_key,
                "seeds": ",".join(sorted(map(str, sub.seed.unique()))), "run_ids": ",".join(sub.run_id),
-               "effects": ",".join(sorted(set(sub.attack_effect) - {""})), "params": first.params}
+               "effects": ",".join(sorted(set(sub.attack_effect) - {""})), "params": first.params,
+               **{t: first.get(t, "") for t in DEFENSE_TAGS}}
         reps = [r for _, r in sub.groupby("rep", sort=False)]
         for m in mnames:
             row[m], row[f"{m}_std"], _ = stats.mean_std([pool_folds(r, m) for r in reps])

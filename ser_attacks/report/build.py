@@ -55,7 +55,11 @@ def _checklist_lines(cl: pd.DataFrame) -> list[str]:
              "Pixel against sparse noise changing as many cells (`attack.cells=<th>`; without it *n/a*, not judged); "
              "**reference**: "
              "L∞ attacks agree with `attack=autoattack` (APGD-CE + APGD-DLR) at the same eps — a weaker result "
-             "is reported as FLAG, not hidden. *n/a* names the run that is missing.", ""]
+             "is reported as FLAG, not hidden; **gradient masking** (Athalye et al. 2018): (a) accuracy not monotone "
+             "in eps, (b) a black-box (Boundary, Pixel, Square) or transfer attack beating the white-box gradient "
+             "attacks at an equal or larger L∞ budget, (c) noise beating a gradient attack, (d) a gradient attack on a "
+             "randomized defense without EOT or on a non-differentiable one without BPDA (run tags). "
+             "*n/a* names the run that is missing.", ""]
     if cl.empty:
         return lines + ["_(no configuration to check)_"]
     for setting, sub in cl.groupby("setting", sort=True):

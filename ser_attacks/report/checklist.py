@@ -29,6 +29,18 @@ the same segments: ``attack.sample_seed``), with a speaker-cluster bootstrap CI 
 6. **reference**: L∞ attacks agree with AutoAttack (APGD-CE + APGD-DLR) at the same eps: a weaker result
    (higher accuracy) than AutoAttack is FLAGged — that number overstates robustness; a stronger one FLAGs the
    reference (AutoAttack under-converged).
+7. **gradient masking** (Athalye et al., ICML 2018; Tramèr et al., NeurIPS 2020): signs that a defense hides the
+   gradient rather than removes the adversarial examples. Rows only where there is something to judge:
+   (a) accuracy NOT MONOTONE in eps within one attack (a step up or the whole range beyond its CI, the budget
+   check's rule; only FLAG rows here); (b) a BLACK-BOX attack (Boundary, Pixel, Square) or a TRANSFER attack (tag
+   ``attack_transfer=true``) leaving fewer segments correct than a white-box gradient attack at an equal or
+   larger L∞ budget (eps of an L∞ attack, else its mean L∞), beyond CI — PASS where such white-box runs exist and
+   none is beaten, n/a where none does; (c) NOISE BEATING a gradient attack: uniform noise at the same L∞ eps
+   (the "beats noise" pairing) keeps fewer segments correct than the attack, beyond CI (only FLAG rows; attacks
+   without an L∞ eps are paired with LARGER noise there, which may legitimately win); (d) EOT
+   or BPDA NEEDED BUT ABSENT, from the run tags of the defense contract: a gradient attack against a randomized
+   defense (``defense_randomized=true``) with ``attack_eot`` ≤ 1, or against a non-differentiable one
+   (``defense_differentiable=false``) with ``attack_bpda=false`` — FLAG, else PASS for runs against such a defense.
 """
 from __future__ import annotations
 
@@ -51,7 +63,12 @@ REFERENCE, NOISE = "autoattack", "noise"
 NEAR_ZERO = 0.05
 LARGE_EPS = 1.0
 NOT_ATTACK_PARAMS = ("name", "_target_", "n_samples", "sample_seed", "seed", "batch_size", "verbose")
-CHECKS = ("budget", "iterations", "unbounded → ~0", "iterative ≥ single-step", "beats noise", "reference")
+CHECKS = ("budget", "iterations", "unbounded → ~0", "iterative ≥ single-step", "beats noise", "reference",
+          "gradient masking")
+MASKING = "gradient masking"
+GRADIENT = ("fgsm", "bim", "pgd", "autoattack", "deepfool", "cw_l2", "cw_linf", "jsma", "fmn")   # white-box
+BLACK_BOX = ("boundary", "pixel", "square")
+TRUE = ("true", "True", "1")
 VERDICTS = ("PASS", "FLAG", "undecided", "n/a")
 
 
@@ -175,6 +192,12 @@ def _budget_checks(setting, attack, sub, pooled) -> list[dict]:
             rows.append(_row(setting, attack, others or "default", "iterations" if key == ITER_KEY else "budget",
                              "; ".join(steps) + (". " + "; ".join(flags) if flags else ""),
                              "FLAG" if flags else "PASS"))
+            rises = [f for f in flags if f.startswith("accuracy rises")]
+            if key == "eps" and rises:                # (a) gradient masking: accuracy not monotone in eps
+                rows.append(_row(setting, attack, others or "default", MASKING,
+                                 "(a) accuracy not monotone in eps: " + "; ".join(rises) + " — the signature of "
+                                 "gradient masking: attack through the defense (BPDA / EOT), more iterations, "
+                                 "random restarts", "FLAG"))
     return rows
 
 
@@ -268,15 +291,21 @@ def _noise_checks(setting, attack, sub, noise, pooled) -> list[dict]:
             rows.append(_row(setting, attack, r.config, "beats noise",
                              f"no attack=noise run at eps {'=' if e is not None else '≥'} {budget:.4g}", "n/a"))
             continue
+        d = paired_diff(pooled, r, match[0], "kept")
         rows.append(_noise_row(setting, attack, r, match[0], pooled, f"eps={_eps(match[0]):g}",
-                               None if e is not None else budget))
+                               None if e is not None else budget, d))
+        if attack in GRADIENT and e is not None and not _is_transfer(r) and d[1] > 0:    # (c) at the same eps
+            rows.append(_row(setting, attack, r.config, MASKING,
+                             f"(c) noise beats the gradient attack: correct and kept {_kept(pooled, r):.3f} vs noise "
+                             f"{_kept(pooled, match[0]):.3f} (eps={_eps(match[0]):g}, {_d(d)}) — its gradients do "
+                             "not point to the adversarial examples (masked or obfuscated)", "FLAG"))
     return rows
 
 
-def _noise_row(setting, attack, r, n, pooled, what: str, mean_linf) -> dict:
+def _noise_row(setting, attack, r, n, pooled, what: str, mean_linf, d=None) -> dict:
     """On the correctly classified segments: attacks that move away from the prediction (DeepFool) may also
     fix wrong ones. PASS when the attack keeps fewer segments correct than the noise beyond the CI."""
-    d = paired_diff(pooled, r, n, "kept")
+    d = paired_diff(pooled, r, n, "kept") if d is None else d
     ka, kn = _kept(pooled, r), _kept(pooled, n)
     floor = max(ka, kn) <= NEAR_ZERO          # both ~0: nothing to tell apart, no verdict either way
     ok = d[2] < 0
@@ -312,6 +341,69 @@ def _reference_checks(setting, attack, sub, ref, pooled) -> list[dict]:
     return rows
 
 
+def _is_transfer(r) -> bool:
+    return str(r.get("attack_transfer", "")) in TRUE
+
+
+def _linf_budget(r) -> float:
+    """A run's L∞ budget: its eps for an L∞ attack with one, else its mean L∞ (NaN if neither)."""
+    e = _eps(r) if _is_linf(r) else None
+    return e if e is not None else float(r.get("linf", np.nan))
+
+
+def _blackbox_checks(setting, attack, sub, S, pooled) -> list[dict]:
+    """(b) A black-box or transfer attack is no stronger than the white-box gradient attacks at an equal or larger
+    L∞ budget."""
+    rows = []
+    white = [w for _, w in S.iterrows() if w.attack in GRADIENT and not _is_transfer(w)]
+    for _, r in sub.iterrows():
+        if not (attack in BLACK_BOX or _is_transfer(r)):
+            continue
+        kind = "transfer" if _is_transfer(r) else "black-box"
+        b = _linf_budget(r)
+        match = [w for w in white if b == b and _linf_budget(w) >= b]
+        if not match:
+            rows.append(_row(setting, attack, r.config, MASKING,
+                             f"(b) {kind}: no white-box gradient attack at an L∞ budget ≥ {b:.4g}" if b == b else
+                             f"(b) {kind}: no L∞ budget to compare", "n/a"))
+            continue
+        beaten = []
+        for w in match:
+            d = paired_diff(pooled, w, r)
+            if d[1] > 0:
+                beaten.append(f"{w.attack} {w.config} {w.adv_acc:.3f} (L∞ {_linf_budget(w):.3g}, {_d(d)})")
+        rows.append(_row(setting, attack, r.config, MASKING,
+                         f"(b) {kind} {r.adv_acc:.3f} at L∞ {b:.3g} vs {len(match)} white-box gradient run(s) at an "
+                         "equal or larger budget" + (": it beats " + "; ".join(beaten) + " — the gradients mislead "
+                                                     "the white-box attacks (masking)" if beaten else ""),
+                         "FLAG" if beaten else "PASS"))
+    return rows
+
+
+def _eot_bpda_checks(setting, attack, sub) -> list[dict]:
+    """(d) A gradient attack on a randomized defense uses EOT; on a non-differentiable one, BPDA (run tags)."""
+    rows = []
+    if attack not in GRADIENT:
+        return rows
+    for _, r in sub.iterrows():
+        if _is_transfer(r):
+            continue
+        name = r.get("defense", "") or "the defense"
+        if str(r.get("defense_randomized", "")) in TRUE:
+            eot = _num(r.get("attack_eot", "")) or 1.0
+            rows.append(_row(setting, attack, r.config, MASKING,
+                             f"(d) randomized defense {name}: attack_eot={eot:g}" +
+                             (" — gradients of a single noise draw; rerun with defense.eot=k (EOT)" if eot <= 1
+                              else ""), "FLAG" if eot <= 1 else "PASS"))
+        if str(r.get("defense_differentiable", "")).lower() == "false":
+            bpda = str(r.get("attack_bpda", "")).lower()
+            rows.append(_row(setting, attack, r.config, MASKING,
+                             f"(d) non-differentiable defense {name}: attack_bpda={bpda or '?'}" +
+                             (" — no gradient through the transform; rerun with defense.bpda=true (BPDA)"
+                              if bpda == "false" else ""), "FLAG" if bpda == "false" else "PASS"))
+    return rows
+
+
 def checklist(cf: pd.DataFrame, pooled: dict) -> pd.DataFrame:
     """One row per (setting, attack, configuration, check): the numbers and a verdict."""
     rows = []
@@ -327,6 +419,8 @@ def checklist(cf: pd.DataFrame, pooled: dict) -> pd.DataFrame:
             rows += _noise_checks(setting, attack, sub, by_attack.get(NOISE), pooled)
             if attack in LINF:
                 rows += _reference_checks(setting, attack, sub, by_attack.get(REFERENCE), pooled)
+            rows += _blackbox_checks(setting, attack, sub, S, pooled)
+            rows += _eot_bpda_checks(setting, attack, sub)
     out = pd.DataFrame(rows, columns=["setting", "attack", "config", "check", "result", "verdict"])
     if len(out):
         out["_c"] = [CHECKS.index(c) for c in out.check]

@@ -134,6 +134,11 @@ def skipped_runs(experiment: str, sweep: str) -> list[str]:
             if c.startswith("tags.skipped.") and isinstance(parent[c].iloc[0], str)]
 
 
+# the defense contract's run tags (issue 28), read by the checklist's gradient-masking rules; "" on older runs
+DEFENSE_TAGS = ("defense", "defense_stage", "defense_randomized", "defense_differentiable", "attack_eot", "attack_bpda",
+                "attack_transfer")
+
+
 def tidy(raw: pd.DataFrame) -> pd.DataFrame:
     """search_runs output → one row per run with plain metric names, a ``params`` dict and tags."""
     rows = []
@@ -142,7 +147,7 @@ def tidy(raw: pd.DataFrame) -> pd.DataFrame:
         row = {"run_id": r["run_id"], "status": r["status"], "start_time": r["start_time"], "params": params}
         for t in ("dataset", "language", "attack", "model", "sweep_id", "config_hash", "attack_effect",
                   "attack_effect_reason", "clip_box", "model_key", "model_run_id", "mlflow.runName",
-                  "mlflow.parentRunId", "unused_params"):
+                  "mlflow.parentRunId", "unused_params") + DEFENSE_TAGS:
             v = r.get(f"tags.{t}")
             row[t] = v if isinstance(v, str) else ""
         for k, v in r.items():
