@@ -7,7 +7,7 @@ model in one piece).
 ``tf.function`` graphs with fixed input signatures; a given label costs one backward pass instead
 of ART's full Jacobian. Same numbers, several times faster on CPU.
 
-The batched attacks (``ser_attacks.cw_linf``, ``jsma``, ``boundary``, ``pixel``) build their own fused graphs
+The batched attacks (``ser_attacks.attacks.cw_linf``, ``jsma``, ``boundary``, ``pixel``) build their own fused graphs
 on the estimator's Keras model with ``graph`` (traced once per estimator and reused by every attack and
 batch) and evaluate the model with ``map_samples``: by default one sample at a time *inside* one compiled
 call, because oneDNN's convolution rounds differently for different batch sizes (~1e-7 in the logits),

@@ -99,7 +99,7 @@ def test_waveform_classifier_puts_each_domain_in_its_place(wave_tm):
 
 
 def test_autoattack_dlr_copy_keeps_the_defense(model, data):
-    from ser_attacks.autoattack import SpectrogramAutoAttack
+    from ser_attacks.attacks.autoattack import SpectrogramAutoAttack
     clf = make_classifier(model, 5, (LO, HI), defense=[Zero()])
     attack = SpectrogramAutoAttack(clf, eps=0.5, max_iter=2)
     dlr = attack.apgd_dlr.estimator
@@ -108,12 +108,12 @@ def test_autoattack_dlr_copy_keeps_the_defense(model, data):
 
 
 def _fused(name, clf, max_iter=2):
-    from ser_attacks.boundary import BatchedBoundaryAttack
-    from ser_attacks.cw_l2 import FusedCarliniL2Method
-    from ser_attacks.cw_linf import BatchedCarliniLInfMethod
-    from ser_attacks.fmn import FastMinimumNorm
-    from ser_attacks.jsma import BatchedSaliencyMapMethod
-    from ser_attacks.pixel import SpectrogramPixelAttack
+    from ser_attacks.attacks.boundary import BatchedBoundaryAttack
+    from ser_attacks.attacks.cw_l2 import FusedCarliniL2Method
+    from ser_attacks.attacks.cw_linf import BatchedCarliniLInfMethod
+    from ser_attacks.attacks.fmn import FastMinimumNorm
+    from ser_attacks.attacks.jsma import BatchedSaliencyMapMethod
+    from ser_attacks.attacks.pixel import SpectrogramPixelAttack
     return {
         "jsma": lambda: BatchedSaliencyMapMethod(clf, theta=1.0, gamma=0.002, batch_size=4, verbose=False),
         "cw_linf": lambda: BatchedCarliniLInfMethod(clf, max_iter=2, batch_size=4, verbose=False),
@@ -159,6 +159,6 @@ def test_graphs_are_built_on_the_defended_model(model):
 
 def test_windowed_prediction_never_bypasses_a_defense(model):
     """The windowed predictor re-runs the stock model's own layers; on a defended model it must not be used."""
-    from ser_attacks.windowed import WindowedPredictor
+    from ser_attacks.attacks.windowed import WindowedPredictor
     assert WindowedPredictor.build(make_classifier(model, 5, (LO, HI))) is not None
     assert WindowedPredictor.build(make_classifier(model, 5, (LO, HI), defense=[Count()])) is None

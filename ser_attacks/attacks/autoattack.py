@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from art.attacks.evasion import AutoAttack, AutoProjectedGradientDescent
 
-from .estimator import with_loss
+from ..estimator import with_loss
 
 
 def _dlr_loss():
