@@ -203,3 +203,65 @@ def test_run_tags_say_which_defense_and_how_it_was_attacked(name, params, expect
     assert identity.run_tags("train", cfg)["defense"] == "none"          # the trained model is the undefended one
     params_logged = identity.logged_params(identity._container(cfg))
     assert params_logged["defense.name"] == name and params_logged["defense.stage"] == "inference"
+
+
+# ------------------------------------------------------------------------------------------------- end to end
+@pytest.fixture(scope="module")
+def job_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("defense_jobs")
+
+
+def _npz(client, run):
+    import io
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        path = client.download_artifacts(run.info.run_id, "adversarial.npz", tmp)
+        return dict(np.load(io.BytesIO(open(path, "rb").read()), allow_pickle=False))
+
+
+@pytest.mark.e2e
+def test_the_inference_defenses_run_end_to_end_in_a_sweep(job_dir, corpus_root):
+    """``python -m ser_attacks -m defense=none,<each inference defense> attack=fgsm`` (the issue's command):
+    every job FINISHED, tagged and logged with its defense; the waveform ones with input=waveform (EOT on)."""
+    from tests.helpers import mlflow_runs, run_cli
+    run_cli(job_dir, corpus_root, "-m", "defense=none,quantize,median_filter,mean_filter", "attack=fgsm",
+            "attack.n_samples=6", "input.realize=false", "report=false")
+    run_cli(job_dir, corpus_root, "-m", "input=waveform", "defense=gaussian_noise,resample", "defense.eot=2",
+            "attack=fgsm", "attack.snr_db=20", "attack.n_samples=4", "report=false")
+    client, runs = mlflow_runs(job_dir)
+    attacks = {r.data.tags["defense"]: r for r in runs["attack"]}
+    assert set(attacks) == {"none", "quantize", "median_filter", "mean_filter", "gaussian_noise", "resample"}
+    assert all(r.info.status == "FINISHED" for r in attacks.values())
+    assert len({r.data.tags["model_key"] for r in attacks.values()}) == 1, "one trained model for every defense"
+    assert attacks["quantize"].data.tags["attack_bpda"] == "true"
+    assert attacks["gaussian_noise"].data.tags["attack_eot"] == "2"
+    assert attacks["resample"].data.tags["attack_eot"] == "1"
+    assert attacks["quantize"].data.params["defense.bits"] == "5"
+    assert "defense.name" not in attacks["none"].data.params
+    assert all(r.data.tags["defense"] == "none" for r in runs["train"])
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("inp, target", [("spectrogram", "Zero"), ("waveform", "ZeroWave")])
+def test_an_attack_job_classifies_and_attacks_through_the_defense(job_dir, corpus_root, inp, target):
+    """app.attack_job: with a defense that zeroes the model input (or the audio), every clean and adversarial
+    prediction of the run is the same class and FGSM has no gradient to follow (x_adv = x); a job that
+    dropped the defense would classify the segments differently."""
+    from mlflow.tracking import MlflowClient
+
+    from ser_attacks.app import run
+    from tests.helpers import tiny_overrides
+    cfg = compose_config(*tiny_overrides(job_dir, corpus_root), f"input={inp}", "attack=fgsm", "attack.n_samples=6",
+                         "input.realize=false", f"+defense._target_=tests.helpers.defenses.{target}",
+                         "defense.name=zero", "defense.stage=inference", *(["attack.snr_db=20"] if inp == "waveform"
+                                                                            else []))
+    run(cfg)
+    client = MlflowClient(cfg.tracking.uri)
+    exp = client.get_experiment_by_name(cfg.tracking.experiment)
+    r = client.search_runs([exp.experiment_id], "tags.run_type = 'attack' and tags.defense = 'zero'",
+                           order_by=["start_time DESC"])[0]
+    assert r.info.status == "FINISHED" and r.data.tags["defense_stage"] == "inference"
+    npz = _npz(client, r)
+    assert len(npz["clean_logits"]) == 6
+    np.testing.assert_allclose(npz["clean_logits"], npz["clean_logits"][:1].repeat(6, 0), atol=1e-5)
+    np.testing.assert_allclose(npz["adv_logits"], npz["clean_logits"], atol=1e-5)

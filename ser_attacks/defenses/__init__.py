@@ -119,14 +119,18 @@ def check_input(node, input_name: str) -> None:
 
 
 def tags(node) -> dict[str, str]:
-    """The run tags that say which defense a run faced and how it was attacked (the contract's names)."""
+    """The run tags that say which defense a run faced and how it was attacked (the contract's names):
+    ``attack_eot`` the draws the attacked model averaged (1 for a defense that is not randomized, whatever
+    ``eot`` says), ``attack_bpda`` whether a straight-through gradient replaced a non-differentiable one."""
     d = _plain(node)
     st = str(d.get("stage", "none"))
     cls = defense_class(d) if st == "inference" else None
     eot, bpda = options(d)
     differentiable = True if cls is None else bool(getattr(cls, "differentiable", True))
+    randomized = bool(getattr(cls, "randomized", False))
+    eot = eot if randomized else 1              # what the builder does: no draws to average without randomness
     return {"defense": str(d.get("name", "none")), "defense_stage": st,
-            "defense_randomized": str(bool(getattr(cls, "randomized", False))).lower(),
+            "defense_randomized": str(randomized).lower(),
             "defense_differentiable": str(differentiable).lower(),
             "attack_eot": str(eot), "attack_bpda": str(bpda and not differentiable).lower()}
 

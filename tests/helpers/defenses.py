@@ -8,6 +8,7 @@ import tensorflow as tf
 
 class Zero(keras.layers.Layer):
     """Replaces the input by zeros: the defended model's logits are the same for every input, its gradients 0."""
+    domain = "spectrogram"
     randomized = False
     differentiable = True
 
@@ -31,6 +32,7 @@ class ZeroWave(Zero):
 
 class Count(keras.layers.Layer):
     """The identity, counting the samples that pass through it (``n``), and the shape it last saw."""
+    domain = "spectrogram"
     randomized = False
     differentiable = True
 
