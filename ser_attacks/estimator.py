@@ -15,15 +15,21 @@ and attacks with per-cell normalised steps (C&W-L-inf's Adam) or arg-max choices
 differences into different outputs. Evaluated per sample, a sample's numbers do not depend on which
 other samples share its batch, and equal ART's own per-sample calls bit for bit (tests/test_fast_attacks.py).
 On CPU that costs nothing measurable; on a GPU, ``per_sample=False`` evaluates the batch in one piece.
+
+``make_classifier`` is the ONE builder of the attacked model: every path gets its classifier from it, with the
+``defense`` (``ser_attacks.defenses``) in front of the model, BPDA / EOT applied for the attacker, and
+``clf.model`` the defended model (so the fused graphs cannot bypass it); see docs/defenses.md.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
 from art.estimators.classification import TensorFlowV2Classifier
 
 KINDS = ("compiled", "stock")
+log = logging.getLogger(__name__)
 
 
 class ChunkedTFClassifier(TensorFlowV2Classifier):
@@ -192,6 +198,8 @@ def make_classifier(model, n_classes: int, clip_values, kind: str = "compiled",
     if wave and frontend is None:
         raise DefenseConfigError(f"defense {type(wave[0]).__name__} transforms the waveform: it needs input=waveform "
                                  "(this classifier takes spectrograms)")
+    if eot > 1 and not any(la.randomized for la in layers):
+        log.warning("defense.eot=%d ignored: no randomized defense to average over (attack_eot=1)", eot)
     if fast:
         model = maybe_fast(model)
     attacked = _defended(model, layers, frontend, eot, bpda)
