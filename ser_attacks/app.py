@@ -157,7 +157,8 @@ def attack_job(cfg: DictConfig, tracking: Tracking, run_id: str) -> dict[str, fl
         instantiate(cfg.estimator, _partial_=True)(tm.model, len(tm.classes), clip, defense=defense)  # conf/estimator
     x, clf = stage.model_input(x, clf)
     attack = stage.budgeted(build_attack(OmegaConf.merge(cfg.attack, {"verbose": bars(cfg.attack.verbose)}), clf))
-    clean_logits = clf.deployed.predict(x)        # the defense as deployed (one draw); the attacker sees clf
+    deployed = getattr(clf, "deployed", clf)     # the defense as deployed (one draw); the attacker sees clf
+    clean_logits = deployed.predict(x)
     labels, label_kind = attack_labels(attack, y, len(tm.classes), cfg.seed)
     if not cfg.attack_true_labels and label_kind == "true":
         labels, label_kind = None, "predicted"
@@ -167,7 +168,7 @@ def attack_job(cfg: DictConfig, tracking: Tracking, run_id: str) -> dict[str, fl
     t0 = time.perf_counter()
     x_adv = np.asarray(attack.generate(x=x, y=labels), dtype=np.float32)   # numpy result: device synced
     seconds = time.perf_counter() - t0
-    adv_logits = clf.deployed.predict(x_adv)
+    adv_logits = deployed.predict(x_adv)
     x, x_adv, audio_metrics = stage.finish(x, x_adv, y, clean_logits, adv_logits)   # model inputs from here on
 
     delta_db = tm.normalizer.to_db(x_adv - x, Xs)

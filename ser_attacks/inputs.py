@@ -129,7 +129,7 @@ class InputStage:
         """(attack input, classifier): the spectrogram ones unchanged (``clf``, built with the defense by the app),
         or the segments' audio + the waveform classifier (defense + front end + model; ``clf`` is not used)."""
         if not self.waveform:
-            self._spec_clf = clf.deployed                # re-classifies the resynthesized audio's features
+            self._spec_clf = getattr(clf, "deployed", clf)   # re-classifies the resynthesized audio's features
             return x, clf
         audio = self.load_audio()
         wclf = waveform_classifier(self.tm, self.fe, self.cfg.estimator.kind, self.cfg.estimator.batch_size,
