@@ -265,3 +265,13 @@ def test_an_attack_job_classifies_and_attacks_through_the_defense(job_dir, corpu
     assert len(npz["clean_logits"]) == 6
     np.testing.assert_allclose(npz["clean_logits"], npz["clean_logits"][:1].repeat(6, 0), atol=1e-5)
     np.testing.assert_allclose(npz["adv_logits"], npz["clean_logits"], atol=1e-5)
+
+
+@pytest.mark.e2e
+def test_a_waveform_defense_with_spectrogram_input_stops_with_one_line(tmp_path, corpus_root):
+    from tests.helpers import run_cli
+    proc = run_cli(tmp_path, corpus_root, "defense=gaussian_noise", check=False)
+    assert proc.returncode == 2
+    assert "error: defense 'gaussian_noise' transforms the waveform: it needs input=waveform" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").rglob("*.keras")), "no model trained"
