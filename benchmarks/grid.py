@@ -14,7 +14,7 @@ Boundary) at its paper settings (``conf/attack/*.yaml``):
 - **stock**: ART's class with ART's ``TensorFlowV2Classifier`` (eager; ``estimator=stock``). Boundary: ART's
   class seeded (``SeededBoundaryAttack``: ART's loop, one seeded generator per sample; ART's own is
   unseeded, so it cannot be compared run to run); pixel: ``SpectrogramPixelAttack`` (ART's PixelAttack
-  is wrong on float spectrograms, see ``ser_attacks/pixel.py``).
+  is wrong on float spectrograms, see ``ser_attacks/attacks/pixel.py``).
 - **ours**: the config's ``_target_`` as the platform runs it, with the compiled estimator.
 
 Stock and ours alternate (stock, ours; then ours, stock; ...), each after one untimed warm-up of both
@@ -56,7 +56,7 @@ GRID = ([(f"fgsm eps={e}", "fgsm", [f"attack.eps={e}"]) for e in (0.25, 0.5, 0.7
 # stock ART's class where ours is another one (None: the same class, only the estimator differs)
 STOCK_TARGET = {"jsma": "art.attacks.evasion.SaliencyMapMethod", "cw_linf": "art.attacks.evasion.CarliniLInfMethod",
                 "cw_l2": "art.attacks.evasion.CarliniL2Method",
-                "boundary": "ser_attacks.boundary.SeededBoundaryAttack"}
+                "boundary": "ser_attacks.attacks.boundary.SeededBoundaryAttack"}
 STOCHASTIC = {"boundary", "pixel"}
 # a one-step version of each attack for the untimed warm-up (traces every graph the attack uses)
 WARM = {"fgsm": [], "bim": ["attack.max_iter=1"], "deepfool": ["attack.max_iter=1"],

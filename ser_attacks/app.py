@@ -29,6 +29,8 @@ from .attacks import (
     validate,
 )
 from .checks import EXIT_CONFIG, ConfigError, check_config
+from .defenses import DefenseConfigError
+from .defenses import check_job as check_defense
 from .identity import config_hash, run_tags
 from .inputs import InputStage
 from .inputs import check as check_input
@@ -148,11 +150,15 @@ def attack_job(cfg: DictConfig, tracking: Tracking, run_id: str) -> dict[str, fl
     x, y, genders = tm.normalizer.transform(Xs, segs.speaker.astype(str).to_numpy()), y[idx], segs.gender.to_numpy()
     clip, box = clip_values_for(cfg.attack, tm.normalizer)
     tracking.client.set_tag(run_id, "clip_box", box)
-    clf = instantiate(cfg.estimator, tm.model, len(tm.classes), clip)       # conf/estimator: compiled | stock
-    stage = InputStage(cfg, tm, Xs, segs, tracking, run_id)   # conf/input: spectrogram | waveform
+    from .estimator import defense_spec
+    defense = defense_spec(cfg.get("defense"))                             # conf/defense: built once per job
+    stage = InputStage(cfg, tm, Xs, segs, tracking, run_id, defense)   # conf/input: spectrogram | waveform
+    clf = None if stage.waveform else \
+        instantiate(cfg.estimator, _partial_=True)(tm.model, len(tm.classes), clip, defense=defense)  # conf/estimator
     x, clf = stage.model_input(x, clf)
     attack = stage.budgeted(build_attack(OmegaConf.merge(cfg.attack, {"verbose": bars(cfg.attack.verbose)}), clf))
-    clean_logits = clf.predict(x)
+    deployed = getattr(clf, "deployed", clf)     # the defense as deployed (one draw); the attacker sees clf
+    clean_logits = deployed.predict(x)
     labels, label_kind = attack_labels(attack, y, len(tm.classes), cfg.seed)
     if not cfg.attack_true_labels and label_kind == "true":
         labels, label_kind = None, "predicted"
@@ -162,7 +168,7 @@ def attack_job(cfg: DictConfig, tracking: Tracking, run_id: str) -> dict[str, fl
     t0 = time.perf_counter()
     x_adv = np.asarray(attack.generate(x=x, y=labels), dtype=np.float32)   # numpy result: device synced
     seconds = time.perf_counter() - t0
-    adv_logits = clf.predict(x_adv)
+    adv_logits = deployed.predict(x_adv)
     x, x_adv, audio_metrics = stage.finish(x, x_adv, y, clean_logits, adv_logits)   # model inputs from here on
 
     delta_db = tm.normalizer.to_db(x_adv - x, Xs)
@@ -241,6 +247,7 @@ def _run(cfg: DictConfig, tracking: Tracking, multirun: bool, parent: str | None
         tracking.log_config(run_id, cfg)
         unused = validate(cfg.attack)          # bad attack parameters fail before any data or model
         check_input(cfg)                       # input / attack.snr_db combination
+        check_defense(cfg.get("defense"), str(cfg.input.name) if cfg.get("input") else "spectrogram")
         if unused:
             tracking.client.set_tag(run_id, "unused_params", ",".join(unused))
         metrics = attack_job(cfg, tracking, run_id)
@@ -263,6 +270,6 @@ def main(cfg: DictConfig) -> dict[str, float] | None:
     try:
         return run(cfg)
     except (AttackConfigError, ConfigError, DatasetError, SplitError, TrackingError,
-            TrainConfigError, NormalizationConfigError) as exc:          # the user's input: no traceback
+            TrainConfigError, NormalizationConfigError, DefenseConfigError) as exc:   # the user's input: no traceback
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(EXIT_CONFIG) from None

@@ -219,9 +219,21 @@ def check_dataset(cfg) -> None:
         corpus_files(cfg.dataset)
 
 
+def check_defense(cfg) -> None:
+    """The defense node's stage, name, ``_target_`` and attacker options (``defenses.check``; no TensorFlow)."""
+    if cfg.get("defense") is None:
+        return
+    from .defenses import DefenseConfigError, check
+    try:
+        check(cfg.defense)
+    except DefenseConfigError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def check_config(cfg) -> None:
     """Every check of a composed job config that needs no data (see the module docstring); ConfigError."""
     check_attack(cfg)
+    check_defense(cfg)
     if cfg.get("train") is not None:
         check_train(cfg.train)
     check_stages(cfg)

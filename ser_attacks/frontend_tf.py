@@ -113,18 +113,27 @@ class TFFrontEnd:
             if len(y) else np.zeros((0, *self.fe.feature_shape), np.float32)
 
 
-def waveform_model(model, fe: FrontEnd, normalizer: Normalizer):
-    """A Keras model on waveforms: the TF front end + normalizer, then the trained ``model`` (logits)."""
+def frontend_layer(fe: FrontEnd, normalizer: Normalizer):
+    """The TF front end and normalizer as a Keras layer (waveforms → model inputs); ``input_shape_`` is the
+    waveform's shape, for ``estimator.make_classifier(..., frontend=...)``."""
     import keras
     front = TFFrontEnd(fe, normalizer)
 
     class FrontEndLayer(keras.layers.Layer):
+        input_shape_ = (fe.segment_samples,)
+
         def call(self, y):
             return front(y)
 
         def compute_output_shape(self, input_shape):
             return (input_shape[0], *fe.feature_shape)
 
+    return FrontEndLayer(name="tf_front_end", trainable=False)
+
+
+def waveform_model(model, fe: FrontEnd, normalizer: Normalizer):
+    """A Keras model on waveforms: the TF front end + normalizer, then the trained ``model`` (logits). (The
+    attacked waveform model is built by ``estimator.make_classifier``, with the defense where there is one.)"""
+    import keras
     inp = keras.Input((fe.segment_samples,), name="waveform")
-    return keras.Model(inp, model(FrontEndLayer(name="tf_front_end", trainable=False)(inp)),
-                       name=f"waveform_{model.name}")
+    return keras.Model(inp, model(frontend_layer(fe, normalizer)(inp)), name=f"waveform_{model.name}")

@@ -8,8 +8,8 @@
   and the classes. It names the model cache entry and is tagged ``model_key`` on training and attack runs.
 * ``SEED_KEYS`` / ``FOLD_KEYS``: runs differing only in these are repetitions / folds of one configuration
   (the report pools them); ``REPORT_IGNORED``: keys the report never uses to tell configurations apart.
-* ``run_tags``: the tags that say what a run is (``run_type``, dataset, language, model, attack), for every
-  kind of run, so the report, the UI filters and resume all read the same names.
+* ``run_tags``: the tags that say what a run is (``run_type``, dataset, language, model, attack, the defense),
+  for every kind of run, so the report, the UI filters and resume all read the same names.
 
 Light on purpose (no TensorFlow, MLflow, pandas or OmegaConf at import): the report, the CLI and the feature
 code (also inside a served model) import it.
@@ -46,7 +46,9 @@ NOT_IN_MODEL_KEY = ("dataset.root",)
 # model_key and the logged params while they hold that value, so adding an option never changes the identity
 # of an existing run or model (a resumed sweep still skips its FINISHED jobs, the report still pools them).
 NEUTRAL = {"split.val_utterances": None, "train.monitor": "val_loss", "train.min_epochs": 0,
-           "normalization.per_speaker": None}
+           "normalization.per_speaker": None,
+           # defense=none (the config group added by issue 28): runs and models from before it keep their identity
+           "defense.name": "none", "defense.stage": "none", "defense.eot": 1, "defense.bpda": True}
 # Versions of code whose output the config does not fully say; bump one when that output changes.
 # The front end (audio → segments → log-Mel): keys the feature cache and the model cache.
 FEATURES_VERSION = 2
@@ -109,11 +111,24 @@ def config_hash(cfg) -> str:
     return stable_hash({k: v for k, v in flat.items() if not matches(k, HASH_EXCLUDED)})
 
 
+def training_defense(cfg) -> dict | None:
+    """The ``defense`` node when it acts in training (``stage: training``: an adversarially trained model is
+    another model), else None (no defense, or one at inference: the trained model is the undefended one)."""
+    node = cfg.get("defense") if hasattr(cfg, "get") else None
+    if node is None or str(node.get("stage", "none")) != "training":
+        return None
+    return _container(node)
+
+
 def model_groups(cfg) -> dict:
     """The config groups of ``MODEL_GROUPS`` (a missing group: ``{}``) and the seed, as plain containers,
-    without the ``NEUTRAL`` options at their old-behaviour value."""
+    without the ``NEUTRAL`` options at their old-behaviour value; plus the whole ``defense`` node when it
+    acts in training (``training_defense``; absent otherwise, so every other model keeps its key)."""
     groups = {g: {k: v for k, v in _container(cfg.get(g)).items() if not is_neutral(f"{g}.{k}", v)}
               for g in MODEL_GROUPS}
+    defense = training_defense(cfg)
+    if defense is not None:
+        groups["defense"] = defense
     return {**groups, "seed": cfg.seed}
 
 
@@ -128,7 +143,7 @@ def recordings_fingerprint(table) -> str:
 def model_key(cfg, data) -> str:
     """Identity of a trained model: the model-shaping config groups (run-only keys and the data's location
     left out), the recordings (``recordings_fingerprint`` of ``data.corpus``), the split code's revision,
-    ``FEATURES_VERSION`` and the classes (``data.classes``)."""
+    ``FEATURES_VERSION`` and the classes (``data.classes``); the whole ``defense`` node when it acts in training."""
     groups = model_groups(cfg)
     for name in MODEL_GROUPS:
         groups[name] = {k: v for k, v in groups[name].items() if shapes_model(f"{name}.{k}")}
@@ -147,4 +162,17 @@ def run_tags(run_type: str, cfg, **extra) -> dict[str, str]:
         tags.update(language=cfg.dataset.language, model=cfg.model.name)
     if run_type == "attack":
         tags["attack"] = cfg.attack.name
+    if run_type in ("attack", "train", "train_reused"):
+        tags.update(defense_tags(cfg, run_type))
     return {**tags, **extra}
+
+
+def defense_tags(cfg, run_type: str = "attack") -> dict[str, str]:
+    """``defense``, ``defense_stage``, ``defense_randomized``, ``defense_differentiable``, ``attack_eot``,
+    ``attack_bpda`` (``ser_attacks.defenses.tags``). A training run names the defense that shaped its model:
+    the training-side one, else ``none`` (its model is shared by every inference-side defense)."""
+    from .defenses import tags
+    node = cfg.get("defense") if hasattr(cfg, "get") else None
+    if run_type != "attack" and training_defense(cfg) is None:
+        node = None
+    return tags(node)

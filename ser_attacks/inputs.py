@@ -92,7 +92,7 @@ class InputStage:
     """One attack run's input: builds the model input and classifier, budgets the attack, and after the attack
     adds the audio metrics and artifacts. ``app.attack_job`` calls ``model_input``, ``budgeted`` and ``finish``."""
 
-    def __init__(self, cfg, tm, X_db: np.ndarray, segs, tracking=None, run_id: str | None = None):
+    def __init__(self, cfg, tm, X_db: np.ndarray, segs, tracking=None, run_id: str | None = None, defense=None):
         from .data import augmentations, front_end
         inp = cfg.get("input")
         self.cfg, self.tm, self.X_db = cfg, tm, np.asarray(X_db, np.float32)
@@ -102,6 +102,7 @@ class InputStage:
         self.fe = front_end(cfg.features)
         self.known = augmentations(cfg)
         self.tracking, self.run_id = tracking, run_id
+        self.defense = defense            # estimator.DefenseSpec (or a defense node): applied by the one builder
         self.audio: np.ndarray | None = None
         self.audio_snr: np.ndarray | None = None     # per-segment SNR dB of the audio change (after finish)
         self._front = None
@@ -125,14 +126,14 @@ class InputStage:
 
     # -- before the attack ---------------------------------------------------------------------------
     def model_input(self, x: np.ndarray, clf):
-        """(attack input, classifier): the spectrogram ones unchanged, or the segments' audio + the waveform
-        classifier (front end + model)."""
+        """(attack input, classifier): the spectrogram ones unchanged (``clf``, built with the defense by the app),
+        or the segments' audio + the waveform classifier (defense + front end + model; ``clf`` is not used)."""
         if not self.waveform:
-            self._spec_clf = clf                         # re-classifies the resynthesized audio's features
+            self._spec_clf = getattr(clf, "deployed", clf)   # re-classifies the resynthesized audio's features
             return x, clf
         audio = self.load_audio()
         wclf = waveform_classifier(self.tm, self.fe, self.cfg.estimator.kind, self.cfg.estimator.batch_size,
-                                   clip_range(audio))
+                                   clip_range(audio), defense=self.defense)
         diff = float(np.max(np.abs(self.features(audio) - x))) if len(x) else 0.0
         self._frontend_diff = diff
         if diff > 1e-3:
@@ -221,7 +222,8 @@ class InputStage:
         from .estimator import make_classifier
         if not hasattr(self, "_spec_clf"):
             self._spec_clf = make_classifier(self.tm.model, len(self.tm.classes), self.tm.normalizer.clip_values,
-                                             self.cfg.estimator.kind, self.cfg.estimator.batch_size)
+                                             self.cfg.estimator.kind, self.cfg.estimator.batch_size,
+                                             defense=self.defense).deployed
         return self._spec_clf.predict(feats).argmax(1) if len(feats) else np.zeros(0, int)
 
     def _log_artifacts(self, audio, audio_adv, snr, y, clean_logits, adv_logits, extra, genders) -> None:

@@ -9,8 +9,9 @@ job starts, before any data or model is loaded.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field, fields, make_dataclass
-from typing import Any, List, Optional, get_type_hints
+from typing import Any, Dict, List, Optional, get_type_hints
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
@@ -147,6 +148,17 @@ class InputConf:
 
 
 @dataclass
+class DefenseConf(Dict[str, Any]):
+    """``conf/defense/<name>.yaml`` (``ser_attacks.defenses``): the keys every defense has; a defense's own
+    parameters (and its ``_target_``) are extra keys (the schema subclasses ``Dict``, so they are allowed).
+    ``eot`` / ``bpda``: the attacker's options, applied by ``estimator.make_classifier``."""
+    name: str = "none"                       # also the MLflow tag ``defense``
+    stage: str = "none"                      # none | inference | training
+    eot: int = 1                             # randomized defenses: k draws averaged when attacking (1 = off)
+    bpda: bool = True                        # non-differentiable transforms: straight-through gradients
+
+
+@dataclass
 class DatasetConf:
     name: str = MISSING
     corpus: str = MISSING                    # emodb | emovo | ravdess (file layout and loader)
@@ -163,4 +175,7 @@ def register() -> None:
                         ("estimator", EstimatorConf), ("dataset", DatasetConf),
                         ("augment", AugmentConf), ("input", InputConf)):
         cs.store(group=group, name=f"{group}_schema", node=node)
+    with warnings.catch_warnings():          # OmegaConf calls subclassing Dict deprecated; it is what allows extra keys
+        warnings.filterwarnings("ignore", message=".*subclasses `Dict`", category=UserWarning)
+        cs.store(group="defense", name="defense_schema", node=DefenseConf)
     cs.store(group="split", name="split_cv_schema", node=SpeakerCVConf)

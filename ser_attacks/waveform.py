@@ -158,11 +158,12 @@ def clip_range(audio: np.ndarray) -> tuple[float, float]:
     return (-max(1.0, peak), max(1.0, peak))
 
 
-def waveform_classifier(tm, fe, kind: str = "compiled", batch_size: int = 64, clip_values=CLIP):
+def waveform_classifier(tm, fe, kind: str = "compiled", batch_size: int = 64, clip_values=CLIP, defense=None):
     """The trained model behind the TF front end and its normalizer, as one ART classifier on waveforms
-    (input (n, segment_samples) within ``clip_values`` (full scale), logits out)."""
+    (input (n, segment_samples) within ``clip_values`` (full scale), logits out), built by the one builder
+    (``estimator.make_classifier``) with ``defense``: waveform-domain layers before the front end,
+    spectrogram-domain ones between the front end and the model."""
     from .estimator import make_classifier
-    from .fast_model import maybe_fast
-    from .frontend_tf import waveform_model
-    return make_classifier(waveform_model(maybe_fast(tm.model), fe, tm.normalizer), len(tm.classes),
-                           tuple(clip_values), kind, batch_size)
+    from .frontend_tf import frontend_layer
+    return make_classifier(tm.model, len(tm.classes), tuple(clip_values), kind, batch_size, defense=defense,
+                           frontend=frontend_layer(fe, tm.normalizer))

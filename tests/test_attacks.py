@@ -93,7 +93,7 @@ def test_jsma_targets_differ_from_true_labels(trained):
 
 @pytest.mark.e2e
 def test_pixel_attack_flips_predictions_with_at_most_th_cells(trained):
-    from ser_attacks.pixel import SpectrogramPixelAttack
+    from ser_attacks.attacks.pixel import SpectrogramPixelAttack
     base, clf, X, y, _ = trained
     right = np.flatnonzero(clf.predict(X).argmax(1) == y)
     assert len(right), "the tiny model must classify some test samples correctly"

@@ -127,7 +127,7 @@ def test_make_help_is_grouped_by_purpose():
 # ---------------------------------------------------------------------------------- the rules, in this process
 def test_every_attack_key_has_a_range_or_is_typed():
     keys = set(schema.AttackConf.__dataclass_fields__)
-    assert keys == set(attacks.PARAM_RULES) | attacks.UNRANGED, "a new attack key needs its rule in attacks.py"
+    assert keys == set(attacks.PARAM_RULES) | attacks.UNRANGED, "a new attack key needs its rule in attacks/__init__.py"
     for name, rules in attacks.ATTACK_RULES.items():
         assert (Path(CONF_DIR) / "attack" / f"{name}.yaml").is_file() and set(rules) <= keys
 

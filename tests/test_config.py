@@ -33,7 +33,7 @@ def test_every_attack_config_builds_its_art_class(attack):
     cfg = compose_config(f"attack={attack}")
     cls, kwargs = attack_kwargs(cfg.attack)
     from art.attacks.attack import EvasionAttack
-    assert issubclass(cls, EvasionAttack)         # an ART class (or our fix of one, see ser_attacks/pixel.py)
+    assert issubclass(cls, EvasionAttack)         # an ART class (or our fix of one, see ser_attacks/attacks/pixel.py)
     validate(cfg.attack)   # ART's own _check_params accept the defaults
 
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from art.attacks.evasion import CarliniLInfMethod, SaliencyMapMethod
 
-from ser_attacks.boundary import BatchedBoundaryAttack, SeededBoundaryAttack
-from ser_attacks.cw_linf import BatchedCarliniLInfMethod
+from ser_attacks.attacks.boundary import BatchedBoundaryAttack, SeededBoundaryAttack
+from ser_attacks.attacks.cw_linf import BatchedCarliniLInfMethod
+from ser_attacks.attacks.jsma import BatchedSaliencyMapMethod
 from ser_attacks.estimator import make_classifier
-from ser_attacks.jsma import BatchedSaliencyMapMethod
 
 SHAPE = (261, 128, 1)
 LO, HI = -3.0, 3.0
@@ -81,7 +81,7 @@ def test_cw_linf_result_does_not_depend_on_the_batch(model, data):
 def test_cw_l2_fused_gradient_equals_art(model, data):
     from art.attacks.evasion import CarliniL2Method
 
-    from ser_attacks.cw_l2 import FusedCarliniL2Method
+    from ser_attacks.attacks.cw_l2 import FusedCarliniL2Method
     clf = clf_for(model, band_box())
     x = np.clip(data, *clf.clip_values).astype(np.float32)
     y = np.eye(5, dtype=np.float32)[np.argmax(clf.predict(x), 1)]
@@ -171,10 +171,10 @@ def test_batched_attacks_reject_bad_parameters(model):
 
 @pytest.mark.parametrize("th, es", [(1, 1), (5, 1), (3, 0)])
 def test_pixel_windowed_prediction_gives_the_same_adversarial_examples(model, data, th, es):
-    """Only the changed windows through the CNN (ser_attacks.windowed): the same logits bit for bit, hence
+    """Only the changed windows through the CNN (ser_attacks.attacks.windowed): the same logits bit for bit, hence
     the same search and result; fewer window images through the CNN."""
-    from ser_attacks.pixel import SpectrogramPixelAttack
-    from ser_attacks.windowed import WindowedPredictor
+    from ser_attacks.attacks.pixel import SpectrogramPixelAttack
+    from ser_attacks.attacks.windowed import WindowedPredictor
     clf = clf_for(model, (LO, HI), batch_size=16)
     y = np.argmax(clf.predict(data), 1)
     wp = WindowedPredictor.build(clf)
@@ -191,7 +191,7 @@ def test_pixel_windowed_prediction_gives_the_same_adversarial_examples(model, da
 
 def test_pixel_is_seeded(model, data):
     """The same seed gives the same x_adv (DE and CMA-ES); ART's PixelAttack draws from global / unseeded state."""
-    from ser_attacks.pixel import SpectrogramPixelAttack
+    from ser_attacks.attacks.pixel import SpectrogramPixelAttack
     clf = clf_for(model, band_box(), batch_size=16)
     x = np.clip(data, *clf.clip_values).astype(np.float32)
     y = np.argmax(clf.predict(x), 1)

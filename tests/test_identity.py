@@ -46,7 +46,9 @@ def test_run_tags(cfg_factory):
     cfg = cfg_factory()
     assert identity.run_tags("attack", cfg, config_hash="h") == {
         "run_type": "attack", "dataset": cfg.dataset.name, "language": cfg.dataset.language,
-        "model": cfg.model.name, "attack": cfg.attack.name, "config_hash": "h"}
+        "model": cfg.model.name, "attack": cfg.attack.name, "config_hash": "h",
+        "defense": "none", "defense_stage": "none", "defense_randomized": "false", "defense_differentiable": "true",
+        "attack_eot": "1", "attack_bpda": "false"}
     assert identity.run_tags("sweep", cfg) == {"run_type": "sweep", "dataset": cfg.dataset.name}
 
 

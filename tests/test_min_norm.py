@@ -1,4 +1,4 @@
-"""Minimum-norm attack (ser_attacks/fmn.py) and the measures below saturation (ser_attacks/min_norm.py):
+"""Minimum-norm attack (ser_attacks/attacks/fmn.py) and the measures below saturation (ser_attacks/min_norm.py):
 minimal perturbation per segment, robustness curves from ε = 0, one-number summaries, per-segment export."""
 from __future__ import annotations
 
@@ -108,7 +108,7 @@ def test_fmn_finds_the_exact_minimal_perturbation_of_a_linear_model(norm, ord_, 
     """Exact minimal distance of a linear model: min_j |z_y − z_j| / ‖w_y − w_j‖_dual. With two classes FMN
     finds it within 5% on every sample; with three it follows the runner-up class (as FMN does), whose
     boundary need not be the nearest: never below the minimum, within 5% on most samples."""
-    from ser_attacks.fmn import FastMinimumNorm
+    from ser_attacks.attacks.fmn import FastMinimumNorm
     model, clf, x = _linear(n_classes)
     y = clf.predict(x).argmax(1)
     x_adv = FastMinimumNorm(clf, norm=norm, max_iter=100, verbose=False).generate(x, y)
@@ -124,7 +124,7 @@ def test_fmn_finds_the_exact_minimal_perturbation_of_a_linear_model(norm, ord_, 
 def test_fmn_is_no_larger_than_a_successful_fixed_budget_attack(linear):
     from art.attacks.evasion import BasicIterativeMethod
 
-    from ser_attacks.fmn import FastMinimumNorm
+    from ser_attacks.attacks.fmn import FastMinimumNorm
     model, clf, x = linear
     y = clf.predict(x).argmax(1)
     r = np.abs((FastMinimumNorm(clf, max_iter=100, verbose=False).generate(x, y) - x).reshape(len(x), -1)).max(1)
@@ -138,7 +138,7 @@ def test_fmn_is_no_larger_than_a_successful_fixed_budget_attack(linear):
                                           ({"learning_rate": -1.0}, "learning_rate"), ({"gamma": 1.5}, "gamma"),
                                           ({"per_sample": "yes"}, "per_sample"), ({"batch_size": 0}, "batch_size")])
 def test_fmn_rejects_bad_parameters_before_any_work(linear, kwargs, word):
-    from ser_attacks.fmn import FastMinimumNorm
+    from ser_attacks.attacks.fmn import FastMinimumNorm
     with pytest.raises(ValueError, match=word):
         FastMinimumNorm(linear[1], **kwargs)
 

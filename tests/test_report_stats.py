@@ -164,7 +164,7 @@ def _tiny_classifier(clip):
 
 
 def test_sparse_noise_changes_as_many_cells_as_pixel_within_the_box():
-    from ser_attacks.noise import UniformNoise
+    from ser_attacks.attacks.noise import UniformNoise
     lo, hi = np.full((4, 6, 1), -2.0, np.float32), np.full((4, 6, 1), 3.0, np.float32)
     lo[0], hi[0] = 0.0, 0.5                                   # a band with its own box
     clf = _tiny_classifier((lo, hi))

@@ -23,7 +23,7 @@ On a float spectrogram model it goes wrong in four ways, all fixed here while ke
    images are built and predicted ``batch_size`` at a time, so memory depends on ``batch_size``.
    CMA-ES (``es=0``) is evaluated one generation per predict call (ART calls predict per candidate).
    With the compiled estimator, a candidate's CNN features are recomputed only for the windows its cells
-   fall in (``ser_attacks.windowed``; same logits bit for bit, checked on the model before use).
+   fall in (``ser_attacks.attacks.windowed``; same logits bit for bit, checked on the model before use).
 4. **Already-misclassified samples.** ART's untargeted attack "succeeds" on them at once and returns
    them with a random cell overwritten. Here they are returned unchanged (nothing to do), so the
    perturbation statistics describe real attacks only. (Success rate counts correctly classified

@@ -55,7 +55,7 @@ class WindowedPredictor:
     # --- construction and checks ---------------------------------------------------------------------------
     @classmethod
     def build(cls, clf, check: np.ndarray | None = None) -> "WindowedPredictor | None":
-        from .estimator import graph, is_compiled
+        from ..estimator import graph, is_compiled
         if not is_compiled(clf):
             return None
         return graph(clf, "windowed_predictor", lambda model: cls._make(clf, model, check))
@@ -64,7 +64,7 @@ class WindowedPredictor:
     def _make(cls, clf, model, check) -> "WindowedPredictor | None":
         import keras
 
-        from .fast_model import stock_form
+        from ..fast_model import stock_form
         layers = stock_form(model).layers
         names = [type(layer).__name__ for layer in layers]
         try:

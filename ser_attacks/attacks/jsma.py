@@ -28,7 +28,7 @@ from art.config import ART_NUMPY_DTYPE
 from art.utils import check_and_transform_label_format
 from tqdm.auto import trange
 
-from .estimator import check_per_sample, graph, is_compiled, map_samples
+from ..estimator import check_per_sample, graph, is_compiled, map_samples
 
 
 def _build(model, per_sample: bool, input_shape, nb_classes: int):

@@ -9,7 +9,7 @@ forward passes after the run.
 
 ``BatchedCarliniLInfMethod`` runs exactly that per-sample algorithm -- ART's loops, ART's ``Adam`` object,
 ART's loss and gradient formulas as the same float32/float64 NumPy expressions -- written as one
-coroutine per sample (``ser_attacks.lockstep``). All samples of a batch advance together, and each round
+coroutine per sample (``ser_attacks.attacks.lockstep``). All samples of a batch advance together, and each round
 is ONE compiled call that, per sample, runs
 - one forward pass whose logits serve both the loss after a step and the gradient of the next step
   (ART evaluates each point twice),
@@ -36,8 +36,8 @@ from art.optimizers import Adam
 from art.utils import check_and_transform_label_format, get_labels_np_array, original_to_tanh, tanh_to_original
 from tqdm.auto import tqdm
 
+from ..estimator import check_per_sample, graph, is_compiled, map_samples
 from . import lockstep
-from .estimator import check_per_sample, graph, is_compiled, map_samples
 
 log = logging.getLogger(__name__)
 

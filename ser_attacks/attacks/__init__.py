@@ -1,4 +1,7 @@
-"""Attack factory (config group ``attack``): ART classes straight from ``_target_``.
+"""The attacks (config group ``attack``): this package's factory builds ART classes straight from ``_target_``;
+the platform's own attacks are one module each (``jsma``, ``cw_l2``, ``cw_linf``, ``boundary``, ``pixel``, ``fmn``,
+``noise``, ``autoattack``; ``lockstep`` and ``windowed`` are their shared machinery), as in ART's own package.
+Every attack gets its classifier from the one builder, ``ser_attacks.estimator.make_classifier`` (the defense).
 
 ``check_params`` checks every set parameter against ``PARAM_RULES`` (the ranges ART's ``_check_params`` and the
 platform's own attack classes accept), without importing TensorFlow or ART: the command line runs it for every
@@ -159,7 +162,7 @@ def validate(cfg) -> list[str]:
     Returns the set keys this attack does not take (ignored, warned about)."""
     import keras
 
-    from .estimator import make_classifier
+    from ..estimator import make_classifier
     # image-shaped input: PixelAttack reads rows / columns / channels from input_shape
     model = keras.Sequential([keras.Input((2, 2, 1)), keras.layers.Flatten(), keras.layers.Dense(2)])
     unused: list[str] = []
@@ -206,9 +209,10 @@ def select_samples(genders: np.ndarray, n: int | None, seed: int, emotions: np.n
 
 
 # Attacks that read ``clip_values`` as two floats: ART's JSMA (it flattens x and indexes single cells) and
-# ser_attacks.pixel (a searched value maps to [lo, hi] with float()). They get the normalizer's one global
+# ser_attacks.attacks.pixel (a searched value maps to [lo, hi] with float()). They get the normalizer's one global
 # range instead of its per-band box (tag clip_box=global). Remove a class here once it takes arrays.
-SCALAR_CLIP_ONLY = ("art.attacks.evasion.saliency_map.SaliencyMapMethod", "ser_attacks.pixel.SpectrogramPixelAttack")
+SCALAR_CLIP_ONLY = ("art.attacks.evasion.saliency_map.SaliencyMapMethod",
+                    "ser_attacks.attacks.pixel.SpectrogramPixelAttack")
 
 
 def clip_values_for(attack_cfg, normalizer) -> tuple[object, str]:

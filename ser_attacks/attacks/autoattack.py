@@ -4,7 +4,8 @@ APGD-DLR (Croce & Hein 2020), L∞, at the same eps as the attacks it checks.
 ART's default AutoAttack adds DeepFool and Square and, given ``loss_type``, rewraps the estimator into a
 stock ``TensorFlowV2Classifier`` (slow, un-chunked predict). Here both APGD runs use the project's own
 estimator: cross-entropy through the estimator's loss (the model gives logits), and the difference-of-logits
-ratio through a copy of the estimator with a DLR loss object, so the compiled gradients are used.
+ratio through a copy of the estimator with a DLR loss object (``estimator.with_loss``: rebuilt by the one
+builder, with the same defense and attacker options), so the compiled gradients are used.
 
 Seeded: APGD's random start draws from NumPy's global generator (``art.utils.random_sphere``), so ``generate``
 seeds it with ``seed`` (``attack.seed``, default the job's seed) and restores the previous state afterwards.
@@ -16,6 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 from art.attacks.evasion import AutoAttack, AutoProjectedGradientDescent
+
+from ..estimator import with_loss
 
 
 def _dlr_loss():
@@ -36,15 +39,6 @@ def _dlr_loss():
     return DLRLoss(name="dlr")
 
 
-def _with_loss(estimator, loss_object):
-    """A copy of ``estimator`` (same class, model, box, batch size) with another loss."""
-    kwargs = dict(model=estimator.model, nb_classes=estimator.nb_classes, input_shape=estimator.input_shape,
-                  loss_object=loss_object, clip_values=estimator.clip_values, preprocessing=None)
-    if hasattr(estimator, "batch_size"):
-        kwargs["batch_size"] = estimator.batch_size
-    return type(estimator)(**kwargs)
-
-
 class SpectrogramAutoAttack(AutoAttack):
     """AutoAttack = APGD-CE + APGD-DLR (untargeted, L∞ by default) on the project's estimator, seeded."""
 
@@ -58,7 +52,7 @@ class SpectrogramAutoAttack(AutoAttack):
         common = dict(norm=norm, eps=eps, eps_step=eps_step, max_iter=max_iter, targeted=False,
                       nb_random_init=num_random_init, batch_size=batch_size, loss_type=None, verbose=verbose)
         self.apgd_ce = AutoProjectedGradientDescent(estimator, **common)
-        self.apgd_dlr = AutoProjectedGradientDescent(_with_loss(estimator, _dlr_loss()), **common)
+        self.apgd_dlr = AutoProjectedGradientDescent(with_loss(estimator, _dlr_loss()), **common)
         super().__init__(estimator, norm=norm, eps=eps, eps_step=eps_step, attacks=[self.apgd_ce, self.apgd_dlr],
                          batch_size=batch_size)
         self.seed = int(seed)

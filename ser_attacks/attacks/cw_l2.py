@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from art.attacks.evasion import CarliniL2Method
 
-from .estimator import graph, is_compiled
+from ..estimator import graph, is_compiled
 
 
 def _build(model, input_shape):

@@ -10,7 +10,7 @@ i-th sample of ``generate``'s input, used for exactly the draws ART makes for th
   ART" for the benchmark and the reference of the tests.
 - ``BatchedBoundaryAttack``: the same per-sample algorithm (ART's ``_init_sample`` / ``_attack`` logic,
   step-size adaptation, ``_best_adv``, the same draws) as one coroutine per sample, all samples of a
-  batch in lock step (``ser_attacks.lockstep``), the candidate predictions of a round in one pass.
+  batch in lock step (``ser_attacks.attacks.lockstep``), the candidate predictions of a round in one pass.
   With ``per_sample=True`` (default) each sample's candidate set is predicted as its own batch, exactly
   the batches ART predicts, so the result equals ``SeededBoundaryAttack``'s bit for bit
   (``tests/test_fast_attacks.py``); ``per_sample=False`` predicts all candidates of a round together
@@ -35,8 +35,8 @@ from art.config import ART_NUMPY_DTYPE
 from art.utils import check_and_transform_label_format, get_labels_np_array
 from tqdm.auto import tqdm
 
+from ..estimator import check_per_sample
 from . import lockstep
-from .estimator import check_per_sample
 
 log = logging.getLogger(__name__)
 

@@ -43,7 +43,7 @@ from art.attacks.attack import EvasionAttack
 from art.estimators.classification import ClassifierMixin
 from art.estimators.estimator import BaseEstimator, LossGradientsMixin
 
-from .estimator import check_per_sample, graph, map_samples
+from ..estimator import check_per_sample, graph, map_samples
 
 NORMS = {"inf": np.inf, "2": 2}
 GAMMA_FINAL = 0.001
