@@ -66,12 +66,12 @@ def _six(scale: float, attack: str, extra: dict | None = None) -> pd.DataFrame:
 
 
 def test_ranking_pairs_on_common_segments_and_names_the_smallest():
-    seg = pd.concat([_six(0.5, "fmn"), _six(1.0, "deepfool")])
+    seg = pd.concat([_six(0.5, "fmn"), _six(1.0, "cw_linf")])
     sums, pairs = q.ranking(q.tidy(seg), "min_linf")
-    assert list(sums.sort_values("median").attack) == ["fmn", "deepfool"]
+    assert list(sums.sort_values("median").attack) == ["fmn", "cw_linf"]
     p = pairs.iloc[0]
-    assert (p.attack, p.other) == ("deepfool", "fmn")
-    # Δ = mean over speakers of (median deepfool − median fmn) = mean of 0.5 × speaker medians
+    assert (p.attack, p.other) == ("cw_linf", "fmn")
+    # Δ = mean over speakers of (median cw_linf − median fmn) = mean of 0.5 × speaker medians
     expected = np.mean([0.5 * (0.01 + 0.002 * i + 0.0015) for i in range(6)])
     assert p["diff"] == pytest.approx(expected) and p.lo > 0
     assert p.p == pytest.approx(2 / 64) and p.p_holm == pytest.approx(2 / 64)   # exact sign flips, 6 speakers
@@ -79,15 +79,15 @@ def test_ranking_pairs_on_common_segments_and_names_the_smallest():
 
 
 def test_ranking_ignores_segments_only_one_attack_attacked():
-    # deepfool also attacked extra segments with tiny minimal perturbations: unpaired, they must not count
-    seg = pd.concat([_six(0.5, "fmn"), _six(1.0, "deepfool", extra={f"s{i}": [1e-6] * 20 for i in range(6)})])
+    # cw_linf also attacked extra segments with tiny minimal perturbations: unpaired, they must not count
+    seg = pd.concat([_six(0.5, "fmn"), _six(1.0, "cw_linf", extra={f"s{i}": [1e-6] * 20 for i in range(6)})])
     _, pairs = q.ranking(q.tidy(seg), "min_linf")
     assert pairs.iloc[0].segments == 24 and pairs.iloc[0]["diff"] > 0
 
 
 def test_ranking_caps_censored_speakers_at_the_axis_top():
     a = _six(0.5, "fmn")
-    b = _six(1.0, "deepfool")
+    b = _six(1.0, "cw_linf")
     b.loc[b.speaker == "s0", "min_linf"] = np.inf        # never flipped
     b.loc[b.speaker == "s0", "adv_pred"] = 1
     t = q.tidy(pd.concat([a, b]))
@@ -97,6 +97,18 @@ def test_ranking_caps_censored_speakers_at_the_axis_top():
     meds_a = [0.5 * (0.01 + 0.002 * i + 0.0015) for i in range(6)]
     meds_b = [top] + [0.01 + 0.002 * i + 0.0015 for i in range(1, 6)]
     assert pairs.iloc[0]["diff"] == pytest.approx(np.mean(np.subtract(meds_b, meds_a)))
+
+
+def test_minimal_norm_counts_only_in_the_norm_the_attack_minimises():
+    seg = pd.concat([_six(0.5, "fmn"), _six(1.0, "deepfool"), _six(2.0, "fmn").assign(config="norm=2")])
+    t = q.tidy(seg)
+    assert set(t[t.min_linf.notna()].config) == {"default"}                # FMN L∞ only; DeepFool minimises L2
+    sums, _ = q.ranking(t, "min_linf")
+    assert list(sums.attack) == ["fmn"] and list(sums.config) == ["default"]
+    l2 = pd.concat([_six(0.5, "deepfool"), _six(2.0, "fmn").assign(config="norm=2", **{"attack.norm": "2"})])
+    l2 = l2.rename(columns={"min_linf": "min_l2"})
+    sums, _ = q.ranking(q.tidy(l2), "min_l2")
+    assert sorted(sums.attack) == ["deepfool", "fmn"]
 
 
 def test_ranking_on_snr_quieter_is_smaller():
@@ -110,7 +122,7 @@ def test_ranking_on_snr_quieter_is_smaller():
 
 
 def test_ranking_not_testable_with_two_speakers():
-    seg = pd.concat([segs({"s0": [0.1, 0.2], "s1": [0.1]}, "fmn"), segs({"s0": [0.3, 0.4], "s1": [0.2]}, "deepfool")])
+    seg = pd.concat([segs({"s0": [0.1, 0.2], "s1": [0.1]}, "fmn"), segs({"s0": [0.3, 0.4], "s1": [0.2]}, "cw_linf")])
     sums, pairs = q.ranking(q.tidy(seg), "min_linf")
     assert pairs.p.isna().all() and "not testable" in q.smallest_verdict(sums, pairs)
 

@@ -8,7 +8,9 @@ one, or the file itself): one row per attacked segment and run, with ``min_linf`
 for the minimum-norm attacks (``ser_attacks.min_norm``: FMN, DeepFool, C&W, Boundary) and ``adv_pred`` and the
 budget ``attack.eps`` (or ``config`` ``eps=<ε>``) for the fixed-budget L∞ attacks (FGSM, BIM, PGD, noise).
 
-**The measure** (``speaker_medians``): per speaker, the median minimal perturbation of the segments the model
+**The measure** (``speaker_medians``): an attack's minimal L∞ / L2 counts only in the norm it minimises
+(``min_norm.norm_of``: FMN's ``attack.norm``, C&W L∞: L∞, DeepFool / C&W L2 / Boundary: L2); the SNR of the audio
+change compares them all on one scale. Per speaker, the median minimal perturbation of the segments the model
 classified correctly (the ones an attack has to change; the others count 0 and are left out, as the success
 rate leaves them out: ranking on them would rank clean accuracy). SNR: the quieter, the smaller; it enters
 as −SNR so that "larger" means "a bigger perturbation" on every measure. **Censoring rule:** a segment the
@@ -50,7 +52,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..min_norm import _ci, default_grid, snr_grid
+from ..min_norm import _ci, default_grid, norm_of, snr_grid
 from . import plan as planmod
 from . import stats
 from .export import SEGMENTS_FILE, _read_segments
@@ -77,6 +79,12 @@ def load(paths) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
+def _config_value(config: str, key: str) -> str | None:
+    """``<key>=<value>`` in a run's config text (its swept parameters), or None."""
+    m = re.search(rf"(?:^|[\s,]){key}=([^\s,]+)", str(config))
+    return m.group(1) if m else None
+
+
 def _budget(row_eps, config: str) -> float:
     """A fixed-budget run's ε: its ``attack.eps`` or, where the file lacks it, ``eps=<ε>`` in its config."""
     try:
@@ -85,8 +93,11 @@ def _budget(row_eps, config: str) -> float:
             return v
     except (TypeError, ValueError):
         pass
-    m = re.search(r"eps=([0-9.eE+-]+)", str(config))
-    return float(m.group(1)) if m else np.nan
+    v = _config_value(config, "eps")
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return np.nan
 
 
 def tidy(seg: pd.DataFrame) -> pd.DataFrame:
@@ -109,8 +120,12 @@ def tidy(seg: pd.DataFrame) -> pd.DataFrame:
     s["flipped"] = (s.correct & (s.adv_pred.to_numpy() != s.label.to_numpy())).astype(float)
     eps = s["attack.eps"] if "attack.eps" in s else pd.Series(np.nan, index=s.index)
     s["budget"] = [(_budget(e, c) if a in FIXED_BUDGET else np.nan) for a, e, c in zip(s.attack, eps, s.config)]
+    norm_col = s["attack.norm"] if "attack.norm" in s else pd.Series(np.nan, index=s.index)
+    norm = [norm_of(a, n if n == n else _config_value(c, "norm")) for a, n, c in zip(s.attack, norm_col, s.config)]
     for m in MEASURES:
         v = s[m].astype(float) if m in s else pd.Series(np.nan, index=s.index)
+        if m != "min_snr_db":        # an attack's minimal L∞ / L2 only in the norm it minimises; SNR for all
+            v = v.where([k == m[4:] for k in norm])
         s[m] = -v if m == "min_snr_db" else v
     keys = ["setting", "protocol", "attack", "config", "key"]
     agg = {c: "first" for c in ("budget", "fold", "speaker", "gender", "correct")}
