@@ -219,3 +219,27 @@ def test_plan_budgets_checked(tmp_path):
     p.write_text("comparisons:\n  - {question: ranking, measure: success_at_budget, budgets: [-1]}\n")
     with pytest.raises(ValueError, match="budgets must be a list of numbers > 0"):
         planmod.load(p)
+
+
+def test_rows_from_report_runs_keep_the_setting_and_pair_with_fixed_budget_runs():
+    from types import SimpleNamespace
+
+    from ser_attacks.report.collect import Samples
+    f = segs({"s0": [0.01, 0.03], "s1": [0.02, np.inf]})
+    b = _bim(f, 0.02, {"s0_0", "s1_0"})
+
+    def samples(d, extra):
+        return Samples(d.label.to_numpy(), d.gender.to_numpy(), d.clean_pred.to_numpy(), d.adv_pred.to_numpy(),
+                       d.test_index.to_numpy(), d.speaker.to_numpy(), d.recording_id.to_numpy(),
+                       np.zeros(len(d), int), np.full(len(d), "none"), d.fold.to_numpy(), extra)
+    df = pd.DataFrame({"run_id": ["a", "b"], "setting": ["emodb (split=speaker_cv)"] * 2, "attack": ["fmn", "bim"],
+                       "config": ["default", "eps=0.02"],
+                       "params": [{"split.mode": "speaker_cv", "attack.norm": "inf"},
+                                  {"split.mode": "speaker_cv", "attack.eps": "0.02"}]})
+    rows = q.rows_from_runs(SimpleNamespace(df=df), {"a": samples(f, {"min_linf": f.min_linf.to_numpy()}),
+                                                      "b": samples(b, None)})
+    out = q.budgets(q.tidy(rows), "min_linf")
+    assert list(out.setting) == ["emodb (split=speaker_cv)"] and out.segments.iloc[0] == 4
+    assert out.success_min.iloc[0] == pytest.approx(0.5) and out.fixed_only.iloc[0] == 0
+    md = "\n".join(q.section(rows, n_boot=100, level=3))
+    assert md.startswith("### The questions") and "#### Minimal perturbation, L∞ (σ)" in md

@@ -79,6 +79,27 @@ def load(paths) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
+def rows_from_runs(runs, samples: dict) -> pd.DataFrame:
+    """The report's runs (``collect.Runs`` + per-run ``collect.Samples``) → the per-segment rows ``tidy`` reads:
+    every minimum-norm run that logged minimal perturbations and every fixed-budget run, its report setting kept."""
+    parts = []
+    for r in runs.df.itertuples():
+        s = samples.get(r.run_id)
+        minimal = s is not None and bool(s.extra) and any(k in s.extra for k in MEASURES)
+        if s is None or not (minimal or r.attack in FIXED_BUDGET):
+            continue
+        t = s.table()
+        n = len(t)
+        parts.append(pd.DataFrame({
+            "run_id": r.run_id, "setting": r.setting, "split": str(r.params.get("split.mode", "")),
+            "attack": r.attack, "config": r.config, "attack.eps": r.params.get("attack.eps"),
+            "attack.norm": r.params.get("attack.norm"), "fold": t.fold.to_numpy(), "speaker": t.speaker.astype(str),
+            "gender": t.gender.to_numpy(), "recording_id": t.key.to_numpy(), "segment": 0,
+            "test_index": np.zeros(n, int), "label": s.label, "clean_pred": s.clean_pred, "adv_pred": s.adv_pred,
+            **{k: (s.extra or {}).get(k, np.full(n, np.nan)) for k in MEASURES}}))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
 def _config_value(config: str, key: str) -> str | None:
     """``<key>=<value>`` in a run's config text (its swept parameters), or None."""
     m = re.search(rf"(?:^|[\s,]){key}=([^\s,]+)", str(config))
@@ -112,7 +133,8 @@ def tidy(seg: pd.DataFrame) -> pd.DataFrame:
     for c, default in (("split", ""), ("fold", -1), ("config", ""), ("segment", 0)):
         if c not in s:
             s[c] = default
-    s["setting"] = s.dataset.astype(str) + " (split=" + s.split.astype(str) + ")"
+    if "setting" not in s:
+        s["setting"] = s.dataset.astype(str) + " (split=" + s.split.astype(str) + ")"
     s["protocol"] = "split=" + s.split.astype(str)
     s["key"] = (s.fold.astype(str) + "|" + s.test_index.astype(str) + "|" + s.recording_id.astype(str) + "|"
                 + s.segment.astype(str))
@@ -345,8 +367,10 @@ def _p(v: float) -> str:
     return "–" if v != v else ("<0.001" if v < 0.001 else f"{v:.3f}")
 
 
-def section(seg: pd.DataFrame, plan=None, n_boot: int = N_BOOT) -> list[str]:
-    """Markdown lines: the three questions on every measure present (empty without minimal perturbations)."""
+def section(seg: pd.DataFrame, plan=None, n_boot: int = N_BOOT, level: int = 2) -> list[str]:
+    """Markdown lines: the three questions on every measure present (empty without minimal perturbations);
+    ``level``: the section heading's level (its measures one below)."""
+    h = "#" * level
     t = tidy(seg)
     if not len(t):
         return []
@@ -363,7 +387,7 @@ def section(seg: pd.DataFrame, plan=None, n_boot: int = N_BOOT) -> list[str]:
         return planmod.PLANNED if c is not None and (not c.budgets or any(abs(eps - b) < 1e-9 for b in c.budgets)) \
             else planmod.EXPLORATORY
     prots = sorted(t.protocol.unique())
-    md = ["## The questions on the minimal perturbations", "",
+    md = [f"{h} The questions on the minimal perturbations", "",
           "Per speaker the median minimal perturbation of the segments the model classified correctly; a segment "
           "never flipped counts as larger than every flipped one (the speaker's median is ∞ once half of its "
           "segments are); then the median across speakers [95% bootstrap over speakers; "
@@ -375,7 +399,7 @@ def section(seg: pd.DataFrame, plan=None, n_boot: int = N_BOOT) -> list[str]:
     for measure in measures:
         label = MEASURES[measure]
         sums, pairs = ranking(t, measure, n_boot)
-        md += [f"### Minimal perturbation, {label}", "",
+        md += [f"{h}# Minimal perturbation, {label}", "",
                f"**(1) Ranking: which attack needs the smallest perturbation**{planned('ranking', measure, prots)}", "",
                "| setting | attack | median [95% CI] | speakers | correct segments | never flipped |",
                "|---|---|---|---|---|---|"]
