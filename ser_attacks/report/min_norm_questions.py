@@ -431,8 +431,10 @@ def section(seg: pd.DataFrame, plan=None, n_boot: int = N_BOOT, level: int = 2) 
                        f"{'yes' if (b.fixed_only == 0).all() else 'no'} ({int((b.fixed_only > 0).sum())} of "
                        f"{len(b)} budgets with a segment flipped by the fixed-budget attack only).", ""]
         gd = gender(t, measure, n_boot)
+        sense = ("positive = female perturbations quieter, female more vulnerable" if measure == "min_snr_db" else
+                 "positive = female segments need a larger perturbation, male more vulnerable")
         md += [f"**(2) Gender: female vs male**{planned('gender', measure, prots)} (female − male of the speaker "
-               "medians; positive = female segments need a larger perturbation, male more vulnerable)", "",
+               f"medians; {sense})", "",
                "| setting | attack | female [95% CI] | male [95% CI] | female − male [95% CI] | p (speakers) "
                "| p (Holm) |", "|---|---|---|---|---|---|---|"]
         md += [f"| {r.setting} | {r.attack} | {_ival(r.female, r.female_lo, r.female_hi, measure, r.n_female)} | "
