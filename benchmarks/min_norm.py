@@ -20,7 +20,9 @@ the ratio BIM sweep / FMN run (wall clock, and process CPU seconds: the work don
 shared host's load), and per ε: BIM's success (share of the clean-correct segments whose
 prediction it changed) and the share of the clean-correct segments with r_i ≤ ε (FMN's curve at ε), which
 must be at least BIM's (``ok``), plus the segments BIM flipped at ε although r_i > ε (``bim_only``): where
-FMN's minimum is not minimal.
+FMN's minimum is not minimal. ``--segments FILE.csv.gz``: the per-segment outcomes (FMN's minimal perturbation, BIM's
+prediction at every budget) in the columns of an export's ``segments.csv.gz``, which
+``python -m ser_attacks.report.min_norm_questions FILE.csv.gz`` reads.
 """
 from __future__ import annotations
 
