@@ -77,8 +77,9 @@ def compose(overrides: list[str]):
         return hydra_compose("config", overrides=overrides)
 
 
-def trained_model(model_overrides: list[str], n: int):
-    """(cfg, TrainedModel, x normalized (n, ...), labels, genders) as an attack job would have them."""
+def trained_model(model_overrides: list[str], n: int, rows: bool = False):
+    """(cfg, TrainedModel, x normalized (n, ...), labels, genders) as an attack job would have them (``rows``:
+    + the picked segments' table: speaker, recording_id, ...)."""
     from ser_attacks.attacks import select_samples
     from ser_attacks.data import prepare
     from ser_attacks.train import get_or_train
@@ -87,7 +88,8 @@ def trained_model(model_overrides: list[str], n: int):
     tm = get_or_train(cfg, data, None)
     X, y, segs = data.part("test")
     idx = select_samples(segs.gender.to_numpy(), n, cfg.seed)
-    return cfg, tm, tm.normalizer.transform(np.asarray(X[idx])), np.asarray(y)[idx], segs.gender.to_numpy()[idx]
+    out = cfg, tm, tm.normalizer.transform(np.asarray(X[idx])), np.asarray(y)[idx], segs.gender.to_numpy()[idx]
+    return (*out, segs.iloc[idx].reset_index(drop=True).assign(test_index=idx)) if rows else out
 
 
 def attack_cfg(base: list[str], attack: str, overrides: list[str], stock: bool):

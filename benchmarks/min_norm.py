@@ -20,7 +20,9 @@ the ratio BIM sweep / FMN run (wall clock, and process CPU seconds: the work don
 shared host's load), and per ε: BIM's success (share of the clean-correct segments whose
 prediction it changed) and the share of the clean-correct segments with r_i ≤ ε (FMN's curve at ε), which
 must be at least BIM's (``ok``), plus the segments BIM flipped at ε although r_i > ε (``bim_only``): where
-FMN's minimum is not minimal.
+FMN's minimum is not minimal. ``--segments FILE.csv.gz``: the per-segment outcomes (FMN's minimal perturbation, BIM's
+prediction at every budget) in the columns of an export's ``segments.csv.gz``, which
+``python -m ser_attacks.report.min_norm_questions FILE.csv.gz`` reads.
 """
 from __future__ import annotations
 
@@ -35,10 +37,30 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import grid  # noqa: E402  (benchmarks/grid.py: model loader and attack helpers)
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 
 PAPER_EPS = (0.25, 0.5, 0.75, 1.0, 1.25)
 DEFAULT_MODEL = ["dataset=emodb", "dataset.root=/work/shared/data/emodb", "split=speaker_cv", "split.fold=0",
                  "model=final", "+hparams=emodb_paper", "augment=none", "train=fast"]
+
+
+def write_segments(path: Path, cfg, tm, picked, y, clean_pred, x, fmn_pred, fmn_cols, out_bim, clf) -> None:
+    """One row per segment and run (FMN once; BIM at each budget, config ``eps=<ε>``) in the columns of an
+    export's ``segments.csv.gz`` that the minimal-perturbation questions read."""
+    from ser_attacks.min_norm import segment_columns
+    classes = np.asarray(tm.classes)
+    base = {"dataset": cfg.dataset.name, "model": cfg.model.name, "split": cfg.split.mode,
+            "fold": int(cfg.split.get("fold") or 0), "seed": cfg.seed, "recording_id": picked.recording_id.astype(str),
+            "speaker": picked.speaker.astype(str), "gender": picked.gender.astype(str),
+            "test_index": picked.test_index.to_numpy(), "label": y, "emotion": classes[y], "clean_pred": clean_pred}
+    parts = [pd.DataFrame({**base, "run_id": "bench-fmn", "attack": "fmn", "config": "norm=inf",
+                           "adv_pred": fmn_pred, **fmn_cols})]
+    for e, out in sorted(out_bim.items()):
+        pred = np.argmax(clf.predict(out), 1)
+        parts.append(pd.DataFrame({**base, "run_id": f"bench-bim-{e:g}", "attack": "bim", "config": f"eps={e:g}",
+                                   "adv_pred": pred, **segment_columns(x, out, y, clean_pred, pred, minimal=False)}))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.concat(parts, ignore_index=True).to_csv(path, index=False, float_format="%.6g")
 
 
 def main(argv=None) -> int:
@@ -50,12 +72,15 @@ def main(argv=None) -> int:
     ap.add_argument("--below", default="0.005,0.01,0.02,0.05,0.1",
                     help="extra budgets below the paper grid, validated too (BIM eps_step = eps / 10), not timed")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--segments", type=Path, default=None,
+                    help="per-segment results (.csv.gz, the columns of an export's segments.csv.gz): FMN's minimal "
+                         "perturbation and BIM's outcome at every budget, for recipes/study/min_norm_questions.py")
     ap.add_argument("model", nargs="*", help="config overrides of the trained model (after --)")
     args = ap.parse_args(argv)
     overrides = args.model or DEFAULT_MODEL
     from ser_attacks.app import device_name
     from ser_attacks.estimator import make_classifier
-    cfg, tm, x, y, _ = grid.trained_model(overrides, args.n if args.n > 0 else 10 ** 9)
+    cfg, tm, x, y, _, picked = grid.trained_model(overrides, args.n if args.n > 0 else 10 ** 9, rows=True)
     n_classes = len(tm.classes)
     clf = make_classifier(tm.model, n_classes, tm.normalizer.clip_values, "compiled", cfg.estimator.batch_size)
     clean_right = np.argmax(clf.predict(x), 1) == y
@@ -95,9 +120,13 @@ def main(argv=None) -> int:
     for e in below:          # validation only: where the paper grid is saturated
         c = grid.attack_cfg(overrides, "bim", [f"attack.eps={e}", f"attack.eps_step={e / 10}", *bim_over], False)
         out_bim[e], _ = grid.run_attack(c, clf, x, y, n_classes, cfg.seed)
+    from ser_attacks.min_norm import segment_columns
+    clean_pred = np.argmax(clf.predict(x), 1)
     adv_pred = np.argmax(clf.predict(out_fmn), 1)
-    d = np.abs((out_fmn - x).reshape(len(x), -1)).max(1).astype(np.float64)
-    r = np.where(~clean_right, 0.0, np.where(adv_pred != y, d, np.inf))
+    fmn_cols = segment_columns(x, out_fmn, y, clean_pred, adv_pred, minimal=True)
+    r = fmn_cols["min_linf"]
+    if args.segments:
+        write_segments(args.segments, cfg, tm, picked, y, clean_pred, x, adv_pred, fmn_cols, out_bim, clf)
     rows = []
     for e in sorted(out_bim):
         flipped = clean_right & (np.argmax(clf.predict(out_bim[e]), 1) != y)

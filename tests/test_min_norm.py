@@ -190,6 +190,8 @@ def test_fmn_end_to_end_exports_minimal_perturbations_below_bim(tmp_path, corpus
     cli(tmp_path, "ser_attacks.report", "--from-results", str(out), "--out", str(rep))
     md = (rep / "report.md").read_text()
     assert "## Measures below saturation" in md and "figures/min_norm_curves.png" in md
+    # the study's questions on the minimal perturbations follow it: FMN's curve against the BIM runs
+    assert "### The questions on the minimal perturbations" in md and "| fmn | bim | 0.1 |" in md
     summary = pd.read_csv(rep / "tables" / "min_norm_summary.csv")
     assert set(summary.attack) == {"fmn"} and set(summary.gender) == {"all", "female", "male"}
     assert (rep / "figures" / "robustness_curves.png").exists()

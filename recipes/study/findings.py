@@ -14,6 +14,9 @@
 (3) Gender, "only negligible differences; male samples slightly more vulnerable in white-box attacks": the
     report's female - male gaps of the best configurations (Tables 47-48), tested within folds, and each gap's
     CI against the plan's equivalence margin (default ±0.10) for "negligible".
+Where the files hold minimal perturbations (minimum-norm attacks: FMN, DeepFool, C&W, Boundary), the three
+questions are asked again on them (``ser_attacks.report.min_norm_questions``: the median minimal perturbation
+per speaker, censored segments stated, pairs of attacks, gender within folds, corpora descriptive only).
 
 A verdict says only what the intervals support: *supported* (the data show it beyond the CI / after Holm),
 *contradicted* (the data show the opposite beyond the CI / after Holm), *not testable* / *not shown*
@@ -29,8 +32,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ser_attacks.report import min_norm_questions, stats
 from ser_attacks.report import plan as planmod
-from ser_attacks.report import stats
 from ser_attacks.report.checklist import paired_segments
 from ser_attacks.report.export import load_results
 from ser_attacks.report.tables import build_tables
@@ -269,7 +272,8 @@ def main(argv=None) -> None:
           f"Made by `python recipes/study/findings.py {' '.join(map(str, args.results))} --out {args.out}"
           + (f" --plan {args.plan}" if args.plan else "") + "` from the committed per-segment files alone."
           + (f" Analysis plan: `{args.plan}`." if args.plan else " No analysis plan: every result is exploratory."),
-          "", *ranking_section(t, plan), *language_section(t, plan), *gender_section(t, plan)]
+          "", *ranking_section(t, plan), *language_section(t, plan), *gender_section(t, plan),
+          *min_norm_questions.section(min_norm_questions.load(args.results), plan)]
     args.out.write_text("\n".join(md) + "\n")
     print(f"wrote {args.out}", file=sys.stderr)
 

@@ -225,7 +225,7 @@ def _write_report(runs: Runs, samples, out: Path, name: str, cache: Path | None,
         + ["", "## About this report", ""] + md[2:]
     md += ["", "## Significance", "", *significance_lines(t, runs.df.dataset.nunique(), plan)]
     md += ["", "## Robustness checklist", "", *_checklist_lines(cl)]
-    md += min_norm.section(runs, samples, out)     # minimal perturbations: curves from ε = 0, summaries
+    md += min_norm.section(runs, samples, out, plan=plan)   # minimal perturbations: curves, summaries, questions
     sections = {"table03": "Clean accuracy", "table04": "Best configuration per attack", "table45": "Rank scores",
                 "table47": "Female vs male", "paper_": "Beside the paper", "protocol": "Protocol gap",
                 "language_": "Between languages",

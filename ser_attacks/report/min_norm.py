@@ -102,9 +102,10 @@ def table(summary: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def section(runs: Runs, samples: dict[str, Samples], out: Path, n_boot: int = 1000) -> list[str]:
-    """Markdown lines of the section (empty when no run has minimal perturbations); writes its files."""
-    from . import figures
+def section(runs: Runs, samples: dict[str, Samples], out: Path, n_boot: int = 1000, plan=None) -> list[str]:
+    """Markdown lines of the section (empty when no run has minimal perturbations); writes its files. The
+    study's questions on the minimal perturbations follow (``min_norm_questions``; ``plan``: an analysis plan)."""
+    from . import figures, min_norm_questions
     seg = segments(runs, samples)
     if not len(seg):
         return []
@@ -129,4 +130,5 @@ def section(runs: Runs, samples: dict[str, Samples], out: Path, n_boot: int = 10
                f"dB), all / female / male; band = 95% bootstrap over speakers](figures/{fig.name})"]
     md += ["", md_table(table(summary)).rstrip("\n"), "", "_CSV: `tables/min_norm_summary.csv`, "
            "`tables/min_norm_curves.csv`_"]
-    return md
+    questions = min_norm_questions.section(min_norm_questions.rows_from_runs(runs, samples), plan, level=3)
+    return md + ([""] + questions if questions else [])

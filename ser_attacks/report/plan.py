@@ -10,7 +10,8 @@ A plan is a small YAML file (format and example: docs/reports-and-statistics.md,
     comparisons:
       - id: gender_adv
         question: gender            # gender | corpus | protocol | ranking
-        measure: adv_acc            # clean_acc | adv_acc | success_rate
+        measure: adv_acc            # clean_acc | adv_acc | success_rate | min_linf | min_l2 | min_snr_db
+                                    # | success_at_budget (+ budgets: [0.01, 0.02])
         protocol: split=speaker_cv  # optional: only this protocol
         family: gender/adv_acc      # the Holm family (stats.FAMILY_RULE)
         claim: negligible           # optional: difference | negligible
@@ -39,6 +40,10 @@ from . import stats
 
 QUESTIONS = ("gender", "corpus", "protocol", "ranking")
 MEASURES = ("clean_acc", "adv_acc", "success_rate")
+# the minimal-perturbation measures (report.min_norm_questions): per speaker the median minimal perturbation of
+# the correct segments (L∞, L2 in σ; SNR of the audio change in dB), and a minimum-norm attack's success at the
+# fixed budgets of a comparison's ``budgets`` (σ, L∞) against fixed-budget runs on the same segments
+MIN_NORM_MEASURES = ("min_linf", "min_l2", "min_snr_db", "success_at_budget")
 PLANNED, EXPLORATORY = "planned", "exploratory"
 
 
@@ -51,6 +56,7 @@ class Comparison:
     family: str = ""
     claim: str = "difference"
     smallest_detectable_effect: dict = field(default_factory=dict)
+    budgets: list = field(default_factory=list)
 
     def covers(self, question: str, measure: str, protocol: str | None = None) -> bool:
         if self.question != question or self.measure != measure:
@@ -98,15 +104,22 @@ def load(path) -> Plan:
             raise ValueError(f"analysis plan {path}: comparison {i} needs question and measure")
         if c["question"] not in QUESTIONS:
             raise ValueError(f"analysis plan {path}: comparison {i}: question {c['question']!r} not in {QUESTIONS}")
-        if c["measure"] not in MEASURES:
-            raise ValueError(f"analysis plan {path}: comparison {i}: measure {c['measure']!r} not in {MEASURES}")
+        if c["measure"] not in MEASURES + MIN_NORM_MEASURES:
+            raise ValueError(f"analysis plan {path}: comparison {i}: measure {c['measure']!r} not in "
+                             f"{MEASURES + MIN_NORM_MEASURES}")
+        budgets = c.get("budgets") or []
+        if not isinstance(budgets, list) or not all(isinstance(b, (int, float)) and b > 0 for b in budgets):
+            raise ValueError(f"analysis plan {path}: comparison {i}: budgets must be a list of numbers > 0")
+        if budgets and c["measure"] != "success_at_budget":
+            raise ValueError(f"analysis plan {path}: comparison {i}: budgets belong to measure success_at_budget")
         claim = c.get("claim", "difference")
         if claim not in ("difference", "negligible"):
             raise ValueError(f"analysis plan {path}: comparison {i}: claim {claim!r} not difference / negligible")
         family = str(c.get("family", f"{c['question']}/{c['measure']}"))
         sde = dict(c.get("smallest_detectable_effect") or {})
         comps.append(Comparison(id=str(c.get("id", f"c{i}")), question=c["question"], measure=c["measure"],
-                                protocol=c.get("protocol"), family=family, claim=claim, smallest_detectable_effect=sde))
+                                protocol=c.get("protocol"), family=family, claim=claim, smallest_detectable_effect=sde,
+                                budgets=[float(b) for b in budgets]))
     plan = Plan(str(path), float(raw.get("alpha", stats.ALPHA)), float(raw.get("equivalence_margin", 0.10)),
                 float(raw.get("power", 0.8)), list(raw.get("pilot") or []), comps)
     if not 0 < plan.alpha < 1 or not 0 < plan.power < 1 or plan.equivalence_margin <= 0:
