@@ -144,6 +144,9 @@ def main(argv=None) -> int:
                     "segment is interrupted after this and recorded as cut (JSMA's heavy tail)")
     ap.add_argument("--config-budget", type=float, default=None, help="--model-form: seconds; once both sides spent "
                     "this much on one configuration, its remaining segments are skipped and recorded as skipped")
+    ap.add_argument("--batched", action="store_true", help="--model-form: attack the --n segments in one call per "
+                    "side (as a job does for FGSM, BIM, DeepFool, C&W-L2), --repeats runs alternated; seconds per "
+                    "segment = the call's time / n")
     ap.add_argument("model", nargs="*", help="config overrides of the trained model (after --)")
     args = ap.parse_args(argv)
     model_overrides = args.model or (STUDY_MODEL if args.model_form else DEFAULT_MODEL)
@@ -266,7 +269,8 @@ def model_form(args, header, base, forms, x, y, n_classes: int, seed: int) -> in
     adversarial predictions compared, the outputs' largest difference and the segments / cells that differ,
     the segments cut (``--segment-cap``) or skipped (``--config-budget``). JSON after every configuration."""
     from ser_attacks.attacks import attack_labels, build_attack
-    header = {**header, "mode": "model_form", "segment_cap_s": args.segment_cap, "config_budget_s": args.config_budget}
+    header = {**header, "mode": "model_form_batched" if args.batched else "model_form",
+              "segment_cap_s": args.segment_cap, "config_budget_s": args.config_budget}
     results = {"header": header, "rows": []}
     if args.resume and args.json and args.json.exists():
         results["rows"] = json.loads(args.json.read_text())["rows"]
@@ -290,19 +294,23 @@ def model_form(args, header, base, forms, x, y, n_classes: int, seed: int) -> in
         outs = {k: [] for k in FORMS}
         loads = [load_avg()]
         spent = 0.0
-        for i in range(len(x)):
+        units = ([slice(0, len(x))] * max(args.repeats, 1) if args.batched
+                 else [slice(i, i + 1) for i in range(len(x))])
+        for j, sl in enumerate(units):
             if args.config_budget and spent > args.config_budget:
                 break
-            for k in (FORMS if i % 2 == 0 else FORMS[::-1]):
-                out, dt = run_capped(cfg, forms[k], x[i:i + 1], labels[i:i + 1], seed, args.segment_cap)
-                times[k].append(dt)
+            for k in (FORMS if j % 2 == 0 else FORMS[::-1]):
+                out, dt = run_capped(cfg, forms[k], x[sl], labels[sl], seed, args.segment_cap)
+                times[k].append(dt / (sl.stop - sl.start))
                 outs[k].append(out)
                 spent += dt
             loads.append(load_avg())
             note = {k: " (cut)" if outs[k][-1] is None else "" for k in FORMS}
-            print(f"  {label} segment {i}: stock {times['stock'][-1]:.2f} s{note['stock']}, "
-                  f"fast {times['fast'][-1]:.2f} s{note['fast']}", flush=True)
-        n_run = len(times["stock"])
+            print(f"  {label} {'run' if args.batched else 'segment'} {j}: stock {times['stock'][-1]:.2f} "
+                  f"s/segment{note['stock']}, fast {times['fast'][-1]:.2f} s/segment{note['fast']}", flush=True)
+        if args.batched:        # the first run's outputs, segment by segment; ratios per run
+            outs = {k: [None if v[0] is None else v[0][i:i + 1] for i in range(len(x))] for k, v in outs.items()}
+        n_run = len(outs["stock"])
         both = [i for i in range(n_run) if outs["stock"][i] is not None and outs["fast"][i] is not None]
         cut = {k: [i for i in range(n_run) if outs[k][i] is None] for k in FORMS}
         seg = []
@@ -315,10 +323,12 @@ def model_form(args, header, base, forms, x, y, n_classes: int, seed: int) -> in
                         "flipped_stock": bool(clean["stock"][i] == y[i] and pa != y[i]),
                         "flipped_fast": bool(clean["fast"][i] == y[i] and pb != y[i])})
         med = {k: statistics.median(times[k]) if times[k] else float("nan") for k in FORMS}
-        ratios = [times["stock"][i] / times["fast"][i] for i in both]
+        ratios = [a / b for a, b in zip(times["stock"], times["fast"])] if args.batched else [
+            times["stock"][i] / times["fast"][i] for i in both]
         right = [i for i in both if clean["stock"][i] == y[i]]
         row = {"config": label, "attack": attack, "stochastic": attack in STOCHASTIC | {"noise"},
                "target": cfg["_target_"], "segments_run": n_run, "segments_skipped": len(x) - n_run,
+               "runs": len(times["stock"]),
                "segments_cut": cut, "stock_s_median": med["stock"], "fast_s_median": med["fast"],
                "stock_s_total": sum(times["stock"]), "fast_s_total": sum(times["fast"]),
                "ratio_median": statistics.median(ratios) if ratios else float("nan"),
