@@ -387,13 +387,28 @@ def fold_training(overrides: list[str], epochs: int) -> dict:
         print(f"  {kind} form: {epochs} epochs in {total:.0f} s, epochs {[round(v) for v in timer.seconds]} s, "
               f"kept epoch {hist.kept_epoch}, val {f['val_acc']:.3f}, test {f['test_acc']:.3f}", flush=True)
     diffs = []
-    for e in range(epochs):
+    for e in range(min(len(runs["stock"].weights), len(runs["fast"].weights))):
         a, b = runs["stock"].weights[e], runs["fast"].weights[e]
         num = sum(float(np.sum((x - y) ** 2)) for x, y in zip(a, b))
         den = sum(float(np.sum(x ** 2)) for x in a)
         diffs.append({"epoch": e + 1, "max_abs": max(float(np.abs(x - y).max()) for x, y in zip(a, b)),
                       "rel_l2": (num / den) ** 0.5})
     out["weights_diff"] = diffs
+    # the platform's own model of this config, if cached (trained by `python -m ser_attacks mode=train ...`, fast
+    # form): does this run's fast form reproduce it? (same seed, deterministic ops, another process and load)
+    from ser_attacks.identity import model_key
+    from ser_attacks.train import load_trained
+    plain = compose([*overrides, "progress=false"])
+    cached = Path(plain.paths.cache_dir) / "models" / model_key(plain, data)
+    if cached.is_dir() and int(plain.train.max_epochs) >= epochs:
+        tm = load_trained(cached, cached.name)
+        if tm.meta.get("epochs") == len(runs["fast"].weights):
+            w = stock_form(model).get_weights()               # the fast run, best epoch restored (as saved)
+            out["cached_model"] = {"key": cached.name, "epochs": tm.meta["epochs"], "test_acc": tm.meta["test_acc"],
+                                   "fast_run_max_abs_diff": max(float(np.abs(a - b).max())
+                                                                for a, b in zip(w, tm.model.get_weights()))}
+            print(f"  cached model {cached.name}: fast run's weights differ by at most "
+                  f"{out['cached_model']['fast_run_max_abs_diff']:.1e}", flush=True)
     s, f = out["forms"]["stock"], out["forms"]["fast"]
     out["test_pred_agree"] = float(np.mean(np.array(s["test_pred"]) == np.array(f["test_pred"])))
     if epochs > 1:
