@@ -94,7 +94,7 @@ bench-estimator: install  ## stock vs compiled ART estimator on the final model 
 bench-model: install  ## the final model, stock vs fast form: profile, training step, forward(+backward) (ARGS="--repeats 7")
 	$(PY) benchmarks/model_speed.py $(ARGS)
 
-bench-grid: install  ## the paper grid, stock ART vs ours, trained model + shared EmoDB (ARGS="--n 2 --repeats 1")
+bench-grid: install  ## the paper grid, stock ART vs ours, trained model + shared EmoDB (ARGS="--n 2 --repeats 1"; --model-form: stock vs fast model form)
 	$(PY) benchmarks/grid.py $(ARGS)
 
 bench-attack-memory: install  ## peak RSS of each attack at two test sizes, same attack.batch_size

@@ -14,6 +14,10 @@ average before and after (the machine may be shared: the alternation keeps ratio
    (B, 9, ...); fast: the layer on the folded (B * 9, ...) batch), forward and forward+backward (gradients
    w.r.t. its input and its weights; BatchNorm in training mode), then the head (Dropout, BiLSTM, Dense),
    the CNN as a whole and the whole model, with the FLOPs of each convolution and matrix product.
+4. ``--fold-epochs E`` (alone, with ``--skip profile,parts,compare,attacks``): one fold's real training
+   (``train.fit``: the study's protocol, data, normalization and callbacks, test accuracy per epoch) for E
+   epochs, stock form then fast form from the same seed: seconds per epoch (median, and the first epoch with
+   graph tracing apart), and how the two runs' weights, losses and accuracies differ epoch by epoch.
 3. ``compare``: training step (Keras ``train_on_batch``, Adam, op determinism on, as ``train.compiled_model``),
    forward (logits) and forward+backward w.r.t. the input (the compiled estimator's ``loss_gradient``) at
    attack batch sizes; plus the outputs' largest differences.
@@ -330,6 +334,89 @@ def attacks(seed: int, repeats: int, names: list[str], n: int) -> list[dict]:
     return rows
 
 
+FOLD_MODEL = ["experiment=study_models", "augment=none", "dataset=emodb", "dataset.root=/work/shared/data/emodb",
+              "+hparams=emodb_paper", "split.n_folds=5", "split.fold=0", "seed=42"]
+
+
+def fold_training(overrides: list[str], epochs: int) -> dict:
+    """One fold's training for ``epochs`` epochs, stock form then fast form, same seed (``compiled_model``
+    re-seeds and makes the ops deterministic each time): per-epoch seconds and load, curves, and the two runs'
+    weights compared after every epoch (the stock model's weights; the fast form shares them)."""
+    import keras
+
+    from ser_attacks.data import prepare
+    from ser_attacks.fast_model import stock_form
+    from ser_attacks.train import accuracy, compiled_model, fit, normalized_parts
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from grid import compose
+    cfg = compose([*overrides, f"train.max_epochs={epochs}", f"train.min_epochs={min(epochs, 10)}", "train.verbose=0",
+                   "progress=false"])
+    data = prepare(cfg, progress=False)
+    _, tr, va, te = normalized_parts(cfg.normalization, data)
+    n_classes = len(data.classes)
+
+    class Timer(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.seconds, self.load, self.weights = [], [], []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.t0 = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):                  # after validation and the test accuracy
+            self.seconds.append(time.perf_counter() - self.t0)
+            self.load.append(os.getloadavg()[0])
+            self.weights.append([w.copy() for w in stock_form(self.model).get_weights()])
+
+    out = {"config": overrides, "epochs": epochs, "train_segments": int(len(tr[1])), "batch": int(cfg.train.batch_size),
+           "forms": {}}
+    runs = {}
+    for kind in ("stock", "fast"):
+        model = compiled_model(cfg.model, cfg.train, cfg.seed, tr[0].shape[1:], n_classes, fast=(kind == "fast"))
+        timer = Timer()
+        t0 = time.perf_counter()
+        hist = fit(cfg.train, model, tr, va, n_classes, [timer], test=te)
+        total = time.perf_counter() - t0
+        runs[kind] = timer
+        out["forms"][kind] = {"seconds_per_epoch": timer.seconds, "load": timer.load, "total_s": total,
+                              "median_s_after_first": med(timer.seconds[1:]) if epochs > 1 else None,
+                              "curves": hist.curves, "epoch_kept": hist.kept_epoch,
+                              "val_acc": accuracy(model, *va), "test_acc": accuracy(model, *te),
+                              "test_pred": np.argmax(model.predict(te[0], batch_size=64, verbose=0), 1).tolist()}
+        f = out["forms"][kind]
+        print(f"  {kind} form: {epochs} epochs in {total:.0f} s, epochs {[round(v) for v in timer.seconds]} s, "
+              f"kept epoch {hist.kept_epoch}, val {f['val_acc']:.3f}, test {f['test_acc']:.3f}", flush=True)
+    diffs = []
+    for e in range(min(len(runs["stock"].weights), len(runs["fast"].weights))):
+        a, b = runs["stock"].weights[e], runs["fast"].weights[e]
+        num = sum(float(np.sum((x - y) ** 2)) for x, y in zip(a, b))
+        den = sum(float(np.sum(x ** 2)) for x in a)
+        diffs.append({"epoch": e + 1, "max_abs": max(float(np.abs(x - y).max()) for x, y in zip(a, b)),
+                      "rel_l2": (num / den) ** 0.5})
+    out["weights_diff"] = diffs
+    # the platform's own model of this config, if cached (trained by `python -m ser_attacks mode=train ...`, fast
+    # form): does this run's fast form reproduce it? (same seed, deterministic ops, another process and load)
+    from ser_attacks.identity import model_key
+    from ser_attacks.train import load_trained
+    plain = compose([*overrides, "progress=false"])
+    cached = Path(plain.paths.cache_dir) / "models" / model_key(plain, data)
+    if cached.is_dir() and int(plain.train.max_epochs) >= epochs:
+        tm = load_trained(cached, cached.name)
+        if tm.meta.get("epochs") == len(runs["fast"].weights):
+            w = stock_form(model).get_weights()               # the fast run, best epoch restored (as saved)
+            out["cached_model"] = {"key": cached.name, "epochs": tm.meta["epochs"], "test_acc": tm.meta["test_acc"],
+                                   "fast_run_max_abs_diff": max(float(np.abs(a - b).max())
+                                                                for a, b in zip(w, tm.model.get_weights()))}
+            print(f"  cached model {cached.name}: fast run's weights differ by at most "
+                  f"{out['cached_model']['fast_run_max_abs_diff']:.1e}", flush=True)
+    s, f = out["forms"]["stock"], out["forms"]["fast"]
+    out["test_pred_agree"] = float(np.mean(np.array(s["test_pred"]) == np.array(f["test_pred"])))
+    if epochs > 1:
+        out["ratio_median_epoch"] = statistics.median(
+            x / y for x, y in zip(s["seconds_per_epoch"][1:], f["seconds_per_epoch"][1:]))
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=5)
@@ -340,6 +427,9 @@ def main(argv=None) -> int:
     ap.add_argument("--attacks", default="fgsm,bim,deepfool,jsma:attack.theta=1",
                     help="paper-grid attacks (name[:override...]) timed per segment, stock vs fast form")
     ap.add_argument("--attack-n", type=int, default=2, help="segments attacked (one batch)")
+    ap.add_argument("--fold-epochs", type=int, default=0, help="time one fold's training (part 4) for this many "
+                    "epochs per form; config overrides after -- (default: the study's EmoDB fold 0, seed 42)")
+    ap.add_argument("fold_model", nargs="*", help="config overrides of --fold-epochs' training (after --)")
     ap.add_argument("--skip", default="", help="comma list of parts to skip: profile,parts,compare,attacks")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
@@ -351,6 +441,14 @@ def main(argv=None) -> int:
     res = {"device": device_name(), "tf": tf.__version__, "repeats": args.repeats, "load_before": load(),
            "cores": os.cpu_count(), "command": "python benchmarks/model_speed.py " + " ".join(argv or sys.argv[1:])}
     print(f"# {res['device']}, {res['cores']} cores, TF {res['tf']}, load {res['load_before']}", flush=True)
+    if args.fold_epochs:
+        res["fold_training"] = fold_training(args.fold_model or FOLD_MODEL, args.fold_epochs)
+    if not {"profile", "parts", "compare", "attacks"} - skip:
+        res["load_after"] = load()
+        report(res)
+        if args.json:
+            args.json.write_text(json.dumps(res, indent=1))
+        return 0
     res["peak"] = peak(args.repeats)
     print(f"  matmul 2048^3: {res['peak']['gflops']:.0f} GFLOP/s", flush=True)
     model = final_model(args.seed)
@@ -376,9 +474,34 @@ def main(argv=None) -> int:
 
 
 def report(res: dict) -> None:
-    pk = res["peak"]["gflops"]
     print(f"\n{res['device']}, {res['cores']} cores, TF {res['tf']}; load average before {res['load_before']}, "
           f"after {res['load_after']}; medians of {res['repeats']} alternated repeats")
+    if "fold_training" in res:
+        ft = res["fold_training"]
+        s, f = ft["forms"]["stock"], ft["forms"]["fast"]
+        print(f"\none fold's training, {ft['epochs']} epochs per form, {ft['train_segments']} training segments, "
+              f"batch {ft['batch']}:")
+        print("\n| | stock form | fast form | ratio |\n|---|---:|---:|---:|")
+        print(f"| first epoch (graph tracing), s | {s['seconds_per_epoch'][0]:.1f} | {f['seconds_per_epoch'][0]:.1f} "
+              f"| {s['seconds_per_epoch'][0] / f['seconds_per_epoch'][0]:.2f}x |")
+        if ft["epochs"] > 1:
+            print(f"| later epochs, median s | {s['median_s_after_first']:.1f} | {f['median_s_after_first']:.1f} | "
+                  f"**{ft['ratio_median_epoch']:.2f}x** |")
+        print(f"| load average during the epochs | {min(s['load']):.1f}-{max(s['load']):.1f} "
+              f"| {min(f['load']):.1f}-{max(f['load']):.1f} | |")
+        for k in ("epoch_kept", "val_acc", "test_acc"):
+            print(f"| {k} | {s[k]:.3f} | {f[k]:.3f} | |" if k != "epoch_kept" else f"| {k} | {s[k]} | {f[k]} | |")
+        print(f"\ntest predictions agreeing: {ft['test_pred_agree']:.3f}")
+        print("\n| epoch | weights max abs diff | weights relative L2 diff | training loss stock / fast "
+              "| val acc stock / fast |\n|---:|---:|---:|---|---|")
+        for d in ft["weights_diff"]:
+            e = d["epoch"] - 1
+            print(f"| {d['epoch']} | {d['max_abs']:.1e} | {d['rel_l2']:.1e} | {s['curves']['loss'][e]:.6f} / "
+                  f"{f['curves']['loss'][e]:.6f} | {s['curves']['val_accuracy'][e]:.3f} / "
+                  f"{f['curves']['val_accuracy'][e]:.3f} |")
+    if "peak" not in res:
+        return
+    pk = res["peak"]["gflops"]
     print(f"\nmatmul 2048x2048x2048 float32: **{pk:.0f} GFLOP/s** (the peak below)")
     fl = res["flops"]
     if "profile" in res:

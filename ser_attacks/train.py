@@ -81,15 +81,17 @@ def deterministic(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def compiled_model(model_cfg, train_cfg, seed: int, input_shape, n_classes):
+def compiled_model(model_cfg, train_cfg, seed: int, input_shape, n_classes, fast: bool = True):
     """The model of config node ``model_cfg``, compiled with Adam(``train_cfg.lr``) and cross-entropy on logits;
     seeded and deterministic. A windowed CNN-(B)LSTM is returned in its fast form (``ser_attacks.fast_model``:
-    the same layers and weights, the same numbers within float rounding); ``stock_form`` gives the model to save."""
+    the same layers and weights, the same numbers within float rounding); ``stock_form`` gives the model to save.
+    ``fast=False`` trains the stock form itself (``benchmarks/model_speed.py --fold-epochs`` compares the two)."""
     import keras
 
     from .fast_model import maybe_fast
     deterministic(int(seed))
-    model = maybe_fast(build_model(model_cfg, input_shape, n_classes))
+    model = build_model(model_cfg, input_shape, n_classes)
+    model = maybe_fast(model) if fast else model
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=train_cfg.lr),
                   loss=keras.losses.CategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
     return model

@@ -162,6 +162,18 @@ def test_training_uses_the_fast_form_and_saves_the_stock_model():
     np.testing.assert_array_equal(stock.predict(x, verbose=0), model.predict(x, verbose=0))
 
 
+def test_training_can_run_the_stock_form():
+    """``compiled_model(fast=False)``: the stock model itself, compiled (benchmarks/model_speed.py --fold-epochs)."""
+    import keras
+    from omegaconf import OmegaConf
+
+    from ser_attacks.train import compiled_model
+    cfg = OmegaConf.create({"_target_": "ser_attacks.models.build_cnn_lstm", "conv": CONV, "lstm_units": 8})
+    model = compiled_model(cfg, OmegaConf.create({"lr": 1e-3}), 0, SHAPE, 5, fast=False)
+    assert not is_fast(model) and stock_form(model) is model and model.optimizer is not None
+    assert any(isinstance(layer, keras.layers.TimeDistributed) for layer in model.layers)
+
+
 def test_other_models_are_left_alone():
     import keras
     inp = keras.Input((4,))
