@@ -46,7 +46,7 @@ NOT_IN_MODEL_KEY = ("dataset.root",)
 # model_key and the logged params while they hold that value, so adding an option never changes the identity
 # of an existing run or model (a resumed sweep still skips its FINISHED jobs, the report still pools them).
 NEUTRAL = {"split.val_utterances": None, "train.monitor": "val_loss", "train.min_epochs": 0,
-           "normalization.per_speaker": None}
+           "normalization.per_speaker": None, "defense.name": "none", "defense.stage": "none"}
 # Versions of code whose output the config does not fully say; bump one when that output changes.
 # The front end (audio → segments → log-Mel): keys the feature cache and the model cache.
 FEATURES_VERSION = 2
@@ -109,12 +109,23 @@ def config_hash(cfg) -> str:
     return stable_hash({k: v for k, v in flat.items() if not matches(k, HASH_EXCLUDED)})
 
 
+def training_defense(cfg) -> dict | None:
+    """The whole ``defense`` node when it acts at training (stage ``training``: adversarial training), else
+    None: an inference-side defense or none leaves the trained model as it is."""
+    node = cfg.get("defense")
+    if node is None or node.get("stage") != "training":
+        return None
+    return _container(node)
+
+
 def model_groups(cfg) -> dict:
     """The config groups of ``MODEL_GROUPS`` (a missing group: ``{}``) and the seed, as plain containers,
-    without the ``NEUTRAL`` options at their old-behaviour value."""
+    without the ``NEUTRAL`` options at their old-behaviour value; plus the ``defense`` node when it acts at
+    training (``training_defense``), so an adversarially trained model is another model (and its params say so)."""
     groups = {g: {k: v for k, v in _container(cfg.get(g)).items() if not is_neutral(f"{g}.{k}", v)}
               for g in MODEL_GROUPS}
-    return {**groups, "seed": cfg.seed}
+    defense = training_defense(cfg)
+    return {**groups, "seed": cfg.seed, **({"defense": defense} if defense is not None else {})}
 
 
 def recordings_fingerprint(table) -> str:
@@ -127,7 +138,9 @@ def recordings_fingerprint(table) -> str:
 
 def model_key(cfg, data) -> str:
     """Identity of a trained model: the model-shaping config groups (run-only keys and the data's location
-    left out), the recordings (``recordings_fingerprint`` of ``data.corpus``), the split code's revision,
+    left out; the whole defense node when it acts at training, absent otherwise: keys of undefended models
+    are those they had before defenses existed), the recordings (``recordings_fingerprint`` of
+    ``data.corpus``), the split code's revision,
     ``FEATURES_VERSION`` and the classes (``data.classes``)."""
     groups = model_groups(cfg)
     for name in MODEL_GROUPS:

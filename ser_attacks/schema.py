@@ -156,6 +156,14 @@ class DatasetConf:
     generate: Optional[Any] = None           # synthetic corpus parameters (embedded corpus only)
 
 
+@dataclass
+class DefenseConf:
+    """``defense``: every node has a name and a stage (none | inference | training); each defense's own
+    parameters come from its yaml (extra keys allowed: the node is stored unlocked)."""
+    name: str = "none"
+    stage: str = "none"
+
+
 def register() -> None:
     cs = ConfigStore.instance()
     for group, node in (("attack", AttackConf), ("split", SplitConf), ("train", TrainConf),
@@ -164,3 +172,7 @@ def register() -> None:
                         ("augment", AugmentConf), ("input", InputConf)):
         cs.store(group=group, name=f"{group}_schema", node=node)
     cs.store(group="split", name="split_cv_schema", node=SpeakerCVConf)
+    from omegaconf import OmegaConf
+    defense = OmegaConf.structured(DefenseConf)
+    OmegaConf.set_struct(defense, False)                 # extra keys: each defense's parameters
+    cs.store(group="defense", name="defense_schema", node=defense)
