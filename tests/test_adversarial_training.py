@@ -207,3 +207,31 @@ def test_eps_in_snr_db_falls_with_eps():
     snr = [eps_snr_db(norm, X, Z, eps, seed=0) for eps in (0.05, 0.25, 1.25)]
     assert all(np.isfinite(snr)) and snr[0] > snr[1] > snr[2]
     assert eps_snr_db(norm, X, Z, 0.25, seed=0) == snr[1]                     # seeded
+
+
+@pytest.mark.e2e
+def test_an_adversarially_trained_model_is_trained_not_reused(tmp_path, corpus_root):
+    """``python -m ser_attacks mode=train defense=fast_at`` after the undefended model is cached trains a second
+    model (a model key that ignored the defense would reuse the undefended one), logs the defense (tags,
+    params, the budget in σ and SNR dB) and keeps it in the cached model's meta.json."""
+    import json
+    from pathlib import Path
+
+    from tests.helpers import mlflow_runs, run_cli
+    short = ("mode=train", "train.max_epochs=2")
+    run_cli(tmp_path, corpus_root, *short)
+    out = run_cli(tmp_path, corpus_root, *short, "defense=fast_at")
+    assert "Adversarial training fast_at: eps 0.25 σ" in out.stdout + out.stderr
+    _, runs = mlflow_runs(tmp_path)
+    train = runs["train"]
+    assert len(train) == 2 and len({r.data.tags["model_key"] for r in train}) == 2
+    (fast,) = [r for r in train if r.data.tags.get("defense") == "fast_at"]
+    assert fast.data.tags["defense_stage"] == "training"
+    assert fast.data.params["defense.eps"] == "0.25" and fast.data.params["defense.name"] == "fast_at"
+    assert fast.data.metrics["defense_eps"] == 0.25 and fast.data.metrics["defense_eps_step"] == 0.3125
+    assert 0 < fast.data.metrics["defense_eps_snr_db"] < 80
+    (plain,) = [r for r in train if r is not fast]
+    assert "defense" not in plain.data.tags and not any(k.startswith("defense") for k in plain.data.params)
+    models = sorted(Path(tmp_path, "cache", "models").iterdir())
+    metas = [json.loads((m / "meta.json").read_text()) for m in models if (m / "meta.json").exists()]
+    assert sorted(m.get("defense_method", "none") for m in metas) == ["fast", "none"]
