@@ -107,7 +107,7 @@ def training_form(cfg, model, normalizer, defense=None):
     defense = defense if defense is not None else from_config(cfg)
     if defense is None:
         return model
-    return defense.wrap(model, normalizer.clip_values, float(cfg.train.lr))
+    return compile_for_training(defense.trainer(model, normalizer.clip_values), float(cfg.train.lr))
 
 
 def log_training_defense(defense, normalizer, X, Z, seed: int) -> dict:

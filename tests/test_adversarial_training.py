@@ -169,7 +169,7 @@ def _one_step(defense, seed=0):
         keras.utils.set_random_seed(seed)
         trainer = compile_for_training(model, 1e-3)
     else:
-        trainer = defense.wrap(model, BOX, 1e-3)
+        trainer = compile_for_training(defense.trainer(model, BOX), 1e-3)
     loss = trainer.train_on_batch(x, y, return_dict=True)["loss"]
     return loss, before, [w.numpy() for w in stock_form(model).trainable_weights]
 

@@ -184,12 +184,11 @@ class AdversarialTraining:
         raise NotImplementedError
 
     # -------------------------------------------------------------------------------------- the trainer
-    def wrap(self, model, clip_values, lr: float):
-        """A compiled Keras model that trains ``model`` (the same weights: what is saved stays ``model``)
-        with this defense: Adam(``lr``), cross-entropy on logits, accuracy, as ``train.compiled_model``.
+    def trainer(self, model, clip_values):
+        """A Keras model that trains ``model`` (the same weights: what is saved stays ``model``) with this
+        defense, to be compiled as undefended training compiles (``train.compile_for_training``).
         ``clip_values``: the normalizer's clip box (``Normalizer.clip_values``) or None."""
-        from ..train import compile_for_training
-        return compile_for_training(adversarial_model(model, self, clip_values), lr)
+        return adversarial_model(model, self, clip_values)
 
 
 def box_tensors(clip_values):
