@@ -114,7 +114,7 @@ def log_training_defense(defense, normalizer, X, Z, seed: int) -> dict:
     """What a training run records about its adversarial training: the parameters as run (step size
     derived), the budget in σ and in SNR dB on the training set (``eps_snr_db``)."""
     from .defenses.adversarial_training import eps_snr_db
-    out = {f"defense_{k}": v for k, v in defense.describe().items()}
+    out = {"defense": defense.name, **{f"defense_{k}": v for k, v in defense.describe().items()}}
     out["defense_eps_snr_db"] = eps_snr_db(normalizer, X, Z, defense.eps, int(seed))
     return out
 

@@ -222,7 +222,7 @@ def test_an_adversarially_trained_model_is_trained_not_reused(tmp_path, corpus_r
     run_cli(tmp_path, corpus_root, *short)
     out = run_cli(tmp_path, corpus_root, *short, "defense=fast_at")
     assert "Adversarial training fast_at: eps 0.25 σ" in out.stdout + out.stderr
-    _, runs = mlflow_runs(tmp_path)
+    client, runs = mlflow_runs(tmp_path)
     train = runs["train"]
     assert len(train) == 2 and len({r.data.tags["model_key"] for r in train}) == 2
     (fast,) = [r for r in train if r.data.tags.get("defense") == "fast_at"]
@@ -230,8 +230,24 @@ def test_an_adversarially_trained_model_is_trained_not_reused(tmp_path, corpus_r
     assert fast.data.params["defense.eps"] == "0.25" and fast.data.params["defense.name"] == "fast_at"
     assert fast.data.metrics["defense_eps"] == 0.25 and fast.data.metrics["defense_eps_step"] == 0.3125
     assert 0 < fast.data.metrics["defense_eps_snr_db"] < 80
+    versions = client.search_model_versions()
+    assert sorted(v.tags.get("defense", "none") for v in versions) == ["fast_at", "none"]   # the registry says it
     (plain,) = [r for r in train if r is not fast]
     assert "defense" not in plain.data.tags and not any(k.startswith("defense") for k in plain.data.params)
     models = sorted(Path(tmp_path, "cache", "models").iterdir())
     metas = [json.loads((m / "meta.json").read_text()) for m in models if (m / "meta.json").exists()]
-    assert sorted(m.get("defense_method", "none") for m in metas) == ["fast", "none"]
+    assert sorted(m.get("defense", "none") for m in metas) == ["fast_at", "none"]
+    assert [m["defense_method"] for m in metas if "defense" in m] == ["fast"]
+
+
+@pytest.mark.e2e
+def test_the_training_step_compiles_under_xla():
+    """Keras picks XLA on a GPU (``jit_compile="auto"``): the step, with its random subset of rows (ratio < 1)
+    and the attack's while loop, compiles there too (here on the CPU), for two batch sizes."""
+    import keras
+    model = make_model()
+    trainer = FGSMAdversarialTraining(0.5, ratio=0.6).trainer(model, BOX)
+    trainer.compile(optimizer=keras.optimizers.Adam(1e-3), loss=keras.losses.CategoricalCrossentropy(from_logits=True),
+                    jit_compile=True)
+    for n in (10, 7):
+        assert np.isfinite(trainer.train_on_batch(*batch(n, seed=n), return_dict=True)["loss"])
