@@ -109,6 +109,16 @@ def check_stages(cfg) -> None:
             raise ConfigError(str(exc)) from None
 
 
+# ------------------------------------------------------------------------------------- training defense
+def check_training_defense(cfg) -> None:
+    """A training-side defense (adversarial training) is instantiated: its parameters checked."""
+    from .defenses.adversarial_training import DefenseConfigError, from_config
+    try:
+        from_config(cfg)
+    except DefenseConfigError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 # ---------------------------------------------------------------------------------------- dataset, split
 def _env_var(ds) -> str | None:
     """The environment variable that sets the dataset's root (``${oc.env:EMODB_ROOT,...}`` in its config)."""
@@ -239,6 +249,7 @@ def check_config(cfg) -> None:
     check_stages(cfg)
     check_dataset(cfg)
     check_split(cfg)
+    check_training_defense(cfg)
     from .normalization import NormalizationConfigError, check_units  # numpy only
     try:
         check_units(cfg)                   # per-speaker normalization with an input that cannot apply it

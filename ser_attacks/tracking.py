@@ -324,6 +324,8 @@ class Tracking:
         classes = list(meta["classes"])
         shape = tuple(int(d) for d in meta["input_shape"])
         tags = {"model_key": meta["key"], "dataset": meta["dataset"], "model": meta["model"]}
+        if meta.get("defense"):                  # adversarial training: the logged and registered models say so
+            tags["defense"] = str(meta["defense"])
         keras_sig = ModelSignature(inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, *shape))]),
                                    outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, len(classes)))]))
         keras_info = Model.log(None, model_id=self._logged_model("keras_model", run_id, {**tags, "output": "logits"}),

@@ -86,15 +86,39 @@ def compiled_model(model_cfg, train_cfg, seed: int, input_shape, n_classes, fast
     seeded and deterministic. A windowed CNN-(B)LSTM is returned in its fast form (``ser_attacks.fast_model``:
     the same layers and weights, the same numbers within float rounding); ``stock_form`` gives the model to save.
     ``fast=False`` trains the stock form itself (``benchmarks/model_speed.py --fold-epochs`` compares the two)."""
-    import keras
-
     from .fast_model import maybe_fast
     deterministic(int(seed))
     model = build_model(model_cfg, input_shape, n_classes)
-    model = maybe_fast(model) if fast else model
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=train_cfg.lr),
+    return compile_for_training(maybe_fast(model) if fast else model, train_cfg.lr)
+
+
+def compile_for_training(model, lr: float):
+    """``model`` compiled as training uses it: Adam(``lr``), cross-entropy on logits, accuracy."""
+    import keras
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=float(lr)),
                   loss=keras.losses.CategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
     return model
+
+
+def training_form(cfg, model, normalizer, defense=None):
+    """The model ``fit`` trains: ``model`` itself, or, with a training-side defense (``cfg.defense``, stage
+    training: adversarial training, ``ser_attacks.defenses``), a compiled trainer over the same weights whose
+    training step attacks every batch (the clip box: ``normalizer.clip_values``). ``defense``: the instantiated
+    defense if the caller has it."""
+    from .defenses.adversarial_training import from_config
+    defense = defense if defense is not None else from_config(cfg)
+    if defense is None:
+        return model
+    return compile_for_training(defense.trainer(model, normalizer.clip_values), float(cfg.train.lr))
+
+
+def log_training_defense(defense, normalizer, X, Z, seed: int) -> dict:
+    """What a training run records about its adversarial training: the parameters as run (step size
+    derived), the budget in σ and in SNR dB on the training set (``eps_snr_db``)."""
+    from .defenses.adversarial_training import eps_snr_db
+    out = {"defense": defense.name, **{f"defense_{k}": v for k, v in defense.describe().items()}}
+    out["defense_eps_snr_db"] = eps_snr_db(normalizer, X, Z, defense.eps, int(seed))
+    return out
 
 
 MONITORS = ("val_loss", "val_accuracy")
@@ -180,18 +204,30 @@ def by_speaker(model, X, y, speakers) -> dict[str, list[int]]:
 
 def _fit(cfg, data, tracking, key: str, out: Path, parent_run_id: str | None = None) -> dict:
     from .data import front_end  # the data stage (pandas) only when a model is trained
+    from .defenses.adversarial_training import from_config
     from .fast_model import stock_form
+    defense = from_config(cfg)                  # adversarial training (stage: training), parameters checked
     norm, (Xtr, ytr), (Xva, yva), (Xte, yte) = normalized_parts(cfg.normalization, data)
     n_classes = len(data.classes)
     model = compiled_model(cfg.model, cfg.train, cfg.seed, Xtr.shape[1:], n_classes)
+    trainer = training_form(cfg, model, norm, defense)
     run_id = tracking.start_train_run(cfg, key, n_params=model.count_params(), sizes=data.split.sizes(),
                                       parent_run_id=parent_run_id) if tracking else None
+    defended = log_training_defense(defense, norm, data.part("train")[0], Xtr, cfg.seed) if defense else {}
+    if defense is not None:
+        log.info("Adversarial training %s: eps %.4g σ (mean SNR %.1f dB on the training set), %d step(s) of "
+                 "%.4g σ, ratio %.2f", defense.name, defense.eps, defended["defense_eps_snr_db"], defense.steps,
+                 defense.step, defense.ratio)
+        if run_id:
+            for tag, value in (("defense", defense.name), ("defense_stage", defense.stage)):
+                tracking.client.set_tag(run_id, tag, value)
+            tracking.log_metrics(run_id, {k: v for k, v in defended.items() if isinstance(v, (int, float))})
     callbacks = [tracking.epoch_logger(run_id)] if run_id else []
     log.info("Training %s (%d params) on %d segments, validating on %d", cfg.model.name,
              model.count_params(), len(Xtr), len(Xva))
     t0 = time.time()
     try:
-        hist = fit(cfg.train, model, (Xtr, ytr), (Xva, yva), n_classes, callbacks, test=(Xte, yte))
+        hist = fit(cfg.train, trainer, (Xtr, ytr), (Xva, yva), n_classes, callbacks, test=(Xte, yte))
         seconds = time.time() - t0
 
         meta = {"key": key, "classes": data.classes, "train_run_id": run_id, "n_params": model.count_params(),
@@ -202,7 +238,7 @@ def _fit(cfg, data, tracking, key: str, out: Path, parent_run_id: str | None = N
                 "dataset": cfg.dataset.name, "model": cfg.model.name, "seed": int(cfg.seed),
                 "epoch_kept": hist.kept_epoch, "split": str(cfg.split.mode), "fold": _fold(cfg.split),
                 "sizes": data.split.sizes(), "monitor": str(cfg.train.get("monitor", "val_loss")),
-                "min_epochs": int(cfg.train.get("min_epochs", 0)), "curves": hist.curves}
+                "min_epochs": int(cfg.train.get("min_epochs", 0)), "curves": hist.curves, **defended}
 
         meta["test_by_speaker"] = by_speaker(model, Xte, yte, data.part("test")[2].speaker.astype(str).to_numpy())
         if run_id:      # the kept epoch, the curves and the test speakers' counts (recipes/speaker_independent)

@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from .identity import run_tags
 from .paths import HPARAMS_DIR, compose, resolve_uri
 from .tracking import Tracking, TrackingError
-from .train import accuracy, compiled_model, fit, normalized_parts
+from .train import accuracy, compiled_model, fit, normalized_parts, training_form
 
 log = logging.getLogger("ser_attacks.tune")
 
@@ -181,7 +181,8 @@ def run_study(cfg: DictConfig, tracking=None) -> dict[str, float]:
             model = compiled_model(tcfg.model, tcfg.train, tcfg.seed, train[0].shape[1:], n_classes)
             pruning = _pruning_callback(trial, tracking.client, run_id)
             t0 = time.time()
-            hist = fit(tcfg.train, model, train, val, n_classes, [tracking.epoch_logger(run_id), pruning])
+            hist = fit(tcfg.train, training_form(tcfg, model, norm), train, val, n_classes,
+                       [tracking.epoch_logger(run_id), pruning])
             best = float(min(hist.history["val_loss"]))
             tracking.log_metrics(run_id, {"best_val_loss": best, "epochs": len(hist.history["val_loss"]),
                                           "train_seconds": time.time() - t0, "n_params": model.count_params(),

@@ -110,3 +110,25 @@ def test_a_copied_corpus_keeps_its_model_and_feature_keys(cfg_factory, corpus_ro
     changed = load_corpus("emodb", copy).table
     assert identity.model_key(cfg, _data(table=changed)) != identity.model_key(cfg, _data(table=a))
     assert cache_key(changed, fe) != cache_key(a, fe)
+
+
+def test_a_training_side_defense_is_another_model_and_none_keeps_the_old_key(cfg_factory):
+    """Adversarial training (defense stage training) changes model_key, config_hash and the training run's params;
+    defense=none leaves all three as they were before the defense group existed; an inference-side defense
+    leaves the trained model alone."""
+    from omegaconf import OmegaConf
+    none = cfg_factory()
+    assert none.defense.name == "none"
+    old = _without(none, "defense.name", "defense.stage")
+    assert identity.model_key(none, _data()) == identity.model_key(old, _data())
+    assert identity.config_hash(none) == identity.config_hash(old)
+    assert "defense" not in identity.model_groups(none)
+    keys = {identity.model_key(cfg_factory(*o), _data()) for o in
+            (["defense=pgd_at"], ["defense=pgd_at", "defense.eps=0.5"], ["defense=pgd_at", "defense.steps=3"],
+             ["defense=fast_at"], ["defense=fgsm_at"], ["defense=trades"], ["defense=trades", "defense.beta=1"])}
+    assert len(keys) == 7 and identity.model_key(none, _data()) not in keys
+    assert identity.model_groups(cfg_factory("defense=pgd_at"))["defense"]["eps"] == 0.25
+    params = identity.logged_params(identity.model_groups(cfg_factory("defense=fgsm_at")))
+    assert params["defense.eps"] == 1.25 and params["defense.ratio"] == 0.6 and params["defense.stage"] == "training"
+    inference = OmegaConf.merge(none, {"defense": {"name": "squeeze", "stage": "inference", "bits": 4}})
+    assert identity.model_key(inference, _data()) == identity.model_key(none, _data())
