@@ -85,7 +85,7 @@ def test_configs_compose_check_and_refuse_in_one_line(cfg_factory):
     assert from_config(cfg_factory()) is None                   # defense=none: nothing at training
     assert from_config(cfg_factory("defense=pgd_at", "seed=7")).seed == 7     # every draw from cfg.seed
     for overrides, match in ((("defense=pgd_at", "defense.steps=0"), "defense.steps=0"),
-                             (("defense=fast_at", "defense.epz=0.5"), "defense.epz: not a parameter of")):
+                             (("defense=fast_at", "+defense.epz=0.5"), "defense.epz: not a parameter of")):
         with pytest.raises(DefenseConfigError, match=match) as info:
             from_config(cfg_factory(*overrides))
         assert "\n" not in str(info.value)
