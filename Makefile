@@ -28,11 +28,11 @@ help:  ## this list, by purpose
 		END { for (i = 1; i <= n; i++) printf "%s%s:\n%s", (i > 1 ? "\n" : ""), order[i], rows[order[i]] }' $(MAKEFILE_LIST)
 	@echo; echo "One job or sweep directly: python -m ser_attacks --help"
 
-$(VENV)/.installed: pyproject.toml constraints.txt
+$(VENV)/.installed: pyproject.toml constraints.txt constraints-gpu.txt
 	@command -v $(PYTHON) >/dev/null || { echo "Need $(PYTHON) (Python 3.11). Set PYTHON=/path/to/python3.11"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e ".[$(TF_EXTRA),test]"
+	$(PY) -m pip install -q -c constraints.txt -c constraints-gpu.txt -e ".[$(TF_EXTRA),test]"
 	touch $@
 
 install: $(VENV)/.installed  ## create .venv and install the pinned dependencies
@@ -108,7 +108,7 @@ bench-min-norm: install  ## one FMN curve vs the five-budget BIM sweep, same seg
 # another base (a registry mirror's python:3.11 image); POSTGRES_IMAGE=... for the database likewise.
 COMPOSE := docker compose -f docker/compose.yaml
 DOCKER_BUILD_ARGS = $(if $(PYTHON_IMAGE),--build-arg PYTHON_IMAGE=$(PYTHON_IMAGE))
-.PHONY: docker-build docker-gpu docker-cpu server-up server-down docker-smoke docker-tools
+.PHONY: docker-build docker-gpu docker-cpu server-up server-down docker-smoke docker-gpu-image docker-tools
 
 ##@ Containers and clusters
 docker-build:  ## build the GPU image (ser-attacks:gpu) and the CPU image used by the server
@@ -123,6 +123,9 @@ docker-cpu:  ## the same in the CPU container (no GPU needed)
 
 docker-smoke:  ## build the CPU image, run a sweep in it, then in the compose stack against the server (docker/smoke.sh)
 	bash docker/smoke.sh
+
+docker-gpu-image:  ## build the GPU image (TF_EXTRA=gpu) and run a sweep in it: on the GPU with --gpus all where the host has one, else on the CPU (not in CI: 8 GB, see docs/scaling-out.md)
+	SMOKE_VARIANT=gpu bash docker/smoke.sh
 
 docker-tools:  ## root, Debian: docker.io, debootstrap and Compose v2 for docker-smoke (docker/install-tools.sh)
 	PYTHON=$(if $(wildcard $(PY)),$(PY),python3) bash docker/install-tools.sh

@@ -10,24 +10,38 @@
 #  4. brings up the compose stack (PostgreSQL + MLflow server), runs the same sweep in the CPU runner
 #     against the server, and checks through the server that the runs FINISHED and that their artifacts
 #     (the model, the sweep's report.html) arrived in the server's artifact store.
+# SMOKE_VARIANT=gpu (make docker-gpu-image; not in CI: an 8 GB image, see docs/scaling-out.md): steps 1-3
+# for the GPU image instead (TF_EXTRA=gpu, tag $GPU_IMAGE), no compose stack. Step 3 runs with --gpus all
+# where the host has a GPU for containers (nvidia runtime in `docker info`, or nvidia-smi; SMOKE_GPUS=1/0
+# decides otherwise) and checks that TensorFlow and the attack runs' `device` tag name the GPU; without
+# one it checks the CPU fallback (the CUDA build of TensorFlow, no GPU found, the runs on the CPU).
 # Starts dockerd (--storage-driver=vfs) when no daemon answers and stops it at the end; removes its
 # containers, volumes and network whatever happens (trap). Images are kept (SMOKE_KEEP_IMAGES=0 removes
 # them), so a rerun reuses Docker's build cache.
 # Exit 0: passed; 77: skipped, with the reason (no Docker daemon could be reached or started, not enough
 # free disk); anything else: failed.
-# Settings (environment): SMOKE_MIN_FREE_GB (default 25), SMOKE_BUILD=0 (use $CPU_IMAGE as it is),
-# CPU_IMAGE (ser-attacks:cpu), SMOKE_START_DOCKERD=0 (never start a daemon), SMOKE_WORK (scratch folder),
+# Settings (environment): SMOKE_MIN_FREE_GB (default 25; 30 for the GPU image), SMOKE_BUILD=0 (use the
+# image as it is), CPU_IMAGE (ser-attacks:cpu), GPU_IMAGE (ser-attacks:gpu), SMOKE_START_DOCKERD=0 (never
+# start a daemon), SMOKE_WORK (scratch folder),
 # SMOKE_PROJECT (compose project name, ser-attacks-smoke).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 CPU_IMAGE=${CPU_IMAGE:-ser-attacks:cpu}
+GPU_IMAGE=${GPU_IMAGE:-ser-attacks:gpu}
+VARIANT=${SMOKE_VARIANT:-cpu}
+case "$VARIANT" in
+  cpu) IMAGE=$CPU_IMAGE; MIN_FREE_DEFAULT=25 ;;
+  # under vfs: the 7.6 GB pip layer, then two more full copies for the one container (init + rw layer)
+  gpu) IMAGE=$GPU_IMAGE; MIN_FREE_DEFAULT=30 ;;
+  *) echo "SMOKE_VARIANT must be cpu or gpu, not '$VARIANT'" >&2; exit 2 ;;
+esac
 PY_OFFICIAL=python:3.11-slim-bookworm
 PG_OFFICIAL=postgres:16-bookworm
 PY_LOCAL=ser-attacks-base/python:3.11-bookworm
 PG_LOCAL=ser-attacks-base/postgres:15-bookworm
 PROJECT=${SMOKE_PROJECT:-ser-attacks-smoke}
-MIN_FREE_GB=${SMOKE_MIN_FREE_GB:-25}
+MIN_FREE_GB=${SMOKE_MIN_FREE_GB:-$MIN_FREE_DEFAULT}
 SKIP=77
 T0=$(date +%s)
 STARTED_DOCKERD=""
@@ -59,7 +73,7 @@ cleanup() {
   fi
   [ -n "${JOB_CONTAINER:-}" ] && docker rm -f "$JOB_CONTAINER" >/dev/null 2>&1
   if [ "${SMOKE_KEEP_IMAGES:-1}" = 0 ]; then
-    docker rmi -f "$CPU_IMAGE" "$PY_LOCAL" "$PG_LOCAL" >/dev/null 2>&1; docker image prune -f >/dev/null 2>&1
+    docker rmi -f "$IMAGE" "$PY_LOCAL" "$PG_LOCAL" >/dev/null 2>&1; docker image prune -f >/dev/null 2>&1
   fi
   if [ -n "${WORK:-}" ]; then   # an interrupted debootstrap leaves proc/sys mounted in its root
     awk -v w="$WORK/" 'index($2, w) == 1 {print $2}' /proc/mounts | sort -r | xargs -r umount -l 2>/dev/null
@@ -92,7 +106,7 @@ if ! docker info >/dev/null 2>&1; then
     skip "no Docker daemon could be started (dockerd log above)"
   fi
 fi
-docker compose version >/dev/null 2>&1 \
+[ "$VARIANT" = gpu ] || docker compose version >/dev/null 2>&1 \
   || die "Compose v2 ('docker compose') is missing: docker/install-tools.sh installs it"
 ROOTDIR=$(docker info --format '{{.DockerRootDir}}' 2>/dev/null || echo /var/lib/docker)
 d=$ROOTDIR; while [ ! -d "$d" ]; do d=$(dirname "$d"); done
@@ -156,7 +170,9 @@ else
   build_python_base
   PYTHON_IMAGE=$PY_LOCAL
 fi
-if docker image inspect "$PG_OFFICIAL" >/dev/null 2>&1 || pull "$PG_OFFICIAL"; then
+if [ "$VARIANT" = gpu ]; then
+  POSTGRES_IMAGE=""   # no compose stack for the GPU image
+elif docker image inspect "$PG_OFFICIAL" >/dev/null 2>&1 || pull "$PG_OFFICIAL"; then
   POSTGRES_IMAGE=$PG_OFFICIAL
 else
   log "$PG_OFFICIAL cannot be pulled: building a stand-in from Debian's postgresql (docker/postgres-standin)"
@@ -167,16 +183,32 @@ else
 fi
 export PYTHON_IMAGE POSTGRES_IMAGE CPU_IMAGE
 
-# ---- the CPU image --------------------------------------------------------------------------------
+# ---- the image (CPU, or GPU with SMOKE_VARIANT=gpu) -----------------------------------------------
 if [ "${SMOKE_BUILD:-1}" = 1 ]; then
-  log "building $CPU_IMAGE (docker/Dockerfile, TF_EXTRA=cpu, PYTHON_IMAGE=$PYTHON_IMAGE)"
-  timed "CPU image build" 3600 "${BUILDER[@]}" build -q -f docker/Dockerfile --build-arg TF_EXTRA=cpu \
-    --build-arg PYTHON_IMAGE="$PYTHON_IMAGE" -t "$CPU_IMAGE" . >/dev/null
+  log "building $IMAGE (docker/Dockerfile, TF_EXTRA=$VARIANT, PYTHON_IMAGE=$PYTHON_IMAGE)"
+  timed "${VARIANT^^} image build" 3600 "${BUILDER[@]}" build -q -f docker/Dockerfile --build-arg TF_EXTRA="$VARIANT" \
+    --build-arg PYTHON_IMAGE="$PYTHON_IMAGE" -t "$IMAGE" . >/dev/null
 else
-  docker image inspect "$CPU_IMAGE" >/dev/null 2>&1 || die "SMOKE_BUILD=0 but there is no image $CPU_IMAGE"
-  log "SMOKE_BUILD=0: using $CPU_IMAGE as it is"
+  docker image inspect "$IMAGE" >/dev/null 2>&1 || die "SMOKE_BUILD=0 but there is no image $IMAGE"
+  log "SMOKE_BUILD=0: using $IMAGE as it is"
 fi
-log "$CPU_IMAGE: $(docker image inspect "$CPU_IMAGE" --format '{{.Size}}' | awk '{printf "%.2f GB", $1/1e9}')"
+log "$IMAGE: $(docker image inspect "$IMAGE" --format '{{.Size}}' | awk '{printf "%.2f GB", $1/1e9}')"
+
+# the GPU image: on the GPU where the host lends one to containers, else the CPU fallback is what is checked
+RUN_GPU=()
+EXPECT_DEVICE=""
+if [ "$VARIANT" = gpu ]; then
+  if [ -n "${SMOKE_GPUS:-}" ]; then use_gpu=$SMOKE_GPUS
+  elif docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -q nvidia || command -v nvidia-smi >/dev/null; then use_gpu=1
+  else use_gpu=0; fi
+  if [ "$use_gpu" = 1 ]; then
+    RUN_GPU=(--gpus all); EXPECT_DEVICE=GPU
+    log "a GPU for containers: the sweep runs with --gpus all and must run on it"
+  else
+    EXPECT_DEVICE=CPU
+    log "no GPU for containers here (no nvidia runtime, no nvidia-smi): checking the CPU fallback only"
+  fi
+fi
 
 # ---- the checks, run inside the image (its python, its mlflow) ------------------------------------
 CHECK=$(cat <<'PYEOF'
@@ -205,27 +237,49 @@ assert models, f"no logged model in {uri}"
 m = models[0]
 mfiles = [f.path for f in c.list_logged_model_artifacts(m.model_id)]
 assert mfiles, f"the logged model {m.model_id} has no artifacts in {uri}"
+expect = os.environ.get("EXPECT_DEVICE")
+if expect:   # the attack runs' `device` tag: "GPU: <name>" or "CPU (<n> cores)"
+    devices = {r.data.tags["device"] for r in runs if "device" in r.data.tags}
+    assert devices and all(d.startswith(expect) for d in devices), f"expected runs on the {expect}: {devices or 'no device tag'}"
+    print(f"device of the attack runs: {sorted(devices)}")
 n_files = sum(map(len, arts.values()))
 print(f"OK {uri}: {len(runs)} runs FINISHED (types {sorted(kinds)}), {n_files} run artifacts "
       f"incl. {reports[0]}, logged model {m.name} ({m.model_id}) with {len(mfiles)} files")
 PYEOF
 )
 
-# ---- 3. one small sweep in the CPU image, the three volumes bind-mounted --------------------------
+# ---- 3. one small sweep in the image, the three volumes bind-mounted -------------------------------
+# with EXPECT_DEVICE (the GPU image), TensorFlow's own view first: CUDA build, the devices it finds
+TFCHECK=$(cat <<'PYEOF'
+import os, tensorflow as tf
+info = tf.sysconfig.get_build_info()
+gpus = tf.config.list_physical_devices("GPU")
+print(f"tensorflow {tf.__version__}, CUDA build {info.get('is_cuda_build')} (CUDA {info.get('cuda_version')}, "
+      f"cuDNN {info.get('cudnn_version')}); devices {[d.name for d in tf.config.list_physical_devices()]}")
+assert info.get("is_cuda_build"), "the GPU image's TensorFlow is not a CUDA build"
+assert bool(gpus) == (os.environ["EXPECT_DEVICE"] == "GPU"), f"GPUs found: {gpus}; expected the {os.environ['EXPECT_DEVICE']}"
+PYEOF
+)
 for v in data cache runs; do mkdir -p "$WORK/$v"; done
 chown -R 1000:1000 "$WORK/data" "$WORK/cache" "$WORK/runs" 2>/dev/null || chmod -R a+rwX "$WORK/data" "$WORK/cache" "$WORK/runs"
 JOB_CONTAINER=ser-attacks-smoke-job-$$
-log "sweep in $CPU_IMAGE with -v …:/work/data -v …:/work/cache -v …:/work/runs: ${JOB_ARGS[*]}"
-timed "sweep in the container" 1800 docker run --rm --name "$JOB_CONTAINER" \
+log "sweep in $IMAGE ${RUN_GPU[*]} with -v …:/work/data -v …:/work/cache -v …:/work/runs: ${JOB_ARGS[*]}"
+timed "sweep in the container" 1800 docker run --rm --name "$JOB_CONTAINER" "${RUN_GPU[@]}" \
   -v "$WORK/data:/work/data" -v "$WORK/cache:/work/cache" -v "$WORK/runs:/work/runs" \
-  -e CHECK="$CHECK" -e MLFLOW_TRACKING_URI=sqlite:////work/runs/mlflow.db --entrypoint sh "$CPU_IMAGE" -c \
-  'python -m ser_attacks "$@" > /work/runs/sweep.log 2>&1 || { tail -30 /work/runs/sweep.log; exit 1; }
+  -e CHECK="$CHECK" -e TFCHECK="$TFCHECK" -e EXPECT_DEVICE="$EXPECT_DEVICE" \
+  -e MLFLOW_TRACKING_URI=sqlite:////work/runs/mlflow.db --entrypoint sh "$IMAGE" -c \
+  'if [ -n "$EXPECT_DEVICE" ]; then python -c "$TFCHECK" 2>/work/runs/tfcheck.log || { tail -20 /work/runs/tfcheck.log; exit 1; }; fi
+   python -m ser_attacks "$@" > /work/runs/sweep.log 2>&1 || { tail -30 /work/runs/sweep.log; exit 1; }
    python -c "$CHECK"' sh "${JOB_ARGS[@]}"
 JOB_CONTAINER=""
 [ -f "$WORK/runs/mlflow.db" ] && ls "$WORK"/runs/multirun/*/*/report/report.html >/dev/null 2>&1 \
   || die "the sweep's tracking DB or report is not in the /work/runs volume on the host ($WORK/runs)"
 [ -n "$(ls -A "$WORK/cache")" ] || die "nothing was cached in the /work/cache volume ($WORK/cache)"
 log "the host's volumes hold the results: runs/mlflow.db, runs/multirun/…/report/report.html, cache/$(ls "$WORK/cache" | head -1)"
+if [ "$VARIANT" = gpu ]; then
+  log "PASSED ($IMAGE on the $EXPECT_DEVICE; the compose stack is checked with the CPU image: make docker-smoke) in $(( $(date +%s) - T0 ))s"
+  exit 0
+fi
 
 # ---- 4. the compose stack: PostgreSQL + MLflow server, a sweep in the CPU runner -------------------
 compose() { docker compose -p "$PROJECT" -f docker/compose.yaml "$@"; }

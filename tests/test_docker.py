@@ -152,3 +152,92 @@ def test_smoke_skips_when_no_daemon_can_be_reached(tmp_path):
                        env={**os.environ, "DOCKER_HOST": sock, "SMOKE_START_DOCKERD": "0"})
     assert r.returncode == 77, r.stdout + r.stderr
     assert "SKIPPED:" in r.stdout and ("no Docker daemon answers" in r.stdout or "no docker client" in r.stdout)
+
+
+# ---- the GPU image (make docker-gpu-image = SMOKE_VARIANT=gpu docker/smoke.sh) ---------------------------
+
+FAKE_DOCKER = r'''#!/usr/bin/env python3
+"""A `docker` that logs its calls (JSON lines in $FAKE_LOG) and answers like a daemon with the images built;
+`docker run` writes what a sweep leaves in the bind-mounted /work/runs and /work/cache."""
+import json, os, pathlib, sys
+a = sys.argv[1:]
+with open(os.environ["FAKE_LOG"], "a") as f:
+    f.write(json.dumps(a) + "\n")
+fmt = a[a.index("--format") + 1] if "--format" in a else ""
+if a[:1] == ["info"]:
+    print({"{{.DockerRootDir}}": os.environ["FAKE_ROOT"], "{{.Driver}}": "vfs",
+           "{{json .Runtimes}}": os.environ.get("FAKE_RUNTIMES", '{"runc":{}}')}.get(fmt, "ok"))
+elif a[:1] == ["version"] or a[:2] in (["compose", "version"], ["buildx", "version"]):
+    print("20.10.24")
+elif a[:2] == ["image", "inspect"]:
+    print(7961683733 if fmt == "{{.Size}}" else "[]")
+elif a[:1] == ["build"] or a[:2] == ["rm", "-f"]:
+    pass
+elif a[:1] == ["run"]:
+    mounts = dict(reversed(a[i + 1].split(":")[:2]) for i, x in enumerate(a) if x == "-v")
+    runs, cache = pathlib.Path(mounts["/work/runs"]), pathlib.Path(mounts["/work/cache"])
+    (runs / "mlflow.db").write_text("")
+    (runs / "multirun/d/t/report").mkdir(parents=True)
+    (runs / "multirun/d/t/report/report.html").write_text("")
+    (cache / "features").write_text("")
+else:
+    sys.exit(f"fake docker: unexpected call: {a}")
+'''
+
+
+def _run_smoke_with_fake_docker(tmp_path, **env) -> tuple[subprocess.CompletedProcess, list[list[str]]]:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "docker").write_text(FAKE_DOCKER)
+    (bin_dir / "docker").chmod(0o755)
+    log = tmp_path / "calls.jsonl"
+    keep = {k: v for k, v in os.environ.items() if not k.startswith(("SMOKE_", "CPU_IMAGE", "GPU_IMAGE"))}
+    r = subprocess.run(["bash", str(SMOKE)], capture_output=True, text=True, timeout=120,
+                       env={**keep, "PATH": f"{bin_dir}:{os.environ['PATH']}", "FAKE_LOG": str(log),
+                            "FAKE_ROOT": str(tmp_path), "SMOKE_MIN_FREE_GB": "0", "SMOKE_START_DOCKERD": "0",
+                            "SMOKE_WORK": str(tmp_path / "work"), **env})
+    import json
+    calls = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    return r, calls
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("runtimes,gpus,expect", [
+    ('{"nvidia":{"path":"nvidia-container-runtime"},"runc":{}}', None, "GPU"),   # the host lends its GPU
+    ('{"runc":{}}', "0", "CPU"),                                                 # no GPU: the CPU fallback
+])
+def test_smoke_gpu_variant_builds_the_gpu_image_and_runs_it_on_the_gpu_where_there_is_one(
+        tmp_path, runtimes, gpus, expect):
+    env = {"SMOKE_VARIANT": "gpu", "FAKE_RUNTIMES": runtimes, **({"SMOKE_GPUS": gpus} if gpus else {})}
+    r, calls = _run_smoke_with_fake_docker(tmp_path, **env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    builds = [c for c in calls if c[0] == "build"]
+    assert len(builds) == 1, builds                       # the GPU image only: no PostgreSQL stand-in
+    b = builds[0]
+    assert b[b.index("-t") + 1] == "ser-attacks:gpu" and "TF_EXTRA=gpu" in b and "TF_EXTRA=cpu" not in b
+    (run,) = [c for c in calls if c[0] == "run"]
+    assert run[run.index("--entrypoint") + 2] == "ser-attacks:gpu"
+    assert (run[run.index("--gpus") + 1] == "all") if expect == "GPU" else ("--gpus" not in run)
+    assert f"EXPECT_DEVICE={expect}" in run
+    assert not any(c[0] == "compose" and c[1] != "version" for c in calls), "no compose stack for the GPU image"
+    assert f"PASSED (ser-attacks:gpu on the {expect}" in r.stdout
+
+
+def test_smoke_rejects_an_unknown_variant(tmp_path):
+    r, calls = _run_smoke_with_fake_docker(tmp_path, SMOKE_VARIANT="tpu")
+    assert r.returncode == 2 and "SMOKE_VARIANT must be cpu or gpu" in r.stderr and not calls
+
+
+def test_gpu_pins_move_with_the_cpu_pins():
+    """constraints-gpu.txt pins what `make lock` on a CPU venv cannot see (tensorflow, the CUDA wheels); the
+    Dockerfile and `make install` read it beside constraints.txt, and tensorflow's version is tensorflow-cpu's."""
+    def pins(name):
+        return dict(line.strip().split("==") for line in (ROOT / name).read_text().splitlines()
+                    if line.strip() and not line.startswith("#"))
+    cpu, gpu = pins("constraints.txt"), pins("constraints-gpu.txt")
+    assert gpu["tensorflow"] == cpu["tensorflow_cpu"]
+    assert {k for k in gpu if k.startswith("nvidia-")} >= {"nvidia-cudnn-cu12", "nvidia-cublas-cu12"}
+    assert not set(gpu) & set(cpu), "a package pinned in both files"
+    assert re.search(r"pip install -c constraints\.txt -c constraints-gpu\.txt ", DOCKERFILE)
+    assert "constraints-gpu.txt" in re.search(r"COPY [^\n]*constraints\.txt[^\n]*", DOCKERFILE).group(0)
+    assert "-c constraints.txt -c constraints-gpu.txt" in (ROOT / "Makefile").read_text()
