@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import weakref
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -139,6 +140,15 @@ def curve_recorder(test=None):
     return CurveRecorder()
 
 
+def _batches(X, Y, batch_size: int):
+    """(X, Y) as a plain batched ``tf.data.Dataset``: the batches Keras would cut from the arrays, in the same
+    order, without its parallel-map pipeline (which prints ``E0000 … use_unbounded_threadpool`` under op
+    determinism; see ``logits``)."""
+    import tensorflow as tf
+    return tf.data.Dataset.from_tensor_slices((np.asarray(X, np.float32), np.asarray(Y, np.float32))).batch(
+        int(batch_size))
+
+
 def fit(t, model, train, val, n_classes: int, callbacks=(), test=None):
     """The training protocol of config node ``t`` (group ``train``): EarlyStopping(restore best) +
     ReduceLROnPlateau on ``t.monitor`` (val_loss, or val_accuracy), plus ``callbacks`` (MLflow per-epoch
@@ -159,20 +169,39 @@ def fit(t, model, train, val, n_classes: int, callbacks=(), test=None):
                                              factor=t.reduce_lr_factor), *callbacks]
     (Xtr, ytr), (Xva, yva) = train, val
     hist = model.fit(Xtr, keras.utils.to_categorical(ytr, n_classes), batch_size=t.batch_size,
-                     epochs=t.max_epochs, validation_data=(Xva, keras.utils.to_categorical(yva, n_classes)),
+                     epochs=t.max_epochs, validation_data=_batches(Xva, keras.utils.to_categorical(yva, n_classes),
+                                                                   t.batch_size),
                      callbacks=cbs, verbose=t.verbose, shuffle=True)
     hist.kept_epoch = int(getattr(stop, "best_epoch", 0)) + 1      # set by on_train_begin
     hist.curves = curves.curves
     return hist
 
 
+_FORWARD: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def logits(model, X, batch_size: int = 64) -> np.ndarray:
+    """``model``'s outputs on ``X`` (inference mode), batch by batch through one compiled forward call per model:
+    the same per-batch computation as ``model.predict(X, batch_size)``, without predict's tf.data pipeline. Under
+    ``enable_op_determinism`` (``deterministic``) TensorFlow rewrites that pipeline's parallel map into a plain
+    one and prints ``E0000 … use_unbounded_threadpool which is not in the op definition`` each time a pipeline
+    is built, i.e. every epoch from the test-accuracy curve, and after training."""
+    import tensorflow as tf
+    fn = _FORWARD.get(model)
+    if fn is None:
+        fn = _FORWARD[model] = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    out = [np.asarray(fn(tf.convert_to_tensor(np.asarray(X[i:i + batch_size], dtype=np.float32))))
+           for i in range(0, len(X), batch_size)]
+    return np.concatenate(out) if out else np.zeros((0, *model.output_shape[1:]), np.float32)
+
+
 def accuracy(model, X, y) -> float:
-    return float(np.mean(np.argmax(model.predict(X, batch_size=64, verbose=0), 1) == y))
+    return float(np.mean(np.argmax(logits(model, X), 1) == y))
 
 
 def by_speaker(model, X, y, speakers) -> dict[str, list[int]]:
     """{speaker: [correct, segments]} on (X, y): what a speaker-level interval resamples."""
-    hit = np.argmax(model.predict(X, batch_size=64, verbose=0), 1) == y if len(y) else np.zeros(0, bool)
+    hit = np.argmax(logits(model, X), 1) == y if len(y) else np.zeros(0, bool)
     return {str(s): [int(hit[speakers == s].sum()), int((speakers == s).sum())] for s in np.unique(speakers)}
 
 
