@@ -234,7 +234,7 @@ def _fit(cfg, data, tracking, key: str, out: Path, parent_run_id: str | None = N
         meta["test_by_speaker"] = by_speaker(model, Xte, yte, data.part("test")[2].speaker.astype(str).to_numpy())
         if run_id:      # the kept epoch, the curves and the test speakers' counts (recipes/speaker_independent)
             tracking.log_metrics(run_id, {"epoch_kept": meta["epoch_kept"]})
-            tracking.client.log_dict(run_id, {k: meta[k] for k in ("epoch_kept", "fold", "seed", "curves",
+            tracking.log_dict(run_id, {k: meta[k] for k in ("epoch_kept", "fold", "seed", "curves",
                                                                    "test_by_speaker")}, "curves.json")
 
         def build(tmp: Path) -> None:

@@ -19,12 +19,12 @@ One module per concern; the stages import from here:
 """
 from .callback import MlflowSweepCallback
 from .models import MODEL_CONFIG, PYFUNC_MODULE, example_waveform, registered_name, requirements
+from .notes import clip_words
 from .runs import EXPERIMENT_KIND, PARENT_ENV, Tracking, TrackingError, git_commit
 from .sweep import (
     PARENT_FILE,
     SUMMARY_TABLE,
     _summary_line,
-    clip_words,
     parent_run_id,
     report_enabled,
     summary_table,

@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 
 from .. import lifecycle
 from ..identity import run_tags
+from .notes import sweep_title
 from .runs import PARENT_ENV, Tracking, TrackingError
 from .sweep import (
     PARENT_FILE,
@@ -21,8 +22,10 @@ from .sweep import (
     _checklist_lines,
     _summary_line,
     report_enabled,
+    summary_metrics,
     summary_table,
     sweep_note,
+    swept_params,
 )
 
 log = logging.getLogger(__name__)
@@ -63,9 +66,11 @@ class MlflowSweepCallback(Callback):
         lifecycle.close_dead_runs(self.tracking)
         overrides = list(config.hydra.overrides.task)
         sweep_dir = str(config.hydra.sweep.dir)
+        swept = swept_params(config)
         self.run_id = self.tracking.create_run(
-            f"sweep {time.strftime('%Y-%m-%d %H:%M:%S')}",
+            sweep_title(overrides, swept, time.strftime('%Y-%m-%d %H:%M')),
             run_tags("sweep", config, sweep_dir=sweep_dir, overrides=" ".join(overrides)))
+        self.tracking.log_params(self.run_id, swept)      # the runs table's param columns: what the sweep varies
         os.environ[PARENT_ENV] = self.run_id
         # Jobs in other processes/hosts (joblib, SLURM, Ray) must log to the same place and share
         # one cache: export both, absolute, for the launchers to pass on.
@@ -79,45 +84,48 @@ class MlflowSweepCallback(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if not self.run_id:
             return
-        client = self.tracking.client
-        children = client.search_runs(
-            [self.tracking.experiment_id], f"tags.mlflow.parentRunId = '{self.run_id}'", max_results=10000)
-        children = sorted(children, key=lambda r: r.info.start_time)
-        failed = [r for r in children if r.info.status != "FINISHED"]
+        t = self.tracking
+        children = sorted(t.search(f"tags.mlflow.parentRunId = '{self.run_id}'", max_results=10000),
+                          key=lambda r: r.info.start_time)
+        # an attack sweep's training runs are children too (nested under the sweep that trained them), but not jobs
+        jobs = [r for r in children if config.get("mode", "attack") != "attack"
+                or not r.data.tags.get("run_type", "").startswith("train")]
+        failed = [r for r in jobs if r.info.status != "FINISHED"]
         report, lines, skipped_tags, summary_error = None, [], {}, None
         try:        # the summary (table, note, report, checklist) must never leave the sweep's run RUNNING
-            self.tracking.log_metrics(self.run_id, {"n_jobs": len(children), "n_failed": len(failed)})
+            t.log_metrics(self.run_id, {"n_jobs": len(jobs), "n_failed": len(failed)})
             lines = [_summary_line(r) for r in children]
-            skipped_tags = {k[len("skipped."):]: v for k, v in client.get_run(self.run_id).data.tags.items()
+            skipped_tags = {k[len("skipped."):]: v for k, v in t.get_run(self.run_id).data.tags.items()
                             if k.startswith("skipped.")}
             if skipped_tags:
-                self.tracking.log_metrics(self.run_id, {"n_skipped": len(skipped_tags)})
+                t.log_metrics(self.run_id, {"n_skipped": len(skipped_tags)})
                 lines += [f"{name:<28} already FINISHED earlier: skipped (force=true reruns it)"
                           for name in sorted(skipped_tags.values())]
-            earlier = [client.get_run(rid) for rid in skipped_tags]
+            earlier = [t.get_run(rid) for rid in skipped_tags]
             table = summary_table(children, earlier)
             if len(table):
-                client.log_table(self.run_id, data=table, artifact_file=SUMMARY_TABLE)
+                t.log_metrics(self.run_id, summary_metrics(table))   # the parent row's metric columns
+                t.log_table(self.run_id, table, SUMMARY_TABLE)
                 if report_enabled(config.get("report", "auto")) and (table.run_type == "attack").any() \
                         and (table.status == "FINISHED").any():
                     report = self._report(config)
-                client.set_tag(self.run_id, "mlflow.note.content", sweep_note(table, report is not None))
+                t.describe(self.run_id, sweep_note(table, report is not None))
             lines += _checklist_lines(config, self.tracking.uri, self.run_id)
         except Exception as exc:  # noqa: BLE001
             summary_error = f"{exc.__class__.__name__}: {exc}"
             log.warning("The sweep's summary was not made (%s); its jobs' runs are complete", summary_error)
-            client.set_tag(self.run_id, "summary_error", summary_error[:5000])
+            t.set_tag(self.run_id, "summary_error", summary_error[:5000])
         finally:
             lifecycle.sweep_closed()
             self.tracking.finish(self.run_id, "FAILED" if failed else "FINISHED")
             os.environ.pop(PARENT_ENV, None)
-        print(f"\nSweep finished: {len(children)} runs, {len(failed)} failed, {len(skipped_tags)} skipped "
+        print(f"\nSweep finished: {len(jobs)} runs, {len(failed)} failed, {len(skipped_tags)} skipped "
               f"(parent run {self.run_id}).\n  " + "\n  ".join(lines)
               + (f"\nSummary not made: {summary_error}" if summary_error else "")
               + (f"\nReport: {report / 'report.html'} (also the parent run's artifacts)" if report else "")
               + f"\nTracking: {self.tracking.uri}  ->  `make ui` to browse.")
         if failed:
-            raise SystemExit(f"{len(failed)} of {len(children)} jobs failed; see their traceback.txt in MLflow.")
+            raise SystemExit(f"{len(failed)} of {len(jobs)} jobs failed; see their traceback.txt in MLflow.")
 
     def _report(self, config: DictConfig) -> Path | None:
         """``report=auto``: the sweep's report (ser_attacks.report) in ``<sweep dir>/report``, logged as the

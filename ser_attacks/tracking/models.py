@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..identity import logged_params, model_groups, run_tags
+from .notes import train_note
 
 log = logging.getLogger(__name__)
 PYFUNC_MODULE = "ser_attacks.pyfunc_model"          # the pyfunc wrapper's loader module (installed, never logged)
@@ -32,9 +33,8 @@ class ModelLogging:
         sweep = {"sweep_id": parent_run_id} if parent_run_id else {}
         run_id = self.create_run(f"train {cfg.model.name} {cfg.dataset.name} seed={cfg.seed}",
                                  run_tags("train", cfg, model_key=key, **sweep), parent_run_id)
-        from mlflow.entities import Param
         container = model_groups(cfg)        # the config groups that shape the model (identity.MODEL_GROUPS)
-        self.client.log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in logged_params(container).items()])
+        self.log_params(run_id, logged_params(container))
         self.log_metrics(run_id, {"n_params": n_params, **{f"n_{k}": v for k, v in sizes.items()}})
         return run_id
 
@@ -45,6 +45,7 @@ class ModelLogging:
         info = self.log_trained_model(run_id, keras_model, model_dir, example, meta)
         self.log_metrics(run_id, {k: meta[k] for k in ("val_acc", "test_acc", "epochs", "train_seconds")},
                          model_id=info["logged_model_id"])
+        self.describe(run_id, train_note(meta, info))
         self.finish(run_id)
         return info
 
@@ -77,15 +78,13 @@ class ModelLogging:
         if run is not None:
             return {} if run.info.run_id == meta.get("train_run_id") else {"train_run_id": run.info.run_id,
                                                                           "tracking_uri": self.uri}
-        from mlflow.entities import Param
         sweep = {"sweep_id": parent_run_id} if parent_run_id else {}
         run_id = self.create_run(f"train {cfg.model.name} {cfg.dataset.name} seed={cfg.seed} (from cache)",
                                  run_tags("train", cfg, model_key=tm.key, from_cache="true",
                                           cached_train_run_id=meta.get("train_run_id") or "",
                                           cached_tracking_uri=meta.get("tracking_uri") or "", **sweep), parent_run_id)
         try:
-            self.client.log_batch(run_id, params=[Param(k, str(v)[:6000])
-                                                  for k, v in logged_params(model_groups(cfg)).items()])
+            self.log_params(run_id, logged_params(model_groups(cfg)))
             self.log_metrics(run_id, {"n_params": meta["n_params"], **{f"n_{k}": v for k, v in sizes.items()}})
             info = self.finish_train_run(run_id, meta, tm.path, tm.model, example())
         except BaseException as exc:
@@ -183,7 +182,7 @@ class ModelLogging:
             uri = f"runs:/{train_run_id}/model"
         else:
             return None
-        self.client.log_param(run_id, "model_uri", uri)
+        self.log_param(run_id, "model_uri", uri)
         return uri
 
 

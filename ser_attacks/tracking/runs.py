@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
 import subprocess
@@ -22,9 +23,18 @@ from .models import ModelLogging
 
 log = logging.getLogger(__name__)
 PARENT_ENV = "SER_ATTACKS_PARENT_RUN_ID"
+FAULT_TAG = "fault_log"          # while a job runs: the file a fatal signal would be reported to (lifecycle)
+NOTE_TAG = "mlflow.note.content"  # a run's description: the first panel of its page in the UI
 # MLflow 3 UIs that choose an experiment's view by its kind open one without this tag on their GenAI overview
 # (traces, tokens). 3.17.2's UI decides by its sidebar switch instead; browser.ui_url links past it.
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
+
+
+def shown(value) -> float:
+    """A metric value as logged: 7 significant digits (a float32's precision), so the UI, which prints the stored
+    value in full, shows 0.3 and not 0.30000001192092896; integers and non-finite values stay as they are."""
+    v = float(value)
+    return v if not math.isfinite(v) or v.is_integer() else float(f"{v:.7g}")
 
 
 class TrackingError(RuntimeError):
@@ -109,7 +119,7 @@ class Tracking(ModelLogging):
         if os.environ.get(PARENT_ENV) and tags.get("run_type") != "sweep":
             tags["opened_in_sweep"] = os.environ[PARENT_ENV]
         if lifecycle.current_fault_log():
-            tags["fault_log"] = str(lifecycle.current_fault_log())
+            tags[FAULT_TAG] = str(lifecycle.current_fault_log())
         if parent_run_id:
             tags["mlflow.parentRunId"] = parent_run_id
         return self.client.create_run(self.experiment_id, tags={k: str(v) for k, v in tags.items()},
@@ -122,18 +132,45 @@ class Tracking(ModelLogging):
             max_results=1, order_by=["attributes.start_time DESC"])
         return runs[0] if runs else None
 
+    def search(self, filter_string: str = "", max_results: int = 1000, order_by: list[str] | None = None):
+        """This experiment's runs matching ``filter_string`` (MLflow's search syntax)."""
+        return self.client.search_runs([self.experiment_id], filter_string, max_results=max_results,
+                                       order_by=order_by)
+
+    def get_run(self, run_id: str):
+        return self.client.get_run(run_id)
+
+    def reopen(self, run_id: str) -> None:
+        """A closed run RUNNING again (a resumed Optuna study's run)."""
+        self.client.update_run(run_id, status="RUNNING")
+
     def log_config(self, run_id: str, cfg) -> None:
-        from mlflow.entities import Param
         container = OmegaConf.to_container(cfg, resolve=True)
-        params = [Param(k, str(v)[:6000]) for k, v in logged_params(container).items()]
-        for i in range(0, len(params), 100):
-            self.client.log_batch(run_id, params=params[i:i + 100])
+        self.log_params(run_id, logged_params(container))
         self.log_text(run_id, OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
 
+    def log_params(self, run_id: str, params: dict) -> None:
+        """Params in batches of 100 (MLflow's limit), each value as text of at most 6000 characters."""
+        from mlflow.entities import Param
+        items = [Param(k, str(v)[:6000]) for k, v in params.items()]
+        for i in range(0, len(items), 100):
+            self.client.log_batch(run_id, params=items[i:i + 100])
+
+    def log_param(self, run_id: str, key: str, value) -> None:
+        self.client.log_param(run_id, key, value)
+
+    def set_tag(self, run_id: str, key: str, value) -> None:
+        self.client.set_tag(run_id, key, str(value))
+
+    def describe(self, run_id: str, text: str) -> None:
+        """The run's description (Markdown), which the UI shows first on the run's page."""
+        self.set_tag(run_id, NOTE_TAG, text)
+
     def log_metrics(self, run_id: str, metrics: dict[str, float], step: int = 0, model_id: str | None = None) -> None:
+        """Metrics as ``shown`` rounds them (the UI prints the stored value in full)."""
         from mlflow.entities import Metric
         now = int(time.time() * 1000)
-        self.client.log_batch(run_id, metrics=[Metric(k, float(v), now, step, model_id=model_id)
+        self.client.log_batch(run_id, metrics=[Metric(k, shown(v), now, step, model_id=model_id)
                                                for k, v in metrics.items()])
 
     def log_text(self, run_id: str, text: str, name: str) -> None:
@@ -144,6 +181,16 @@ class Tracking(ModelLogging):
 
     def log_artifacts(self, run_id: str, folder: Path, artifact_path: str | None = None) -> None:
         self.client.log_artifacts(run_id, str(folder), artifact_path)
+
+    def log_artifact(self, run_id: str, path: Path, artifact_path: str | None = None) -> None:
+        self.client.log_artifact(run_id, str(path), artifact_path)
+
+    def log_table(self, run_id: str, table, name: str) -> None:
+        """A DataFrame as an MLflow table artifact (``mlflow.log_table``: the UI's artifact view shows it)."""
+        self.client.log_table(run_id, data=table, artifact_file=name)
+
+    def log_dict(self, run_id: str, obj: dict, name: str) -> None:
+        self.client.log_dict(run_id, obj, name)
 
     def epoch_logger(self, run_id: str):
         """A Keras callback that logs loss/accuracy/lr per epoch to run ``run_id`` (training, Optuna trials)."""
@@ -156,11 +203,18 @@ class Tracking(ModelLogging):
                 logs = dict(logs or {})
                 logs["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
                 now = int(time.time() * 1000)
-                client.log_batch(run_id, metrics=[Metric(k, float(v), now, epoch) for k, v in logs.items()])
+                client.log_batch(run_id, metrics=[Metric(k, shown(v), now, epoch) for k, v in logs.items()])
 
         return EpochLogger()
 
     def finish(self, run_id: str, status: str = "FINISHED") -> None:
+        """Close the run. Its ``fault_log`` tag goes: that file exists only while the job runs (an empty one is
+        removed when the job ends), so no closed run points at it; a dead process's report is logged as an
+        artifact before (``lifecycle.close_run``)."""
+        try:
+            self.client.delete_tag(run_id, FAULT_TAG)
+        except Exception:  # noqa: BLE001 - the run has no such tag
+            pass
         self.client.set_terminated(run_id, status=status)
 
     def end_on_exception(self, run_id: str, exc: BaseException) -> None:
@@ -172,7 +226,7 @@ class Tracking(ModelLogging):
             self.fail_run(run_id, exc)
             return
         stop = exc.name if isinstance(exc, lifecycle.Interrupted) else exc.__class__.__name__
-        self.client.set_tag(run_id, "error", f"interrupted ({stop})")
+        self.set_tag(run_id, "error", f"interrupted ({stop})")
         self.finish(run_id, "KILLED")
 
     def discard_logged_models(self, run_id: str) -> list[str]:
@@ -209,7 +263,7 @@ class Tracking(ModelLogging):
     def fail_run(self, run_id: str, exc: BaseException | None = None) -> None:
         try:
             if exc is not None:
-                self.client.set_tag(run_id, "error", f"{exc.__class__.__name__}: {exc}"[:5000])
+                self.set_tag(run_id, "error", f"{exc.__class__.__name__}: {exc}"[:5000])
                 self.log_text(run_id, "".join(traceback.format_exception(exc)), "traceback.txt")
         finally:
             self.finish(run_id, "FAILED")

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig
 
+from .notes import clip_words
 from .runs import PARENT_ENV
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ def _summary_line(run) -> str:
 
 SUMMARY_COLUMNS = {   # summary-table column → run metric (attack jobs; training jobs use their own)
     "clean_acc": "clean_acc", "adv_acc": "adv_acc", "adv_acc_female": "adv_acc_female", "adv_acc_male": "adv_acc_male",
-    "perturbation": "perturbation", "attack_time_s": "attack_time_s"}
+    "success_rate": "success_rate", "perturbation": "perturbation", "attack_time_s": "attack_time_s"}
 TRAIN_COLUMNS = {"val_acc": "val_acc", "test_acc": "test_acc", "epochs": "epochs", "train_seconds": "train_seconds"}
 
 
@@ -106,11 +107,42 @@ def _checklist_lines(config: DictConfig, uri: str, sweep_id: str) -> list[str]:
         return [f"Robustness checklist not computed ({exc.__class__.__name__}: {exc})"]
 
 
-def clip_words(text: str, width: int) -> str:
-    """``text`` on one line, cut at a word boundary to at most ``width`` characters ("…" marks the cut)."""
-    text = " ".join(str(text).split())
-    if len(text) <= width:
-        return text
-    cut = text[:width - 1].rsplit(" ", 1)[0] if " " in text[:width - 1] else text[:width - 1]
-    return cut.rstrip(",;:") + "…"
+SWEEP_FUNCTIONS = ("range(", "choice(", "interval(", "glob(", "tag(", "sort(", "shuffle(")
 
+
+def swept_params(config: DictConfig) -> dict[str, str]:
+    """What a sweep varies, as the parent run's params: the config's sweeper params (``hydra.sweeper.params``,
+    e.g. experiment=demo), the command-line overrides with several values (``attack=fgsm,bim``), and the list
+    sweeper's grid (``grid``: its override sets joined by " | ")."""
+    sweeper = config.hydra.get("sweeper", {}) or {}
+    out = {str(k): str(v) for k, v in (sweeper.get("params") or {}).items()}
+    for o in config.hydra.overrides.task:
+        key, _, value = str(o).partition("=")
+        if "," in value or value.startswith(SWEEP_FUNCTIONS):
+            out[key.lstrip("+~")] = value
+    if sweeper.get("grid"):
+        out["grid"] = " | ".join(str(g) for g in sweeper.grid)
+    return out
+
+
+def summary_metrics(table) -> dict[str, float]:
+    """The parent run's summary metrics, from the sweep's table (``summary_table``; FINISHED and reused runs):
+    ``clean_acc`` (mean over the attack jobs), per attack ``best_adv_acc_<attack>`` (the lowest adversarial
+    accuracy of its jobs) and ``best_success_rate_<attack>``; for training jobs ``mean_val_acc`` and
+    ``mean_test_acc``."""
+    import numpy as np
+    ok = table[table.status.isin(["FINISHED", "SKIPPED (finished earlier)"])] if len(table) else table
+    out: dict[str, float] = {}
+    att = ok[ok.run_type == "attack"] if len(ok) else ok
+    if len(att) and att.clean_acc.notna().any():
+        out["clean_acc"] = float(np.nanmean(att.clean_acc))
+    for name, sub in (att.groupby("attack") if len(att) else []):
+        if sub.adv_acc.notna().any():
+            out[f"best_adv_acc_{name}"] = float(np.nanmin(sub.adv_acc))
+        if "success_rate" in sub and sub.success_rate.notna().any():
+            out[f"best_success_rate_{name}"] = float(np.nanmax(sub.success_rate))
+    tr = ok[ok.run_type.astype(str).str.startswith("train")] if len(ok) else ok
+    for k in ("val_acc", "test_acc"):
+        if len(tr) and k in tr and tr[k].notna().any():
+            out[f"mean_{k}"] = float(np.nanmean(tr[k]))
+    return out
