@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-import weakref
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import numpy as np
 from hydra.utils import instantiate
 
 from .cache import atomic_dir, locked, valid_entry
+from .forward import logits
 from .identity import model_key, run_tags
 from .normalization import Normalizer
 from .tracking import MODEL_CONFIG
@@ -175,24 +175,6 @@ def fit(t, model, train, val, n_classes: int, callbacks=(), test=None):
     hist.kept_epoch = int(getattr(stop, "best_epoch", 0)) + 1      # set by on_train_begin
     hist.curves = curves.curves
     return hist
-
-
-_FORWARD: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-
-
-def logits(model, X, batch_size: int = 64) -> np.ndarray:
-    """``model``'s outputs on ``X`` (inference mode), batch by batch through one compiled forward call per model:
-    the same per-batch computation as ``model.predict(X, batch_size)``, without predict's tf.data pipeline. Under
-    ``enable_op_determinism`` (``deterministic``) TensorFlow rewrites that pipeline's parallel map into a plain
-    one and prints ``E0000 … use_unbounded_threadpool which is not in the op definition`` each time a pipeline
-    is built, i.e. every epoch from the test-accuracy curve, and after training."""
-    import tensorflow as tf
-    fn = _FORWARD.get(model)
-    if fn is None:
-        fn = _FORWARD[model] = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
-    out = [np.asarray(fn(tf.convert_to_tensor(np.asarray(X[i:i + batch_size], dtype=np.float32))))
-           for i in range(0, len(X), batch_size)]
-    return np.concatenate(out) if out else np.zeros((0, *model.output_shape[1:]), np.float32)
 
 
 def accuracy(model, X, y) -> float:

@@ -187,7 +187,8 @@ print("CURVES", hist.curves["test_accuracy"], hist.curves["val_loss"])
 def test_training_log_has_no_tf_data_error_lines(tmp_path):
     """Issue 29: a deterministic training printed TensorFlow's ``E0000 … use_unbounded_threadpool …`` line from
     every per-epoch test accuracy (model.predict's tf.data pipeline under op determinism) and after training. The
-    accuracy now comes from a compiled forward call over batches and validation from a plain batched dataset."""
+    accuracy now comes from a compiled forward call over batches and validation from a plain batched dataset. (Keras'
+    own training pipeline still prints it once per training when the last training batch is partial; 40 / 8 here.)"""
     import subprocess
     import sys
 
@@ -205,7 +206,7 @@ def test_logits_are_what_predict_gives():
     partial last batch; validation batches are the arrays' batches in order."""
     import keras
 
-    from ser_attacks.train import _batches, logits
+    from ser_attacks.train import _batches, logits  # logits: ser_attacks.forward
     keras.utils.set_random_seed(0)
     m = keras.Sequential([keras.Input((5, 4, 1)), keras.layers.Conv2D(3, 2), keras.layers.Flatten(),
                           keras.layers.Dropout(0.5), keras.layers.Dense(3)])
