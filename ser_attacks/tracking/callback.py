@@ -94,7 +94,7 @@ class MlflowSweepCallback(Callback):
         report, lines, skipped_tags, summary_error = None, [], {}, None
         try:        # the summary (table, note, report, checklist) must never leave the sweep's run RUNNING
             t.log_metrics(self.run_id, {"n_jobs": len(jobs), "n_failed": len(failed)})
-            lines = [_summary_line(r) for r in children]
+            lines = [_summary_line(r) for r in jobs]
             skipped_tags = {k[len("skipped."):]: v for k, v in t.get_run(self.run_id).data.tags.items()
                             if k.startswith("skipped.")}
             if skipped_tags:
@@ -102,7 +102,7 @@ class MlflowSweepCallback(Callback):
                 lines += [f"{name:<28} already FINISHED earlier: skipped (force=true reruns it)"
                           for name in sorted(skipped_tags.values())]
             earlier = [t.get_run(rid) for rid in skipped_tags]
-            table = summary_table(children, earlier)
+            table = summary_table(jobs, earlier)
             if len(table):
                 t.log_metrics(self.run_id, summary_metrics(table))   # the parent row's metric columns
                 t.log_table(self.run_id, table, SUMMARY_TABLE)
