@@ -26,7 +26,8 @@ def test_a_closed_run_has_no_fault_log_tag_pointing_to_a_missing_file(tracking, 
     """A job's fault log exists only while it runs (an empty one is removed at its end); the run kept a tag
     naming it. Now every way of closing a run removes the tag."""
     with lifecycle.fault_report(tmp_path / "job" / "fault-1.log") as path:
-        ok, failed = tracking.create_run("ok", {"run_type": "attack"}), tracking.create_run("bad", {"run_type": "attack"})
+        ok = tracking.create_run("ok", {"run_type": "attack"})
+        failed = tracking.create_run("bad", {"run_type": "attack"})
         assert tracking.get_run(ok).data.tags["fault_log"] == str(path)       # while running: where a crash goes
         tracking.finish(ok)
         tracking.end_on_exception(failed, ValueError("boom"))
@@ -86,12 +87,16 @@ def test_the_sweep_parent_is_named_by_what_it_sweeps_and_logs_the_swept_params()
     swept = swept_params(cfg)
     assert swept == {"attack": "fgsm,bim", "attack.eps": "0.05,0.2", "x": "range(1,3)"}
     assert sweep_title(list(cfg.hydra.overrides.task), swept, "2026-12-05 21:00") == (
-        "sweep attack=fgsm,bim attack.eps=0.05,0.2 attack.n_samples=8 +x=range(1,3) · 2026-12-05 21:00")
+        "sweep attack=fgsm,bim attack.eps=0.05,0.2 x=range(1,3) attack.n_samples=8 · 2026-12-05 21:00")
+    assert sweep_title(["attack=fgsm", "dataset.root=/data/emodb", "tracking.uri=sqlite:///x.db"], {}, "t") == (
+        "sweep attack=fgsm · t")                                  # paths and URIs left out
     demo = _sweep_config(["experiment=demo"], params={"attack": "fgsm,bim", "attack.eps": "0.01,0.05"})
     assert sweep_title(["experiment=demo"], swept_params(demo), "t") == (
-        "sweep experiment=demo attack=fgsm,bim attack.eps=0.01,0.05 · t")
+        "sweep attack=fgsm,bim attack.eps=0.01,0.05 experiment=demo · t")
     grid = _sweep_config(["experiment=study_budget"], grid=["attack=fgsm attack.eps=1.25", "attack=cw_l2"])
     assert swept_params(grid) == {"grid": "attack=fgsm attack.eps=1.25 | attack=cw_l2"}
+    assert sweep_title(["experiment=study_budget"], swept_params(grid), "t") == (
+        "sweep grid of 2 override sets experiment=study_budget · t")
 
 
 def test_the_sweep_parent_carries_summary_metrics():

@@ -78,9 +78,11 @@ def train_note(meta: dict, info: dict | None = None) -> str:
 
 
 def sweep_title(task_overrides: list[str], swept: dict[str, str], when: str, width: int = 90) -> str:
-    """A sweep's run name: its command-line overrides, then what the config sweeps beyond them, then the time."""
-    given = [o for o in task_overrides]
-    keys = {o.split("=", 1)[0].lstrip("+~") for o in given}
-    more = [f"{k}={v}" for k, v in swept.items() if k not in keys]
-    body = clip_words(" ".join(given + more), width) if given or more else "(no overrides)"
-    return f"sweep {body} · {when}"
+    """A sweep's run name: what it sweeps first (the runs table cuts long names), then its other command-line
+    overrides except paths and URIs, then the time."""
+    shown = [f"grid of {len(v.split(' | '))} override sets" if k == "grid" else f"{k}={v}" for k, v in swept.items()]
+    for o in task_overrides:
+        key, _, value = str(o).partition("=")
+        if key.lstrip("+~") not in swept and "/" not in value:
+            shown.append(str(o))
+    return f"sweep {clip_words(' '.join(shown), width) if shown else '(no overrides)'} · {when}"
