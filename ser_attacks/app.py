@@ -40,6 +40,7 @@ from .paths import CONF_DIR  # noqa: F401 - also the location tests and scripts 
 from .plots import spectrogram_triplets
 from .progress import bars
 from .tracking import Tracking, TrackingError, parent_run_id
+from .tracking.notes import attack_note
 from .train import TrainConfigError, get_or_train, train_job
 from .tune import run_study
 
@@ -80,8 +81,9 @@ def attack_effect(x: np.ndarray, x_adv: np.ndarray, metrics: dict) -> tuple[str,
     return "ok", ""
 
 
-def _data_and_model(cfg: DictConfig, tracking: Tracking, run_id: str):
-    """The data (logged: sizes, skipped files) and the trained model (tagged on the attack run)."""
+def _data_and_model(cfg: DictConfig, tracking: Tracking, run_id: str, parent: str | None = None):
+    """The data (logged: sizes, skipped files) and the trained model (tagged on the attack run; a model trained
+    now gets its training run nested under the sweep's run ``parent``)."""
     from .data import prepare
 
     data = prepare(cfg, progress=cfg.progress)
@@ -89,22 +91,23 @@ def _data_and_model(cfg: DictConfig, tracking: Tracking, run_id: str):
                                   **{f"n_segments_{k}": v for k, v in data.split.sizes().items()}})
     if data.skipped:
         tracking.log_text(run_id, "\n".join(f"{p}\t{r}" for p, r in data.skipped), "skipped_files.tsv")
-    tm = get_or_train(cfg, data, tracking)
-    tracking.client.set_tag(run_id, "model_key", tm.key)
+    tm = get_or_train(cfg, data, tracking, parent)
+    tracking.set_tag(run_id, "model_key", tm.key)
     if tm.run_id:
-        tracking.client.set_tag(run_id, "model_run_id", tm.run_id)
+        tracking.set_tag(run_id, "model_run_id", tm.run_id)
     tracking.link_model(run_id, cfg.dataset.name, cfg.model.name, tm.key, tm.run_id)   # param model_uri=models:/…
     return data, tm
 
 
-def _tag_effect(tracking: Tracking, run_id: str, name: str, x, x_adv, metrics: dict) -> None:
+def _tag_effect(tracking: Tracking, run_id: str, name: str, x, x_adv, metrics: dict) -> tuple[str, str]:
     effect, reason = attack_effect(x, x_adv, metrics)
-    tracking.client.set_tag(run_id, "attack_effect", effect)
+    tracking.set_tag(run_id, "attack_effect", effect)
     if reason:
-        tracking.client.set_tag(run_id, "attack_effect_reason", reason)
+        tracking.set_tag(run_id, "attack_effect_reason", reason)
     if effect != "ok":
         log.warning("Attack %s had %s (%s); tagged attack_effect=%s", name,
                     "NO effect" if effect == "none" else "an UNDEFINED effect", reason, effect)
+    return effect, reason
 
 
 def _log_triplets(tracking: Tracking, run_id: str, n_per_gender: int, x, x_adv, segs, y, adv_logits,
@@ -141,15 +144,15 @@ def minimal_perturbation(cfg, tracking: Tracking, run_id: str, segs, y, clean_lo
     return cols
 
 
-def attack_job(cfg: DictConfig, tracking: Tracking, run_id: str) -> dict[str, float]:
-    data, tm = _data_and_model(cfg, tracking, run_id)
+def attack_job(cfg: DictConfig, tracking: Tracking, run_id: str, parent: str | None = None) -> dict[str, float]:
+    data, tm = _data_and_model(cfg, tracking, run_id, parent)
     X, y, segs = data.part("test")
     idx = select_samples(segs.gender.to_numpy(), cfg.attack.n_samples, cfg.attack.sample_seed,
                          segs.emotion.to_numpy())
     Xs, segs = np.asarray(X[idx]), segs.iloc[idx].reset_index(drop=True)
     x, y, genders = tm.normalizer.transform(Xs, segs.speaker.astype(str).to_numpy()), y[idx], segs.gender.to_numpy()
     clip, box = clip_values_for(cfg.attack, tm.normalizer)
-    tracking.client.set_tag(run_id, "clip_box", box)
+    tracking.set_tag(run_id, "clip_box", box)
     from .estimator import defense_spec
     defense = defense_spec(cfg.get("defense"))                             # conf/defense: built once per job
     stage = InputStage(cfg, tm, Xs, segs, tracking, run_id, defense)   # conf/input: spectrogram | waveform
@@ -162,7 +165,7 @@ def attack_job(cfg: DictConfig, tracking: Tracking, run_id: str) -> dict[str, fl
     labels, label_kind = attack_labels(attack, y, len(tm.classes), cfg.seed)
     if not cfg.attack_true_labels and label_kind == "true":
         labels, label_kind = None, "predicted"
-    tracking.client.set_tag(run_id, "attack_labels", label_kind)
+    tracking.set_tag(run_id, "attack_labels", label_kind)
     log.info("Attacking %d test segments with %s", len(x), type(attack).__name__)
     np.random.seed(cfg.seed)   # ART draws from NumPy's global generator (random targets, random init): seeded
     t0 = time.perf_counter()
@@ -177,8 +180,8 @@ def attack_job(cfg: DictConfig, tracking: Tracking, run_id: str) -> dict[str, fl
                    model_val_acc=tm.meta["val_acc"], model_test_acc=tm.meta["test_acc"],
                    load_avg_1m=os.getloadavg()[0])     # the host's load right after the attack: judges its time
     tracking.log_metrics(run_id, metrics)
-    tracking.client.log_param(run_id, "n_samples_attacked", len(x))
-    tracking.client.set_tag(run_id, "device", device_name())
+    tracking.log_param(run_id, "n_samples_attacked", len(x))
+    tracking.set_tag(run_id, "device", device_name())
     fold = int(cfg.split.fold) if cfg.split.mode == "speaker_cv" else -1
     per_sample = {k: v.astype(np.float32) for k, v in db_units(delta_db, Xs).items()}
     per_sample.update(minimal_perturbation(cfg, tracking, run_id, segs, y, clean_logits, adv_logits, x, x_adv,
@@ -197,8 +200,9 @@ def attack_job(cfg: DictConfig, tracking: Tracking, run_id: str) -> dict[str, fl
                             clean_pred=clean_logits.argmax(1), adv_pred=adv_logits.argmax(1),
                             clean_logits=clean_logits, adv_logits=adv_logits,
                             perturbation=np.abs(x_adv - x).reshape(len(x), -1).mean(1), **per_sample)
-        tracking.client.log_artifact(run_id, str(Path(tmp) / "adversarial.npz"))
-    _tag_effect(tracking, run_id, cfg.attack.name, x, x_adv, metrics)
+        tracking.log_artifact(run_id, Path(tmp) / "adversarial.npz")
+    tracking.describe(run_id, attack_note(cfg, metrics, *_tag_effect(tracking, run_id, cfg.attack.name, x, x_adv,
+                                                                     metrics)))
     _log_triplets(tracking, run_id, cfg.n_plot_per_gender, x, x_adv, segs, y, adv_logits, tm.classes)
     log.info("%s: clean acc %.3f → adversarial acc %.3f (female %.3f, male %.3f), perturbation %.4g, %.2f s",
              cfg.attack.name, metrics["clean_acc"], metrics["adv_acc"], metrics.get("adv_acc_female", np.nan),
@@ -239,7 +243,7 @@ def _run(cfg: DictConfig, tracking: Tracking, multirun: bool, parent: str | None
             log.info("Skipping %s: already FINISHED as run %s (config_hash %s; force=true reruns it)",
                      name, done.info.run_id, chash)
             if parent:
-                tracking.client.set_tag(parent, f"skipped.{done.info.run_id}", name)
+                tracking.set_tag(parent, f"skipped.{done.info.run_id}", name)
             return dict(done.data.metrics)
     run_id = tracking.create_run(name, run_tags("attack", cfg, sweep_id=parent or "", overrides=" ".join(overrides),
                                                 config_hash=chash), parent)
@@ -249,8 +253,8 @@ def _run(cfg: DictConfig, tracking: Tracking, multirun: bool, parent: str | None
         check_input(cfg)                       # input / attack.snr_db combination
         check_defense(cfg.get("defense"), str(cfg.input.name) if cfg.get("input") else "spectrogram")
         if unused:
-            tracking.client.set_tag(run_id, "unused_params", ",".join(unused))
-        metrics = attack_job(cfg, tracking, run_id)
+            tracking.set_tag(run_id, "unused_params", ",".join(unused))
+        metrics = attack_job(cfg, tracking, run_id, parent)
     except BaseException as exc:
         tracking.end_on_exception(run_id, exc)
         if lifecycle.interrupted() and exc is not lifecycle.interrupted():

@@ -320,6 +320,27 @@ def mlflow_runs_table(base_url: str, experiment_id: str, path: Path, expand=(), 
     return seen
 
 
+def mlflow_fresh_view(base_url: str, experiment_id: str, run_id: str, out: Path, width: int = 1600,
+                      height: int = 900, timeout: float = 120) -> dict:
+    """What a first-time visitor sees (a new browser profile, no saved UI state, the link ``make ui`` prints):
+    the runs table as it opens (``fresh_runs.png``), then run ``run_id``'s page (``fresh_run.png``). Returns the
+    table's headers and rows and the run page's text."""
+    with Browser(width, height, timeout=timeout) as b:
+        b.goto(ui_url(base_url, experiment_id))
+        b.wait_for("document.querySelectorAll('.ag-center-cols-container [role=row]').length >= 1",
+                   what="the MLflow runs table")
+        time.sleep(2.0)            # metric cells and model links fill in after the rows
+        seen = b.evaluate(READ_TABLE)
+        b.screenshot(Path(out) / "fresh_runs.png")
+        b.goto(f"{base_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}")
+        b.wait_for(f"document.body.innerText.includes({json.dumps(run_id)}) || "
+                   "document.body.innerText.includes('Parameters')", what="the run page")
+        time.sleep(2.0)
+        seen["run_page"] = b.evaluate("document.body.innerText")
+        b.screenshot(Path(out) / "fresh_run.png")
+    return seen
+
+
 READ_TABLE = """(() => {
   const text = (sel) => [...document.querySelectorAll(sel)].map(e => e.innerText.replace(/\\s+/g, ' ').trim());
   return {headers: text('.ag-header-row-column [role=columnheader]').filter(Boolean),

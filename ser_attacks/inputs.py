@@ -254,9 +254,9 @@ class InputStage:
                         e.setdefault("clipped_samples", {})[kind] = clipped
                 entries.append(e)
             (folder / "index.json").write_text(json.dumps(entries, indent=2))
-            self.tracking.client.log_artifacts(self.run_id, str(folder), "audio")
+            self.tracking.log_artifacts(self.run_id, folder, "audio")
             np.savez_compressed(Path(tmp) / "audio.npz", snr_db=snr, gender=genders, label=y,
                                 clean_pred=clean_logits.argmax(1), adv_pred=adv_logits.argmax(1),
                                 input=np.asarray(self.name), **extra)
-            self.tracking.client.log_artifact(self.run_id, str(Path(tmp) / "audio.npz"))
-        self.tracking.client.set_tag(self.run_id, "input", self.name)
+            self.tracking.log_artifact(self.run_id, Path(tmp) / "audio.npz")
+        self.tracking.set_tag(self.run_id, "input", self.name)

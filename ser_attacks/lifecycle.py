@@ -219,7 +219,10 @@ def close_run(tracking, run, status: str, reason: str) -> str:
     if fatal:
         status, reason = "FAILED", f"process {run.data.tags.get('pid')} died: {fatal}"
     tracking.discard_logged_models(run.info.run_id)
-    tracking.client.set_tag(run.info.run_id, "error", reason[:5000])
+    fault = run.data.tags.get("fault_log")
+    if fatal and fault and Path(fault).is_file():       # the report itself, before the tag that named it goes
+        tracking.log_artifact(run.info.run_id, Path(fault))
+    tracking.set_tag(run.info.run_id, "error", reason[:5000])
     tracking.finish(run.info.run_id, status)
     return f"{status}: {reason}"
 
@@ -227,8 +230,7 @@ def close_run(tracking, run, status: str, reason: str) -> str:
 def close_dead_runs(tracking) -> list[str]:
     """Close this host's RUNNING runs whose process no longer exists (a job killed by a fatal signal
     with nobody left to close its run, e.g. a segfault in a sequential sweep)."""
-    runs = tracking.client.search_runs([tracking.experiment_id], "attributes.status = 'RUNNING'",
-                                       max_results=5000)
+    runs = tracking.search("attributes.status = 'RUNNING'", max_results=5000)
     notes = []
     for r in runs:
         if _dead(r):
@@ -282,9 +284,8 @@ def close_open_sweep(status: str, reason: str) -> list[str]:
     tracking, parent = _open_sweep
     _open_sweep = None
     reported = worker_signals()           # the signals joblib's error names (all dead workers together)
-    runs = tracking.client.search_runs([tracking.experiment_id],
-                                       f"tags.opened_in_sweep = '{parent}' and attributes.status = 'RUNNING'",
-                                       max_results=5000)
+    runs = tracking.search(f"tags.opened_in_sweep = '{parent}' and attributes.status = 'RUNNING'",
+                           max_results=5000)
     pid = {r.info.run_id: r.data.tags.get("pid", "") for r in runs}
     died = {rid: _exit_signal(_died_workers[int(p)]) or reported for rid, p in pid.items()
             if p.isdigit() and int(p) in _died_workers}          # the workers dead before loky stopped the rest
@@ -303,7 +304,7 @@ def close_open_sweep(status: str, reason: str) -> list[str]:
         why = "killed by SIGKILL, most likely out of memory" if dead_signals == {"SIGKILL"} else (
             f"killed by {', '.join(sorted(dead_signals))}" if dead_signals else "its process died")
         reason = f"job {', '.join(repr(j) for j in dead_jobs)} died ({why})"
-    tracking.client.set_tag(parent, "error", reason)
+    tracking.set_tag(parent, "error", reason)
     tracking.finish(parent, status)
     print(f"\nSweep {status} ({reason}; parent run {parent}). Runs it closed: {len(lines)}\n  "
           + "\n  ".join(lines or ["(none were running)"])

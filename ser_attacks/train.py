@@ -18,6 +18,7 @@ import numpy as np
 from hydra.utils import instantiate
 
 from .cache import atomic_dir, locked, valid_entry
+from .forward import logits
 from .identity import model_key, run_tags
 from .normalization import Normalizer
 from .tracking import MODEL_CONFIG
@@ -165,6 +166,15 @@ def curve_recorder(test=None):
     return CurveRecorder()
 
 
+def _batches(X, Y, batch_size: int):
+    """(X, Y) as a plain batched ``tf.data.Dataset``: the batches Keras would cut from the arrays, in the same
+    order, without its parallel-map pipeline (which prints ``E0000 … use_unbounded_threadpool`` under op
+    determinism; see ``logits``)."""
+    import tensorflow as tf
+    return tf.data.Dataset.from_tensor_slices((np.asarray(X, np.float32), np.asarray(Y, np.float32))).batch(
+        int(batch_size))
+
+
 def fit(t, model, train, val, n_classes: int, callbacks=(), test=None):
     """The training protocol of config node ``t`` (group ``train``): EarlyStopping(restore best) +
     ReduceLROnPlateau on ``t.monitor`` (val_loss, or val_accuracy), plus ``callbacks`` (MLflow per-epoch
@@ -185,7 +195,8 @@ def fit(t, model, train, val, n_classes: int, callbacks=(), test=None):
                                              factor=t.reduce_lr_factor), *callbacks]
     (Xtr, ytr), (Xva, yva) = train, val
     hist = model.fit(Xtr, keras.utils.to_categorical(ytr, n_classes), batch_size=t.batch_size,
-                     epochs=t.max_epochs, validation_data=(Xva, keras.utils.to_categorical(yva, n_classes)),
+                     epochs=t.max_epochs, validation_data=_batches(Xva, keras.utils.to_categorical(yva, n_classes),
+                                                                   t.batch_size),
                      callbacks=cbs, verbose=t.verbose, shuffle=True)
     hist.kept_epoch = int(getattr(stop, "best_epoch", 0)) + 1      # set by on_train_begin
     hist.curves = curves.curves
@@ -193,12 +204,12 @@ def fit(t, model, train, val, n_classes: int, callbacks=(), test=None):
 
 
 def accuracy(model, X, y) -> float:
-    return float(np.mean(np.argmax(model.predict(X, batch_size=64, verbose=0), 1) == y))
+    return float(np.mean(np.argmax(logits(model, X), 1) == y))
 
 
 def by_speaker(model, X, y, speakers) -> dict[str, list[int]]:
     """{speaker: [correct, segments]} on (X, y): what a speaker-level interval resamples."""
-    hit = np.argmax(model.predict(X, batch_size=64, verbose=0), 1) == y if len(y) else np.zeros(0, bool)
+    hit = np.argmax(logits(model, X), 1) == y if len(y) else np.zeros(0, bool)
     return {str(s): [int(hit[speakers == s].sum()), int((speakers == s).sum())] for s in np.unique(speakers)}
 
 
@@ -220,7 +231,7 @@ def _fit(cfg, data, tracking, key: str, out: Path, parent_run_id: str | None = N
                  defense.step, defense.ratio)
         if run_id:
             for tag, value in (("defense", defense.name), ("defense_stage", defense.stage)):
-                tracking.client.set_tag(run_id, tag, value)
+                tracking.set_tag(run_id, tag, value)
             tracking.log_metrics(run_id, {k: v for k, v in defended.items() if isinstance(v, (int, float))})
     callbacks = [tracking.epoch_logger(run_id)] if run_id else []
     log.info("Training %s (%d params) on %d segments, validating on %d", cfg.model.name,
@@ -243,7 +254,7 @@ def _fit(cfg, data, tracking, key: str, out: Path, parent_run_id: str | None = N
         meta["test_by_speaker"] = by_speaker(model, Xte, yte, data.part("test")[2].speaker.astype(str).to_numpy())
         if run_id:      # the kept epoch, the curves and the test speakers' counts (recipes/speaker_independent)
             tracking.log_metrics(run_id, {"epoch_kept": meta["epoch_kept"]})
-            tracking.client.log_dict(run_id, {k: meta[k] for k in ("epoch_kept", "fold", "seed", "curves",
+            tracking.log_dict(run_id, {k: meta[k] for k in ("epoch_kept", "fold", "seed", "curves",
                                                                    "test_by_speaker")}, "curves.json")
 
         def build(tmp: Path) -> None:

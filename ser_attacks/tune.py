@@ -76,7 +76,7 @@ def hparams_yaml(study_name: str, params: dict, value: float, number: int) -> st
             + OmegaConf.to_yaml(OmegaConf.create(nested)))
 
 
-def _pruning_callback(trial, client, run_id):
+def _pruning_callback(trial, tracking, run_id):
     import keras
 
     class Report(keras.callbacks.Callback):
@@ -88,19 +88,18 @@ def _pruning_callback(trial, client, run_id):
             if trial.should_prune():
                 self.pruned_at = epoch
                 self.model.stop_training = True
-                client.set_tag(run_id, "pruned_at_epoch", str(epoch))
+                tracking.set_tag(run_id, "pruned_at_epoch", str(epoch))
     return Report()
 
 
 def _study_run(tracking, cfg, study_name: str, storage: str) -> str:
     """The MLflow run of this study: reopened when the study is resumed, else created."""
-    runs = tracking.client.search_runs(
-        [tracking.experiment_id], f"tags.run_type = 'tune' and tags.optuna_study = '{study_name}'",
-        max_results=10, order_by=["attributes.start_time DESC"])
+    runs = tracking.search(f"tags.run_type = 'tune' and tags.optuna_study = '{study_name}'",
+                           max_results=10, order_by=["attributes.start_time DESC"])
     runs = [r for r in runs if r.data.tags.get("optuna_storage") == storage]
     if runs:
         run_id = runs[0].info.run_id
-        tracking.client.update_run(run_id, status="RUNNING")
+        tracking.reopen(run_id)
         return run_id
     run_id = tracking.create_run(f"tune {study_name}", run_tags("tune", cfg, optuna_study=study_name,
                                                                   optuna_storage=storage))
@@ -125,7 +124,6 @@ def _close_study(tracking, parent: str, study, hparams_dir) -> dict[str, float]:
     """Log the trial counts on the study's run and close it: FAILED when no trial completed, else with the best
     trial's values written as ``<hparams_dir>/<study>.yaml`` (``+hparams=<study>``) and logged."""
     import optuna
-    from mlflow.entities import Param
     states = {s.name: sum(tr.state == s for tr in study.trials) for s in optuna.trial.TrialState}
     tracking.log_metrics(parent, {f"n_{k.lower()}": v for k, v in states.items() if v})
     completed = [tr for tr in study.trials if tr.state == optuna.trial.TrialState.COMPLETE]
@@ -137,10 +135,10 @@ def _close_study(tracking, parent: str, study, hparams_dir) -> dict[str, float]:
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{study.study_name}.yaml"
     path.write_text(hparams_yaml(study.study_name, best.params, best.value, best.number))
-    tracking.client.log_artifact(parent, str(path), "hparams")
+    tracking.log_artifact(parent, path, "hparams")
     tracking.log_metrics(parent, {"best_val_loss": best.value, "best_trial": best.number})
-    tracking.client.log_batch(parent, params=[Param(f"best.{k}", str(v)) for k, v in best.params.items()])
-    tracking.client.set_tag(parent, "hparams_file", str(path))
+    tracking.log_params(parent, {f"best.{k}": v for k, v in best.params.items()})
+    tracking.set_tag(parent, "hparams_file", str(path))
     tracking.finish(parent)
     log.info("Best trial %d: val_loss %.4f with %s. Written to %s: apply with +hparams=%s "
              "(add hydra.searchpath=[file://%s] if that folder is not conf/hparams)",
@@ -151,7 +149,6 @@ def _close_study(tracking, parent: str, study, hparams_dir) -> dict[str, float]:
 def run_study(cfg: DictConfig, tracking=None) -> dict[str, float]:
     """Run (or resume) the study of ``cfg.tune``; returns the best trial's value and parameters."""
     import optuna
-    from mlflow.entities import Param
 
     from .data import prepare
 
@@ -175,11 +172,11 @@ def run_study(cfg: DictConfig, tracking=None) -> dict[str, float]:
         tcfg = apply_params(cfg, params)
         run_id = tracking.create_run(f"trial {trial.number}", run_tags(
             "trial", cfg, optuna_study=study.study_name, optuna_trial=trial.number), parent)
-        tracking.client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
+        tracking.log_params(run_id, params)
         state = "FAIL"
         try:
             model = compiled_model(tcfg.model, tcfg.train, tcfg.seed, train[0].shape[1:], n_classes)
-            pruning = _pruning_callback(trial, tracking.client, run_id)
+            pruning = _pruning_callback(trial, tracking, run_id)
             t0 = time.time()
             hist = fit(tcfg.train, training_form(tcfg, model, norm), train, val, n_classes,
                        [tracking.epoch_logger(run_id), pruning])
@@ -195,7 +192,7 @@ def run_study(cfg: DictConfig, tracking=None) -> dict[str, float]:
             state = "COMPLETE"
             return best
         finally:
-            tracking.client.set_tag(run_id, "trial_state", state)
+            tracking.set_tag(run_id, "trial_state", state)
             tracking.finish(run_id, "FAILED" if state == "FAIL" else "FINISHED")
 
     try:

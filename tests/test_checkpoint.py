@@ -27,10 +27,9 @@ class ScriptedModel:
     def set_weights(self, w):
         self.weights = [np.asarray(x).copy() for x in w]
 
-    def predict(self, X, batch_size=64, verbose=0):
-        out = np.zeros((len(X), 2))
-        out[:, 0] = 1
-        return out
+    def __call__(self, x, training=False):          # every input → class 0 (traceable: ser_attacks.train.logits)
+        import tensorflow as tf
+        return tf.one_hot(tf.zeros(tf.shape(x)[0], tf.int32), 2)
 
     def fit(self, *a, callbacks=(), epochs=1, **kw):
         for cb in callbacks:
@@ -166,3 +165,53 @@ def test_recipe_table_pools_folds_and_seeds_with_a_speaker_and_seed_interval():
     assert lo < 46 / 80 < hi and s.epoch_kept == "11-12"
     assert si.interval({("a", 1): (1, 2), ("b", 1): (2, 2)}) is None            # 2 speakers: no interval
     assert si.interval(counts) == si.interval(counts)                          # seeded
+
+
+TINY_FIT = """
+import numpy as np, keras
+from omegaconf import OmegaConf
+from ser_attacks.train import deterministic, fit
+deterministic(0)
+t = OmegaConf.create({"monitor": "val_loss", "min_epochs": 0, "max_epochs": 3, "early_stopping_patience": 5,
+                      "reduce_lr_patience": 2, "reduce_lr_factor": 0.5, "batch_size": 8, "verbose": 0})
+rng = np.random.default_rng(0)
+X, y = rng.normal(size=(70, 12, 6, 1)).astype("float32"), rng.integers(0, 3, 70)
+m = keras.Sequential([keras.Input(X.shape[1:]), keras.layers.Flatten(), keras.layers.Dense(3)])
+m.compile(optimizer="adam", loss=keras.losses.CategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+hist = fit(t, m, (X[:40], y[:40]), (X[40:50], y[40:50]), 3, test=(X[50:], y[50:]))
+print("CURVES", hist.curves["test_accuracy"], hist.curves["val_loss"])
+"""
+
+
+@pytest.mark.e2e
+def test_training_log_has_no_tf_data_error_lines(tmp_path):
+    """Issue 29: a deterministic training printed TensorFlow's ``E0000 … use_unbounded_threadpool …`` line from
+    every per-epoch test accuracy (model.predict's tf.data pipeline under op determinism) and after training. The
+    accuracy now comes from a compiled forward call over batches and validation from a plain batched dataset. (Keras'
+    own training pipeline still prints it once per training when the last training batch is partial; 40 / 8 here.)"""
+    import subprocess
+    import sys
+
+    from tests.helpers import subprocess_env
+    proc = subprocess.run([sys.executable, "-c", TINY_FIT], cwd=tmp_path, env=subprocess_env(), capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "CURVES" in proc.stdout
+    bad = [ln for ln in proc.stderr.splitlines() if "use_unbounded_threadpool" in ln or ln.startswith("E0000")]
+    assert not bad, f"{len(bad)} TensorFlow error line(s) in the training log, e.g. {bad[0][:200]}"
+
+
+def test_logits_are_what_predict_gives():
+    """``train.logits`` (the accuracies' forward pass) gives model.predict's numbers, batch by batch, with a
+    partial last batch; validation batches are the arrays' batches in order."""
+    import keras
+
+    from ser_attacks.train import _batches, logits  # logits: ser_attacks.forward
+    keras.utils.set_random_seed(0)
+    m = keras.Sequential([keras.Input((5, 4, 1)), keras.layers.Conv2D(3, 2), keras.layers.Flatten(),
+                          keras.layers.Dropout(0.5), keras.layers.Dense(3)])
+    X = np.random.default_rng(0).normal(size=(70, 5, 4, 1)).astype("float32")
+    assert np.array_equal(logits(m, X), m.predict(X, batch_size=64, verbose=0))
+    assert logits(m, X[:0]).shape == (0, 3)
+    got = [b[0].numpy() for b in _batches(X, np.eye(3)[np.arange(70) % 3], 32)]
+    assert [len(b) for b in got] == [32, 32, 6] and np.array_equal(np.concatenate(got), X)

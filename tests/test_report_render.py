@@ -194,3 +194,35 @@ def test_the_first_screen_compares_attacks_at_one_snr_budget():
     assert budget(t) == -np.inf
     data, disp = leaderboard(t, budget(t))
     assert data.attack.tolist()[0] == "fgsm" and disp.iloc[1, 1] == "0.000 (eps=1)"
+
+
+def test_the_first_screen_ranks_attacks_on_success_over_the_correct_segments():
+    """Issue 25 defect 3 on the first screen: DeepFool moves away from the *predicted* class, so it also turns wrong
+    predictions right. Here it makes 9 of the 10 correct segments wrong (success 0.9) and 3 of the 10 wrong ones
+    right (adversarial accuracy 0.20); JSMA makes 7 of 10 wrong (success 0.7) and nothing right (0.15). Ranked on
+    adversarial accuracy JSMA looked strongest; on the success rate over the correct segments DeepFool is, and
+    its adversarial accuracy stands beside it."""
+    from types import SimpleNamespace
+
+    from ser_attacks.report.summary import _strongest, leaderboard
+    setting = "emodb (split=speaker_cv)"
+    clean = np.r_[np.ones(10), np.zeros(10)]
+
+    def segs(kept_correct: int, right_of_wrong: int) -> pd.DataFrame:
+        kept = np.r_[np.arange(10) < kept_correct, np.zeros(10)].astype(float)
+        adv_ok = np.r_[kept[:10], np.arange(10) < right_of_wrong].astype(float)
+        return pd.DataFrame({"key": [f"s{i}" for i in range(20)], "speaker": [f"spk{i % 4}" for i in range(20)],
+                             "recording_id": [f"r{i}" for i in range(20)], "clean_ok": clean, "kept": kept,
+                             "adv_ok": adv_ok})
+    pooled = {"df": segs(1, 3), "js": segs(3, 0)}
+    cf = pd.DataFrame([{"attack": a, "setting": setting, "split": "speaker_cv", "config": "default", "config_id": cid,
+                        "adv_acc": acc, "clean_acc": 0.5, "snr_db": 10.0, "changed": 1.0}
+                       for a, cid, acc in (("deepfool", "df", 0.20), ("jsma", "js", 0.15))])
+    data, disp = leaderboard(SimpleNamespace(configs=cf, samples=pooled), 0.0)
+    assert data.attack.tolist() == ["deepfool", "jsma"]
+    assert data.mean_success.tolist() == pytest.approx([0.9, 0.7]) and data.mean_adv_acc.tolist() == [0.20, 0.15]
+    assert disp.columns.tolist() == ["attack", f"{setting}: success / adv acc", "accuracy: success / adv acc"]
+    assert disp.iloc[0, 1] == "— / 0.500" and disp.iloc[1, 1] == "0.900 / 0.200 (default, 10.0 dB)"
+    text = _strongest(data, 0.0, 1)
+    assert "the strongest attack is DeepFool (success rate 0.900 on the correctly classified segments" in text
+    assert "adversarial accuracy 0.200" in text and "the weakest is JSMA (0.700)" in text

@@ -125,7 +125,7 @@ def test_a_summary_that_fails_still_closes_the_sweeps_run(tmp_path, monkeypatch)
 
     def broken(*args, **kwargs):
         raise ImportError("cannot import name 'x' (edited while the sweep ran)")
-    monkeypatch.setattr(tr, "summary_table", broken)
+    monkeypatch.setattr(tr.callback, "summary_table", broken)
     cb.on_multirun_end(OmegaConf.create({"report": "auto", "mode": "attack", "tracking": {"experiment": "x"}}))
     run = t.client.get_run(cb.run_id)
     assert run.info.status == "FINISHED"

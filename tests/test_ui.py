@@ -281,6 +281,56 @@ def test_report_in_headless_chromium_and_screenshots(sweep, tmp_path):
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
 
 
+@pytest.mark.e2e
+def test_mlflow_views_work_without_help(sweep):
+    """Issue 29: the sweep's parent is named by what it sweeps and carries the swept params and summary metrics;
+    the training run is nested under the sweep that trained it; every run has a description; metric values are
+    stored as shown (no float32 noise); no tag points to a missing file."""
+    p, c = sweep.parent, sweep.client
+    assert p.data.tags["mlflow.runName"].startswith("sweep attack=fgsm,bim attack.eps=0.05,0.2 attack.n_samples=8")
+    assert p.data.params["attack"] == "fgsm,bim" and p.data.params["attack.eps"] == "0.05,0.2"
+    m = p.data.metrics
+    assert m["n_jobs"] == 4 and m["n_failed"] == 0              # the nested training run is not a job
+    assert m["clean_acc"] == pytest.approx(np.mean([r.data.metrics["clean_acc"] for r in sweep.attacks]))
+    for a in ("fgsm", "bim"):
+        assert m[f"best_adv_acc_{a}"] == min(r.data.metrics["adv_acc"] for r in sweep.attacks
+                                             if r.data.tags["attack"] == a)
+    assert sweep.train.data.tags["mlflow.parentRunId"] == p.info.run_id
+    assert p.data.tags["mlflow.note.content"].startswith("**Sweep summary**")
+    assert sweep.train.data.tags["mlflow.note.content"].startswith("**Training of model `tiny`** on **synthetic**")
+    for r in sweep.attacks:
+        note = r.data.tags["mlflow.note.content"]
+        assert note.startswith(f"**Attack {r.data.tags['attack']}** (eps={r.data.params['attack.eps']}")
+        assert f"adversarial **{r.data.metrics['adv_acc']:.3f}**" in note
+    for r in [p, sweep.train, *sweep.attacks]:
+        full = c.get_run(r.info.run_id)
+        noisy = {k: v for k, v in full.data.metrics.items() if v == v and float(f"{v:.7g}") != v}
+        assert not noisy, f"{full.data.tags['mlflow.runName']}: unrounded metrics {noisy}"
+        for k, v in full.data.tags.items():
+            if k in ("fault_log", "hparams_file") or k.endswith("_file"):
+                assert Path(v).exists(), f"tag {k} points to the missing file {v}"
+        assert "fault_log" not in full.data.tags
+
+
+@pytest.mark.e2e
+def test_mlflow_runs_table_in_a_fresh_browser(sweep, tmp_path):
+    """The MLflow UI opened by the link `make ui` prints, in a new browser profile (no saved UI state): the sweep's
+    row reads as what it swept, and its page shows the summary, the swept params and the summary metrics."""
+    from ser_attacks.browser import MlflowUI, find_chromium, mlflow_fresh_view
+    if not find_chromium():
+        pytest.skip("Chromium is not installed (Debian: apt-get install chromium; or set SER_ATTACKS_CHROMIUM)")
+    with MlflowUI(sweep.uri) as url:
+        seen = mlflow_fresh_view(url, sweep.parent.info.experiment_id, sweep.parent.info.run_id, tmp_path)
+    rows = " ".join(seen["rows"])
+    assert "sweep attack=fgsm,bim attack.eps=0.05,0.2" in rows
+    assert "train tiny" not in rows, "the training run is nested under the sweep (collapsed with it)"
+    page = seen["run_page"]
+    for text in ("Sweep summary", "best_adv_acc_fgsm", "best_adv_acc_bim", "clean_acc", "attack.eps", "0.05,0.2"):
+        assert text in page, f"{text!r} not on the sweep's run page"
+    for png in ("fresh_runs.png", "fresh_run.png"):
+        assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 # ------------------------------------------------------------------------------------------------- logs
 @pytest.mark.e2e
 def test_no_progress_bars_off_a_terminal_one_line_per_stage(sweep):

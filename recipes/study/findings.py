@@ -34,7 +34,7 @@ import pandas as pd
 
 from ser_attacks.report import min_norm_questions, stats
 from ser_attacks.report import plan as planmod
-from ser_attacks.report.checklist import paired_segments
+from ser_attacks.report.checklist import correct_pairs
 from ser_attacks.report.export import load_results
 from ser_attacks.report.tables import build_tables
 
@@ -52,17 +52,6 @@ def _planned(plan, question: str, measure: str = "success_rate") -> str:
     return f" *({planmod.status(plan, question, measure, FREE)})*"
 
 
-def _correct_pairs(pooled: dict, x: pd.Series, y: pd.Series) -> pd.DataFrame | None:
-    """The segments both configurations attacked that the model classified correctly, with ``flipped`` (1 when
-    ``x``'s attack made the segment wrong) and ``flipped_b`` (the same for ``y``): every attack of a fold attacks
-    the same segments with the same model, so the correct segments are the same for both."""
-    m = paired_segments(pooled, x, y, "kept")
-    if m is None:
-        return None
-    m = m[m.clean_ok >= 0.5]
-    return m.assign(flipped=1.0 - m.kept / m.clean_ok, flipped_b=1.0 - m.kept_b / m.clean_ok)
-
-
 def ranking(best: pd.DataFrame, pooled: dict, setting: str, focus: str) -> pd.DataFrame:
     """``focus`` (jsma / pixel) vs every other paper attack on ``setting``: paired Δ **success rate on the
     segments the model classified correctly** (the same segments for both; DeepFool and untargeted Boundary move
@@ -74,7 +63,7 @@ def ranking(best: pd.DataFrame, pooled: dict, setting: str, focus: str) -> pd.Da
     rows = []
     for other in [a for a in PAPER_ATTACKS if a in b.index and a != focus]:
         x, y = b.loc[focus], b.loc[other]
-        m = _correct_pairs(pooled, x, y)
+        m = correct_pairs(pooled, x, y)
         if m is None or not len(m):                 # no per-segment data: no paired test (an empty frame says so)
             m = pd.DataFrame({"speaker": [], "recording_id": [], "flipped": [], "flipped_b": []})
             d = lo = hi = np.nan

@@ -117,6 +117,19 @@ def paired_segments(pooled: dict, a: pd.Series, b: pd.Series, col: str = "adv_ok
     return ta.merge(tb[["key", col]], on="key", suffixes=("", "_b"))
 
 
+def correct_pairs(pooled: dict, x: pd.Series, y: pd.Series) -> pd.DataFrame | None:
+    """The segments both configurations attacked that the model classified correctly, with ``flipped`` (1 when
+    ``x``'s attack made the segment wrong) and ``flipped_b`` (the same for ``y``): every attack of a fold attacks
+    the same segments with the same model, so the correct segments are the same for both. ``x`` paired with
+    itself: its own success rate on the correctly classified segments (``flipped.mean()``; the report's first
+    screen ranks attacks on it, recipes/study/findings.py tests the ranking with it)."""
+    m = paired_segments(pooled, x, y, "kept")
+    if m is None:
+        return None
+    m = m[m.clean_ok >= 0.5]
+    return m.assign(flipped=1.0 - m.kept / m.clean_ok, flipped_b=1.0 - m.kept_b / m.clean_ok)
+
+
 def _kept(pooled: dict, r: pd.Series) -> float:
     """Share of the configuration's segments that are correct before AND after the attack."""
     t = pooled.get(r.config_id)

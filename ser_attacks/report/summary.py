@@ -195,42 +195,67 @@ def _snr(r) -> float:
     return np.inf if r.get("changed", np.nan) == 0 or r.get("perturbation", np.nan) == 0 else np.nan
 
 
-def matched_budget(cf: pd.DataFrame, snr_db: float = MATCHED_SNR_DB) -> pd.DataFrame:
-    """Per attack and setting, the configuration with the lowest adversarial accuracy among those within the
-    budget: a perturbation SNR of at least ``snr_db`` (ties: the quieter one). An attack none of whose
-    configurations is that quiet gets a row without ``config`` and with its quietest SNR (``quietest_snr_db``)."""
+def success_on_correct(r, pooled: dict | None = None) -> float:
+    """A configuration's success rate on the segments the model classified correctly (the share of them the attack
+    made wrong), from its per-segment data (``checklist.correct_pairs``, as recipes/study/findings.py ranks the
+    attacks), else the runs' own ``success_rate`` metric (the same share, pooled), else NaN. Over all segments,
+    DeepFool and untargeted Boundary also turn wrong predictions right, so adversarial accuracy would rank them
+    by the clean accuracy (issue 25)."""
+    from .checklist import correct_pairs
+    m = correct_pairs(pooled, r, r) if pooled and "config_id" in r else None
+    if m is not None:
+        return float(m.flipped.mean()) if len(m) else np.nan
+    v = r.get("success_rate", np.nan)
+    return float(v) if v == v else np.nan
+
+
+def matched_budget(cf: pd.DataFrame, snr_db: float = MATCHED_SNR_DB, pooled: dict | None = None) -> pd.DataFrame:
+    """Per attack and setting, the strongest configuration among those within the budget: a perturbation SNR of
+    at least ``snr_db``; strongest = the highest success rate on the correctly classified segments
+    (``success_on_correct``), then the lowest adversarial accuracy, then the quieter one (without any success data:
+    the lowest adversarial accuracy). An attack none of whose configurations is that quiet gets a row without
+    ``config`` and with its quietest SNR (``quietest_snr_db``)."""
     rows = []
     for (a, s), sub in cf.groupby(["attack", "setting"], sort=False):
         snr = np.array([_snr(r) for _, r in sub.iterrows()])
         within = (snr >= snr_db) | (np.isnan(snr) & (snr_db == -np.inf))     # -inf: no budget (no SNR logged)
         ok = sub[within].assign(_snr=snr[within])
+        ok = ok.assign(_success=[success_on_correct(r, pooled) for _, r in ok.iterrows()])
         row = {"attack": a, "setting": s, "clean_acc": sub.clean_acc.mean(),
                "quietest_snr_db": np.nanmax(snr) if np.isfinite(snr).any() or np.isinf(snr).any() else np.nan}
         if len(ok):
-            r = ok.sort_values(["adv_acc", "_snr"], ascending=[True, False]).iloc[0]
+            r = ok.assign(_rank=-ok._success.fillna(-1.0)).sort_values(
+                ["_rank", "adv_acc", "_snr"], ascending=[True, True, False]).iloc[0]
             row.update(config=r.config, adv_acc=r.adv_acc, adv_acc_lo=r.get("adv_acc_lo", np.nan),
-                       adv_acc_hi=r.get("adv_acc_hi", np.nan), clean_acc=r.clean_acc, snr_db=r._snr)
+                       adv_acc_hi=r.get("adv_acc_hi", np.nan), clean_acc=r.clean_acc, snr_db=r._snr,
+                       success=r._success)
         else:
-            row.update(config=None, adv_acc=np.nan, adv_acc_lo=np.nan, adv_acc_hi=np.nan, snr_db=np.nan)
+            row.update(config=None, adv_acc=np.nan, adv_acc_lo=np.nan, adv_acc_hi=np.nan, snr_db=np.nan,
+                       success=np.nan)
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 def leaderboard(t, snr_db: float = MATCHED_SNR_DB) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """RobustBench-style: one row per attack (strongest first), one column per leakage-free setting (its clean
-    accuracy in the header), each cell the adversarial accuracy of the attack's best configuration within the
-    SNR budget, then the mean over the settings. Returns (numbers, display)."""
+    """RobustBench-style: one row per attack, strongest first — ranked on the success rate on the correctly
+    classified segments (``success_on_correct``; by adversarial accuracy only where no run has success data) —,
+    one column per leakage-free setting, each cell the success rate and beside it the adversarial accuracy of the
+    attack's strongest configuration within the SNR budget, then the means over the settings; the first row is
+    the clean accuracy. Returns (numbers, display)."""
     cf = t.configs
     if cf.empty:
         return pd.DataFrame(), pd.DataFrame()
     settings = primary_settings(cf)
-    mb = matched_budget(cf[cf.setting.isin(settings)], snr_db)
+    mb = matched_budget(cf[cf.setting.isin(settings)], snr_db, getattr(t, "samples", None))
+    by_success = mb.success.notna().any()
     clean = {s: mb[mb.setting == s].clean_acc.mean() for s in settings}
     rows, disp = [], []
     for a, sub in mb.groupby("attack", sort=False):
         vals = sub.set_index("setting")
         mean = vals.adv_acc.mean() if vals.adv_acc.notna().any() else np.nan
-        rows.append({"attack": a, "mean_adv_acc": mean, "n_settings": int(vals.adv_acc.notna().sum()),
+        success = vals.success.mean() if vals.success.notna().any() else np.nan
+        rows.append({"attack": a, "mean_success": success, "mean_adv_acc": mean,
+                     "n_settings": int(vals.adv_acc.notna().sum()),
                      **{s: vals.adv_acc.get(s, np.nan) for s in settings}})
         cells = {}
         for s in settings:
@@ -244,20 +269,30 @@ def leaderboard(t, snr_db: float = MATCHED_SNR_DB) -> tuple[pd.DataFrame, pd.Dat
             else:
                 snr = "" if r.snr_db != r.snr_db else ", changed nothing" if np.isinf(r.snr_db) \
                     else f", {r.snr_db:.1f} dB"
-                cells[s] = f"{f3(r.adv_acc)} ({r.config}{snr})"
+                cells[s] = (f"{f3(r.success)} / " if by_success else "") + f"{f3(r.adv_acc)} ({r.config}{snr})"
         n = int(vals.adv_acc.notna().sum())
+        of = f" ({n} of {len(settings)})" if 0 < n < len(settings) else ""
         disp.append({"attack": _name(a) + (" (baseline)" if a in BASELINES else ""), **cells,
-                     "mean adv acc": f3(mean) + (f" ({n} of {len(settings)})" if 0 < n < len(settings) else "")})
+                     "mean adv acc": (f"{f3(success)} / " if by_success else "") + f3(mean) + of})
     data = pd.DataFrame(rows)
-    order = sorted(range(len(data)), key=lambda i: (data.mean_adv_acc[i] != data.mean_adv_acc[i],
-                                                    np.nan_to_num(data.mean_adv_acc[i]),
-                                                    attack_sort_key(data.attack[i])))
+    if by_success:        # the strongest: the highest success on the correct segments (adversarial accuracy beside)
+        order = sorted(range(len(data)), key=lambda i: (data.mean_success[i] != data.mean_success[i],
+                                                        -np.nan_to_num(data.mean_success[i]),
+                                                        np.nan_to_num(data.mean_adv_acc[i]),
+                                                        attack_sort_key(data.attack[i])))
+    else:
+        order = sorted(range(len(data)), key=lambda i: (data.mean_adv_acc[i] != data.mean_adv_acc[i],
+                                                        np.nan_to_num(data.mean_adv_acc[i]),
+                                                        attack_sort_key(data.attack[i])))
     data, disp = data.iloc[order].reset_index(drop=True), pd.DataFrame(disp).iloc[order].reset_index(drop=True)
-    head = {"attack": "clean (no attack)", **{s: f3(clean[s]) for s in settings},
-            "mean adv acc": f3(np.nanmean(list(clean.values())))}
+    pre = "— / " if by_success else ""
+    head = {"attack": "clean (no attack)", **{s: pre + f3(clean[s]) for s in settings},
+            "mean adv acc": pre + f3(np.nanmean(list(clean.values())))}
     disp = pd.concat([pd.DataFrame([head]), disp], ignore_index=True)
     disp = disp.rename(columns={"mean adv acc": f"mean over {len(settings)}" if len(settings) > 1 else "accuracy"})
-    return data.assign(clean_acc=[np.nanmean(list(clean.values()))] * len(data)), disp
+    if by_success:
+        disp = disp.rename(columns={c: f"{c}: success / adv acc" for c in disp.columns if c != "attack"})
+    return (data.assign(clean_acc=[np.nanmean(list(clean.values()))] * len(data), by_success=by_success), disp)
 
 
 def budget(t, snr_db: float = MATCHED_SNR_DB) -> float:
@@ -267,21 +302,26 @@ def budget(t, snr_db: float = MATCHED_SNR_DB) -> float:
 
 
 def _strongest(lb: pd.DataFrame, snr_db: float, n_settings: int) -> str | None:
-    att = lb[~lb.attack.isin(BASELINES) & lb.mean_adv_acc.notna()]
+    by_success = bool(lb.get("by_success", pd.Series([False])).iloc[0]) if len(lb) else False
+    col = "mean_success" if by_success else "mean_adv_acc"
+    att = lb[~lb.attack.isin(BASELINES) & lb[col].notna()]
     if att.empty:
         return None
-    lo, hi = att.mean_adv_acc.min(), att.mean_adv_acc.max()
-    best = [_name(a) for a in att[att.mean_adv_acc <= lo + 5e-4].attack]
-    worst = [_name(a) for a in att[att.mean_adv_acc >= hi - 5e-4].attack]
+    sign = -1 if by_success else 1                     # strongest: the highest success / the lowest accuracy
+    top, bottom = (sign * att[col]).min() * sign, (sign * att[col]).max() * sign
+    best = [_name(a) for a in att[(sign * att[col]) <= sign * top + 5e-4].attack]
+    worst = [_name(a) for a in att[(sign * att[col]) >= sign * bottom - 5e-4].attack]
     over = [_name(a) for a in lb[lb.mean_adv_acc.isna()].attack]
     where = f"averaged over {n_settings} leakage-free settings" if n_settings > 1 else "on its setting"
     at = (f"At a matched budget (perturbation SNR ≥ {snr_db:g} dB, i.e. no louder than the speech)"
           if snr_db > -np.inf else "At its best configuration (no run logged an SNR, so no matched budget)")
-    s = (f"{at} the strongest "
-         f"attack{'s are' if len(best) > 1 else ' is'} {_and(best)} (adversarial accuracy {lo:.3f} {where}, from "
-         f"clean {lb.clean_acc.iloc[0]:.3f})")
-    if hi > lo + 5e-4:
-        s += f"; the weakest {'are' if len(worst) > 1 else 'is'} {_and(worst)} ({hi:.3f})"
+    lead = att[att.attack.map(_name).isin(best)]
+    what = (f"success rate {top:.3f} on the correctly classified segments {where}, adversarial accuracy "
+            f"{lead.mean_adv_acc.mean():.3f} from clean {lb.clean_acc.iloc[0]:.3f}" if by_success else
+            f"adversarial accuracy {top:.3f} {where}, from clean {lb.clean_acc.iloc[0]:.3f}")
+    s = f"{at} the strongest attack{'s are' if len(best) > 1 else ' is'} {_and(best)} ({what})"
+    if abs(bottom - top) > 5e-4:
+        s += f"; the weakest {'are' if len(worst) > 1 else 'is'} {_and(worst)} ({bottom:.3f})"
     if over:
         s += f"; {_and(over)} ha{'ve' if len(over) > 1 else 's'} no configuration that quiet"
     return s + "."
@@ -404,10 +444,14 @@ def summary_lines(runs, t, figure: str | None = None, cl=None, snr_db: float = M
     _, board = leaderboard(t, snr_db)
     if len(board):
         settings = primary_settings(t.configs)
+        strongest = ("the highest success rate on the segments the model classified correctly (ranked on it; "
+                     "each cell: success rate / adversarial accuracy over all segments)"
+                     if "success" in " ".join(board.columns) else "the lowest adversarial accuracy")
         lines += [(f"**Attacks at a matched budget: perturbation SNR ≥ {snr_db:g} dB** (per attack and setting, the "
-                   "configuration with the lowest adversarial accuracy among those whose mean perturbation is at "
+                   f"configuration with {strongest} among those whose mean perturbation is at "
                    f"least {snr_db:g} dB below the signal; " if snr_db > -np.inf else
-                   "**Attacks at their best configuration** (no run logged an SNR, so no matched budget; ")
+                   f"**Attacks at their best configuration** (the configuration with {strongest}; no run logged an "
+                   "SNR, so no matched budget; ")
                   + "first row: clean accuracy on the same segments; "
                   + ("leakage-free settings only" if any("paper" not in s for s in settings)
                      and (t.configs.split == "paper").any() else "all settings")
