@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import os
 import re
@@ -396,9 +397,11 @@ class MlflowUI:
 
 def screenshots(uri: str, out: Path, experiment: str = "ser-attacks", sweep: str | None = None,
                 ui_url: str | None = None) -> dict:
-    """The README's two screenshots for one sweep: ``mlflow_runs.png`` (the runs table, the sweep expanded,
-    metric columns) and ``report.png`` (the top of the sweep's report.html, its parent run's artifact), with
-    the report's browser checks. Starts ``mlflow ui`` unless ``ui_url`` points at a running one."""
+    """The README's screenshots for one sweep: ``mlflow_runs.png`` (the runs table, the sweep expanded,
+    metric columns), ``mlflow_fresh_runs.png`` / ``mlflow_fresh_run.png`` (the runs table and the sweep's page in
+    a browser without saved UI state, ``mlflow_fresh_view``) and ``report.png`` (the top of the sweep's
+    report.html, its parent run's artifact), with the report's browser checks. Starts ``mlflow ui`` unless
+    ``ui_url`` points at a running one."""
     from mlflow.tracking import MlflowClient
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name(experiment)
@@ -416,11 +419,13 @@ def screenshots(uri: str, out: Path, experiment: str = "ser-attacks", sweep: str
     with tempfile.TemporaryDirectory() as tmp:
         html = Path(client.download_artifacts(sweep, "report.html", tmp))
         result["report"] = check_report(html, out / "report.png")
-    if ui_url:
-        result["runs_table"] = mlflow_runs_table(ui_url, exp.experiment_id, out / "mlflow_runs.png", expand=[sweep])
-    else:
-        with MlflowUI(uri) as url:
-            result["runs_table"] = mlflow_runs_table(url, exp.experiment_id, out / "mlflow_runs.png", expand=[sweep])
+    with contextlib.ExitStack() as stack:
+        url = ui_url or stack.enter_context(MlflowUI(uri))
+        result["runs_table"] = mlflow_runs_table(url, exp.experiment_id, out / "mlflow_runs.png", expand=[sweep])
+        # what a first-time visitor sees: a new browser profile, no saved UI state; then the sweep's own page
+        result["fresh"] = mlflow_fresh_view(url, exp.experiment_id, sweep, out)
+        for name in ("fresh_runs.png", "fresh_run.png"):
+            (out / name).replace(out / f"mlflow_{name}")
     return result
 
 

@@ -276,7 +276,8 @@ def test_report_in_headless_chromium_and_screenshots(sweep, tmp_path):
     rows = " ".join(r["runs_table"]["rows"])
     for run in [sweep.parent, *sweep.attacks]:
         assert run.data.tags["mlflow.runName"][:12] in rows       # the parent and its children are listed
-    for png in ("report.png", "mlflow_runs.png"):
+    assert any(sweep.parent.info.run_id[:8] in row or "sweep attack=" in row for row in r["fresh"]["rows"])
+    for png in ("report.png", "mlflow_runs.png", "mlflow_fresh_runs.png", "mlflow_fresh_run.png"):
         data = (tmp_path / "shots" / png).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
 
