@@ -135,12 +135,9 @@ def minimal_perturbation(cfg, tracking: Tracking, run_id: str, segs, y, clean_lo
     metrics, table = run_summary(name, norm, segs, y, clean_logits.argmax(1), cols, seed=int(cfg.seed))
     if table is not None:
         tracking.log_metrics(run_id, metrics)
-        tracking.log_text(run_id, table.to_csv(index=False, float_format="%.5g"), "robustness_curve.csv")
-        fig = plot_run_curve(table, f"{name} ({table.norm.iloc[0]}): accuracy vs the minimal perturbation, "
-                                    "speaker-level, 95% bootstrap over speakers")
-        tracking.log_figure(run_id, fig, "robustness_curve.png")
-        import matplotlib.pyplot as plt
-        plt.close(fig)
+        tracking.log_curve(run_id, table, plot_run_curve(table, f"{name} ({table.norm.iloc[0]}): accuracy vs the "
+                                                           "minimal perturbation, speaker-level, 95% bootstrap over "
+                                                           "speakers"), "robustness_curve")
     return cols
 
 

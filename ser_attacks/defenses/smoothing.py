@@ -338,12 +338,10 @@ def log_certification(tracking, run_id: str, logits_fn, x, y, segs, defense_cfg,
     metrics, table = certification_summary(cert, snr, y, segs, radii, int(seed))
     metrics.update(certify_time_s=seconds, smoothing_forward_passes=float(len(x) * (sm.n0 + sm.n)))
     tracking.log_metrics(run_id, metrics)
-    tracking.log_text(run_id, table.to_csv(index=False, float_format="%.5g"), "certified_accuracy.csv")
-    fig = plot_certified(table, f"randomized smoothing, sigma {sm.sigma:g}, n {sm.n}, alpha {sm.alpha:g}: certified "
-                                "accuracy vs radius, speaker-level, 95% bootstrap over speakers")
-    tracking.log_figure(run_id, fig, "certified_accuracy.png")
-    import matplotlib.pyplot as plt
-    plt.close(fig)
+    tracking.log_curve(run_id, table, plot_certified(table, f"randomized smoothing, sigma {sm.sigma:g}, n {sm.n}, "
+                                                     f"alpha {sm.alpha:g}: certified accuracy vs radius, "
+                                                     "speaker-level, 95% bootstrap over speakers"),
+                       "certified_accuracy")
     log.info("Randomized smoothing: certified accuracy %s; abstained %.3f (%.1f s)",
              ", ".join(f"r={r:g}: {metrics.get(f'certified_acc_r{r:g}', np.nan):.3f}" for r in radii),
              metrics.get("smoothing_abstain_rate", np.nan), seconds)

@@ -179,6 +179,13 @@ class Tracking(ModelLogging):
     def log_figure(self, run_id: str, fig, name: str) -> None:
         self.client.log_figure(run_id, fig, name)
 
+    def log_curve(self, run_id: str, table, fig, name: str) -> None:
+        """A curve as ``<name>.csv`` (its table) and ``<name>.png`` (its figure, closed afterwards)."""
+        import matplotlib.pyplot as plt
+        self.log_text(run_id, table.to_csv(index=False, float_format="%.5g"), f"{name}.csv")
+        self.log_figure(run_id, fig, f"{name}.png")
+        plt.close(fig)
+
     def log_artifacts(self, run_id: str, folder: Path, artifact_path: str | None = None) -> None:
         self.client.log_artifacts(run_id, str(folder), artifact_path)
 
