@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -125,7 +126,7 @@ def plot_curves(models: pd.DataFrame, extra: dict, path: Path, title: str) -> No
             ax.annotate(f"seed {r.seed}", (c["epoch"][-1], c["val_accuracy"][-1]), fontsize=7, xytext=(3, 0),
                         textcoords="offset points")
         ax.axhline(0.2, color="k", lw=0.6, ls=":")
-        ax.set_title(f"fold {fold}: {rule}", fontsize=8)
+        ax.set_title("\n".join(textwrap.wrap(f"fold {fold}: {rule}", 60)), fontsize=8)   # panels side by side
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("accuracy (5 classes, chance 0.2 dotted)")
