@@ -37,6 +37,7 @@ import pandas as pd
 CONFIG_FILE = "ser_model.json"
 KERAS_FILE, NORMALIZER_FILE = "model.keras", "normalizer.npz"
 DATA_FILES = (KERAS_FILE, NORMALIZER_FILE, CONFIG_FILE)     # what the logged model holds (data/ser_model/)
+FEATURES_INPUT = "log_mel_db"           # the signature's input tensor: log-Mel features in dB, (-1, frames, n_mels)
 
 
 class InputError(ValueError):
@@ -127,8 +128,8 @@ class SERModel:
                 if len(rates) != len(audio):
                     raise InputError(f"{len(audio)} waveforms but {len(rates)} sample rates")
                 return [self._audio_features(y, r) for y, r in zip(audio, rates)]
-            if "features" in data:
-                feats = data["features"]
+            if "features" in data or FEATURES_INPUT in data:        # the signature names its tensor
+                feats = data["features"] if "features" in data else data[FEATURES_INPUT]
                 if isinstance(feats, np.ndarray) and feats.dtype != object:
                     return self._feature_items(feats)
                 return [x for f in feats for x in self._feature_items(f)]
@@ -161,10 +162,41 @@ class SERModel:
         out["n_segments"] = counts
         return out
 
+    def get_raw_model(self) -> "SERModel":
+        """What ``mlflow.pyfunc.load_model(uri).get_raw_model()`` returns: this model, whose ``predict`` reads every
+        input form (the loaded pyfunc's ``predict`` takes only the signature's, the features tensor)."""
+        return self
+
     def predict(self, model_input: pd.DataFrame, params=None):
         # The hint names the serving form (a DataFrame with a path / audio + sample_rate / features column, as
         # `mlflow models serve` sends it); MLflow validates nothing for it, so the other forms above pass unchanged.
         return self.predict_items(self._items(model_input))
+
+
+def pyfunc_signature(n_frames: int, n_mels: int, classes: list[str]):
+    """The registered model's signature: its input is the features form — log-Mel spectrograms in dB, float32
+    ``(-1, frames, n_mels)`` — and its output one row per spectrogram (``emotion``, a probability per class,
+    ``n_segments``). MLflow enforces a declared input schema at ``predict``, so the audio forms go through the
+    raw model (``load_model(uri).get_raw_model()``, this module's ``SERModel``), which reads them all."""
+    from mlflow.models.signature import ModelSignature
+    from mlflow.types import ColSpec, Schema, TensorSpec
+    return ModelSignature(
+        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, int(n_frames), int(n_mels)), FEATURES_INPUT)]),
+        outputs=Schema([ColSpec("string", "emotion"), *[ColSpec("double", c) for c in classes],
+                        ColSpec("long", "n_segments")]))
+
+
+def example_features(folder: str | os.PathLike, seconds: float = 0.5, sample_rate: int = 8000) -> np.ndarray:
+    """The registered model's input example: the features of a short synthetic vowel-like tone (as
+    ``tracking.example_waveform`` makes it) through the model's own front end, in dB to one decimal
+    float32 ``(1, frames, n_mels)`` (MLflow checks the dtype exactly)."""
+    from ser_attacks.data.audio import FrontEnd
+    cfg = json.loads((Path(folder) / CONFIG_FILE).read_text())
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    y = 0.3 * np.sin(2 * np.pi * 220 * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))
+    model = SERModel.__new__(SERModel)           # the front end only: no weights are loaded for this
+    model.front_end = FrontEnd(**cfg["front_end"])
+    return np.round(model._audio_features(y.astype(np.float32), sample_rate)[:1], 1).astype(np.float32)
 
 
 def _load_pyfunc(data_path: str) -> SERModel:

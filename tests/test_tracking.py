@@ -114,3 +114,39 @@ def test_the_sweep_parent_carries_summary_metrics():
     assert m == pytest.approx({"clean_acc": 0.6, "best_adv_acc_fgsm": 0.1, "best_success_rate_fgsm": 0.8,
                                "best_adv_acc_bim": 0.0, "best_success_rate_bim": 1.0, "mean_val_acc": 0.55,
                                "mean_test_acc": 0.6})
+
+
+def test_the_registered_version_declares_its_feature_input_accuracy_and_defense(tmp_path):
+    """Issue 29: the registered pyfunc's signature listed 0 inputs and its version no accuracy. Now its input is
+    the features form (log-Mel dB, float32 (-1, frames, n_mels)), predict takes exactly that, the raw model still
+    takes audio, and the version carries its accuracies and the defense that shaped it (none here)."""
+    import mlflow
+    from mlflow.models import get_model_info
+
+    from ser_attacks.data.audio import FrontEnd
+    from tests.test_faults import _tiny_model_dir
+    keras_model, example, meta, X = _tiny_model_dir(tmp_path / "entry")
+    meta = {**meta, "val_acc": 0.7142857142857143, "test_acc": 0.5, "split": "random"}
+    t = Tracking(f"sqlite:///{tmp_path / 'mlflow.db'}", "ser-attacks", str(tmp_path / "mlruns"))
+    run_id = t.create_run("train probe", {"run_type": "train"})
+    info = t.log_trained_model(run_id, keras_model, tmp_path / "entry", example, meta)
+    t.finish(run_id)
+    fe = FrontEnd()
+    mlflow.set_tracking_uri(t.uri)
+    sig = get_model_info(info["model_uri"]).signature
+    (spec,) = sig.inputs.inputs
+    assert spec.type == np.dtype(np.float32) and spec.shape == (-1, fe.n_frames, fe.n_mels)
+    assert sig.outputs.input_names()[:2] == ["emotion", "angry"]
+    model = mlflow.pyfunc.load_model(info["model_uri"])
+    out = model.predict(X[:2].astype(np.float32))
+    assert list(out.emotion) and len(out) == 2 and out[["angry", "happy", "sad"]].sum(axis=1).to_numpy() == \
+        pytest.approx(1.0)
+    with pytest.raises(Exception):                      # the schema is enforced: a single 2-D matrix is refused
+        model.predict(np.zeros((fe.n_frames, fe.n_mels + 1), np.float32))
+    wav = np.sin(np.arange(8000) / 8000 * 2 * np.pi * 220).astype(np.float32)
+    raw = model.get_raw_model().predict({"audio": wav, "sample_rate": 8000})   # audio through the raw model
+    assert len(raw) == 1 and raw.n_segments[0] == 1
+    mv = t.client.get_model_version(info["registered_model"], info["model_version"])
+    assert mv.tags["val_acc"] == "0.7143" and mv.tags["test_acc"] == "0.5000" and mv.tags["defense"] == "none"
+    assert "validation accuracy 0.714, test accuracy 0.500; defense: none" in mv.description
+    assert "get_raw_model()" in mv.description

@@ -93,12 +93,17 @@ def test_trained_model_is_a_registered_mlflow_model_without_pickles(sweep, tmp_p
     assert not list(wrap_dir.rglob("*.py")), "the wrapper's artifact holds data only, no code"
     assert {p.name for p in (wrap_dir / pf["data"]).iterdir()} == {"model.keras", "normalizer.npz", "ser_model.json"}
     assert wm["saved_input_example_info"] and json.loads(wm["signature"]["outputs"])[0]["name"] == "emotion"
+    (wsig,) = json.loads(wm["signature"]["inputs"])          # the features form: log-Mel dB (-1, frames, n_mels)
+    assert wsig["tensor-spec"]["dtype"] == "float32"
+    assert wsig["tensor-spec"]["shape"] == [-1, *sig["tensor-spec"]["shape"][1:3]]
     pickles = [p for d in (keras_dir, wrap_dir) for p in d.rglob("*")
                if p.suffix in (".pkl", ".pickle", ".cloudpickle")]
     assert not pickles
     # registered as ser-<dataset>-<model>, version tagged with the model cache key
     (mv,) = c.search_model_versions(f"name = '{REGISTERED}'")
     assert mv.tags["model_key"] == train.data.tags["model_key"] and mv.run_id == train.info.run_id
+    assert mv.tags["defense"] == "none"
+    assert float(mv.tags["val_acc"]) == pytest.approx(train.data.metrics["val_acc"], abs=1e-4)
     assert mv.source == f"models:/{models['model'].model_id}"
     # every attack run records the models:/ URI it used, and the logged model as its input
     for r in sweep.attacks:
@@ -130,9 +135,11 @@ def test_pyfunc_model_predicts_emotions_from_a_wav_file(sweep, tmp_path, monkeyp
         monkeypatch.setattr(mod, "load", no_unpickling)
         monkeypatch.setattr(mod, "loads", no_unpickling)
     with tracking_uri(sweep.uri):
-        model = mlflow.pyfunc.load_model(f"models:/{REGISTERED}/1")                 # as in the README
+        registered = mlflow.pyfunc.load_model(f"models:/{REGISTERED}/1")           # as in the README
+        model = registered.get_raw_model()                # audio: the raw model reads every input form
         out = model.predict(str(wav))
-        by_run = mlflow.pyfunc.load_model(f"runs:/{sweep.train.info.run_id}/model").predict([str(wav)])
+        by_run = mlflow.pyfunc.load_model(f"runs:/{sweep.train.info.run_id}/model").get_raw_model().predict(
+            [str(wav)])
     assert list(out.columns) == ["emotion", *classes, "n_segments"]
     assert len(out) == 1 and out.n_segments[0] == len(per_segment)
     np.testing.assert_allclose(out[classes].to_numpy()[0], per_segment.mean(0), atol=1e-5)
@@ -150,8 +157,10 @@ def test_pyfunc_model_predicts_emotions_from_a_wav_file(sweep, tmp_path, monkeyp
         assert res[classes].sum(axis=1).to_numpy() == pytest.approx(1.0)
     # features (the cache's dB log-Mel): one row per segment, the same numbers
     from ser_attacks.data.audio import FrontEnd, recording_features
-    feats = model.predict(recording_features(str(wav), FrontEnd())[0])
+    X = recording_features(str(wav), FrontEnd())[0]
+    feats = registered.predict(X.astype(np.float32))     # the signature's input: float32 (-1, frames, n_mels)
     np.testing.assert_allclose(feats[classes].to_numpy(), per_segment, atol=1e-5)
+    np.testing.assert_allclose(model.predict(X)[classes].to_numpy(), per_segment, atol=1e-5)
     with pytest.raises(Exception, match="sample rate"):
         model.predict(np.zeros(16000, np.float32))
     with pytest.raises(Exception, match="no such audio file"):

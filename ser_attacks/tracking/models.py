@@ -104,16 +104,16 @@ class ModelLogging:
         import mlflow
         from mlflow.models import Model
         from mlflow.models.signature import ModelSignature
-        from mlflow.types import ColSpec, Schema, TensorSpec
+        from mlflow.types import Schema, TensorSpec
 
         # Model.log resolves the tracking URI globally, and would create the logged model in the *active*
         # experiment ("Default" here), not its run's: so the logged models are created here, in ours.
         mlflow.set_tracking_uri(self.uri)
         classes = list(meta["classes"])
         shape = tuple(int(d) for d in meta["input_shape"])
-        tags = {"model_key": meta["key"], "dataset": meta["dataset"], "model": meta["model"]}
-        if meta.get("defense"):                  # adversarial training: the logged and registered models say so
-            tags["defense"] = str(meta["defense"])
+        # the defense that shaped the model (adversarial training; "none" otherwise), as the training run says
+        tags = {"model_key": meta["key"], "dataset": meta["dataset"], "model": meta["model"],
+                "defense": str(meta.get("defense") or "none")}
         keras_sig = ModelSignature(inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, *shape))]),
                                    outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, len(classes)))]))
         keras_info = Model.log(None, model_id=self._logged_model("keras_model", run_id, {**tags, "output": "logits"}),
@@ -121,7 +121,7 @@ class ModelLogging:
                                signature=keras_sig, input_example=np.round(np.asarray(example[:1], np.float64), 2),
                                pip_requirements=requirements("mlflow", "keras", "tensorflow", "numpy"),
                                validate_serving_input=False)
-        from ..pyfunc_model import DATA_FILES
+        from ..pyfunc_model import DATA_FILES, example_features, pyfunc_signature
         with tempfile.TemporaryDirectory() as tmp:   # the wrapper's data: weights, normalizer, config; no code
             data = Path(tmp) / "ser_model"
             data.mkdir()
@@ -129,14 +129,12 @@ class ModelLogging:
                 shutil.copy2(model_dir / f, data / f)
             info = Model.log(None, model_id=self._logged_model("model", run_id, {**tags, "output": "probabilities"}),
                              flavor=mlflow.pyfunc, run_id=run_id, loader_module=PYFUNC_MODULE, data_path=str(data),
-                             signature=ModelSignature(inputs=None, outputs=Schema(
-                                 [ColSpec("string", "emotion"), *[ColSpec("double", c) for c in classes],
-                                  ColSpec("long", "n_segments")])),
-                             input_example=example_waveform(),
+                             signature=pyfunc_signature(shape[0], shape[1], classes),
+                             input_example=example_features(data),
                              pip_requirements=requirements("mlflow", "keras", "tensorflow", "numpy", "pandas",
                                                            "librosa", "soundfile", "soxr", "filelock"))
         name = registered_name(meta["dataset"], meta["model"])
-        version = self.register(name, info.model_id, run_id, {**tags, "seed": str(meta.get("seed", ""))})
+        version = self.register(name, info.model_id, run_id, {**tags, **version_tags(meta)}, version_note(meta))
         return {"registered_model": name, "model_version": version, "model_uri": f"models:/{name}/{version}",
                 "logged_model_id": info.model_id, "keras_model_id": keras_info.model_id,
                 "tracking_uri": self.uri}
@@ -146,8 +144,10 @@ class ModelLogging:
         return self.client.create_logged_model(self.experiment_id, name=name, source_run_id=run_id,
                                                tags=tags).model_id
 
-    def register(self, name: str, model_id: str, run_id: str | None, tags: dict[str, str]) -> str:
-        """A new version of registered model ``name`` from logged model ``model_id``; returns the version."""
+    def register(self, name: str, model_id: str, run_id: str | None, tags: dict[str, str],
+                 description: str | None = None) -> str:
+        """A new version of registered model ``name`` from logged model ``model_id`` (``description``: the version
+        page's text); returns the version."""
         from mlflow.exceptions import MlflowException
         try:
             self.client.create_registered_model(
@@ -157,7 +157,7 @@ class ModelLogging:
             if "already exists" not in str(exc).lower() and "RESOURCE_ALREADY_EXISTS" not in str(exc):
                 raise
         mv = self.client.create_model_version(name, source=f"models:/{model_id}", run_id=run_id, tags=tags,
-                                              model_id=model_id)
+                                              model_id=model_id, description=description)
         return str(mv.version)
 
     def model_version(self, dataset: str, model: str, key: str):
@@ -192,6 +192,31 @@ class ModelLogging:
 def registered_name(dataset: str, model: str) -> str:
     """The Model Registry name of a trained model: ``ser-<dataset>-<model>``."""
     return f"ser-{dataset}-{model}"
+
+
+def version_tags(meta: dict) -> dict[str, str]:
+    """A registered version's facts beside ``model_key``/``dataset``/``model``/``defense``: its ``seed`` and
+    accuracies (``val_acc``, ``test_acc``: 4 decimals, the exact values are the training run's metrics)."""
+    out = {"seed": str(meta.get("seed", ""))}
+    for k in ("val_acc", "test_acc"):
+        if meta.get(k) is not None:
+            out[k] = f"{float(meta[k]):.4f}"
+    return out
+
+
+def version_note(meta: dict) -> str:
+    """A registered version's description: accuracies, the defense that shaped it, what it takes, how to load it
+    for audio."""
+    from .notes import f3
+    fold = meta.get("fold")
+    data = f"{meta.get('dataset')}" + (f" ({meta.get('split')} split" + (f", fold {fold}" if fold is not None else "")
+                                       + ")" if meta.get("split") else "")
+    shape = meta.get("input_shape") or ["frames", "n_mels"]
+    return (f"Model {meta.get('model')} trained on {data}, seed {meta.get('seed')}: validation accuracy "
+            f"{f3(meta.get('val_acc'))}, test accuracy {f3(meta.get('test_acc'))}; defense: "
+            f"{meta.get('defense') or 'none'}. Input: log-Mel features in dB, float32 (n, {shape[0]}, {shape[1]}); "
+            "output: emotion and one probability per class. For audio (a WAV path, a list of them, or "
+            "{'audio': y, 'sample_rate': sr}): mlflow.pyfunc.load_model(uri).get_raw_model().predict(...).")
 
 
 def _keras_flavor():
