@@ -44,12 +44,13 @@ def attack_metrics(y: np.ndarray, clean_logits: np.ndarray, adv_logits: np.ndarr
                    ref_db: np.ndarray | None = None) -> dict[str, float]:
     """Metric name → value; per-gender metrics get a ``_female`` / ``_male`` suffix.
 
-    - clean_acc / adv_acc: accuracy on the original / adversarial samples.
+    - clean_acc / adv_acc: accuracy on the original / adversarial samples (``n_correct_clean`` /
+      ``n_correct_adv`` of ``n_samples``).
     - success_rate: share of the samples the model got right whose prediction the attack changed
-      (NaN when none was right).
+      (``n_flipped`` of ``n_correct_clean``; NaN when none was right).
     - perturbation: the paper's mean |x_adv - x| over all cells of all samples (model input units).
     - l0 (fraction of changed cells), l2, linf: per-sample norms of x_adv - x, averaged.
-    - changed: share of samples the attack changed at all.
+    - changed: share of samples the attack changed at all (``n_changed`` of ``n_samples``).
     - adv_confidence: mean max-softmax probability on the adversarial samples.
     - with ``delta_db`` (x_adv - x in dB of log-Mel) and ``ref_db`` (the original log-Mel, dB):
       perturbation_db, linf_db, snr_db (module docstring).
@@ -66,6 +67,11 @@ def attack_metrics(y: np.ndarray, clean_logits: np.ndarray, adv_logits: np.ndarr
         if not m.any():
             continue
         correct = m & (clean_pred == y)
+        # the exact counts behind the shares below (the shares are logged to 4 decimals: tracking.shown)
+        out[f"n_correct_clean{sfx}"] = float(correct.sum())
+        out[f"n_correct_adv{sfx}"] = float((m & (adv_pred == y)).sum())
+        out[f"n_flipped{sfx}"] = float((correct & (adv_pred != y)).sum())
+        out[f"n_changed{sfx}"] = float(np.any(d[m] != 0, axis=1).sum())
         out[f"clean_acc{sfx}"] = float(np.mean(clean_pred[m] == y[m]))
         out[f"adv_acc{sfx}"] = float(np.mean(adv_pred[m] == y[m]))
         out[f"success_rate{sfx}"] = float(np.mean(adv_pred[correct] != y[correct])) if correct.any() else float("nan")
@@ -80,4 +86,27 @@ def attack_metrics(y: np.ndarray, clean_logits: np.ndarray, adv_logits: np.ndarr
             out[f"linf_db{sfx}"] = float(np.mean(units["linf_db"][m]))
             snr = units["snr_db"][m]
             out[f"snr_db{sfx}"] = float(np.mean(snr[np.isfinite(snr)])) if np.isfinite(snr).any() else float("nan")
+    return out
+
+
+# share of segments → (its count, the count it is a share of), as attack_metrics logs them (per gender too)
+COUNTS = {"clean_acc": ("n_correct_clean", "n_samples"), "adv_acc": ("n_correct_adv", "n_samples"),
+          "success_rate": ("n_flipped", "n_correct_clean"), "changed": ("n_changed", "n_samples"),
+          "val_acc": ("n_correct_val", "n_segments_val"), "test_acc": ("n_correct_test", "n_segments_test")}
+
+
+def exact_fractions(metrics: dict) -> dict:
+    """``metrics`` (a run's as read back: an attack run's, a training run's) with every share of segments
+    recomputed from its exact counts where the run logged them (runs before the counts keep their logged value):
+    MLflow holds the shares to 4 decimals (``tracking.shown``), the report computes from k / n."""
+    out = dict(metrics)
+    for g in ("", *(f"_{g}" for g in GROUPS if g != "all")):
+        for share, (k, n) in COUNTS.items():
+            kv, nv = out.get(f"{k}{g}"), out.get(f"{n}{g}")
+            try:
+                kv, nv = float(kv), float(nv)
+            except (TypeError, ValueError):
+                continue
+            if np.isfinite(kv) and np.isfinite(nv):
+                out[f"{share}{g}"] = kv / nv if nv > 0 else float("nan")
     return out

@@ -244,6 +244,7 @@ def _fit(cfg, data, tracking, key: str, out: Path, parent_run_id: str | None = N
         meta = {"key": key, "classes": data.classes, "train_run_id": run_id, "n_params": model.count_params(),
                 "epochs": len(hist.history["loss"]), "train_seconds": seconds,
                 "val_acc": accuracy(model, Xva, yva), "test_acc": accuracy(model, Xte, yte),
+                "n_segments_val": len(yva), "n_segments_test": len(yte),
                 "input_shape": list(Xtr.shape[1:]),
                 "value_range": list(norm.value_range), "tracking_uri": tracking.uri if tracking else None,
                 "dataset": cfg.dataset.name, "model": cfg.model.name, "seed": int(cfg.seed),

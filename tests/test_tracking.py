@@ -150,3 +150,34 @@ def test_the_registered_version_declares_its_feature_input_accuracy_and_defense(
     assert mv.tags["val_acc"] == "0.7143" and mv.tags["test_acc"] == "0.5000" and mv.tags["defense"] == "none"
     assert "validation accuracy 0.714, test accuracy 0.500; defense: none" in mv.description
     assert "get_raw_model()" in mv.description
+
+
+def test_shares_of_segments_are_shown_to_4_decimals_and_the_report_recomputes_them_exactly(tracking):
+    """Issue 29: the UI showed 0.04761905 (1/21). Accuracies and rates are now logged to 4 decimals with their exact
+    counts beside them, other measurements to 7 significant digits; the report reads the counts, not the rounded
+    shares."""
+    import mlflow
+
+    from ser_attacks.metrics import attack_metrics, exact_fractions
+    from ser_attacks.report.collect import tidy
+    rng = np.random.default_rng(0)
+    y = np.arange(21) % 3
+    clean = np.eye(3)[y] * 5                                   # all 21 right on the originals
+    adv = np.eye(3)[(y + 1) % 3] * 5
+    adv[[0, 20]] = clean[[0, 20]]                              # the attack flips 19 of 21: adv_acc = 2/21
+    x = rng.normal(size=(21, 4, 4)).astype(np.float32)
+    genders = np.array(["female"] * 10 + ["male"] * 11)
+    m = attack_metrics(y, clean, adv, x, x + 0.01, genders)
+    assert (m["n_correct_adv"], m["n_samples"], m["n_flipped"], m["n_correct_clean"]) == (2, 21, 19, 21)
+    assert exact_fractions(m)["adv_acc"] == m["adv_acc"] == 2 / 21
+    assert exact_fractions(m)["success_rate_male"] == m["success_rate_male"] == 10 / 11
+    rid = tracking.create_run("r", {"run_type": "attack"})
+    tracking.log_metrics(rid, {**m, "perturbation": 0.0088009123, "best_adv_acc_fgsm": 1 / 21, "val_acc": 5 / 7})
+    got = tracking.get_run(rid).data.metrics
+    assert got["adv_acc"] == 0.0952 and got["success_rate_male"] == 0.9091 and got["success_rate"] == 0.9048
+    assert got["best_adv_acc_fgsm"] == 0.0476 and got["val_acc"] == 0.7143
+    assert got["perturbation"] == 0.008800912 and got["n_correct_adv"] == 2 and got["n_flipped_male"] == 10
+    raw = mlflow.search_runs(experiment_ids=[tracking.experiment_id], output_format="pandas")
+    row = tidy(raw).iloc[0]
+    assert row.adv_acc == 2 / 21 and row.success_rate_male == 10 / 11 and row.clean_acc == 1.0
+    assert row.perturbation == 0.008800912

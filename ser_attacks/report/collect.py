@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..identity import FOLD_KEYS, SEED_KEYS, is_run_only
+from ..metrics import exact_fractions
 from ..paths import default_uri, resolve_uri
 
 log = logging.getLogger(__name__)
@@ -153,6 +154,7 @@ def tidy(raw: pd.DataFrame) -> pd.DataFrame:
         for k, v in r.items():
             if k.startswith("metrics."):
                 row[k[len("metrics."):]] = float(v) if v is not None else np.nan
+        row = exact_fractions(row)      # shares of segments from their exact counts (MLflow holds 4 decimals)
         row["split"] = params.get("split.mode", "")
         row["seed"] = params.get("seed", "")
         row["fold"] = params.get("split.fold", "") if row["split"] == "speaker_cv" else ""

@@ -45,6 +45,7 @@ class ModelLogging:
         info = self.log_trained_model(run_id, keras_model, model_dir, example, meta)
         self.log_metrics(run_id, {k: meta[k] for k in ("val_acc", "test_acc", "epochs", "train_seconds")},
                          model_id=info["logged_model_id"])
+        self.log_metrics(run_id, accuracy_counts(meta))       # the exact k of n behind val_acc / test_acc
         self.describe(run_id, train_note(meta, info))
         self.finish(run_id)
         return info
@@ -192,6 +193,18 @@ class ModelLogging:
 def registered_name(dataset: str, model: str) -> str:
     """The Model Registry name of a trained model: ``ser-<dataset>-<model>``."""
     return f"ser-{dataset}-{model}"
+
+
+def accuracy_counts(meta: dict) -> dict[str, int]:
+    """``n_correct_val`` / ``n_segments_val`` and the same for test: the exact counts behind a training run's
+    accuracies (logged to 4 decimals); {} for a model cached before the segment counts were kept."""
+    out = {}
+    for part in ("val", "test"):
+        n = meta.get(f"n_segments_{part}")
+        if n and meta.get(f"{part}_acc") is not None:
+            out[f"n_correct_{part}"] = int(round(float(meta[f"{part}_acc"]) * int(n)))
+            out[f"n_segments_{part}"] = int(n)
+    return out
 
 
 def version_tags(meta: dict) -> dict[str, str]:

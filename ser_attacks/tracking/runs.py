@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import socket
 import subprocess
 import time
@@ -30,11 +31,21 @@ NOTE_TAG = "mlflow.note.content"  # a run's description: the first panel of its 
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 
 
-def shown(value) -> float:
-    """A metric value as logged: 7 significant digits (a float32's precision), so the UI, which prints the stored
-    value in full, shows 0.3 and not 0.30000001192092896; integers and non-finite values stay as they are."""
+# Shares of segments (k of n) and the summaries made of them: logged to 4 decimals, which the UI shows as 0.0476
+# instead of 0.04761905 (1/21); the exact counts are metrics beside them (``metrics.COUNTS``: n_correct_adv, …) and
+# the report recomputes the shares from those (``metrics.exact_fractions``).
+FRACTION = re.compile(r"^(model_|mean_|best_)?(clean_acc|adv_acc|success_rate|changed|val_acc|test_acc)(_\w+)?$")
+FRACTION_DECIMALS = 4
+
+
+def shown(value, key: str = "") -> float:
+    """A metric value as logged: a share of segments (``FRACTION``: accuracies, success rates) to 4 decimals, any
+    other value to 7 significant digits (a float32's precision), so the UI, which prints the stored value in full,
+    shows 0.0476 and 0.3, not 0.04761905 and 0.30000001192092896; integers and non-finite values stay as they are."""
     v = float(value)
-    return v if not math.isfinite(v) or v.is_integer() else float(f"{v:.7g}")
+    if not math.isfinite(v) or v.is_integer():
+        return v
+    return round(v, FRACTION_DECIMALS) if FRACTION.match(key) else float(f"{v:.7g}")
 
 
 class TrackingError(RuntimeError):
@@ -167,10 +178,11 @@ class Tracking(ModelLogging):
         self.set_tag(run_id, NOTE_TAG, text)
 
     def log_metrics(self, run_id: str, metrics: dict[str, float], step: int = 0, model_id: str | None = None) -> None:
-        """Metrics as ``shown`` rounds them (the UI prints the stored value in full)."""
+        """Metrics as ``shown`` rounds them (the UI prints the stored value in full): shares of segments to 4
+        decimals, whose exact counts the caller logs beside them."""
         from mlflow.entities import Metric
         now = int(time.time() * 1000)
-        self.client.log_batch(run_id, metrics=[Metric(k, shown(v), now, step, model_id=model_id)
+        self.client.log_batch(run_id, metrics=[Metric(k, shown(v, k), now, step, model_id=model_id)
                                                for k, v in metrics.items()])
 
     def log_text(self, run_id: str, text: str, name: str) -> None:
