@@ -287,10 +287,15 @@ def report_screenshots(html: Path, out: Path, prefix: str = "report", sections: 
 
 
 # ------------------------------------------------------------------------------- the MLflow UI
-def ui_url(base_url: str, experiment_id: str) -> str:
+SUMMARY_VIEW = "summary"       # tracking.views.SUMMARY_VIEW (not imported: this module stays light)
+
+
+def ui_url(base_url: str, experiment_id: str, view: str | None = SUMMARY_VIEW) -> str:
     """The experiment's runs table. MLflow 3.17's UI opens on its GenAI view (traces, token usage) unless its
-    sidebar switch says "Model training" (stored in the browser) or the link carries ``workflowType``."""
-    return f"{base_url.rstrip('/')}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+    sidebar switch says "Model training" (stored in the browser) or the link carries ``workflowType``; ``view``:
+    the saved view it opens with (``tracking.views``: the summary columns; None: MLflow's default columns)."""
+    url = f"{base_url.rstrip('/')}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+    return url + (f"&viewStateShareKey={view}" if view else "")
 
 
 def mlflow_runs_table(base_url: str, experiment_id: str, path: Path, expand=(), metrics=(
@@ -312,7 +317,7 @@ def mlflow_runs_table(base_url: str, experiment_id: str, path: Path, expand=(), 
         b.goto(base_url.rstrip("/") + "/health", ready="document.readyState === 'complete'")
         b.evaluate(f"(() => {{ const s = {json.dumps(storage)}; "
                    "for (const k in s) localStorage.setItem(k, s[k]); })()")
-        b.goto(ui_url(base_url, experiment_id))
+        b.goto(ui_url(base_url, experiment_id, view=None))      # the state set above, not the saved view
         b.wait_for(f"document.querySelectorAll('.ag-center-cols-container [role=row]').length >= {1 + len(expand)}",
                    what="the MLflow runs table")
         time.sleep(2.0)            # metric cells and model links fill in after the rows
@@ -323,15 +328,21 @@ def mlflow_runs_table(base_url: str, experiment_id: str, path: Path, expand=(), 
 
 def mlflow_fresh_view(base_url: str, experiment_id: str, run_id: str, out: Path, width: int = 1600,
                       height: int = 900, timeout: float = 120) -> dict:
-    """What a first-time visitor sees (a new browser profile, no saved UI state, the link ``make ui`` prints):
-    the runs table as it opens (``fresh_runs.png``), then run ``run_id``'s page (``fresh_run.png``). Returns the
-    table's headers and rows and the run page's text."""
+    """What a first-time visitor sees (a new browser profile, no saved UI state): the runs table at the plain link
+    (MLflow's default columns: ``plain``, its headers, rows and the page's text), then at the link ``make ui``
+    prints, which opens the experiment's saved view (``tracking.views``: summary metric columns;
+    ``fresh_runs.png``), then run ``run_id``'s page (``fresh_run.png``). Returns the latter table's headers and
+    rows and the run page's text."""
+    rows_ready = "document.querySelectorAll('.ag-center-cols-container [role=row]').length >= 1"
     with Browser(width, height, timeout=timeout) as b:
-        b.goto(ui_url(base_url, experiment_id))
-        b.wait_for("document.querySelectorAll('.ag-center-cols-container [role=row]').length >= 1",
-                   what="the MLflow runs table")
+        b.goto(ui_url(base_url, experiment_id, view=None))
+        b.wait_for(rows_ready, what="the MLflow runs table")
         time.sleep(2.0)            # metric cells and model links fill in after the rows
-        seen = b.evaluate(READ_TABLE)
+        plain = {**b.evaluate(READ_TABLE), "text": b.evaluate("document.body.innerText")}
+        b.goto(ui_url(base_url, experiment_id))
+        b.wait_for(f"{rows_ready} && document.body.innerText.includes('clean_acc')", what="the saved view")
+        time.sleep(2.0)
+        seen = {**b.evaluate(READ_TABLE), "plain": plain}
         b.screenshot(Path(out) / "fresh_runs.png")
         b.goto(f"{base_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}")
         b.wait_for(f"document.body.innerText.includes({json.dumps(run_id)}) || "

@@ -18,12 +18,13 @@ def main(argv=None) -> int:
     p.add_argument("--port", type=int, default=5000)
     a = p.parse_args(argv)
     try:
-        t = Tracking(a.tracking_uri, a.experiment, a.artifact_root)
+        t = Tracking(a.tracking_uri, a.experiment, a.artifact_root)        # also writes the saved view
     except TrackingError as exc:
         print(f"error: {exc}")
         return 2
     print(f"MLflow UI for {t.uri}: open {ui_url(f'http://127.0.0.1:{a.port}', t.experiment_id)}\n"
-          "(MLflow 3.17 starts on its GenAI view; this link, or the sidebar switch 'Model training', shows the runs)")
+          "(MLflow 3.17 starts on its GenAI view; this link, or the sidebar switch 'Model training', shows the runs,\n"
+          " with the saved view 'Summary: accuracies per run' (metric columns; also under Views above the table))")
     return 0
 
 

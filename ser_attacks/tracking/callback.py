@@ -104,7 +104,9 @@ class MlflowSweepCallback(Callback):
             earlier = [t.get_run(rid) for rid in skipped_tags]
             table = summary_table(jobs, earlier)
             if len(table):
-                t.log_metrics(self.run_id, summary_metrics(table))   # the parent row's metric columns
+                summary = summary_metrics(table)
+                t.log_metrics(self.run_id, summary)                  # the parent row's metric columns
+                t.save_summary_view([k for k in summary if k.startswith("best_adv_acc_")])   # …shown (views.py)
                 t.log_table(self.run_id, table, SUMMARY_TABLE)
                 if report_enabled(config.get("report", "auto")) and (table.run_type == "attack").any() \
                         and (table.status == "FINISHED").any():

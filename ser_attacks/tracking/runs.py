@@ -21,6 +21,7 @@ from ..identity import logged_params
 from ..paths import PROJECT_ROOT, resolve_uri
 from ..progress import quiet_libraries
 from .models import ModelLogging
+from .views import ViewLogging
 
 log = logging.getLogger(__name__)
 PARENT_ENV = "SER_ATTACKS_PARENT_RUN_ID"
@@ -76,7 +77,7 @@ def git_commit() -> str:
         return "unknown"
 
 
-class Tracking(ModelLogging):
+class Tracking(ModelLogging, ViewLogging):
     def __init__(self, uri: str, experiment: str, artifact_root: str | None = None):
         import mlflow
         from mlflow.tracking import MlflowClient
@@ -104,6 +105,7 @@ class Tracking(ModelLogging):
         key, kind = EXPERIMENT_KIND
         if exp is None or exp.tags.get(key) != kind:      # also an experiment created before this tag existed
             self.client.set_experiment_tag(self.experiment_id, key, kind)
+        self.save_summary_view()      # the runs table's columns in a browser without saved state (views.py)
 
     @classmethod
     def from_cfg(cls, cfg) -> "Tracking":
