@@ -181,3 +181,29 @@ def test_shares_of_segments_are_shown_to_4_decimals_and_the_report_recomputes_th
     row = tidy(raw).iloc[0]
     assert row.adv_acc == 2 / 21 and row.success_rate_male == 10 / 11 and row.clean_acc == 1.0
     assert row.perturbation == 0.008800912
+
+
+def test_the_experiment_carries_a_saved_view_with_metric_columns_and_a_description(tmp_path):
+    """Issue 29: a browser without saved UI state showed no metric column. MLflow cannot be told default columns,
+    but it lists and opens saved views stored as experiment tags (``?viewStateShareKey=``): the experiment gets
+    one, with the summary metrics first, widened by each sweep's best_adv_acc_<attack>, and a description."""
+    import json
+
+    from ser_attacks.browser import ui_url
+    from ser_attacks.tracking.views import SUMMARY_VIEW, VIEW_TAG
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    t = Tracking(uri, "ser-attacks", str(tmp_path / "mlruns"))
+    tags = t.client.get_experiment(t.experiment_id).tags
+    view = json.loads(tags[VIEW_TAG + SUMMARY_VIEW])             # the envelope the UI's "Save view" writes
+    assert view["name"] == "Summary: accuracies per run" and isinstance(view["createdAt"], int)
+    state = json.loads(view["state"])
+    assert {"metrics.`clean_acc`", "metrics.`adv_acc`", "metrics.`adv_acc_female`", "metrics.`val_acc`",
+            "attributes.`Models`"} <= set(state["selectedColumns"])
+    assert state["columnOrder"][:2] == ["attributes.`Run Name`", "metrics.`clean_acc`"]
+    assert "Views" in tags["mlflow.note.content"] and SUMMARY_VIEW in tags["mlflow.note.content"]
+    t.save_summary_view(["best_adv_acc_fgsm"])                   # a sweep ended: its summary columns come first
+    Tracking(uri, "ser-attacks", str(tmp_path / "mlruns")).save_summary_view(["best_adv_acc_bim"])
+    state = json.loads(json.loads(t.client.get_experiment(t.experiment_id).tags[VIEW_TAG + SUMMARY_VIEW])["state"])
+    assert state["columnOrder"][1:4] == ["metrics.`clean_acc`", "metrics.`best_adv_acc_bim`",
+                                         "metrics.`best_adv_acc_fgsm`"]
+    assert ui_url("http://h:5000", t.experiment_id).endswith(f"&viewStateShareKey={SUMMARY_VIEW}")
