@@ -10,12 +10,17 @@ model's files (the trust model: docs/scaling-out.md). The loading environment ne
 installed (``pip install`` the project)::
 
     import mlflow
-    model = mlflow.pyfunc.load_model("models:/ser-synthetic-final/1")
+    registered = mlflow.pyfunc.load_model("models:/ser-synthetic-final/1")
+    registered.predict(X)          # the signature's input: log-Mel features in dB, float32 (n, frames, n_mels)
+    model = registered.get_raw_model()                    # this module's SERModel: every input form
     model.predict("speech.wav")                           # a path: any rate, bit depth, channel count
     model.predict(["a.wav", "b.wav"])                     # several paths
     model.predict({"audio": y, "sample_rate": 44100})     # a waveform (or a list of them) at any rate
     model.predict(X)                                      # log-Mel features in dB: (frames, n_mels) or
                                                           # (n, frames, n_mels)
+
+The logged model's signature (``pyfunc_signature``) declares the features form, which MLflow enforces at
+``predict``; the raw model reads the audio forms too.
 
 The result is a DataFrame with one row per input (recording or feature matrix): ``emotion`` (the most
 probable class), one probability column per class, and ``n_segments``. Audio goes through the training
