@@ -328,21 +328,17 @@ def mlflow_runs_table(base_url: str, experiment_id: str, path: Path, expand=(), 
 
 def mlflow_fresh_view(base_url: str, experiment_id: str, run_id: str, out: Path, width: int = 1600,
                       height: int = 900, timeout: float = 120) -> dict:
-    """What a first-time visitor sees (a new browser profile, no saved UI state): the runs table at the plain link
-    (MLflow's default columns: ``plain``, its headers, rows and the page's text), then at the link ``make ui``
-    prints, which opens the experiment's saved view (``tracking.views``: summary metric columns;
-    ``fresh_runs.png``), then run ``run_id``'s page (``fresh_run.png``). Returns the latter table's headers and
-    rows and the run page's text."""
+    """What a first-time visitor sees (a new browser profile, no saved UI state): the runs table at the link
+    ``make ui`` prints, which opens the experiment's saved view (``tracking.views``: summary metric columns;
+    ``fresh_runs.png``), then run ``run_id``'s page (``fresh_run.png``); and, in another new profile, the runs
+    table at the plain link (MLflow's default columns: ``plain``, its headers, rows and the page's text). Returns
+    the first table's headers and rows and the run page's text."""
     rows_ready = "document.querySelectorAll('.ag-center-cols-container [role=row]').length >= 1"
     with Browser(width, height, timeout=timeout) as b:
-        b.goto(ui_url(base_url, experiment_id, view=None))
-        b.wait_for(rows_ready, what="the MLflow runs table")
-        time.sleep(2.0)            # metric cells and model links fill in after the rows
-        plain = {**b.evaluate(READ_TABLE), "text": b.evaluate("document.body.innerText")}
         b.goto(ui_url(base_url, experiment_id))
         b.wait_for(f"{rows_ready} && document.body.innerText.includes('clean_acc')", what="the saved view")
-        time.sleep(2.0)
-        seen = {**b.evaluate(READ_TABLE), "plain": plain}
+        time.sleep(2.0)            # metric cells and model links fill in after the rows
+        seen = b.evaluate(READ_TABLE)
         b.screenshot(Path(out) / "fresh_runs.png")
         b.goto(f"{base_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}")
         b.wait_for(f"document.body.innerText.includes({json.dumps(run_id)}) || "
@@ -350,6 +346,11 @@ def mlflow_fresh_view(base_url: str, experiment_id: str, run_id: str, out: Path,
         time.sleep(2.0)
         seen["run_page"] = b.evaluate("document.body.innerText")
         b.screenshot(Path(out) / "fresh_run.png")
+    with Browser(width, height, timeout=timeout) as b:        # a grid, once built, keeps its column order
+        b.goto(ui_url(base_url, experiment_id, view=None))
+        b.wait_for(rows_ready, what="the MLflow runs table")
+        time.sleep(2.0)
+        seen["plain"] = {**b.evaluate(READ_TABLE), "text": b.evaluate("document.body.innerText")}
     return seen
 
 
