@@ -172,10 +172,12 @@ def test_shares_of_segments_are_shown_to_4_decimals_and_the_report_recomputes_th
     assert exact_fractions(m)["adv_acc"] == m["adv_acc"] == 2 / 21
     assert exact_fractions(m)["success_rate_male"] == m["success_rate_male"] == 10 / 11
     rid = tracking.create_run("r", {"run_type": "attack"})
-    tracking.log_metrics(rid, {**m, "perturbation": 0.0088009123, "best_adv_acc_fgsm": 1 / 21, "val_acc": 5 / 7})
+    tracking.log_metrics(rid, {**m, "perturbation": 0.0088009123, "best_adv_acc_fgsm": 1 / 21, "val_acc": 5 / 7,
+                               "attack_time_s": 29.93931, "train_seconds": 61.23456})
     got = tracking.get_run(rid).data.metrics
     assert got["adv_acc"] == 0.0952 and got["success_rate_male"] == 0.9091 and got["success_rate"] == 0.9048
     assert got["best_adv_acc_fgsm"] == 0.0476 and got["val_acc"] == 0.7143
+    assert got["attack_time_s"] == 29.94 and got["train_seconds"] == 61.23
     assert got["perturbation"] == 0.008800912 and got["n_correct_adv"] == 2 and got["n_flipped_male"] == 10
     raw = mlflow.search_runs(experiment_ids=[tracking.experiment_id], output_format="pandas")
     row = tidy(raw).iloc[0]

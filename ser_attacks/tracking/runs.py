@@ -37,16 +37,21 @@ EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 # the report recomputes the shares from those (``metrics.exact_fractions``).
 FRACTION = re.compile(r"^(model_|mean_|best_)?(clean_acc|adv_acc|success_rate|changed|val_acc|test_acc)(_\w+)?$")
 FRACTION_DECIMALS = 4
+# durations (attack_time_s, time_per_sample_s, train_seconds): 4 significant digits, far beyond a timing's noise
+DURATION = re.compile(r"(_s|_seconds)$")
 
 
 def shown(value, key: str = "") -> float:
-    """A metric value as logged: a share of segments (``FRACTION``: accuracies, success rates) to 4 decimals, any
-    other value to 7 significant digits (a float32's precision), so the UI, which prints the stored value in full,
-    shows 0.0476 and 0.3, not 0.04761905 and 0.30000001192092896; integers and non-finite values stay as they are."""
+    """A metric value as logged: a share of segments (``FRACTION``: accuracies, success rates) to 4 decimals, a
+    duration in seconds to 4 significant digits (29.94, not 29.93931), any other value to 7 significant digits (a
+    float32's precision), so the UI, which prints the stored value in full, shows 0.0476 and 0.3, not 0.04761905
+    and 0.30000001192092896; integers and non-finite values stay as they are."""
     v = float(value)
     if not math.isfinite(v) or v.is_integer():
         return v
-    return round(v, FRACTION_DECIMALS) if FRACTION.match(key) else float(f"{v:.7g}")
+    if FRACTION.match(key):
+        return round(v, FRACTION_DECIMALS)
+    return float(f"{v:.4g}") if DURATION.search(key) else float(f"{v:.7g}")
 
 
 class TrackingError(RuntimeError):
