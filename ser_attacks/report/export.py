@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..metrics import exact_fractions
 from .collect import (
     ATTACK_META,
     SEED_KEYS,
@@ -111,7 +112,7 @@ def _models(uri: str, model_run_ids) -> tuple[pd.DataFrame, list[str]]:
         except MlflowException:
             missing.append(rid)
             continue
-        p, m, t = r.data.params, r.data.metrics, r.data.tags
+        p, m, t = r.data.params, exact_fractions(r.data.metrics), r.data.tags     # val/test acc from their counts
         rows.append({"model_run_id": rid, "model_key": t.get("model_key", ""),
                      "dataset": p.get("dataset.name", t.get("dataset", "")), "model": t.get("model", ""),
                      "split": p.get("split.mode", ""), "fold": p.get("split.fold", ""), "seed": p.get("seed", ""),
