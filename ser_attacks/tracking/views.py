@@ -63,12 +63,20 @@ def view_metrics(value: str | None) -> list[str]:
         return []
 
 
+def stored_state(value: str | None) -> dict | None:
+    """The table state a saved view's tag value holds (None when there is none or it cannot be read)."""
+    try:
+        return json.loads(json.loads(value)["state"])
+    except Exception:  # noqa: BLE001
+        return None
+
+
 class ViewLogging:
     """The saved view and the description of ``Tracking``'s experiment."""
 
     def save_summary_view(self, extra_metrics=()) -> None:
         """Write the view ``summary`` (columns ``SUMMARY_METRICS``, then the sweep summaries ``extra_metrics`` and
-        those the view had); unchanged columns are not rewritten. Also the experiment's description, if it has
+        those the view had); an unchanged view is not rewritten. Also the experiment's description, if it has
         none. Never raises: the view is a convenience."""
         try:
             exp = self.client.get_experiment(self.experiment_id)
@@ -76,8 +84,7 @@ class ViewLogging:
             had = view_metrics(exp.tags.get(tag))
             extra = set(extra_metrics) | {m for m in had if m not in SUMMARY_METRICS}
             state = view_state(SUMMARY_METRICS, extra)
-            wanted = [c[len("metrics.`"):-1] for c in state["selectedColumns"] if c.startswith("metrics.`")]
-            if wanted != had:
+            if state != stored_state(exp.tags.get(tag)):       # new, widened, or written by another version
                 created = None
                 try:
                     created = json.loads(exp.tags[tag])["createdAt"]
