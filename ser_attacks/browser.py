@@ -354,6 +354,27 @@ def mlflow_fresh_view(base_url: str, experiment_id: str, run_id: str, out: Path,
     return seen
 
 
+def mlflow_model_version(base_url: str, name: str, version: str, path: Path, width: int = 1600, height: int = 1000,
+                         timeout: float = 120) -> str:
+    """Screenshot of a registered model version's page in a new browser profile, its signature's inputs unfolded
+    (the description, the tags val_acc / test_acc / defense, the input tensor). Returns the page's text."""
+    with Browser(width, height, timeout=timeout) as b:
+        b.goto(f"{base_url.rstrip('/')}/#/models/{name}/versions/{version}")
+        b.wait_for("document.body.innerText.includes('Inputs (')", what="the model version's schema")
+        b.evaluate("""(() => { const hit = x => (x.textContent || '').trim().startsWith('Inputs (');
+                      const e = [...document.querySelectorAll('[role=cell] *')].filter(
+                          x => hit(x) && ![...x.children].some(hit))[0];
+                      if (e) e.click(); })()""")                    # unfold the signature's inputs
+        time.sleep(1.5)
+        b.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+        for el in ("main", "[class*=content]"):         # the page scrolls inside its main panel
+            b.evaluate(f"document.querySelectorAll({json.dumps(el)}).forEach(e => e.scrollTop = e.scrollHeight)")
+        time.sleep(1.0)
+        text = b.evaluate("document.body.innerText")
+        b.screenshot(path)
+    return text
+
+
 READ_TABLE = """(() => {
   const text = (sel) => [...document.querySelectorAll(sel)].map(e => e.innerText.replace(/\\s+/g, ' ').trim());
   return {headers: text('.ag-header-row-column [role=columnheader]').filter(Boolean),
@@ -411,7 +432,8 @@ def screenshots(uri: str, out: Path, experiment: str = "ser-attacks", sweep: str
                 ui_url: str | None = None) -> dict:
     """The README's screenshots for one sweep: ``mlflow_runs.png`` (the runs table, the sweep expanded,
     metric columns), ``mlflow_fresh_runs.png`` / ``mlflow_fresh_run.png`` (the runs table and the sweep's page in
-    a browser without saved UI state, ``mlflow_fresh_view``) and ``report.png`` (the top of the sweep's
+    a browser without saved UI state, ``mlflow_fresh_view``), ``mlflow_model_version.png`` (the registered version
+    of the model the sweep trained, ``mlflow_model_version``) and ``report.png`` (the top of the sweep's
     report.html, its parent run's artifact), with the report's browser checks. Starts ``mlflow ui`` unless
     ``ui_url`` points at a running one."""
     from mlflow.tracking import MlflowClient
@@ -436,9 +458,21 @@ def screenshots(uri: str, out: Path, experiment: str = "ser-attacks", sweep: str
         result["runs_table"] = mlflow_runs_table(url, exp.experiment_id, out / "mlflow_runs.png", expand=[sweep])
         # what a first-time visitor sees: a new browser profile, no saved UI state; then the sweep's own page
         result["fresh"] = mlflow_fresh_view(url, exp.experiment_id, sweep, out)
+        train = _train_run(client, exp.experiment_id, sweep)
+        mv = client.search_model_versions(f"run_id = '{train}'") if train else []
+        if mv:          # the registered model's version: its signature, accuracies and defense
+            result["model_version"] = mlflow_model_version(url, mv[0].name, mv[0].version,
+                                                           out / "mlflow_model_version.png")
         for name in ("fresh_runs.png", "fresh_run.png"):
             (out / name).replace(out / f"mlflow_{name}")
     return result
+
+
+def _train_run(client, experiment_id: str, sweep: str) -> str | None:
+    """The training run nested under sweep ``sweep`` (None when it reused a model trained elsewhere)."""
+    runs = client.search_runs([experiment_id], f"tags.mlflow.parentRunId = '{sweep}' and tags.run_type = 'train'",
+                              max_results=1)
+    return runs[0].info.run_id if runs else None
 
 
 def main(argv=None) -> int:
