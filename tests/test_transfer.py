@@ -108,6 +108,41 @@ def test_the_surrogate_config_keys_the_defense_none_model(cfg_factory):
     assert identity.model_key(surrogate_config(trained), data) == identity.model_key(cfg, data)
 
 
+def test_the_job_loads_the_undefended_twin_for_a_training_side_defense(model, monkeypatch):
+    """app.attack_job's hook (``attach_surrogate``): a training-side defense gets the defense=none model (asked of
+    get_or_train, which trains it if it is not cached) as the surrogate, tagged with its key; a surrogate with
+    another normalizer is refused; an inference-side defense keeps the job's own model (its key)."""
+    from types import SimpleNamespace
+
+    from omegaconf import OmegaConf
+
+    from ser_attacks import train
+    from ser_attacks.attacks.transfer import attach_surrogate
+    from ser_attacks.normalization import Normalizer
+    norm = Normalizer(state={"mean": np.zeros(3, np.float32)})
+    asked = []
+
+    def get_or_train(cfg, data, tracking=None, parent=None):
+        asked.append(OmegaConf.to_container(cfg.defense))
+        return SimpleNamespace(model=model, key="undefended", normalizer=norm)
+
+    monkeypatch.setattr(train, "get_or_train", get_or_train)
+    tags = {}
+    tracking = SimpleNamespace(set_tag=lambda run_id, k, v: tags.__setitem__(k, v))
+    cfg = compose_config("attack=transfer", "defense=fgsm_at")
+    clf = make_classifier(_model(1), 5, (LO, HI))
+    attach_surrogate(cfg, None, SimpleNamespace(key="defended", normalizer=norm), clf, tracking, "run")
+    assert asked == [{"name": "none", "stage": "none", "eot": 1, "bpda": True}]
+    assert clf.ser_surrogate_model is model and tags == {"transfer_source_model": "undefended"}
+    other = Normalizer(state={"mean": np.ones(3, np.float32)})
+    with pytest.raises(ValueError, match="normalizer differs"):
+        attach_surrogate(cfg, None, SimpleNamespace(key="defended", normalizer=other), clf, tracking, "run")
+    clf = make_classifier(_model(1), 5, (LO, HI), defense=[Count()])
+    attach_surrogate(compose_config("attack=transfer", "defense=quantize"), None,
+                     SimpleNamespace(key="same", normalizer=norm), clf, tracking, "run")
+    assert len(asked) == 2 and not hasattr(clf, "ser_surrogate_model") and tags["transfer_source_model"] == "same"
+
+
 def test_a_waveform_surrogate_keeps_the_front_end_and_drops_the_defense():
     """input=waveform: the surrogate takes the same audio through the same front end, without the defense."""
     from types import SimpleNamespace
