@@ -197,6 +197,21 @@ def test_transfer_runs_are_tagged_and_flag_b_fires_when_transfer_beats_white_box
     assert verdict(high, low)[0] == "PASS"
 
 
+def test_the_report_keeps_a_neutral_option_apart_from_its_other_values():
+    """A run at a NEUTRAL option's old-behaviour value (defense.bpda=true, defense.eot=1, ...) does not log it
+    (identity.NEUTRAL); the report must read the missing key as that value, not fill in the value other runs
+    logged: white-box FGSM without BPDA (masked) and with BPDA are two settings, so flag (b) compares the transfer
+    run with each, not with their mean."""
+    from ser_attacks.report.collect import fill_new_keys
+    no_bpda = {"attack.name": "fgsm", "defense.name": "quantize", "defense.bpda": "False"}
+    bpda = {"attack.name": "fgsm", "defense.name": "quantize"}
+    filled = fill_new_keys([no_bpda, bpda])
+    assert filled[1]["defense.bpda"] == "True" and filled[0]["defense.bpda"] == "False"
+    eot = fill_new_keys([{"defense.eot": "8"}, {}])
+    assert eot[1]["defense.eot"] == "1"
+    assert fill_new_keys([{"mode": "attack"}, {}])[1]["mode"] == "attack"     # a new key without a neutral value
+
+
 @pytest.mark.parametrize("override, message", [
     ("attack.source=cw_l2", "attack.source=cw_l2 (attack transfer): must be one of fgsm, bim, pgd"),
     ("attack.eps=-1", "attack.eps=-1.0 (attack transfer): must be >= 0"),
