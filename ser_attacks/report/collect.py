@@ -173,10 +173,19 @@ def tidy(raw: pd.DataFrame) -> pd.DataFrame:
 def fill_new_keys(params: list[dict]) -> list[dict]:
     """Config schemas grow: a key that older runs lack but that has ONE value in every run that has it
     (e.g. a new ``mode: attack``) is filled in for the older runs, so it neither splits settings nor
-    configurations. A key with several values stays missing ("?") where absent."""
+    configurations. A key with several values stays missing ("?") where absent. The ``defense`` node is the
+    exception: its keys are absent because the run had another node (``defense=none`` logs none of them,
+    ``identity.NEUTRAL``), so an absent ``defense.name`` / ``eot`` / ``bpda`` / ``stage`` reads as its neutral value
+    and a defense's own parameters are never filled in (else the undefended runs of a sweep with ONE defense, or
+    its ``eot=1`` runs beside ``eot=8`` ones, would be pooled with the defended runs)."""
+    from ..identity import NEUTRAL
     keys = set().union(*[set(p) for p in params]) if params else set()
     fill = {}
     for k in keys:
+        if k.startswith("defense."):
+            if k in NEUTRAL and any(k not in p for p in params):
+                fill[k] = str(NEUTRAL[k])           # as Tracking.log_params writes it
+            continue
         vals = {p[k] for p in params if k in p}
         if len(vals) == 1 and any(k not in p for p in params):
             fill[k] = vals.pop()
