@@ -109,7 +109,21 @@ def test_two_speakers_one_fold_gives_no_interval_but_says_so():
     assert cell.startswith("0.") and D.FEW in cell and "[" not in cell
     assert all(D.FEW in v and "[" not in v for v in wide.clean)
     lines = "\n".join(D.verdicts(long, D.masking_flags(data)))
-    assert "robust accuracy gained" not in lines and D.FEW in lines
+    assert "robust accuracy gained" not in lines and "gain (no interval: 2 speakers) +" in lines
+
+
+def test_a_rise_with_eps_on_one_fold_is_stated_as_suspected_not_decided():
+    """Two speakers: the checklist's rule (a) cannot fire (its interval spans everything), yet FGSM at 1.25 σ far
+    above 0.25 σ is written out as suspected."""
+    sw = Sweep(2)
+    _grid(sw, "none", {0.25: 0.05, 1.25: 0.0})
+    _grid(sw, "fgsm_at", {0.25: 0.1, 1.25: 0.85}, dparams={"eps": 1.25}, model_run_id="m1")
+    data = sw.data()
+    flags = D.masking_flags(data)
+    assert not (flags.verdict == "FLAG").any()
+    lines = "\n".join(D.verdicts(D.long_table(data), flags))
+    assert "not monotone in the point estimates: fgsm at 1.25 σ (" in lines
+    assert "2 speakers: not testable" in lines and "gradient masking suspected, not shown" in lines
 
 
 def test_accuracy_rising_with_eps_is_reported_as_gradient_masking_in_words():
@@ -124,6 +138,7 @@ def test_accuracy_rising_with_eps_is_reported_as_gradient_masking_in_words():
     lines = "\n".join(D.verdicts(D.long_table(data), flags))
     assert "gradient masking suspected, (a) not monotone in ε: fgsm" in lines
     assert "accuracy rises beyond its CI from eps=0.25 to 1.25" in lines
+    assert "not monotone in the point estimates" not in lines           # decided by the checklist: said once
     wide = D.wide_table(D.long_table(data), flags, D.times(data))
     assert wide[(wide.defense == "fgsm_at") & (wide.group == "all")]["gradient masking"].iloc[0].startswith("(a) fgsm")
     assert wide[(wide.defense == "undefended") & (wide.group == "all")]["gradient masking"].iloc[0] in (

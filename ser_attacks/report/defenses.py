@@ -494,13 +494,15 @@ def verdicts(long: pd.DataFrame, flags: pd.DataFrame) -> list[str]:
             d = _cell_gain(r)
             word = ("robust accuracy gained" if d.informative and d.lo > 0 else
                     "robust accuracy lost" if d.informative and d.hi < 0 else
-                    "no gain beyond its interval" if d.informative else "gain")
+                    "no gain beyond its interval" if d.informative else
+                    f"gain (no interval: {d.n_speakers} speakers)")
             out.append(f"  - {where}: {ref.acc.iloc[0]:.3f} undefended → {r.acc:.3f}, {word} {_signed(d)}")
         for r in sub[sub.measure == "certified"].itertuples():
             out.append(f"  - certified accuracy at L2 radius {r.budget_sigma:g} σ: {r.acc:.3f}"
                        + ("" if r.n_speakers >= stats.MIN_SPEAKERS else f" {FEW}")
                        + (f" [{r.acc_lo:.2f}, {r.acc_hi:.2f}]" if r.acc_lo == r.acc_lo else ""))
         fl = flags[flags.defense == label]
+        out += _rises(sub, fl)
         for r in fl[fl.verdict == "FLAG"].itertuples():
             out.append(f"  - gradient masking suspected, {r.rule} {RULES.get(r.rule, '')}: {r.attack} {r.config}: "
                        f"{r.result.split(' — ')[0]}")
@@ -508,6 +510,27 @@ def verdicts(long: pd.DataFrame, flags: pd.DataFrame) -> list[str]:
             out.append(f"  - gradient masking: no flag raised ({len(fl)} check(s): "
                        + ", ".join(sorted(set(fl.rule) - {""})) + ")" if len(fl) else
                        "  - gradient masking: nothing to check (no rule applies to these runs)")
+    return out
+
+
+def _rises(sub: pd.DataFrame, fl: pd.DataFrame) -> list[str]:
+    """Accuracy that rises with ε in the point estimates (all speakers) where the checklist raised no (a) flag for
+    that attack: stated, with why it is not decided (the rise lies within its interval, or too few speakers for
+    one) — the notebook's signature of gradient masking must be visible even on one fold."""
+    out = []
+    flagged = set(fl[(fl.verdict == "FLAG") & (fl.rule == "(a)")].attack)
+    att = sub[(sub.measure == "attack") & sub.budget_sigma.notna()]
+    for a, g in att.groupby("attack", sort=False):
+        if a.split(" ")[0] in flagged:
+            continue
+        g = g.sort_values("budget_sigma")
+        for lo, hi in zip(g.iloc[:-1].itertuples(), g.iloc[1:].itertuples()):
+            if hi.acc > lo.acc:
+                why = ("within its interval: the checklist's rule (a) raises no flag" if hi.n_speakers >=
+                       stats.MIN_SPEAKERS else f"{FEW} {hi.n_speakers} speakers: not testable, the checklist's rule "
+                       "(a) cannot decide; gradient masking suspected, not shown")
+                out.append(f"  - not monotone in the point estimates: {a} at {hi.budget_sigma:g} σ ({hi.acc:.3f}) "
+                           f"above {a} at {lo.budget_sigma:g} σ ({lo.acc:.3f}); {why}")
     return out
 
 
