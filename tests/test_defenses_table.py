@@ -233,3 +233,55 @@ def test_write_produces_the_table_the_long_csv_and_the_figure(tmp_path):
     assert {"defense", "group", "measure", "attack", "budget_sigma", "snr_db", "acc", "acc_lo", "acc_hi",
             "gain_vs_undefended"} <= set(long.columns)
     assert set(long.group) == {"all", "female", "male"}
+
+
+def test_load_reads_runs_artifacts_and_training_runs_from_mlflow(tmp_path):
+    """The MLflow side (``load``): attack runs by tag, their adversarial.npz (with smoothing's certificates), the
+    training runs named by ``model_run_id``; the CLI writes the folder."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    exp = client.create_experiment("defenses", artifact_location=(tmp_path / "mlruns").as_uri())
+    trained = {}
+    for name, sec in (("none", 100.0), ("fgsm_at", 170.0)):
+        r = client.create_run(exp, tags={"run_type": "train", "dataset": "emodb", "defense": name})
+        client.log_metric(r.info.run_id, "train_seconds", sec)
+        client.set_terminated(r.info.run_id)
+        trained[name] = r.info.run_id
+    n = 6 * SEG
+    for defense, model, eps, acc in (("none", "none", 0.25, 0.1), ("quantize", "none", 0.25, 0.5),
+                                     ("fgsm_at", "fgsm_at", 0.25, 0.3), ("smoothing", "none", 0.25, 0.4)):
+        tags = {"run_type": "attack", "dataset": "emodb", "attack": "fgsm", "model_run_id": trained[model],
+                "defense": defense, "attack_eot": "8" if defense == "smoothing" else "1",
+                "defense_randomized": str(defense == "smoothing").lower()}
+        r = client.create_run(exp, tags=tags)
+        rid = r.info.run_id
+        client.log_param(rid, "attack.eps", str(eps))
+        client.log_param(rid, "attack.name", "fgsm")
+        if defense != "none":
+            client.log_param(rid, "defense.name", defense)
+        s = _samples(_draw(0.9, n, 1), _draw(acc, n, 2), 6)
+        arrays = dict(label=s.label, gender=s.gender, clean_pred=s.clean_pred, adv_pred=s.adv_pred,
+                      test_index=s.test_index, speaker=s.speaker, recording_id=s.recording_id, segment=s.segment,
+                      augment=s.augment, fold=s.fold)
+        metrics = {"clean_acc": 0.9, "adv_acc": acc, "snr_db": 7.0, "attack_time_s": 3.0, "n_samples": float(n)}
+        if defense == "smoothing":
+            arrays.update(certified_pred=np.zeros(n, int), certified_radius=np.tile([0.1, 0.6], n // 2))
+            metrics.update({"certified_acc_r0": 1.0, "certified_acc_r0.5": 0.5})
+        for k, v in metrics.items():
+            client.log_metric(rid, k, v)
+        np.savez(tmp_path / "adversarial.npz", **arrays)
+        client.log_artifact(rid, str(tmp_path / "adversarial.npz"))
+        client.set_terminated(rid)
+    mlflow.set_tracking_uri(uri)
+    data = D.load(uri, "defenses", dataset="emodb", cache=tmp_path / "cache")
+    assert set(data.cf.defense_label) == {"none", "quantize", "fgsm_at", "smoothing (EOT 8)"}
+    tm = D.times(data).set_index("defense")
+    assert tm.train_x_undefended["fgsm_at"] == pytest.approx(1.7) and tm.same_models_as_undefended["quantize"]
+    long = D.long_table(data)
+    cert = long[(long.measure == "certified") & (long.group == "all")].set_index("budget_sigma").acc
+    assert cert.to_dict() == {0.0: 1.0, 0.5: 0.5}
+    assert D.main(["--tracking-uri", uri, "--dataset", "emodb", "--cache", str(tmp_path / "cache"),
+                   "--out", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "defenses.md").exists() and (tmp_path / "out" / "robustness_curves.png").exists()
