@@ -136,13 +136,20 @@ def test_accuracy_rising_with_eps_is_reported_as_gradient_masking_in_words():
     f = flags[(flags.defense == "fgsm_at") & (flags.verdict == "FLAG")]
     assert f.rule.tolist() == ["(a)"]
     lines = "\n".join(D.verdicts(D.long_table(data), flags))
-    assert "gradient masking suspected, (a) not monotone in ε: fgsm" in lines
-    assert "accuracy rises beyond its CI from eps=0.25 to 1.25" in lines
+    f = f.iloc[0]
+    assert f"fgsm at 1.25 σ ({f_at(data, 1.25):.3f}) above fgsm at 0.25 σ ({f_at(data, 0.25):.3f}), beyond its " \
+        "interval: not monotone in ε → gradient masking suspected (checklist (a))" in lines
     assert "not monotone in the point estimates" not in lines           # decided by the checklist: said once
     wide = D.wide_table(D.long_table(data), flags, D.times(data))
     assert wide[(wide.defense == "fgsm_at") & (wide.group == "all")]["gradient masking"].iloc[0].startswith("(a) fgsm")
     assert wide[(wide.defense == "undefended") & (wide.group == "all")]["gradient masking"].iloc[0] in (
         "nothing to check", ) or "none raised" in wide[(wide.defense == "undefended")]["gradient masking"].iloc[0]
+
+
+def f_at(data, eps):
+    long = D.long_table(data)
+    return long[(long.defense == "fgsm_at") & (long.group == "all") & (long.attack == "fgsm")
+                & np.isclose(long.budget_sigma, eps)].acc.iloc[0]
 
 
 def test_fmn_minimal_perturbations_give_accuracy_at_each_grid_budget():

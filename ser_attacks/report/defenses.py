@@ -399,6 +399,10 @@ def masking_flags(data: Data) -> pd.DataFrame:
     of = dict(zip(data.cf.setting, data.cf.defense_label))
     cl["defense"] = cl.setting.map(of)
     cl["rule"] = cl.result.str.extract(r"^(\([a-d]\))", expand=False).fillna("")
+    marker = r"(, )?" + TRANSFER_KEY[len("attack."):] + r"=(true|false)(, )?"      # mark_transfer's param: not shown
+    for c in ("config", "result"):
+        cl[c] = cl[c].str.replace(marker, lambda m: ", " if m.group(1) and m.group(3) else "", regex=True)
+    cl["config"] = cl.config.replace("", "default")
     return cl.reset_index(drop=True)
 
 
@@ -504,13 +508,29 @@ def verdicts(long: pd.DataFrame, flags: pd.DataFrame) -> list[str]:
         fl = flags[flags.defense == label]
         out += _rises(sub, fl)
         for r in fl[fl.verdict == "FLAG"].itertuples():
-            out.append(f"  - gradient masking suspected, {r.rule} {RULES.get(r.rule, '')}: {r.attack} {r.config}: "
-                       f"{r.result.split(' — ')[0]}")
+            out.append("  - " + _flag_words(r, sub))
         if not len(fl[fl.verdict == "FLAG"]):
             out.append(f"  - gradient masking: no flag raised ({len(fl)} check(s): "
                        + ", ".join(sorted(set(fl.rule) - {""})) + ")" if len(fl) else
                        "  - gradient masking: nothing to check (no rule applies to these runs)")
     return out
+
+
+def _flag_words(r, sub: pd.DataFrame) -> str:
+    """A checklist FLAG in words: rule (a) as "fgsm at 1.25 σ (0.82) above fgsm at 0.25 σ (0.12)"; the others with
+    the checklist's own numbers."""
+    name = r.attack + ("" if r.config in ("", "default") else f" [{r.config}]")
+    if r.rule == "(a)":
+        acc = sub[(sub.measure == "attack") & (sub.attack.str.split(" ").str[0] == r.attack)]
+
+        def at(e: str) -> str:
+            hit = acc[np.isclose(acc.budget_sigma, float(e))]
+            return f"{name} at {float(e):g} σ" + (f" ({hit.acc.iloc[0]:.3f})" if len(hit) else "")
+        steps = re.findall(r"from eps=(\S+) to (\S+?)(?:;|$| )", r.result)
+        said = "; ".join(f"{at(hi)} above {at(lo)}" for lo, hi in steps)
+        return f"{said or name}, beyond its interval: not monotone in ε → gradient masking suspected (checklist (a))"
+    text = re.sub(r"^\([a-d]\)\s*", "", r.result).split(" — ")[0]
+    return f"{name}: {text} → gradient masking suspected (checklist {r.rule}: {RULES.get(r.rule, '')})"
 
 
 def _rises(sub: pd.DataFrame, fl: pd.DataFrame) -> list[str]:
