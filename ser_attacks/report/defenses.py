@@ -591,7 +591,8 @@ def figure(data: Data, long: pd.DataFrame, path: Path) -> Path | None:
                 clean = sub[sub.measure == "clean"]
                 c0 = float(clean.acc.iloc[0]) if len(clean) else np.nan
                 if len(clean) and clean.acc_lo.notna().iloc[0]:
-                    ax.errorbar([0.0], [c0], yerr=[[c0 - clean.acc_lo.iloc[0]], [clean.acc_hi.iloc[0] - c0]],
+                    ax.errorbar([0.0], [c0], yerr=[[max(0.0, c0 - clean.acc_lo.iloc[0])],
+                                                   [max(0.0, clean.acc_hi.iloc[0] - c0)]],
                                 fmt="none", ecolor=color, capsize=2, lw=0.8, alpha=0.7)
                 for a in attacks:
                     pts = sub[(sub.measure == "attack") & (sub.attack == a)].sort_values("budget_sigma")
@@ -617,8 +618,8 @@ def figure(data: Data, long: pd.DataFrame, path: Path) -> Path | None:
                     ok = np.isfinite(lo) & np.isfinite(hi)
                     if ok.any():
                         ax.errorbar(pts.budget_sigma.to_numpy(float)[ok], pts.acc.to_numpy(float)[ok],
-                                    yerr=np.vstack([pts.acc.to_numpy(float)[ok] - lo[ok], hi[ok] -
-                                                    pts.acc.to_numpy(float)[ok]]),
+                                    yerr=np.clip(np.vstack([pts.acc.to_numpy(float)[ok] - lo[ok], hi[ok] -
+                                                            pts.acc.to_numpy(float)[ok]]), 0, None),
                                     fmt="none", ecolor=color, capsize=2, lw=0.8, alpha=0.7)
             ax.set_xscale("symlog", linthresh=lin)
             ax.set_xlim(0, top)
@@ -630,9 +631,12 @@ def figure(data: Data, long: pd.DataFrame, path: Path) -> Path | None:
                 ax.set_xlabel("budget ε, L∞ (σ; 0 = clean, symlog)")
             if j == 0:
                 ax.set_ylabel("accuracy")
-            if snr_ticks:
-                sec = ax.secondary_xaxis("top")
+            if snr_ticks:                 # a twin on the same symlog scale (a secondary axis would be linear)
+                sec = ax.twiny()
+                sec.set_xscale("symlog", linthresh=lin)
+                sec.set_xlim(ax.get_xlim())
                 sec.set_xticks(list(snr_ticks), [f"{v:.0f}" for v in snr_ticks.values()], fontsize=7)
+                sec.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
                 if i == 0:
                     sec.set_xlabel("mean SNR of the undefended FGSM runs at that ε (dB)", fontsize=7)
     handles = [plt.Line2D([], [], color="C3", lw=2, label="defended"),
