@@ -466,7 +466,7 @@ def wide_table(long: pd.DataFrame, flags: pd.DataFrame, tm: pd.DataFrame) -> pd.
                 + (f" ({t.train_x_undefended:.2f}x)" if t.train_x_undefended == t.train_x_undefended else "")
                 + (": the undefended model" if t.same_models_as_undefended else ""))
             row["attack s"] = "" if g != "all" else (
-                f"{t.attack_seconds:.0f} ({t.attack_runs} runs)"
+                f"{t.attack_seconds:.0f} ({t.attack_runs} run{'s' if t.attack_runs != 1 else ''})"
                 + (f" + {t.certify_seconds:.0f} certification" if t.certify_seconds == t.certify_seconds else ""))
             rows.append(row)
     return pd.DataFrame(rows)
@@ -645,6 +645,10 @@ def figure(data: Data, long: pd.DataFrame, path: Path) -> Path | None:
                 for a in attacks if _is_curve(data, long, a)]
     handles += [plt.Line2D([], [], color="0.3", ls=":", marker=markers[a], ms=5, lw=0.9, label=f"{a} at its budgets")
                 for a in attacks if not _is_curve(data, long, a)]
+    n_spk = long[(long.measure == "clean") & (long.group == "all")].n_speakers
+    if len(n_spk) and n_spk.max() < stats.MIN_SPEAKERS:
+        handles.append(plt.Line2D([], [], ls="", label=f"{int(n_spk.max())} test speakers: no intervals (fewer than "
+                                  f"{stats.MIN_SPEAKERS}, {FEW} in the table)"))
     fig.legend(handles=handles, loc="lower center", ncol=min(4, len(handles)), fontsize=8, frameon=False)
     n_leg = 1 + (len(handles) - 1) // 4
     fig.tight_layout(rect=(0, 0.28 * n_leg / fig.get_figheight(), 1, 1))
