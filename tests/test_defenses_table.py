@@ -64,6 +64,10 @@ class Sweep:
         self.samples[rid] = _samples(c, a, self.n_spk, extra)
         return rid
 
+    def runs(self) -> collect.Runs:
+        df, swept, skeys, seeds = collect.annotate(D.mark_transfer(pd.DataFrame(self.rows)))
+        return collect.Runs(df, "test:", "defenses", swept=swept, setting_keys=skeys, seed_keys=seeds)
+
     def data(self, train=None, certificates=None) -> D.Data:
         df, swept, skeys, seeds = collect.annotate(D.mark_transfer(pd.DataFrame(self.rows)))
         runs = collect.Runs(df, "test:", "defenses", swept=swept, setting_keys=skeys, seed_keys=seeds)
@@ -292,3 +296,15 @@ def test_load_reads_runs_artifacts_and_training_runs_from_mlflow(tmp_path):
     assert D.main(["--tracking-uri", uri, "--dataset", "emodb", "--cache", str(tmp_path / "cache"),
                    "--out", str(tmp_path / "out")]) == 0
     assert (tmp_path / "out" / "defenses.md").exists() and (tmp_path / "out" / "robustness_curves.png").exists()
+
+
+def test_runs_of_two_protocols_are_refused_with_how_to_pick_one():
+    sw = Sweep(6)
+    _grid(sw, "none", {0.25: 0.05})
+    _grid(sw, "quantize", {0.25: 0.3}, dparams={"bits": 5})
+    D.check_one_setting(sw.runs())                                  # the defense alone: fine
+    sw.add("none", "fgsm", 0.25)
+    sw.rows[-1]["params"]["split.mode"] = "speaker_cv"
+    with pytest.raises(SystemExit, match=r"error: the runs differ in split.mode besides the defense; pick one "
+                                         r"setting \(--dataset D, --tag params.KEY=VALUE"):
+        sw.data()

@@ -229,6 +229,17 @@ def runs_of(raw: pd.DataFrame, uri: str, experiment: str, filters: dict | None =
     return collect.Runs(df, uri, experiment, filters or {}, swept=swept, setting_keys=skeys, seed_keys=seeds)
 
 
+def check_one_setting(runs: collect.Runs) -> None:
+    """The table compares defenses on ONE corpus and protocol: runs that also differ in anything but the defense
+    node (another corpus, split mode, model) stop here with one line saying how to pick."""
+    other = [k for k in runs.setting_keys if not k.startswith("defense.")]
+    datasets = sorted(set(runs.df.dataset))
+    if len(datasets) > 1 or other:
+        raise SystemExit("error: the runs differ in " + ", ".join((["dataset: " + ", ".join(datasets)]
+                                                                  if len(datasets) > 1 else []) + other)
+                         + " besides the defense; pick one setting (--dataset D, --tag params.KEY=VALUE, --sweep ID)")
+
+
 def load(uri: str, experiment: str, sweeps=(), dataset: str | None = None, tags: dict | None = None,
          cache: Path | None = None) -> Data:
     runs = runs_of(collect.search(uri, experiment, sweeps, dataset, tags), uri, experiment,
@@ -236,6 +247,7 @@ def load(uri: str, experiment: str, sweeps=(), dataset: str | None = None, tags:
     if not len(runs):
         raise SystemExit(f"error: no FINISHED attack runs in experiment {experiment!r} at {uri}"
                          + (f" for dataset {dataset!r}" if dataset else ""))
+    check_one_setting(runs)
     samples = collect.load_samples(runs.uri, runs.df.run_id, cache)
     return build(runs, samples, _certificates(runs, cache), _training(runs))
 
@@ -245,15 +257,13 @@ def build(runs: collect.Runs, samples: dict, certificates: dict[str, pd.DataFram
     """``Data`` from collected runs (``defense_label`` set) and their samples; ``certificates``: run_id ->
     per-segment ``certified_pred``, ``certified_radius`` (aligned with the run's samples)."""
     from ..min_norm import norm_of
+    check_one_setting(runs)
     df = runs.df
     if "defense_label" not in df:
         df["defense_label"] = defense_labels(df)
     cf, pooled = configs(runs, samples)
     label_of = dict(zip(df.run_id, df.defense_label))
     cf["defense_label"] = [label_of[ids.split(",")[0]] for ids in cf.run_ids]
-    clash = cf.groupby("defense_label").setting.nunique()
-    if (clash > 1).any():       # one defense under several settings (split modes, corpora): keep them apart
-        cf["defense_label"] = [f"{d} · {s}" if clash[d] > 1 else d for d, s in zip(cf.defense_label, cf.setting)]
     cf["budget"] = [_budget(r) for _, r in cf.iterrows()]
     cf["attack_label"] = [attack_label(r) for _, r in cf.iterrows()]
     minimal = {}
