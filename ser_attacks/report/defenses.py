@@ -42,7 +42,7 @@ import pandas as pd
 
 from . import collect, stats
 from .aggregate import GROUPS, SFX, configs, subset
-from .checklist import MASKING, attack_params, checklist
+from .checklist import MASKING, NOISE, attack_params, checklist
 from .format import FEW, attack_sort_key
 from .render import md_table
 
@@ -443,7 +443,8 @@ def _col(a: str, e: float) -> str:
 
 
 def _order_cols(keys) -> list:
-    return sorted(keys, key=lambda k: (k[0] != "clean", k[0] != "attack", attack_sort_key(k[1].split(" ")[0]),
+    return sorted(keys, key=lambda k: (k[0] != "clean", k[0] != "attack", k[1] == NOISE,
+                                       attack_sort_key(k[1].split(" ")[0]),
                                        k[1], k[2] if k[2] == k[2] else -1))
 
 
@@ -512,9 +513,8 @@ def verdicts(long: pd.DataFrame, flags: pd.DataFrame) -> list[str]:
                     f"gain (no interval: {d.n_speakers} speakers)")
             out.append(f"  - {where}: {ref.acc.iloc[0]:.3f} undefended → {r.acc:.3f}, {word} {_signed(d)}")
         for r in sub[sub.measure == "certified"].itertuples():
-            out.append(f"  - certified accuracy at L2 radius {r.budget_sigma:g} σ: {r.acc:.3f}"
-                       + ("" if r.n_speakers >= stats.MIN_SPEAKERS else f" {FEW}")
-                       + (f" [{r.acc_lo:.2f}, {r.acc_hi:.2f}]" if r.acc_lo == r.acc_lo else ""))
+            out.append(f"  - certified accuracy at L2 radius {r.budget_sigma:g} σ: "
+                       + Cell(r.acc, r.acc_lo, r.acc_hi, r.n_speakers, r.n_segments).text())
         fl = flags[flags.defense == label]
         out += _rises(sub, fl)
         for r in fl[fl.verdict == "FLAG"].itertuples():
@@ -551,7 +551,7 @@ def _rises(sub: pd.DataFrame, fl: pd.DataFrame) -> list[str]:
     flagged = set(fl[(fl.verdict == "FLAG") & (fl.rule == "(a)")].attack)
     att = sub[(sub.measure == "attack") & sub.budget_sigma.notna()]
     for a, g in att.groupby("attack", sort=False):
-        if a.split(" ")[0] in flagged:
+        if a.split(" ")[0] in flagged or a.split(" ")[0] == NOISE:          # noise is the reference, not judged
             continue
         g = g.sort_values("budget_sigma")
         for lo, hi in zip(g.iloc[:-1].itertuples(), g.iloc[1:].itertuples()):
