@@ -703,7 +703,9 @@ def write(data: Data, out: Path, title: str, command: str = "") -> dict[str, Pat
           "95% cluster bootstrap over speakers in brackets (exact bound at 0 or 1); attacks: the runs' mean SNR of the "
           "perturbation in dB after the comma. Clean: through the defense as deployed (one draw for a randomized "
           "one). FMN: accuracy at each budget from its per-segment minimal perturbations. Certified: randomized "
-          "smoothing's certified accuracy at that L2 radius (σ). " + NOT_INFORMATIVE + ".", "",
+          "smoothing's certified accuracy at that L2 radius (σ), from the per-segment certificates (pooled over "
+          "segments like every cell: the runs' own `certified_acc_r*` metrics are means of speaker means). "
+          + NOT_INFORMATIVE + ".", "",
           md_table(wide).rstrip("\n"), "", "## Verdicts", "",
           "Gain = defended − undefended accuracy on the segments both attacked (paired; 95% speaker bootstrap, "
           f"{FEW}: not informative); the clean-accuracy cost likewise. Gradient-masking rules of the robustness "
