@@ -308,3 +308,9 @@ def test_runs_of_two_protocols_are_refused_with_how_to_pick_one():
     with pytest.raises(SystemExit, match=r"error: the runs differ in split.mode besides the defense; pick one "
                                          r"setting \(--dataset D, --tag params.KEY=VALUE"):
         sw.data()
+    raw = pd.DataFrame([{**{f"params.{k}": v for k, v in r["params"].items()}, "run_id": r["run_id"],
+                         "status": "FINISHED", "start_time": r["start_time"], "tags.dataset": "emodb",
+                         "tags.attack": r["attack"], "tags.defense": r["defense"]} for r in sw.rows])
+    with pytest.raises(SystemExit, match="or pool over a key"):
+        D.check_one_setting(D.runs_of(raw, "test:", "defenses"))
+    D.check_one_setting(D.runs_of(raw, "test:", "defenses", pool_over=["split.mode"]))      # pooled: fine

@@ -219,11 +219,15 @@ def mark_transfer(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def runs_of(raw: pd.DataFrame, uri: str, experiment: str, filters: dict | None = None) -> collect.Runs:
-    """``collect.collect`` from ``search_runs`` output, transfer runs marked (``mark_transfer``)."""
+def runs_of(raw: pd.DataFrame, uri: str, experiment: str, filters: dict | None = None,
+            pool_over=()) -> collect.Runs:
+    """``collect.collect`` from ``search_runs`` output, transfer runs marked (``mark_transfer``); the config keys
+    ``pool_over`` (``--pool-over``) dropped, so runs that differ only in them are pooled."""
     df = collect.tidy(raw)
     if not len(df):
         return collect.Runs(df, uri, experiment, filters or {})
+    if pool_over:
+        df["params"] = [{k: v for k, v in p.items() if k not in pool_over} for p in df.params]
     df, swept, skeys, seeds = collect.annotate(mark_transfer(df))
     df["defense_label"] = defense_labels(df)
     return collect.Runs(df, uri, experiment, filters or {}, swept=swept, setting_keys=skeys, seed_keys=seeds)
@@ -237,13 +241,15 @@ def check_one_setting(runs: collect.Runs) -> None:
     if len(datasets) > 1 or other:
         raise SystemExit("error: the runs differ in " + ", ".join((["dataset: " + ", ".join(datasets)]
                                                                   if len(datasets) > 1 else []) + other)
-                         + " besides the defense; pick one setting (--dataset D, --tag params.KEY=VALUE, --sweep ID)")
+                         + " besides the defense; pick one setting (--dataset D, --tag params.KEY=VALUE, --sweep ID), "
+                         "or pool over a key that does not change the comparison (--pool-over KEY)")
 
 
 def load(uri: str, experiment: str, sweeps=(), dataset: str | None = None, tags: dict | None = None,
-         cache: Path | None = None) -> Data:
+         cache: Path | None = None, pool_over=()) -> Data:
     runs = runs_of(collect.search(uri, experiment, sweeps, dataset, tags), uri, experiment,
-                   {"sweeps": list(sweeps), "dataset": dataset, "tags": tags or {}})
+                   {"sweeps": list(sweeps), "dataset": dataset, "tags": tags or {}, "pool_over": list(pool_over)},
+                   pool_over)
     if not len(runs):
         raise SystemExit(f"error: no FINISHED attack runs in experiment {experiment!r} at {uri}"
                          + (f" for dataset {dataset!r}" if dataset else ""))
@@ -698,6 +704,8 @@ def write(data: Data, out: Path, title: str, command: str = "") -> dict[str, Pat
     fig = figure(data, long, paths["png"])
     n_spk = long[(long.measure == "clean") & (long.group == "all")].n_speakers
     md = [f"# {title}", "", *([f"```bash\n{command}\n```", ""] if command else []),
+          *([f"Pooled over differing {', '.join(data.runs.filters['pool_over'])} (`--pool-over`).", ""]
+            if data.runs.filters.get("pool_over") else []),
           f"{len(data.runs)} attack runs, {data.cf.defense_label.nunique()} defenses, "
           f"{int(n_spk.max()) if len(n_spk) else 0} test speakers. Cells: accuracy (all / female / male speakers), "
           "95% cluster bootstrap over speakers in brackets (exact bound at 0 or 1); attacks: the runs' mean SNR of the "
@@ -734,12 +742,15 @@ def main(argv=None) -> int:
     p.add_argument("--title", default=None)
     p.add_argument("--cache", default=None,
                    help="artifact download cache (default $SER_ATTACKS_CACHE/report_artifacts)")
+    p.add_argument("--pool-over", action="append", default=[], metavar="KEY",
+                   help="a config key (params name, e.g. input.griffin_lim_iter) whose values are pooled instead of "
+                        "kept apart (repeatable; stated in the table's header)")
     a = p.parse_args(argv)
     filters = collect.cli_run_filters(a)
     if filters is None:
         return 2
     uri, tags = filters
-    data = load(uri, a.experiment, a.sweep, a.dataset, tags, Path(a.cache) if a.cache else None)
+    data = load(uri, a.experiment, a.sweep, a.dataset, tags, Path(a.cache) if a.cache else None, a.pool_over)
     cmd = "python -m ser_attacks.report.defenses " + " ".join(argv if argv is not None else sys.argv[1:])
     paths = write(data, Path(a.out), a.title or f"Defenses: {a.dataset or a.experiment}", cmd)
     print(paths["md"].read_text())
