@@ -217,3 +217,7 @@ study-export: install  ## per-segment export of every FINISHED study run of DATA
 ##@ Results: MLflow, reports, figures
 study-report: install  ## the study's report from the committed files alone (no MLflow): results/study/*/ → reports/study
 	$(PY) -m ser_attacks.report --from-results $(dir $(wildcard results/study/*/runs.csv)) --out reports/study $(ARGS)
+
+.PHONY: defenses-table
+defenses-table: install  ## the defenses recipe's table, curves and verdicts from experiment `defenses` → recipes/defenses/DATASET (DATASET=emodb)
+	$(PY) -m ser_attacks.report.defenses --experiment defenses --dataset $(DATASET) --out recipes/defenses/$(DATASET) $(ARGS)

@@ -150,12 +150,14 @@ def attack_job(cfg: DictConfig, tracking: Tracking, run_id: str, parent: str | N
     x, y, genders = tm.normalizer.transform(Xs, segs.speaker.astype(str).to_numpy()), y[idx], segs.gender.to_numpy()
     clip, box = clip_values_for(cfg.attack, tm.normalizer)
     tracking.set_tag(run_id, "clip_box", box)
+    from .attacks.transfer import attach_surrogate
     from .estimator import defense_spec
     defense = defense_spec(cfg.get("defense"))                             # conf/defense: built once per job
     stage = InputStage(cfg, tm, Xs, segs, tracking, run_id, defense)   # conf/input: spectrogram | waveform
     clf = None if stage.waveform else \
         instantiate(cfg.estimator, _partial_=True)(tm.model, len(tm.classes), clip, defense=defense)  # conf/estimator
     x, clf = stage.model_input(x, clf)
+    attach_surrogate(cfg, data, tm, clf, tracking, run_id, parent)   # attack=transfer: the undefended model
     attack = stage.budgeted(build_attack(OmegaConf.merge(cfg.attack, {"verbose": bars(cfg.attack.verbose)}), clf))
     deployed = getattr(clf, "deployed", clf)     # the defense as deployed (one draw); the attacker sees clf
     clean_logits = deployed.predict(x)
@@ -168,6 +170,7 @@ def attack_job(cfg: DictConfig, tracking: Tracking, run_id: str, parent: str | N
     t0 = time.perf_counter()
     x_adv = np.asarray(attack.generate(x=x, y=labels), dtype=np.float32)   # numpy result: device synced
     seconds = time.perf_counter() - t0
+    queries = getattr(attack, "queries", None)     # black-box attacks (square): model evaluations made
     adv_logits = deployed.predict(x_adv)
     x, x_adv, audio_metrics = stage.finish(x, x_adv, y, clean_logits, adv_logits)   # model inputs from here on
 
@@ -176,6 +179,8 @@ def attack_job(cfg: DictConfig, tracking: Tracking, run_id: str, parent: str | N
     metrics.update(audio_metrics, attack_time_s=seconds, time_per_sample_s=seconds / len(x),
                    model_val_acc=tm.meta["val_acc"], model_test_acc=tm.meta["test_acc"],
                    load_avg_1m=os.getloadavg()[0])     # the host's load right after the attack: judges its time
+    if queries is not None:
+        metrics["queries_per_segment"] = queries / max(len(x), 1)
     tracking.log_metrics(run_id, metrics)
     tracking.log_param(run_id, "n_samples_attacked", len(x))
     tracking.set_tag(run_id, "device", device_name())

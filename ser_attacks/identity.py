@@ -49,6 +49,8 @@ NEUTRAL = {"split.val_utterances": None, "train.monitor": "val_loss", "train.min
            "normalization.per_speaker": None,
            # defense=none (the config group added by issue 28): runs and models from before it keep their identity
            "defense.name": "none", "defense.stage": "none", "defense.eot": 1, "defense.bpda": True}
+# The transfer attack's module (ser_attacks/attacks/transfer.py): its runs are tagged attack_transfer=true.
+TRANSFER = "ser_attacks.attacks.transfer."
 # Versions of code whose output the config does not fully say; bump one when that output changes.
 # The front end (audio → segments → log-Mel): keys the feature cache and the model cache.
 FEATURES_VERSION = 2
@@ -156,12 +158,15 @@ def model_key(cfg, data) -> str:
 def run_tags(run_type: str, cfg, **extra) -> dict[str, str]:
     """The tags that say what a run is: ``run_type`` (attack | train | train_reused | tune | trial | sweep),
     ``dataset``, ``language`` and ``model`` (not on a sweep, which may span models), ``attack`` (attack
-    runs), then ``extra`` (e.g. ``config_hash``, ``model_key``, ``sweep_id``)."""
+    runs; ``attack_transfer=true`` for a transfer attack), then ``extra`` (e.g. ``config_hash``, ``model_key``,
+    ``sweep_id``)."""
     tags = {"run_type": run_type, "dataset": cfg.dataset.name}
     if run_type != "sweep":
         tags.update(language=cfg.dataset.language, model=cfg.model.name)
     if run_type == "attack":
         tags["attack"] = cfg.attack.name
+        if str(cfg.attack.get("_target_", "")).startswith(TRANSFER):   # crafted on the undefended model
+            tags["attack_transfer"] = "true"
     if run_type in ("attack", "train", "train_reused"):
         tags.update(defense_tags(cfg, run_type))
     return {**tags, **extra}

@@ -33,6 +33,7 @@ from .waveform import SNRBudget, clip_range, snr_db, snr_summary, takes_eps, wav
 
 log = logging.getLogger(__name__)
 KINDS = ("spectrogram", "waveform")
+SPECTROGRAM_ONLY = ("ser_attacks.attacks.square.",)   # attacks whose search needs 2-D inputs
 
 
 class InputConfigError(AttackConfigError):
@@ -45,6 +46,9 @@ def check(cfg) -> None:
     name = str(inp.name) if inp is not None else "spectrogram"
     if name not in KINDS:
         raise InputConfigError(f"input.name must be one of {KINDS}, got {name!r}")
+    if name == "waveform" and str(cfg.attack.get("_target_", "")).startswith(SPECTROGRAM_ONLY):
+        raise InputConfigError(f"attack {cfg.attack.name} perturbs (frames, mels) spectrograms: it needs "
+                               "input=spectrogram")
     snr = cfg.attack.get("snr_db")
     if snr is None:
         return

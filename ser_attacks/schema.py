@@ -61,6 +61,9 @@ class AttackConf:
     sample_size: Optional[int] = None
     init_size: Optional[int] = None
     per_sample: Optional[bool] = None        # batched attacks: evaluate the model per sample inside each call
+    source: Optional[str] = None             # transfer: the white-box attack crafted on the undefended model
+    p_init: Optional[float] = None           # square: initial share of the input a square covers
+    nb_restarts: Optional[int] = None        # square: restarts
 
 
 # Each stage's config node builds its object with hydra.utils.instantiate(node, ...), like model and attack:

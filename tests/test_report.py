@@ -396,6 +396,24 @@ def test_config_keys_across_schema_versions_and_seeds():
     assert "a" not in two[2]                       # several values: absent stays absent
 
 
+def test_undefended_runs_are_not_pooled_with_the_one_defense_of_a_sweep():
+    """defense=none logs no defense.* params (identity.NEUTRAL): an absent defense.name is "none", not the one
+    defense of the sweep, and eot=1 runs (eot left out) are not pooled with eot=8 ones."""
+    import pandas as pd
+
+    from ser_attacks.report.collect import annotate, fill_new_keys
+    none = {"seed": "1", "attack.eps": "0.1"}
+    quant = {**none, "defense.name": "quantize", "defense.stage": "inference", "defense.bits": "5"}
+    filled = fill_new_keys([none, quant])
+    assert filled[0]["defense.name"] == "none" and "defense.bits" not in filled[0]
+    smooth1 = {**none, "defense.name": "smoothing", "defense.sigma": "0.25"}
+    smooth8 = {**smooth1, "defense.eot": "8"}
+    df = pd.DataFrame({"params": [none, quant], "dataset": "emodb", "attack": "fgsm"})
+    assert annotate(df)[0].group.nunique() == 2
+    df = pd.DataFrame({"params": [smooth1, smooth8], "dataset": "emodb", "attack": "fgsm"})
+    assert annotate(df)[0].group.nunique() == 2
+
+
 # ------------------------------------------------------------------------------ robustness checklist
 def _cfg_row(cid, attack, adv_acc, setting="emodb", linf=np.nan, **params):
     p = {f"attack.{k}": str(v) for k, v in params.items()}

@@ -1,6 +1,7 @@
 """The attacks (config group ``attack``): this package's factory builds ART classes straight from ``_target_``;
 the platform's own attacks are one module each (``jsma``, ``cw_l2``, ``cw_linf``, ``boundary``, ``pixel``, ``fmn``,
-``noise``, ``autoattack``; ``lockstep`` and ``windowed`` are their shared machinery), as in ART's own package.
+``noise``, ``autoattack``, ``transfer``, ``square``; ``lockstep`` and ``windowed`` are their shared machinery), as
+in ART's own package.
 Every attack gets its classifier from the one builder, ``ser_attacks.estimator.make_classifier`` (the defense).
 
 ``check_params`` checks every set parameter against ``PARAM_RULES`` (the ranges ART's ``_check_params`` and the
@@ -86,6 +87,9 @@ PARAM_RULES: dict[str, Rule] = {
     "delta": POSITIVE, "step_adapt": Rule(lo=0, hi=1, lo_open=True, hi_open=True), "num_trial": NON_NEGATIVE,
     "sample_size": AT_LEAST_ONE, "init_size": AT_LEAST_ONE,
     "cells": Rule(lo=1, note="sparse noise: cells changed per segment (Pixel's reference)"),
+    "source": Rule(choices=("fgsm", "bim", "pgd"), note="the white-box attack a transfer attack crafts with"),
+    "p_init": Rule(lo=0, hi=1, lo_open=True, hi_open=True, note="share of the input the first square covers"),
+    "nb_restarts": AT_LEAST_ONE,
 }
 # Keys with no range: typed by the schema (booleans, names) or any number (an SNR in dB may be negative).
 UNRANGED = {"_target_", "name", "verbose", "targeted", "minimal", "per_sample", "snr_db"}
@@ -95,6 +99,8 @@ ATTACK_RULES: dict[str, dict[str, Rule]] = {
     "autoattack": {"eps": POSITIVE, "max_iter": AT_LEAST_ONE, "num_random_init": AT_LEAST_ONE},
     "boundary": {"epsilon": POSITIVE},
     "pixel": {"max_iter": AT_LEAST_ONE},
+    "square": {"norm": Rule(choices=("inf",), note="ART's L2 Square needs square inputs; its L1 does nothing"),
+               "eps": POSITIVE, "max_iter": AT_LEAST_ONE},
 }
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..identity import FOLD_KEYS, SEED_KEYS, is_run_only
+from ..identity import FOLD_KEYS, NEUTRAL, SEED_KEYS, is_run_only
 from ..metrics import exact_fractions
 from ..paths import default_uri, resolve_uri
 
@@ -175,10 +175,20 @@ def tidy(raw: pd.DataFrame) -> pd.DataFrame:
 def fill_new_keys(params: list[dict]) -> list[dict]:
     """Config schemas grow: a key that older runs lack but that has ONE value in every run that has it
     (e.g. a new ``mode: attack``) is filled in for the older runs, so it neither splits settings nor
-    configurations. A key with several values stays missing ("?") where absent."""
+    configurations. A key with several values stays missing ("?") where absent. A ``NEUTRAL`` option
+    (``identity.NEUTRAL``: ``defense.name``, ``defense.bpda``, ``defense.eot``, ...) is not logged at its
+    old-behaviour value, so where it is absent it HAS that value (as logged: ``str``), whatever the other runs
+    logged; a defense's own parameters (other ``defense.*`` keys) are never filled in (else the undefended runs of a
+    sweep with ONE defense, or its ``eot=1`` runs beside ``eot=8`` ones, would be pooled with the defended runs)."""
     keys = set().union(*[set(p) for p in params]) if params else set()
     fill = {}
     for k in keys:
+        if k in NEUTRAL:
+            if any(k not in p for p in params):
+                fill[k] = str(NEUTRAL[k])           # as Tracking.log_params writes it
+            continue
+        if k.startswith("defense."):
+            continue
         vals = {p[k] for p in params if k in p}
         if len(vals) == 1 and any(k not in p for p in params):
             fill[k] = vals.pop()
