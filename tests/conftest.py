@@ -23,6 +23,20 @@ def corpus_root(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def tiny_cache(tmp_path_factory, corpus_root) -> Path:
+    """A cache holding the features and the trained model of the default tiny job (``tiny_overrides`` and nothing
+    else) on ``corpus_root``: trained once per session, without tracking. Read-only: a test copies it where its
+    jobs' cache is (``tests.helpers.seed_cache``), so they load that model instead of training their own (a job
+    whose config changes the model key trains as before)."""
+    from ser_attacks.data import prepare
+    from ser_attacks.train import get_or_train
+    tmp = tmp_path_factory.mktemp("tiny_cache")
+    cfg = compose_config(*tiny_overrides(tmp, corpus_root))
+    get_or_train(cfg, prepare(cfg, progress=False), None)
+    return tmp / "cache"
+
+
 @pytest.fixture
 def cfg_factory(tmp_path, corpus_root):
     """``make(*overrides)``: the composed config of a tiny job with its own cache and tracking DB."""

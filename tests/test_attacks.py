@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.helpers import compose_config, tiny_overrides
+from tests.helpers import compose_config, seed_cache, tiny_overrides
 
 # small iteration counts so the whole file stays fast; the paper's values are in conf/attack/*.yaml
 SMALL = {
@@ -22,11 +22,12 @@ SMALL = {
 
 
 @pytest.fixture(scope="module")
-def trained_model(tmp_path_factory, corpus_root):
-    """(cfg overrides, trained model, raw test log-Mel, labels, genders) of a tiny trained model."""
+def trained_model(tmp_path_factory, corpus_root, tiny_cache):
+    """(cfg overrides, trained model, raw test log-Mel, labels, genders) of a tiny trained model (the session's,
+    ``tiny_cache``)."""
     from ser_attacks.data import prepare
     from ser_attacks.train import get_or_train
-    tmp = tmp_path_factory.mktemp("attacks")
+    tmp = seed_cache(tiny_cache, tmp_path_factory.mktemp("attacks"))
     base = tiny_overrides(tmp, corpus_root)
     cfg = compose_config(*base)
     data = prepare(cfg, progress=False)

@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 
 from ser_attacks import identity
 from ser_attacks.checks import ConfigError, check_config
-from tests.helpers import compose_config
+from tests.helpers import compose_config, seed_cache
 
 TAGS = ("defense", "defense_stage", "defense_randomized", "defense_differentiable", "attack_eot", "attack_bpda")
 
@@ -207,8 +207,9 @@ def test_run_tags_say_which_defense_and_how_it_was_attacked(name, params, expect
 
 # ------------------------------------------------------------------------------------------------- end to end
 @pytest.fixture(scope="module")
-def job_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("defense_jobs")
+def job_dir(tmp_path_factory, tiny_cache):
+    """One cache and tracking DB for this module's jobs; the model is the session's tiny one (``tiny_cache``)."""
+    return seed_cache(tiny_cache, tmp_path_factory.mktemp("defense_jobs"))
 
 
 def _npz(client, run):

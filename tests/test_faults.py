@@ -111,12 +111,15 @@ def test_clean_command_lists_and_removes_leftovers_and_damaged_entries(tmp_path,
 # ---------------------------------------------------------------------------- model cache (items 1, 3)
 @pytest.mark.e2e
 @pytest.mark.parametrize("damage", [_truncate, _overwrite_same_size], ids=["truncated", "overwritten"])
-def test_a_damaged_model_entry_is_retrained_not_used(cfg_factory, damage, caplog):
+def test_a_damaged_model_entry_is_retrained_not_used(cfg_factory, tmp_path, tiny_cache, damage, caplog):
     from ser_attacks.data import prepare
     from ser_attacks.train import get_or_train
+    from tests.helpers import seed_cache
+    seed_cache(tiny_cache, tmp_path)                 # the entry to damage: the session's trained tiny model
     cfg = cfg_factory()
     data = prepare(cfg, progress=False)
     first = get_or_train(cfg, data)
+    assert not first.trained_now
     model_file = first.path / "model.keras"
     damage(model_file)
     with caplog.at_level(logging.WARNING, logger="ser_attacks.cache"):

@@ -1,7 +1,8 @@
 """Concurrent first use of librosa's numba kernels, and how sweeps end on signals and crashed workers.
 
 Every interrupt here happens on a condition the test observes in the tracking DB (a job is RUNNING
-in an endless attack), never on a timing guess.
+in an endless attack), never on a timing guess. The sweeps start on a copy of the session's trained tiny model
+(fixture ``tiny_cache``): the jobs reach the attack without training one each.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.helpers import subprocess_env, tiny_overrides
+from tests.helpers import seed_cache, subprocess_env, tiny_overrides
 
 pytestmark = pytest.mark.e2e   # processes started, signalled and killed; `make test-fast` leaves them out
 
@@ -146,7 +147,8 @@ JOBLIB = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
 
 
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc to find surviving processes")
-def test_sigterm_stops_a_joblib_sweep_workers_and_all_its_runs(tmp_path, corpus_root):
+def test_sigterm_stops_a_joblib_sweep_workers_and_all_its_runs(tmp_path, corpus_root, tiny_cache):
+    seed_cache(tiny_cache, tmp_path)
     token = uuid.uuid4().hex
     proc = _start(tmp_path, corpus_root, "-m", *ENDLESS, "attack.eps=0.1,0.2,0.3", *JOBLIB, token=token)
     try:
@@ -169,7 +171,8 @@ def test_sigterm_stops_a_joblib_sweep_workers_and_all_its_runs(tmp_path, corpus_
 
 
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc to find surviving processes")
-def test_a_worker_killed_by_a_signal_fails_its_run_with_the_signal_named(tmp_path, corpus_root):
+def test_a_worker_killed_by_a_signal_fails_its_run_with_the_signal_named(tmp_path, corpus_root, tiny_cache):
+    seed_cache(tiny_cache, tmp_path)
     token = uuid.uuid4().hex
     proc = _start(tmp_path, corpus_root, "-m", *ENDLESS, "attack.eps=0.1,0.2", *JOBLIB, token=token)
     try:
@@ -192,9 +195,11 @@ def test_a_worker_killed_by_a_signal_fails_its_run_with_the_signal_named(tmp_pat
 
 
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc to find surviving processes")
-def test_a_worker_killed_by_sigkill_fails_its_run_naming_the_signal_and_out_of_memory(tmp_path, corpus_root):
+def test_a_worker_killed_by_sigkill_fails_its_run_naming_the_signal_and_out_of_memory(tmp_path, corpus_root,
+                                                                                      tiny_cache):
     """What the out-of-memory killer does (issue 30 item 5): before, the run became KILLED (like Ctrl-C) and
     the user saw only joblib's TerminatedWorkerError traceback."""
+    seed_cache(tiny_cache, tmp_path)
     token = uuid.uuid4().hex
     proc = _start(tmp_path, corpus_root, "-m", *ENDLESS, "attack.eps=0.1,0.2", *JOBLIB, token=token)
     try:
@@ -218,9 +223,10 @@ def test_a_worker_killed_by_sigkill_fails_its_run_naming_the_signal_and_out_of_m
     assert sweep[0].info.status == "FAILED" and name in sweep[0].data.tags["error"]
 
 
-def test_a_job_that_died_alone_is_closed_by_the_next_command(tmp_path, corpus_root):
+def test_a_job_that_died_alone_is_closed_by_the_next_command(tmp_path, corpus_root, tiny_cache):
     """A single (or sequential) job has no parent process to close its run: the next command started
     on this host does, naming the fatal error."""
+    seed_cache(tiny_cache, tmp_path)
     token = uuid.uuid4().hex
     proc = _start(tmp_path, corpus_root, *ENDLESS, "attack.eps=0.1", token=token)
     try:
@@ -259,7 +265,8 @@ WRAPPED = textwrap.dedent("""
 """)
 
 
-def test_an_interrupt_a_library_turned_into_its_own_error_still_stops_the_sweep(tmp_path, corpus_root):
+def test_an_interrupt_a_library_turned_into_its_own_error_still_stops_the_sweep(tmp_path, corpus_root, tiny_cache):
+    seed_cache(tiny_cache, tmp_path)
     token = uuid.uuid4().hex
     proc = _start(tmp_path, corpus_root, "-m", *ENDLESS, "attack.eps=0.1,0.2", token=token, entry=("-c", WRAPPED))
     try:

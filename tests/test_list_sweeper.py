@@ -49,7 +49,8 @@ def test_grid_sweep_is_one_parent_with_one_child_per_configuration(tmp_path, cor
     `-m experiment=paper_grid` with the grid overridden."""
     grid = "hydra.sweeper.grid=['attack=fgsm attack.eps=0.25,0.5','attack=deepfool attack.max_iter=1,2'," \
            "'attack=pixel attack.th=1 attack.es=1']"
-    run_cli(tmp_path, corpus_root, "-m", "experiment=paper_grid", grid, "attack.n_samples=4", "attack.max_iter=1")
+    run_cli(tmp_path, corpus_root, "-m", "experiment=paper_grid", grid, "attack.n_samples=4", "attack.max_iter=1",
+            "input.realize=false")            # the sweeper's expansion is the subject, not the resynthesis
     _, by_type = mlflow_runs(tmp_path)
     assert len(by_type["sweep"]) == 1
     parent = by_type["sweep"][0]

@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.integration,
 
 def test_sweep_on_a_local_ray_instance(tmp_path, corpus_root):
     proc = run_cli(tmp_path, corpus_root, "-m", "hydra/launcher=ray_local", "attack=fgsm",
-                   "attack.eps=0.01,0.05", "attack.n_samples=6",
+                   "attack.eps=0.01,0.05", "attack.n_samples=6", "input.realize=false",
                    env_extra={"PYTHONPATH": f"{RAY_PKGS}{os.pathsep}{ROOT}"})
     assert "Sweep finished: 2 runs, 0 failed" in proc.stdout
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")

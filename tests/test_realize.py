@@ -14,7 +14,7 @@ from ser_attacks.data.corpora import load_corpus
 from ser_attacks.normalization import METHODS, Normalizer
 from ser_attacks.realize import Resynth, db_change, features, realize
 from ser_attacks.waveform import snr_db
-from tests.helpers import compose_config, subprocess_env, tiny_overrides
+from tests.helpers import compose_config, seed_cache, subprocess_env, tiny_overrides
 
 FE = FrontEnd()
 
@@ -98,9 +98,9 @@ def test_realize_keeps_unchanged_samples_bit_exact_and_griffin_lim_is_seeded(spe
 
 
 @pytest.fixture(scope="module")
-def job_cfg(tmp_path_factory, corpus_root):
-    """Config factory sharing one cache (one tiny model) across this module's jobs."""
-    base = tiny_overrides(tmp_path_factory.mktemp("realize_jobs"), corpus_root)
+def job_cfg(tmp_path_factory, corpus_root, tiny_cache):
+    """Config factory sharing one cache (the session's tiny model, ``tiny_cache``) across this module's jobs."""
+    base = tiny_overrides(seed_cache(tiny_cache, tmp_path_factory.mktemp("realize_jobs")), corpus_root)
 
     def make(*overrides):
         return compose_config(*base, *overrides)

@@ -5,6 +5,8 @@ Setup (module scope, ~1–2 min on 2 cores): sweep A = fgsm,bim x eps 0.01,0.05 
 recording); sweep B = fgsm eps 0.05 with seed 1 under split=paper and split=recording. So fgsm eps=0.05
 (recording) has two seeds (aggregated), split=paper has only fgsm (bim cells missing) and there is a
 protocol gap to report. A re-run of sweep B (all skipped by resume) checks that `--sweep` follows skipped runs.
+Every sweep here runs with ``input.realize=false`` (``NO_AUDIO``): no test of this module reads the realized audio,
+whose report section tests/test_report_audio.py checks; resynthesis was about half of each attack job's time.
 A second setup (``cv``, ~2.5 CPU-minutes) runs split=speaker_cv over all 3 folds of a 6-speaker corpus with
 fgsm/bim/noise/autoattack at two eps: fold pooling, speaker-level tests, dB/SNR, the checklist, the sweep summary.
 """
@@ -21,12 +23,14 @@ from mlflow.tracking import MlflowClient
 from ser_attacks.report import stats
 from tests.helpers.report import cli, sweep
 
+NO_AUDIO = "input.realize=false"      # the adversarial audio and its report section: tests/test_report_audio.py
+
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory, corpus_root):
     tmp = tmp_path_factory.mktemp("report")
-    a = sweep(tmp, corpus_root, "attack=fgsm,bim", "attack.eps=0.01,0.05")
-    b = sweep(tmp, corpus_root, "attack=fgsm", "attack.eps=0.05", "seed=1", "split=paper,recording")
+    a = sweep(tmp, corpus_root, "attack=fgsm,bim", "attack.eps=0.01,0.05", NO_AUDIO)
+    b = sweep(tmp, corpus_root, "attack=fgsm", "attack.eps=0.05", "seed=1", "split=paper,recording", NO_AUDIO)
     out = tmp / "reports" / "all"
     proc = cli(tmp, "ser_attacks.report", "--out", str(out))
     client = MlflowClient(f"sqlite:///{tmp / 'mlflow.db'}")
@@ -46,7 +50,7 @@ def cv(tmp_path_factory):
     generate_corpus(corpus, layout="emodb", n_speakers=6, n_sentences=3, seed=0)
     printed = {}
     sweep(tmp, corpus, "dataset.generate.n_speakers=6", "split=speaker_cv", "split.fold=0,1,2",
-          "attack=fgsm,bim,noise,autoattack", "attack.eps=0.05,0.25", stdout=printed)
+          "attack=fgsm,bim,noise,autoattack", "attack.eps=0.05,0.25", NO_AUDIO, stdout=printed)
     out, one = tmp / "reports" / "cv", tmp / "reports" / "fold0"
     cli(tmp, "ser_attacks.report", "--out", str(out), "--no-log")
     cli(tmp, "ser_attacks.report", "--out", str(one), "--no-log", "--tag", "params.split.fold=0")
@@ -225,7 +229,7 @@ def test_partial_sweep_only_fgsm(setup):
     assert (out / "report.html").exists()
     # resumed sweep B: every configuration is already FINISHED, so the new sweep run has no children and
     # only `skipped.<run_id>` tags; its report still covers those runs
-    resumed = sweep(tmp, setup["corpus"], "attack=fgsm", "attack.eps=0.05", "seed=1", "split=paper,recording")
+    resumed = sweep(tmp, setup["corpus"], "attack=fgsm", "attack.eps=0.05", "seed=1", "split=paper,recording", NO_AUDIO)
     assert resumed != setup["b"]
     out2 = tmp / "reports" / "resumed"
     proc = cli(tmp, "ser_attacks.report", "--sweep", resumed, "--out", str(out2), "--no-log")

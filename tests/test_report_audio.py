@@ -13,18 +13,18 @@ import pytest
 import soundfile as sf
 
 from ser_attacks.report.audio import _config, _setting, embed_players
-from tests.helpers import compose_config, tiny_overrides
+from tests.helpers import compose_config, seed_cache, tiny_overrides
 
 pytestmark = pytest.mark.e2e   # whole attack jobs, then the report; `make test-fast` leaves them out
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory, corpus_root):
+def report(tmp_path_factory, corpus_root, tiny_cache):
     from mlflow.tracking import MlflowClient
 
     from ser_attacks.app import run
     from ser_attacks.report import build_report
-    tmp = tmp_path_factory.mktemp("report_audio")
+    tmp = seed_cache(tiny_cache, tmp_path_factory.mktemp("report_audio"))      # the session's tiny model
     base = tiny_overrides(tmp, corpus_root) + ["attack.n_samples=6", "input.griffin_lim_iter=2"]
     for extra in (["attack=fgsm", "attack.eps=0.3"], ["input=waveform", "attack=fgsm", "attack.snr_db=20"],
                   ["input=waveform", "attack=fgsm", "attack.snr_db=35"]):

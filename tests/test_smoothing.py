@@ -236,13 +236,14 @@ def test_log_certification_logs_metrics_the_curve_and_returns_per_segment_column
 
 
 @pytest.mark.e2e
-def test_an_attack_job_with_defense_smoothing_logs_its_certification(tmp_path, corpus_root):
+def test_an_attack_job_with_defense_smoothing_logs_its_certification(tmp_path, corpus_root, tiny_cache):
     """``defense=smoothing``: the job certifies its attacked segments with the base model and logs the metrics,
     the curve (CSV + PNG) and the per-segment radii in adversarial.npz; a job without the defense logs none."""
     from mlflow.tracking import MlflowClient
 
     from ser_attacks.app import run
-    from tests.helpers import compose_config, tiny_overrides
+    from tests.helpers import compose_config, seed_cache, tiny_overrides
+    seed_cache(tiny_cache, tmp_path)                 # the session's trained tiny model: loaded, not trained again
     cfg = compose_config(*tiny_overrides(tmp_path, corpus_root), "attack=fgsm", "attack.n_samples=4",
                          "defense=smoothing", "defense.n0=10", "defense.n=60", "defense.batch=30")
     run(cfg)
