@@ -48,7 +48,9 @@ NOT_IN_MODEL_KEY = ("dataset.root",)
 NEUTRAL = {"split.val_utterances": None, "train.monitor": "val_loss", "train.min_epochs": 0,
            "normalization.per_speaker": None,
            # defense=none (the config group added by issue 28): runs and models from before it keep their identity
-           "defense.name": "none", "defense.stage": "none", "defense.eot": 1, "defense.bpda": True}
+           "defense.name": "none", "defense.stage": "none", "defense.eot": 1, "defense.bpda": True,
+           # the transfer and Square attacks' keys (AttackConf): every other attack's config_hash stays as it was
+           "attack.source": None, "attack.p_init": None, "attack.nb_restarts": None}
 # The transfer attack's module (ser_attacks/attacks/transfer.py): its runs are tagged attack_transfer=true.
 TRANSFER = "ser_attacks.attacks.transfer."
 # Versions of code whose output the config does not fully say; bump one when that output changes.

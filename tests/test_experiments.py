@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from ser_attacks.metrics import exact_fractions
 from ser_attacks.report import studies
 from tests.helpers import CONF_DIR, compose_config, mlflow_runs, run_cli
 
@@ -41,7 +42,7 @@ def test_tiny_architecture_study_logs_one_training_run_per_job(tmp_path, corpus_
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     table, factor, _ = studies.study_table(studies.study_runs(uri, sweeps=[sweep.info.run_id]))
     assert factor == "model" and set(table.model) == set(ZOO) and list(table["rank"]) == list(range(1, 8))
-    by_model = {r.data.tags["model"]: r.data.metrics for r in trains}
+    by_model = {r.data.tags["model"]: exact_fractions(r.data.metrics) for r in trains}  # k / n
     assert dict(zip(table.model, table.val_acc_mean)) == {m: v["val_acc"] for m, v in by_model.items()}
     assert list(table.val_acc_mean) == sorted(table.val_acc_mean, reverse=True)     # ranked by validation
     chosen = table.model[0]

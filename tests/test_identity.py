@@ -76,6 +76,7 @@ def test_neutral_options_keep_old_identities(cfg_factory):
         cfg = cfg_factory(*overrides)
         keys = [k for k in identity.NEUTRAL if identity.flatten(identity._container(cfg)).get(k, "absent") != "absent"]
         assert "train.monitor" in keys and ("split.val_utterances" in keys) == bool(overrides)
+        assert {"attack.source", "attack.p_init", "attack.nb_restarts"} <= set(keys)   # transfer / Square keys
         old = _without(cfg, *keys)
         assert identity.config_hash(cfg) == identity.config_hash(old)
         assert identity.model_key(cfg, _data()) == identity.model_key(old, _data())

@@ -20,6 +20,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from ser_attacks.metrics import exact_fractions
 from ser_attacks.report import stats
 from tests.helpers.report import cli, sweep
 
@@ -69,10 +70,11 @@ def _key(r) -> tuple:
 
 
 def _groups(runs) -> dict:
-    """Configurations computed independently of the report: attack, split mode, eps (seeds pooled)."""
+    """Configurations computed independently of the report: attack, split mode, eps (seeds pooled). Shares of
+    segments as their exact k / n from the logged counts (MLflow shows them to 4 decimals)."""
     out = {}
     for r in runs:
-        out.setdefault(_key(r), []).append(r.data.metrics)
+        out.setdefault(_key(r), []).append(exact_fractions(r.data.metrics))
     return out
 
 
@@ -523,7 +525,7 @@ def test_speaker_cv_report_pools_folds_tests_speakers_and_runs_the_checklist(cv)
     assert len(cf) == 8 and (cf.n_runs == 3).all() and (cf.folds == "0,1,2").all()
     assert (cf.n_speakers_female == 3).all() and (cf.n_speakers_male == 3).all()
     for row in cf.itertuples():
-        ms = [r.data.metrics for r in runs if r.data.tags["attack"] == row.attack
+        ms = [exact_fractions(r.data.metrics) for r in runs if r.data.tags["attack"] == row.attack
               and float(r.data.params["attack.eps"]) == row.x]
         n = np.array([m["n_samples"] for m in ms])
         assert row.n_segments == n.sum()

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
+from ser_attacks.metrics import exact_fractions
 from ser_attacks.report.audio import _config, _setting, embed_players
 from tests.helpers import compose_config, seed_cache, tiny_overrides
 
@@ -46,7 +47,7 @@ def test_tables_equal_the_runs_metrics(report):
     assert sorted(wav.snr_budget_db) == [20, 35] and len(spec) == 1
     for t in (wav, spec):
         for _, row in t.iterrows():
-            m = runs[row.run_ids].data.metrics
+            m = exact_fractions(runs[row.run_ids].data.metrics)     # shares: k / n, not the 4 decimals shown
             for k in ("adv_acc", "audio_snr_db", "audio_snr_db_female", "realized_adv_acc_male"):
                 if k in m:
                     assert row[k] == pytest.approx(m[k]), k
