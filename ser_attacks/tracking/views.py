@@ -54,21 +54,14 @@ def envelope(state: dict, name: str = SUMMARY_VIEW_NAME, created: int | None = N
     return json.dumps({"name": name, "createdAt": created or now, "updatedAt": now, "state": json.dumps(state)})
 
 
-def view_metrics(value: str | None) -> list[str]:
-    """The metric columns of a saved view's tag value ([] when there is none or it cannot be read)."""
+def stored_view(value: str | None) -> tuple[dict | None, int | None]:
+    """The table state a saved view's tag value holds and its creation time ((None, None) when there is none or it
+    cannot be read: a view a user changed into something else is rewritten)."""
     try:
-        state = json.loads(json.loads(value)["state"])
-        return [c[len("metrics.`"):-1] for c in state.get("selectedColumns", []) if c.startswith("metrics.`")]
-    except Exception:  # noqa: BLE001 - a view a user changed into something else: rewritten
-        return []
-
-
-def stored_state(value: str | None) -> dict | None:
-    """The table state a saved view's tag value holds (None when there is none or it cannot be read)."""
-    try:
-        return json.loads(json.loads(value)["state"])
+        outer = json.loads(value)
+        return json.loads(outer["state"]), outer.get("createdAt")
     except Exception:  # noqa: BLE001
-        return None
+        return None, None
 
 
 class ViewLogging:
@@ -81,15 +74,12 @@ class ViewLogging:
         try:
             exp = self.client.get_experiment(self.experiment_id)
             tag = VIEW_TAG + SUMMARY_VIEW
-            had = view_metrics(exp.tags.get(tag))
-            extra = set(extra_metrics) | {m for m in had if m not in SUMMARY_METRICS}
+            stored, created = stored_view(exp.tags.get(tag))
+            cols = (stored or {}).get("selectedColumns", [])
+            had = {c[len("metrics.`"):-1] for c in cols if c.startswith("metrics.`")}
+            extra = set(extra_metrics) | (had - set(SUMMARY_METRICS))
             state = view_state(SUMMARY_METRICS, extra)
-            if state != stored_state(exp.tags.get(tag)):       # new, widened, or written by another version
-                created = None
-                try:
-                    created = json.loads(exp.tags[tag])["createdAt"]
-                except Exception:  # noqa: BLE001 - new or unreadable
-                    pass
+            if state != stored:                                # new, widened, or written by another version
                 self.client.set_experiment_tag(self.experiment_id, tag, envelope(state, created=created))
             if not exp.tags.get("mlflow.note.content"):
                 self.client.set_experiment_tag(self.experiment_id, "mlflow.note.content", DESCRIPTION)
