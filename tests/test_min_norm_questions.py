@@ -221,6 +221,20 @@ def test_plan_budgets_checked(tmp_path):
         planmod.load(p)
 
 
+def test_plan_alternative_checked_and_one_sided_never_an_equivalence_claim(tmp_path):
+    p = tmp_path / "plan.yaml"
+    p.write_text("comparisons:\n  - {question: gender, measure: clean_acc, alternative: less}\n")
+    assert planmod.load(p).comparisons[0].alternative == "less"
+    p.write_text("comparisons:\n  - {question: gender, measure: clean_acc}\n")
+    assert planmod.load(p).comparisons[0].alternative == "two-sided"
+    p.write_text("comparisons:\n  - {question: gender, measure: clean_acc, alternative: smaller}\n")
+    with pytest.raises(ValueError, match="alternative 'smaller' not in"):
+        planmod.load(p)
+    p.write_text("comparisons:\n  - {question: gender, measure: clean_acc, alternative: less, claim: negligible}\n")
+    with pytest.raises(ValueError, match="equivalence test"):
+        planmod.load(p)
+
+
 def test_rows_from_report_runs_keep_the_setting_and_pair_with_fixed_budget_runs():
     from types import SimpleNamespace
 

@@ -15,6 +15,8 @@ A plan is a small YAML file (format and example: docs/reports-and-statistics.md,
         protocol: split=speaker_cv  # optional: only this protocol
         family: gender/adv_acc      # the Holm family (stats.FAMILY_RULE)
         claim: negligible           # optional: difference | negligible
+        alternative: two-sided      # optional: two-sided | greater | less (T = first group − second, e.g.
+                                    # female − male): a one-sided test is pre-registered here or not at all
         smallest_detectable_effect: {emodb: not testable, ravdess: 0.31}
 
 ``load(path)`` reads and checks it (one-line errors, before any heavy work); ``Plan.status(question, measure,
@@ -39,6 +41,7 @@ import pandas as pd
 from . import stats
 
 QUESTIONS = ("gender", "corpus", "protocol", "ranking")
+ALTERNATIVES = ("two-sided", "greater", "less")
 MEASURES = ("clean_acc", "adv_acc", "success_rate")
 # the minimal-perturbation measures (report.min_norm_questions): per speaker the median minimal perturbation of
 # the correct segments (L∞, L2 in σ; SNR of the audio change in dB), and a minimum-norm attack's success at the
@@ -57,6 +60,7 @@ class Comparison:
     claim: str = "difference"
     smallest_detectable_effect: dict = field(default_factory=dict)
     budgets: list = field(default_factory=list)
+    alternative: str = "two-sided"
 
     def covers(self, question: str, measure: str, protocol: str | None = None) -> bool:
         if self.question != question or self.measure != measure:
@@ -115,11 +119,17 @@ def load(path) -> Plan:
         claim = c.get("claim", "difference")
         if claim not in ("difference", "negligible"):
             raise ValueError(f"analysis plan {path}: comparison {i}: claim {claim!r} not difference / negligible")
+        alternative = str(c.get("alternative", "two-sided"))
+        if alternative not in ALTERNATIVES:
+            raise ValueError(f"analysis plan {path}: comparison {i}: alternative {alternative!r} not in {ALTERNATIVES}")
+        if alternative != "two-sided" and claim == "negligible":
+            raise ValueError(f"analysis plan {path}: comparison {i}: a 'negligible' claim is an equivalence test "
+                             "(two-sided by nature); state a one-sided alternative as its own comparison")
         family = str(c.get("family", f"{c['question']}/{c['measure']}"))
         sde = dict(c.get("smallest_detectable_effect") or {})
         comps.append(Comparison(id=str(c.get("id", f"c{i}")), question=c["question"], measure=c["measure"],
                                 protocol=c.get("protocol"), family=family, claim=claim, smallest_detectable_effect=sde,
-                                budgets=[float(b) for b in budgets]))
+                                budgets=[float(b) for b in budgets], alternative=alternative))
     plan = Plan(str(path), float(raw.get("alpha", stats.ALPHA)), float(raw.get("equivalence_margin", 0.10)),
                 float(raw.get("power", 0.8)), list(raw.get("pilot") or []), comps)
     if not 0 < plan.alpha < 1 or not 0 < plan.power < 1 or plan.equivalence_margin <= 0:
