@@ -6,6 +6,7 @@ its learning curves and its test speakers' counts (``curves.json``, ser_attacks.
 
 * ``models.csv``: one row per (rule, fold, seed): test speakers, segments, epochs run, epoch kept, validation and
   test accuracy, the run id;
+* ``speakers.csv``: one row per (rule, fold, seed, test speaker): correct test segments and test segments;
 * ``summary.csv``: per rule: folds, seeds, models, pooled test accuracy over all folds and seeds (whole test
   splits), its 95 % speaker-and-seed bootstrap interval (speakers resampled, then seeds; ``n/a`` under 3 speakers),
   the SD across seeds of fold test accuracy (mean over folds; NaN with one seed), kept epochs (min-max);
@@ -88,6 +89,14 @@ def interval(counts: dict[tuple[str, int], tuple[int, int]], seed: int = 0) -> t
     return float(lo), float(hi)
 
 
+def speakers(models: pd.DataFrame, extra: dict) -> pd.DataFrame:
+    """One row per (rule, fold, seed, test speaker): its correct test segments and its test segments (the seed
+    spread per speaker on the same segments: ser_attacks.report.power reads it)."""
+    return pd.DataFrame([{"rule": r.rule, "fold": r.fold, "seed": r.seed, "speaker": s, "n_correct": int(c),
+                          "n": int(n)} for r in models.itertuples()
+                         for s, (c, n) in sorted(extra[r.run_id]["test_by_speaker"].items())])
+
+
 def summarize(models: pd.DataFrame, extra: dict) -> pd.DataFrame:
     out = []
     for rule, g in models.groupby("rule", sort=False):
@@ -147,6 +156,7 @@ def main(argv=None) -> None:
     models, extra = collect(a.tracking_uri, a.experiment, a.dataset)
     a.out.mkdir(parents=True, exist_ok=True)
     models.to_csv(a.out / "models.csv", index=False)
+    speakers(models, extra).to_csv(a.out / "speakers.csv", index=False)
     summary = summarize(models, extra)
     summary.to_csv(a.out / "summary.csv", index=False)
     plot_curves(models, extra, a.out / "curves.png", f"{a.dataset}: learning curves per fold and seed")

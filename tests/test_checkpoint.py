@@ -165,6 +165,9 @@ def test_recipe_table_pools_folds_and_seeds_with_a_speaker_and_seed_interval():
     assert lo < 46 / 80 < hi and s.epoch_kept == "11-12"
     assert si.interval({("a", 1): (1, 2), ("b", 1): (2, 2)}) is None            # 2 speakers: no interval
     assert si.interval(counts) == si.interval(counts)                          # seeded
+    spk = si.speakers(pd.DataFrame(rows).assign(rule="R"), extra)                # the per-speaker seed spread
+    assert len(spk) == 8 and spk.n.sum() == 80 and spk.n_correct.sum() == 46
+    assert spk[(spk.speaker == "c") & (spk.seed == 2)].n_correct.item() == 2
 
 
 TINY_FIT = """
