@@ -144,8 +144,9 @@ def minimal_perturbation(cfg, tracking: Tracking, run_id: str, segs, y, clean_lo
 def attack_job(cfg: DictConfig, tracking: Tracking, run_id: str, parent: str | None = None) -> dict[str, float]:
     data, tm = _data_and_model(cfg, tracking, run_id, parent)
     X, y, segs = data.part("test")
+    by_speaker = cfg.attack.get("sample_strata") == "speaker"
     idx = select_samples(segs.gender.to_numpy(), cfg.attack.n_samples, cfg.attack.sample_seed,
-                         segs.emotion.to_numpy())
+                         segs.emotion.to_numpy(), segs.speaker.to_numpy() if by_speaker else None)
     Xs, segs = np.asarray(X[idx]), segs.iloc[idx].reset_index(drop=True)
     x, y, genders = tm.normalizer.transform(Xs, segs.speaker.astype(str).to_numpy()), y[idx], segs.gender.to_numpy()
     clip, box = clip_values_for(cfg.attack, tm.normalizer)

@@ -50,7 +50,9 @@ NEUTRAL = {"split.val_utterances": None, "train.monitor": "val_loss", "train.min
            # defense=none (the config group added by issue 28): runs and models from before it keep their identity
            "defense.name": "none", "defense.stage": "none", "defense.eot": 1, "defense.bpda": True,
            # the transfer and Square attacks' keys (AttackConf): every other attack's config_hash stays as it was
-           "attack.source": None, "attack.p_init": None, "attack.nb_restarts": None}
+           "attack.source": None, "attack.p_init": None, "attack.nb_restarts": None,
+           # n_samples stratified by gender x emotion unless attack.sample_strata=speaker (study v2's subsample)
+           "attack.sample_strata": None}
 # The transfer attack's module (ser_attacks/attacks/transfer.py): its runs are tagged attack_transfer=true.
 TRANSFER = "ser_attacks.attacks.transfer."
 # Versions of code whose output the config does not fully say; bump one when that output changes.

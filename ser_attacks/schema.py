@@ -26,6 +26,7 @@ class AttackConf:
     # platform keys (not passed to ART)
     n_samples: Optional[int] = None          # attack only this many test segments (stratified by gender x emotion)
     sample_seed: int = 0                     # which segments (fixed, not the training seed: every attack sees the same)
+    sample_strata: Optional[str] = None      # n_samples strata: None = "gender" x emotion, "speaker" = every speaker
     snr_db: Optional[float] = None           # input=waveform: budget as SNR (dB) per segment (ser_attacks.waveform)
     seed: Optional[int] = None               # the attack's own randomness (boundary, pixel, noise, autoattack)
     # infrastructure keys, passed where the ART class takes them

@@ -55,6 +55,54 @@ def test_select_samples_keeps_every_gender_and_emotion_and_uses_its_own_seed():
     assert not np.array_equal(idx, select_samples(g, 12, seed=1, emotions=emo))
 
 
+def _select_v1(genders, n, seed, emotions):
+    """The gender x emotion selection as it was before attack.sample_strata (study v1's segments)."""
+    from ser_attacks.attacks import _allocate
+    idx = np.arange(len(genders))
+    rng, chosen = np.random.default_rng(seed), []
+    g_values, g_counts = np.unique(genders, return_counts=True)
+    for g, k_g in zip(g_values, _allocate(g_counts, n)):
+        in_g = genders == g
+        e_values, e_counts = np.unique(emotions[in_g], return_counts=True)
+        for e, k in zip(e_values, _allocate(e_counts, int(k_g))):
+            if k:
+                chosen.append(rng.choice(idx[in_g & (emotions == e)], int(k), replace=False))
+    return np.sort(np.concatenate(chosen))
+
+
+def test_select_samples_by_speaker_keeps_every_speaker_and_the_gender_default_is_unchanged():
+    """attack.sample_strata=speaker (study v2's subsample): every test speaker represented, in proportion within
+    its gender; without speakers, exactly the segments the gender x emotion rule chose before (v1 reproduces)."""
+    rng = np.random.default_rng(3)
+    for trial in range(20):
+        n_seg = int(rng.integers(20, 80))
+        g = rng.choice(["female", "male"], n_seg)
+        emo = rng.choice(["angry", "happy", "sad", "neutral", "bored"], n_seg)
+        n = int(rng.integers(2, n_seg))
+        assert np.array_equal(select_samples(g, n, trial, emo), _select_v1(g, n, trial, emo))
+    # RAVDESS-like fold: 2 F + 2 M, one speaker with many more segments; gender x emotion alone can skip a speaker
+    spk = np.array(["f1"] * 60 + ["f2"] * 6 + ["m1"] * 30 + ["m2"] * 30)
+    g = np.where(np.char.startswith(spk, "f"), "female", "male")
+    emo = np.array(["a", "b", "c"] * 42)
+    idx = select_samples(g, 8, 0, emo, spk)
+    assert len(idx) == 8 and set(spk[idx]) == {"f1", "f2", "m1", "m2"}
+    assert sorted(np.unique(spk[idx], return_counts=True)[1].tolist()) == [1, 2, 2, 3]
+    assert np.array_equal(idx, select_samples(g, 8, 0, emo, spk))
+    skipped = [s for s in range(20) if "f2" not in set(spk[select_samples(g, 4, s, emo)])]
+    assert skipped and all("f2" in set(spk[select_samples(g, 4, s, emo, spk)]) for s in skipped)
+
+
+def test_sample_strata_checked_and_neutral_in_the_identity(cfg_factory):
+    from ser_attacks.attacks import AttackConfigError, check_params
+    from ser_attacks.identity import config_hash
+    check_params({"name": "fgsm", "sample_strata": "speaker"})
+    with pytest.raises(AttackConfigError, match="attack.sample_strata=age"):
+        check_params({"name": "fgsm", "sample_strata": "age"})
+    base = cfg_factory()
+    assert config_hash(base) == config_hash(cfg_factory("attack.sample_strata=null"))
+    assert config_hash(base) != config_hash(cfg_factory("attack.sample_strata=speaker"))
+
+
 def test_attack_job_selects_with_the_sample_seed_not_the_training_seed(cfg_factory):
     a, b = cfg_factory("seed=1"), cfg_factory("seed=2")
     assert a.attack.sample_seed == b.attack.sample_seed == 0

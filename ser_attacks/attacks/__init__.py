@@ -24,7 +24,7 @@ from hydra.utils import get_class, instantiate
 from omegaconf import OmegaConf
 
 log = logging.getLogger(__name__)
-PLATFORM_KEYS = {"_target_", "name", "n_samples", "sample_seed", "snr_db"}
+PLATFORM_KEYS = {"_target_", "name", "n_samples", "sample_seed", "sample_strata", "snr_db"}
 INFRA_KEYS = {"batch_size", "verbose"}     # passed only where the ART class takes them
 
 
@@ -75,6 +75,8 @@ POSITIVE, NON_NEGATIVE, AT_LEAST_ONE = Rule(lo=0, lo_open=True), Rule(lo=0), Rul
 PARAM_RULES: dict[str, Rule] = {
     "n_samples": Rule(lo=1, note="segments to attack; null = the whole test split"),
     "sample_seed": NON_NEGATIVE, "seed": NON_NEGATIVE, "batch_size": AT_LEAST_ONE,
+    "sample_strata": Rule(choices=("gender", "speaker"), note="n_samples stratified by gender (x emotion) or by "
+                          "gender, speaker (x emotion): every test speaker represented"),
     "norm": Rule(choices=("inf", "1", "2")),
     "eps": NON_NEGATIVE, "eps_step": POSITIVE, "max_iter": NON_NEGATIVE, "num_random_init": NON_NEGATIVE,
     "epsilon": NON_NEGATIVE, "nb_grads": AT_LEAST_ONE,
@@ -188,13 +190,16 @@ def _allocate(counts: np.ndarray, n: int) -> np.ndarray:
     return take + floor
 
 
-def select_samples(genders: np.ndarray, n: int | None, seed: int, emotions: np.ndarray | None = None) -> np.ndarray:
-    """Indices of at most ``n`` samples, stratified by gender and, within each gender, by emotion;
-    deterministic for a ``seed`` (``attack.sample_seed``, not the training seed, so every attack and every
-    trained model of a split sees the same segments).
+def select_samples(genders: np.ndarray, n: int | None, seed: int, emotions: np.ndarray | None = None,
+                   speakers: np.ndarray | None = None) -> np.ndarray:
+    """Indices of at most ``n`` samples, stratified by gender, then (with ``speakers``: ``attack.sample_strata=
+    speaker``) by speaker within each gender, then by emotion; deterministic for a ``seed``
+    (``attack.sample_seed``, not the training seed, so every attack and every trained model of a split sees the
+    same segments).
 
-    Proportional allocation (largest remainder) that keeps at least one sample per gender once ``n`` >=
-    the number of genders, and at least one per emotion of a gender once that gender's share allows."""
+    Proportional allocation (largest remainder) at every level that keeps at least one sample per group
+    (gender; speaker; emotion) once the level's share reaches the number of its groups. Without ``speakers`` the
+    draws are exactly those of the gender x emotion version (the same rng calls in the same order)."""
     genders = np.asarray(genders).astype(str)
     idx = np.arange(len(genders))
     if n is None or n >= len(idx):
@@ -202,15 +207,20 @@ def select_samples(genders: np.ndarray, n: int | None, seed: int, emotions: np.n
     if n <= 0:
         raise AttackConfigError(f"attack.n_samples={n}: must be >= 1 (segments to attack; null = the whole test split)")
     emotions = np.full(len(idx), "", dtype=object) if emotions is None else np.asarray(emotions).astype(str)
+    levels = [genders] + ([np.asarray(speakers).astype(str)] if speakers is not None else []) + [emotions]
     rng = np.random.default_rng(seed)
-    chosen = []
-    g_values, g_counts = np.unique(genders, return_counts=True)
-    for g, k_g in zip(g_values, _allocate(g_counts, n)):
-        in_g = genders == g
-        e_values, e_counts = np.unique(emotions[in_g], return_counts=True)
-        for e, k in zip(e_values, _allocate(e_counts, int(k_g))):
-            if k:
-                chosen.append(rng.choice(idx[in_g & (emotions == e)], int(k), replace=False))
+    chosen: list[np.ndarray] = []
+
+    def pick(members: np.ndarray, k: int, depth: int) -> None:
+        if depth == len(levels):
+            chosen.append(rng.choice(members, k, replace=False))
+            return
+        values, counts = np.unique(levels[depth][members], return_counts=True)
+        for v, k_v in zip(values, _allocate(counts, k)):
+            if k_v:
+                pick(members[levels[depth][members] == v], int(k_v), depth + 1)
+
+    pick(idx, int(n), 0)
     return np.sort(np.concatenate(chosen))
 
 

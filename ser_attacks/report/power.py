@@ -212,6 +212,7 @@ def main(argv=None) -> None:
     ap.add_argument("--alpha", type=float, default=stats.ALPHA)
     ap.add_argument("--power", type=float, default=0.8)
     ap.add_argument("--margin", type=float, default=0.10, help="equivalence margin of a 'negligible' claim")
+    ap.add_argument("--top", type=float, default=1.0, help="largest effect searched (1 for accuracies; dB, σ...)")
     a = ap.parse_args(argv)
     if (a.pilot is None) == (a.sd_between is None or a.rate is None):
         ap.error("give either --pilot or both --sd-between and --rate")
@@ -232,7 +233,7 @@ def main(argv=None) -> None:
            "min_p": round(d.min_p(a.alternative), 6), "alternative": a.alternative, "pilot": pilot,
            "seed_sd": round(seed_sd, 4), "seeds": a.seeds, "segments_per_speaker": a.segments,
            "sd_speaker_mean": round(sd, 4),
-           "smallest_detectable_effect": smallest_detectable(d, sd, a.alternative, a.alpha, a.power),
+           "smallest_detectable_effect": smallest_detectable(d, sd, a.alternative, a.alpha, a.power, a.top),
            "equivalence_halfwidth": round(half, 3),
            "negligible_reachable": bool(half < a.margin)}
     import yaml
