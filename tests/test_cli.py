@@ -175,7 +175,7 @@ def test_sweeps_are_expanded_as_their_sweeper_does():
     assert cli.check_jobs(["attack=fgsm,bim", "attack.eps=0.1,0.2"], multirun=True) == 4
     assert cli.check_jobs(["experiment=demo"], multirun=True) == 4            # hydra.sweeper.params
     assert cli.check_jobs(["experiment=paper_grid"], multirun=True) == 26
-    assert cli.check_jobs(["experiment=study", "split.fold=0,1"], multirun=True) == 70   # 35 configurations x 2 folds
+    assert cli.check_jobs(["experiment=study", "split.fold=0,1"], multirun=True) == 74   # 37 configurations x 2 folds
     assert cli.check_jobs(["attack=pgd"], multirun=False) == 1
 
 

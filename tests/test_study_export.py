@@ -220,7 +220,15 @@ def test_study_experiment_is_the_paper_grid_plus_references_on_every_speaker_fol
     assert cfg.train.lr == tuned.train.lr and cfg.train.batch_size == tuned.train.batch_size
     assert cfg.model.dropout == tuned.model.dropout and cfg.model.lstm_dropout == tuned.model.lstm_dropout
     grid = list(cfg.hydra.sweeper.grid)
-    assert grid[:8] == PAPER_GRID
+    # the committed plan's tiers (recipes/study_v2/plan.yaml): the paper grid, its expensive attacks on 8 segments
+    # per fold and seed stratified by speaker, FGSM and the references + FMN on the whole test split
+    sub = " attack.n_samples=8 attack.sample_strata=speaker"
+    assert sorted(g.replace(sub, "") for g in grid if g.endswith(sub) or g.startswith("attack=fgsm")) == \
+        sorted(PAPER_GRID)
+    assert [g for g in grid if "n_samples" in g and not g.endswith(sub)] == []
+    assert "attack=fmn attack.norm=inf,2" in grid and not any(g.startswith(("attack=fgsm", "attack=fmn", "attack=noise",
+                                                                            "attack=autoattack")) and sub in g
+                                                              for g in grid)
     make = subprocess.run(["make", "-n", "study", f"DATASET={dataset}", f"PY={sys.executable}", "VENV=/nonexistent"],
                           cwd=ROOT, capture_output=True, text=True, check=True)
     words = make.stdout.split()
@@ -231,7 +239,7 @@ def test_study_experiment_is_the_paper_grid_plus_references_on_every_speaker_fol
                         cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
     assert "experiment=study_v1" in v1 and "split.fold=" + ",".join(map(str, range(v1_folds))) in v1
     jobs = list_sweeper_jobs(grid, [f"dataset={dataset}", fold_arg, "seed=42,43,44"])
-    n_configs = 35               # the paper grid (26) + AutoAttack + 5 uniform and 3 sparse noise budgets
+    n_configs = 37               # the paper grid (26) + AutoAttack + 5 uniform and 3 sparse noise budgets + FMN x 2
     assert len(jobs) == 3 * n_configs * folds and len({tuple(sorted(j)) for j in jobs}) == 3 * n_configs * folds
     attacks = [next(o for o in j if o.startswith("attack=")) for j in jobs]
     assert attacks.count("attack=noise") == 3 * 8 * folds and attacks.count("attack=autoattack") == 3 * folds
