@@ -58,11 +58,12 @@ def collect(uri: str, experiments: list[str], dataset: str) -> tuple[pd.DataFram
                 continue
             p, m = r.data.params, r.data.metrics
             spk = c["test_by_speaker"]
-            rows.append({"experiment": name, "rule": rule_of(p), "fold": int(c["fold"]) if c["fold"] is not None
-                         else -1, "seed": int(c["seed"]), "test_speakers": " ".join(sorted(spk)),
+            rows.append({"experiment": name, "dataset": dataset, "rule": rule_of(p),
+                         "fold": int(c["fold"]) if c["fold"] is not None else -1, "seed": int(c["seed"]),
+                         "test_speakers": " ".join(sorted(spk)),
                          "n_test": sum(n for _, n in spk.values()), "epochs": int(m["epochs"]),
                          "epoch_kept": int(c["epoch_kept"]), "val_acc": m["val_acc"], "test_acc": m["test_acc"],
-                         "run_id": r.info.run_id})
+                         "train_seconds": m.get("train_seconds"), "run_id": r.info.run_id})
             extra[r.info.run_id] = c
     if not rows:
         raise SystemExit(f"no finished training runs with curves for dataset {dataset!r} in {experiments}")

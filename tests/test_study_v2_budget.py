@@ -1,0 +1,76 @@
+"""recipes/study_v2/budget.py: measured times of one fold → the committed plan's projected wall time."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import yaml
+
+from tests.helpers import ROOT, load_script
+
+PLAN = ROOT / "recipes" / "study_v2" / "plan.yaml"
+
+
+def _budget():
+    return load_script("recipes/study_v2/budget.py", "study_v2_budget")
+
+
+def _runs(tmp_path, configs, seconds, drop=()):
+    rows, t = [], pd.Timestamp("2026-12-06T00:00:00Z")
+    for name, attack, kv, tier in configs:
+        if name in drop:
+            continue
+        over = f"experiment=study dataset=emodb attack={attack} " + " ".join(f"attack.{k}={v}" for k, v in kv.items())
+        if tier == "subsample":
+            over += " attack.n_samples=8 attack.sample_strata=speaker"
+        s = seconds(attack)
+        rows.append({"run_id": name, "tags.attack": attack, "tags.overrides": over, "start_time": t.isoformat(),
+                     "metrics.attack_time_s": s * 8, "metrics.time_per_sample_s": s})
+        t += pd.Timedelta(seconds=s * 8 + 20)          # 20 s of overhead per job
+    pd.DataFrame(rows).to_csv(tmp_path / "runs.csv", index=False)
+
+
+def test_projection_follows_the_plan_tiers_folds_and_seeds(tmp_path):
+    b = _budget()
+    study = yaml.safe_load(PLAN.read_text())["study"]
+    configs = b.plan_configs(study)
+    assert len(configs) == 37 and sum(c[3] == "subsample" for c in configs) == 21
+    _runs(tmp_path, configs, lambda a: 2.0 if a == "jsma" else 1.0)
+    per, overhead = b.measured(tmp_path / "runs.csv", configs)
+    assert overhead == pytest.approx(20.0) and len(per) == 37
+    proj = b.project(per, overhead, study, {"emodb": 600.0, "emovo": 700.0, "ravdess": 1200.0}).set_index("corpus")
+    seg = b.CORPORA["emodb"]["test_segments"]
+    per_model = 16 * 1.0 * seg + (17 * 1.0 + 4 * 2.0) * 8          # whole tier on the split, subsample on 8
+    assert proj.loc["emodb", "models"] == 15 and proj.loc["ravdess", "models"] == 18
+    assert proj.loc["emodb", "attack_hours"] == round((15 * per_model + 15 * 37 * 20) / 3600, 1)
+    assert proj.loc["emodb", "train_hours"] == round(15 * 600 / 3600, 1)
+
+
+def test_noise_cells_runs_are_not_read_as_the_default_eps(tmp_path):
+    b = _budget()
+    configs = b.plan_configs(yaml.safe_load(PLAN.read_text())["study"])
+    assert b.run_config("attack=noise attack.cells=5 progress=False", configs) == "noise cells=5"
+    assert b.run_config("attack=noise attack.eps=0.5", configs) == "noise eps=0.5"
+    sub = "attack.n_samples=8 attack.sample_strata=speaker"
+    assert b.run_config(f"attack=bim attack.eps=1 {sub}", configs) == "bim eps=1"
+    assert b.run_config("attack=bim attack.eps=0.05", configs) is None          # not in the plan: left out
+
+
+def test_a_configuration_not_measured_is_an_error_not_a_zero(tmp_path, capsys):
+    b = _budget()
+    configs = b.plan_configs(yaml.safe_load(PLAN.read_text())["study"])
+    _runs(tmp_path, configs, lambda a: 1.0, drop={"jsma theta=1", "cw_l2"})
+    pd.DataFrame({"dataset": ["emodb"], "train_seconds": [600.0]}).to_csv(tmp_path / "models.csv", index=False)
+    with pytest.raises(SystemExit, match="2 configuration.s. of the plan not measured.*cw_l2"):
+        b.main(["--runs", str(tmp_path), "--models", str(tmp_path / "models.csv"), "--machine", "x",
+                "--out", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()                 # nothing half-written
+
+
+def test_training_time_scaled_from_emodb_where_a_corpus_has_none(tmp_path):
+    b = _budget()
+    pd.DataFrame({"dataset": ["emodb", "emodb"], "train_seconds": [500.0, 700.0]}).to_csv(tmp_path / "m.csv",
+                                                                                         index=False)
+    t = b.training_seconds([tmp_path / "m.csv"], ["emodb", "ravdess"])
+    assert t["emodb"] == 600.0
+    assert t["ravdess"] == pytest.approx(600.0 * b.CORPORA["ravdess"]["train_segments"]
+                                         / b.CORPORA["emodb"]["train_segments"])
