@@ -176,8 +176,8 @@ def across_speakers(med: pd.DataFrame, n_boot: int = N_BOOT, seed: int = 0) -> t
     point = float(np.median(v))
     if len(v) < stats.MIN_SPEAKERS:
         return point, np.nan, np.nan
-    rng = np.random.default_rng(seed)
-    reps = np.median(v[rng.integers(0, len(v), size=(n_boot, len(v)))], axis=1)
+    pick, _ = stats.boot_draws(len(v), None, n_boot, np.random.default_rng(seed))
+    reps = np.median(v[pick], axis=1)
     lo, hi = _ci(reps[:, None], len(v), lower=-np.inf)
     return point, float(lo[0]), float(hi[0])
 
