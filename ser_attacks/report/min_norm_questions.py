@@ -40,6 +40,10 @@ one family = one question × one measure × one protocol (split), its members ev
 3. *Corpus* (``corpus``): **descriptive only** — each corpus's median minimal perturbation side by side; a
    language difference is not identifiable from one corpus per language (speakers, model, emotion set and
    recordings differ at once), so no test is made.
+
+Training seeds: a segment's runs (seeds, repeats) are pooled by their median before the speaker medians
+(``tidy``), so these intervals are over speakers only (conditional on the trained models), unlike the report's
+other intervals (``stats.boot_draws``); every bootstrap here still uses that one primitive.
 """
 from __future__ import annotations
 

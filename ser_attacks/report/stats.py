@@ -1,32 +1,46 @@
-"""Speaker-level statistics: cluster bootstrap intervals, exact bounds at 0 and 1, permutation tests over
-speakers (within folds where speakers of a fold share a model), Holm families.
+"""Speaker-level statistics: cluster bootstrap intervals over speakers and training seeds, exact bounds at 0 and 1,
+permutation tests over speakers (within folds where speakers of a fold share a model; one-sided only where an
+analysis plan pre-registered it), Holm families.
 
 The data of a configuration are its attacked test segments, one row each after pooling (``collect.pool``:
-repeated runs on the same segment are averaged, never counted twice). Segments of one recording and
-recordings of one speaker are not independent, gender belongs to the speaker, and the speakers of one
-``speaker_cv`` fold share one trained model, so:
+repeated runs on the same segment are averaged, never counted twice; with several training seeds the row is the
+seed average and keeps each seed's value beside it, ``col@j``). Segments of one recording and recordings of one
+speaker are not independent, gender belongs to the speaker, the speakers of one ``speaker_cv`` fold share its
+trained models, and training is random (a fold's seeds give different models), so:
 
-* every interval is a **cluster bootstrap over speakers** (``cluster_boot``): speakers are drawn with
-  replacement, each with its totals (sum of the measure, number of segments), and the statistic
-  sum(num) / sum(den) is recomputed from the drawn speakers' totals (95 % percentile interval, 2,000 draws,
-  its spread widened for few speakers by ``small_sample_factor``: sqrt(G/(G-1)) t_{G-1}/z, 1.56 for 6 speakers,
-  so that EMOVO's 6 speakers still cover a known truth at about the nominal rate: tests/test_report_stats.py).
-  With equal segments per speaker this is the mean of the speaker means. The former two-stage draw (speakers,
-  then recordings within them) counted within-speaker variance twice: its SD exceeded even the
-  independent-segment binomial SD (``tests/test_report_stats.py``).
+* every interval is a **cluster bootstrap over speakers and training seeds**, all drawn by ONE primitive,
+  ``boot_draws``: per draw, speakers are drawn with replacement (clusters) and, where a fold was attacked through
+  several models, that fold's k seeds are drawn with replacement (k of k), shared by all its speakers; a
+  speaker's totals (sum of the measure, number of segments) are the mean over its fold's drawn seeds, and the
+  statistic sum(num) / sum(den) is recomputed from the drawn speakers' totals (95 % percentile interval, 2,000
+  draws, its spread widened for few speakers by ``small_sample_factor``: sqrt(G/(G-1)) t_{G-1}/z, 1.56 for 6
+  speakers, so that EMOVO's 6 speakers still cover a known truth at about the nominal rate:
+  tests/test_report_stats.py). With one seed per fold nothing more is drawn: exactly the speaker-only bootstrap
+  (same rng stream; tests/test_report_seeds.py). With three seeds and a large seed effect the speaker-only
+  bootstrap of the seed averages covers a known truth in 69 % (24 speakers in 6 folds) / 86 % (10 in 5) of
+  simulated studies, the seed draws in 96 % / 98 % (tests/test_report_seeds.py). A female − male gap draws a
+  fold's seeds once for both genders (``hier_gap_ci(shared_seeds=True)``: the same models); corpora and protocols
+  have different models, drawn apart. With equal segments per speaker the statistic is the mean of the speaker
+  means. The former two-stage draw (speakers, then recordings within them) counted within-speaker variance twice:
+  its SD exceeded even the independent-segment binomial SD (``tests/test_report_stats.py``).
 * where every segment has the same outcome (all 0 or all 1: a percentile bootstrap is degenerate there) the
   interval is the **exact** Clopper-Pearson bound on the segments (``exact_bound``: 0 of 50 → ≤ 0.071), and
   tables print ``≤ x`` / ``≥ x``; a paired difference that is 0 on every segment gets ±(that bound).
 * group comparisons permute **speakers** on the statistic |T|, T = mean over one group's speakers of the
   speaker means − the same over the other group (``speaker_test``): the speaker is the unit, and |T| makes
-  the test two-sided without doubling a one-sided p of a skewed, discrete null. Unstratified comparisons use
-  ``scipy.stats.permutation_test`` (``alternative="greater"`` on |T|); with ``strata`` (gender: the fold, whose
-  speakers share a model, each fold 1 F + 1 M on EmoDB / EMOVO, 2 + 2 on RAVDESS) labels are permuted only
-  within a stratum, enumerated exactly when there are at most ``N_PERM`` relabellings. The smallest attainable
-  p is reported beside every p; when it exceeds ``ALPHA`` (EmoDB 5 folds of 1 + 1: 2/32 = 1/16; EMOVO 3
-  folds: 2/8 = 1/4) the comparison is **not testable** and no p is given.
+  the test two-sided without doubling a one-sided p of a skewed, discrete null. A speaker's mean is its seed
+  average: the tests are **conditional on the trained models** (the seeds' spread is in the intervals, not in
+  the p). Unstratified comparisons use ``scipy.stats.permutation_test`` (``alternative="greater"`` on |T|); with
+  ``strata`` (gender: the fold, whose speakers share a model, each fold 1 F + 1 M on EmoDB / EMOVO, 2 + 2 on
+  RAVDESS) labels are permuted only within a stratum, enumerated exactly when there are at most ``N_PERM``
+  relabellings. The smallest attainable p is reported beside every p; when it exceeds ``ALPHA`` (EmoDB 5 folds of
+  1 + 1: 2/32 = 1/16; EMOVO 3 folds: 2/8 = 1/4) the comparison is **not testable** and no p is given.
+* **one-sided** (``alternative="greater"`` / ``"less"`` of T = first group − second): only for a comparison an
+  analysis plan pre-registered so (``report.plan``); p counts T >= t_obs (greater) or T <= t_obs (less), and its
+  smallest attainable p is 1 / relabellings (EmoDB's 5 folds: 1/32 = 0.031, testable; EMOVO's 3: 1/8, not).
+  The report labels it beside the p ("one-sided, planned: female − male < 0"); everything else stays two-sided.
 * comparisons of the same speakers under two conditions (protocol gap, paired attacks) flip the signs of the
-  per-speaker differences on |mean| (``paired_speaker_test``).
+  per-speaker differences on |mean| (``paired_speaker_test``; one-sided on the mean where planned).
 * Holm-Bonferroni within one family, the same rule everywhere (``FAMILY_RULE``, docs/reports-and-statistics.md).
 """
 from __future__ import annotations
