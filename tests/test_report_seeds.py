@@ -225,3 +225,60 @@ def test_a_planned_one_sided_gender_test_is_labelled_beside_its_p(tmp_path):
     line = _clean_gender(t3, 0.05, plan)
     assert "significant after Holm in emodb (split=speaker_cv)" in line
     assert "one-sided, planned: female − male > 0" in line
+
+
+# ------------------------------------------------------------------------------- through the report's tables
+def _export(folder, seeds, seed_effect: float, rng_seed: int = 0) -> None:
+    """An export (runs.csv + segments.csv.gz) of one FGSM configuration under split=speaker_cv: 3 folds of 2 F + 2 M
+    speakers, 6 segments each, one run per fold and training seed; a model's clean accuracy 0.6 ± ``seed_effect``
+    (shared by its fold's speakers), females 0.2 above males."""
+    rng = np.random.default_rng(rng_seed)
+    runs, segs = [], []
+    for f in range(3):
+        for s in seeds:
+            rid = f"r{f}{s}"
+            runs.append({"run_id": rid, "status": "FINISHED", "start_time": f"2026-01-01T00:0{f}:{s:02d}+00:00",
+                         "tags.dataset": "ravdess", "tags.attack": "fgsm", "tags.model": "final",
+                         "tags.language": "English", "tags.model_key": f"m{f}-{s}", "metrics.clean_acc": 0.6,
+                         "metrics.adv_acc": 0.1, "metrics.n_samples": 24, "params.seed": str(s),
+                         "params.split.mode": "speaker_cv", "params.split.fold": str(f),
+                         "params.attack.name": "fgsm", "params.attack.eps": "0.25"})
+            effect = rng.normal(0, seed_effect) if seed_effect else 0.0
+            for g in ("female", "male"):
+                for k in range(2):
+                    spk = f"{g[0]}{f}{k}"
+                    p = np.clip(0.6 + effect + (0.1 if g == "female" else -0.1), 0, 1)
+                    for j in range(6):
+                        ok = rng.random() < p
+                        segs.append({"run_id": rid, "dataset": "ravdess", "split": "speaker_cv", "fold": f,
+                                     "seed": s, "attack": "fgsm", "config": "eps=0.25", "recording_id": f"{spk}r{j}",
+                                     "speaker": spk, "utterance": "u", "augment": "none", "segment": 0,
+                                     "test_index": j, "gender": g, "label": 0, "clean_pred": 0 if ok else 1,
+                                     "adv_pred": 1})
+    folder.mkdir()
+    pd.DataFrame(runs).to_csv(folder / "runs.csv", index=False)
+    pd.DataFrame(segs).to_csv(folder / "segments.csv.gz", index=False)
+
+
+def test_the_clean_table_carries_the_seed_spread_and_a_planned_one_sided_p(tmp_path):
+    """Three training seeds per fold with a seed effect (SD 0.2): Table 3's clean-accuracy interval comes from the
+    speaker-and-seed bootstrap (wider than the speaker-only one of the same seed averages), its point estimate
+    is the seed average; a plan's one-sided female − male comparison is tested one-sided and labelled."""
+    from ser_attacks.report import plan as planmod
+    from ser_attacks.report.export import load_results
+    from ser_attacks.report.tables import build_tables
+    _export(tmp_path / "res", [1, 2, 3], 0.2)
+    runs, samples = load_results([tmp_path / "res"])
+    p = tmp_path / "plan.yaml"
+    p.write_text("comparisons:\n  - question: gender\n    measure: clean_acc\n    alternative: greater\n")
+    t = build_tables(runs, samples, planmod.load(p))
+    row = t["table03_clean_accuracy"].data.iloc[0]
+    T = pool(list(samples.values()))                     # the seed averages, no seed columns
+    assert row.clean_acc_lo == row.clean_acc_lo and len(T) == 72
+    _, lo, hi = stats.hier_ci(T.speaker, None, T.clean_ok)
+    assert row.clean_acc_hi - row.clean_acc_lo > 1.2 * (hi - lo)
+    assert row.gap == pytest.approx(T[T.gender == "female"].clean_ok.mean() - T[T.gender == "male"].clean_ok.mean())
+    assert row.alternative == "greater" and "one-sided, planned: female − male > 0" in row.test
+    # without the plan: two-sided, no label
+    two = build_tables(runs, samples)["table03_clean_accuracy"].data.iloc[0]
+    assert two.alternative == "two-sided" and "one-sided" not in two.test
