@@ -17,8 +17,9 @@ perturbation is larger than ε (the model is still right under every perturbatio
 can find), so ε = 0 gives the clean accuracy; success rate at ε = share of the CLEAN-CORRECT segments whose
 minimal perturbation is ≤ ε. On the SNR axis the budget is an SNR s: the model is still right where its
 minimal perturbation is louder than s allows (``min_snr_db`` < s). Speaker-level throughout: the mean of each
-speaker, then the mean across speakers; 95% intervals from a bootstrap over speakers (seeded), widened for few
-speakers as every interval of the report (``report.stats.small_sample_factor``).
+speaker, then the mean across speakers; 95% intervals from a bootstrap over speakers (seeded; and over each
+fold's training seeds where the rows carry ``fold`` and ``model`` and a fold has several: ``report.stats.boot_draws``),
+widened for few speakers as every interval of the report (``report.stats.small_sample_factor``).
 
 One-number summaries (``summaries``), each with a speaker-bootstrap interval (and over each fold's training
 seeds where the segments carry ``fold`` and ``model`` and a fold has several): ``median`` minimal perturbation
@@ -92,6 +93,28 @@ def _boot(mat: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
         return np.nanmean(mat[idx], axis=1)
 
 
+def _seed_boot(vals: np.ndarray, design: tuple, n_boot: int, seed: int) -> np.ndarray:
+    """``_boot`` with each fold's training seeds drawn too (``report.stats.boot_draws``): per draw a speaker's
+    value is the mean over its fold's drawn seeds of its mean under each: (n_boot, k)."""
+    from .report.stats import boot_draws
+    per_fold, per = design
+    k = max(per_fold.values())
+    m = np.full((len(per), k, vals.shape[1]), np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for i, (_, by_slot) in enumerate(per):
+            for j, rows in by_slot.items():
+                if len(rows):
+                    m[i, j] = np.nanmean(vals[rows], axis=0)
+        pick, seeds = boot_draws(len(per), per_fold, n_boot, np.random.default_rng(seed))
+        w = np.zeros((n_boot, len(per), k))
+        for i, (f, _) in enumerate(per):
+            w[:, i, :per_fold[f]] = seeds[f]
+        a = np.isfinite(m)
+        s = np.einsum("bij,ijc->bic", w, np.where(a, m, 0.0)) / np.einsum("bij,ijc->bic", w, a.astype(float))
+        return np.nanmean(np.take_along_axis(s, pick[:, :, None], axis=1), axis=1)
+
+
 def _ci(reps: np.ndarray, n_speakers: int, lower: float = 0.0, upper: float = np.inf
         ) -> tuple[np.ndarray, np.ndarray]:
     """Percentile interval of the replicates (rows) widened for few speakers as every interval of the report is
@@ -117,12 +140,15 @@ def curve(seg: pd.DataFrame, col: str, grid, snr: bool = False, n_boot: int = N_
     acc = still.astype(float)
     succ = np.where(correct[:, None], 1.0 - acc, np.nan)
     out = {"budget": grid}
+    speakers = np.unique(speaker)
+    design = _seed_groups(seg, speaker, speakers)
     for name, vals in (("acc", acc), ("success", succ)):
         _, mat = _speaker_matrix(speaker, vals)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             out[name] = np.nanmean(mat, axis=0)
-        out[f"{name}_lo"], out[f"{name}_hi"] = _ci(_boot(mat, n_boot, seed), len(mat), upper=1.0)
+        reps = _boot(mat, n_boot, seed) if design is None else _seed_boot(vals, design, n_boot, seed)
+        out[f"{name}_lo"], out[f"{name}_hi"] = _ci(reps, len(mat), upper=1.0)
     out["n_speakers"] = np.full(len(grid), len(np.unique(speaker)))
     out["n_segments"] = np.full(len(grid), len(r))
     return pd.DataFrame(out)

@@ -71,6 +71,28 @@ def test_one_seed_per_fold_gives_exactly_the_speaker_only_numbers():
                         "r": np.random.default_rng(0).exponential(1, len(t))})
     assert summaries(seg.assign(model=seg.fold.map(lambda f: f"m{f}")), "r", 3.0, n_boot=200) == \
         summaries(seg, "r", 3.0, n_boot=200)
+    from ser_attacks.min_norm import curve
+    pd.testing.assert_frame_equal(curve(seg.assign(model=seg.fold.map(lambda f: f"m{f}")), "r", [0, 0.5, 1]),
+                                  curve(seg, "r", [0, 0.5, 1]))
+
+
+def test_minimal_perturbation_summaries_and_curves_draw_the_seeds():
+    """``min_norm.summaries`` and ``curve`` on per-run rows with ``fold`` and ``model``: three seeds per fold whose
+    models differ a lot (minimal perturbations scaled 0.3x, 1x, 3x) widen the intervals; the point estimates are
+    those of the rows as they are (each segment once per run)."""
+    from ser_attacks.min_norm import curve, summaries
+    rng = np.random.default_rng(0)
+    base = pd.DataFrame({"speaker": np.repeat([f"s{i}" for i in range(8)], 6), "label": 0, "clean_pred": 0})
+    base["fold"] = base.speaker.str[1].astype(int) // 2
+    r0 = rng.exponential(1, len(base))
+    seg = pd.concat([base.assign(model=f"seed{j}", r=r0 * scale) for j, scale in enumerate((0.3, 1.0, 3.0))],
+                    ignore_index=True)
+    with_seeds, without = summaries(seg, "r", 5.0, n_boot=300), summaries(seg.drop(columns="model"), "r", 5.0,
+                                                                          n_boot=300)
+    assert with_seeds["median"] == without["median"] and with_seeds["auc"] == without["auc"]
+    assert with_seeds["auc_hi"] - with_seeds["auc_lo"] > 1.5 * (without["auc_hi"] - without["auc_lo"])
+    c, c0 = curve(seg, "r", [0.5, 1.0], n_boot=300), curve(seg.drop(columns="model"), "r", [0.5, 1.0], n_boot=300)
+    assert np.allclose(c.acc, c0.acc) and ((c.acc_hi - c.acc_lo) > 1.5 * (c0.acc_hi - c0.acc_lo)).all()
 
 
 def test_pool_keeps_each_seed_and_counts_a_segment_once():
