@@ -304,3 +304,53 @@ def test_the_clean_table_carries_the_seed_spread_and_a_planned_one_sided_p(tmp_p
     # without the plan: two-sided, no label
     two = build_tables(runs, samples)["table03_clean_accuracy"].data.iloc[0]
     assert two.alternative == "two-sided" and "one-sided" not in two.test
+
+
+# --------------------------------------------------------------------- the minimal-perturbation questions
+def _mn_rows(seeds, scale_by_seed, rng_seed: int = 0) -> pd.DataFrame:
+    """Per-segment rows (segments.csv columns) of FMN and BIM (eps 0.5) on 12 speakers in 3 folds (2 F + 2 M),
+    5 correct segments each, one run per fold and training ``seed``; FMN's minimal L∞ scaled per seed."""
+    rng = np.random.default_rng(rng_seed)
+    base = rng.exponential(0.5, (12, 5))
+    rows = []
+    for s in seeds:
+        for i in range(12):
+            for k in range(5):
+                r = base[i, k] * scale_by_seed[s]
+                common = {"dataset": "ravdess", "split": "speaker_cv", "fold": i // 4, "seed": s,
+                          "speaker": f"s{i}", "gender": "female" if i % 2 == 0 else "male", "recording_id": f"s{i}r{k}",
+                          "segment": 0, "test_index": k, "label": 1, "clean_pred": 1}
+                rows.append({**common, "run_id": f"fmn{i // 4}{s}", "attack": "fmn", "config": "default",
+                             "min_linf": r, "adv_pred": 2})
+                rows.append({**common, "run_id": f"bim{i // 4}{s}", "attack": "bim", "config": "eps=0.5",
+                             "attack.eps": 0.5, "adv_pred": 2 if r <= 0.5 else 1})
+                rows.append({**common, "run_id": f"df{i // 4}{s}", "attack": "cw_linf", "config": "default",
+                             "min_linf": r * 1.2, "adv_pred": 2})
+    return pd.DataFrame(rows)
+
+
+def test_min_norm_questions_one_seed_per_fold_is_unchanged_and_three_seeds_widen():
+    """One seed per fold: the questions' tables equal those of the same rows without a seed column. Three seeds
+    whose models differ (minimal perturbations x0.5, x1, x2): a speaker's median is the mean of its per-seed
+    medians, and the interval of the median across speakers widens beyond the one of the same seed-averaged
+    speaker medians without the seed draws; pairs, budgets (paired per model) and gender gaps carry them."""
+    from ser_attacks.report import min_norm_questions as q
+    one = _mn_rows([7], {7: 1.0})
+    t1, t0 = q.tidy(one), q.tidy(one.drop(columns="seed"))
+    for fn in (lambda t: q.ranking(t, "min_linf")[0], lambda t: q.ranking(t, "min_linf")[1],
+               lambda t: q.gender(t, "min_linf"), lambda t: q.budgets(t, "min_linf")):
+        pd.testing.assert_frame_equal(fn(t1), fn(t0))
+    three = q.tidy(_mn_rows([1, 2, 3], {1: 0.5, 2: 1.0, 3: 2.0}))
+    fmn = three[three.attack == "fmn"]
+    med = q.speaker_medians(fmn, "min_linf")
+    assert {"median@0", "median@1", "median@2"} <= set(med)
+    assert np.allclose(med["median"], med[["median@0", "median@1", "median@2"]].mean(axis=1))
+    mid, lo, hi = q.across_speakers(med)
+    _, lo0, hi0 = q.across_speakers(med[["speaker", "gender", "fold", "n_correct", "n_censored", "median"]])
+    assert lo <= mid <= hi and hi - lo > 1.5 * (hi0 - lo0)
+    sums, pairs = q.ranking(three, "min_linf")
+    assert len(pairs) == 1 and pairs.lo.iloc[0] < pairs["diff"].iloc[0] < pairs.hi.iloc[0]
+    b = q.budgets(three, "min_linf")
+    assert len(b) == 2 and (b[b.attack == "fmn"].fixed_only == 0).all() and b.segments.eq(180).all()
+    gd = q.gender(three, "min_linf")
+    assert (gd.lo < gd.gap).all() and (gd.gap < gd.hi).all()
