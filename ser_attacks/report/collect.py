@@ -351,7 +351,7 @@ def pool(items: list[Samples], models=None) -> pd.DataFrame:
     twice, so repeating a run changes no point estimate, no interval and no p-value. Folds hold different
     segments: they are simply joined. ``n_runs`` = runs that attacked the segment.
 
-    ``models``: per item, the trained model it attacked (its training seed; ``model_key``). Then a segment's
+    ``models``: per item, the trained model it attacked (its training seed: ``model_labels``). Then a segment's
     value is the mean over its models of each model's mean (repeated runs of one model averaged first), and
     where a fold was attacked through several models the per-seed values are kept beside it, ``clean_ok@j``,
     ``adv_ok@j``, ``kept@j`` (j: the model's rank within its fold; NaN where it did not attack the segment), and
@@ -386,13 +386,14 @@ def pool(items: list[Samples], models=None) -> pd.DataFrame:
 
 
 def model_labels(runs: pd.DataFrame) -> list[str]:
-    """Per run, the trained model it attacked: ``model_key`` (else ``model_run_id``, else the training seed and
-    split seed); runs of one model (attack seeds, reruns) share it."""
+    """Per run, the trained model it attacked, as far as a configuration's runs of one fold tell them apart: its
+    training seed and split seed (``seed``, ``split.seed``; every other key that shapes the model is equal within
+    a configuration). Runs of one model (attack seeds, reruns) share it; the label is the same whether the runs
+    come from MLflow or from an export's runs.csv (so are the seed slots, and the report's numbers)."""
     out = []
     for r in runs.itertuples():
-        mk = getattr(r, "model_key", "") or getattr(r, "model_run_id", "")
         p = getattr(r, "params", {}) or {}
-        out.append(mk if mk else f"seed={p.get('seed', getattr(r, 'seed', ''))}|split.seed={p.get('split.seed', '')}")
+        out.append(f"seed={p.get('seed', getattr(r, 'seed', ''))}|split.seed={p.get('split.seed', '')}")
     return out
 
 
