@@ -17,10 +17,12 @@ perturbation is larger than ε (the model is still right under every perturbatio
 can find), so ε = 0 gives the clean accuracy; success rate at ε = share of the CLEAN-CORRECT segments whose
 minimal perturbation is ≤ ε. On the SNR axis the budget is an SNR s: the model is still right where its
 minimal perturbation is louder than s allows (``min_snr_db`` < s). Speaker-level throughout: the mean of each
-speaker, then the mean across speakers; 95% intervals from a bootstrap over speakers (seeded), widened for few
-speakers as every interval of the report (``report.stats.small_sample_factor``).
+speaker, then the mean across speakers; 95% intervals from a bootstrap over speakers (seeded; and over each
+fold's training seeds where the rows carry ``fold`` and ``model`` and a fold has several: ``report.stats.boot_draws``),
+widened for few speakers as every interval of the report (``report.stats.small_sample_factor``).
 
-One-number summaries (``summaries``), each with a speaker-bootstrap interval: ``median`` minimal perturbation
+One-number summaries (``summaries``), each with a speaker-bootstrap interval (and over each fold's training
+seeds where the segments carry ``fold`` and ``model`` and a fold has several): ``median`` minimal perturbation
 of the clean-correct segments (+inf if more than half were never flipped), ``eps_half`` (the smallest budget
 at which accuracy is at most half the clean accuracy; +inf if never), ``auc`` (the area under the accuracy
 curve over [0, ε_max], divided by ε_max: 1 = no segment flipped within ε_max, 0 = none right even at ε = 0).
@@ -84,11 +86,33 @@ def _speaker_matrix(speaker: np.ndarray, values: np.ndarray) -> tuple[np.ndarray
 
 def _boot(mat: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
     """Bootstrap over speakers (rows) of the across-speaker mean: (n_boot, k)."""
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(mat), size=(n_boot, len(mat)))
+    from .report.stats import boot_draws
+    idx, _ = boot_draws(len(mat), None, n_boot, np.random.default_rng(seed))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         return np.nanmean(mat[idx], axis=1)
+
+
+def _seed_boot(vals: np.ndarray, design: tuple, n_boot: int, seed: int) -> np.ndarray:
+    """``_boot`` with each fold's training seeds drawn too (``report.stats.boot_draws``): per draw a speaker's
+    value is the mean over its fold's drawn seeds of its mean under each: (n_boot, k)."""
+    from .report.stats import boot_draws
+    per_fold, per = design
+    k = max(per_fold.values())
+    m = np.full((len(per), k, vals.shape[1]), np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for i, (_, by_slot) in enumerate(per):
+            for j, rows in by_slot.items():
+                if len(rows):
+                    m[i, j] = np.nanmean(vals[rows], axis=0)
+        pick, seeds = boot_draws(len(per), per_fold, n_boot, np.random.default_rng(seed))
+        w = np.zeros((n_boot, len(per), k))
+        for i, (f, _) in enumerate(per):
+            w[:, i, :per_fold[f]] = seeds[f]
+        a = np.isfinite(m)
+        s = np.einsum("bij,ijc->bic", w, np.where(a, m, 0.0)) / np.einsum("bij,ijc->bic", w, a.astype(float))
+        return np.nanmean(np.take_along_axis(s, pick[:, :, None], axis=1), axis=1)
 
 
 def _ci(reps: np.ndarray, n_speakers: int, lower: float = 0.0, upper: float = np.inf
@@ -116,12 +140,15 @@ def curve(seg: pd.DataFrame, col: str, grid, snr: bool = False, n_boot: int = N_
     acc = still.astype(float)
     succ = np.where(correct[:, None], 1.0 - acc, np.nan)
     out = {"budget": grid}
+    speakers = np.unique(speaker)
+    design = _seed_groups(seg, speaker, speakers)
     for name, vals in (("acc", acc), ("success", succ)):
         _, mat = _speaker_matrix(speaker, vals)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             out[name] = np.nanmean(mat, axis=0)
-        out[f"{name}_lo"], out[f"{name}_hi"] = _ci(_boot(mat, n_boot, seed), len(mat), upper=1.0)
+        reps = _boot(mat, n_boot, seed) if design is None else _seed_boot(vals, design, n_boot, seed)
+        out[f"{name}_lo"], out[f"{name}_hi"] = _ci(reps, len(mat), upper=1.0)
     out["n_speakers"] = np.full(len(grid), len(np.unique(speaker)))
     out["n_segments"] = np.full(len(grid), len(r))
     return pd.DataFrame(out)
@@ -142,21 +169,50 @@ def _summary_values(r: np.ndarray, speaker: np.ndarray, correct: np.ndarray, e_m
     return np.array([med, half, auc])
 
 
+def _seed_groups(seg: pd.DataFrame, speaker: np.ndarray, speakers: np.ndarray) -> tuple[dict, list] | None:
+    """Where ``seg`` has ``fold`` and ``model`` columns and a fold was attacked through several trained models
+    (training seeds): (seeds per fold, per speaker [its fold, {seed slot: its row indices}]); else None."""
+    if "model" not in seg or "fold" not in seg:
+        return None
+    fold = seg.fold.astype(str).to_numpy()
+    model = seg.model.astype(str).to_numpy()
+    slots = {f: sorted(set(model[fold == f])) for f in sorted(set(fold))}
+    if all(len(m) <= 1 for m in slots.values()):
+        return None
+    per = []
+    for s_ in speakers:
+        rows = np.flatnonzero(speaker == s_)
+        f = fold[rows[0]]
+        per.append((f, {j: rows[model[rows] == m] for j, m in enumerate(slots[f])}))
+    return {f: len(m) for f, m in slots.items()}, per
+
+
 def summaries(seg: pd.DataFrame, col: str, e_max: float, n_boot: int = N_BOOT, seed: int = 0) -> dict[str, float]:
-    """``median``, ``eps_half``, ``auc`` (module docstring) with ``_lo`` / ``_hi`` (bootstrap over speakers)."""
+    """``median``, ``eps_half``, ``auc`` (module docstring) with ``_lo`` / ``_hi``: a bootstrap over speakers
+    (``report.stats.boot_draws``) and, where ``seg`` has ``fold`` and ``model`` columns and a fold was attacked
+    through several trained models, over each fold's training seeds too (drawn k of k, shared by the fold's
+    speakers: a drawn speaker brings its rows under each drawn seed, as often as that seed was drawn)."""
+    from .report.stats import boot_draws
     r = seg[col].to_numpy(np.float64)
     speaker = seg.speaker.astype(str).to_numpy()
     correct = seg.clean_pred.to_numpy() == seg.label.to_numpy()
     point = _summary_values(r, speaker, correct, e_max)
     speakers = np.unique(speaker)
     groups = [np.flatnonzero(speaker == s) for s in speakers]
-    rng = np.random.default_rng(seed)
+    design = _seed_groups(seg, speaker, speakers)
+    picks, seeds = boot_draws(len(speakers), design[0] if design else None, n_boot, np.random.default_rng(seed))
     reps = []
-    for _ in range(n_boot):
-        pick = rng.integers(0, len(speakers), len(speakers))
-        idx = np.concatenate([groups[i] for i in pick])
+    for b, pick in enumerate(picks):
+        if seeds is None:
+            rows = [groups[i] for i in pick]
+        else:
+            rows = []
+            for i in pick:
+                f, by_slot = design[1][i]
+                rows.append(np.concatenate([np.tile(by_slot[j], int(c)) for j, c in enumerate(seeds[f][b])]))
+        idx = np.concatenate(rows)
         # resampled speakers are distinct clusters even when drawn twice
-        sp = np.concatenate([np.full(len(groups[i]), k) for k, i in enumerate(pick)])
+        sp = np.concatenate([np.full(len(g), k) for k, g in enumerate(rows)])
         reps.append(_summary_values(r[idx], sp, correct[idx], e_max))
     lo, hi = _ci(np.array(reps), len(speakers))
     out = {}

@@ -68,7 +68,7 @@ def ranking(best: pd.DataFrame, pooled: dict, setting: str, focus: str) -> pd.Da
             m = pd.DataFrame({"speaker": [], "recording_id": [], "flipped": [], "flipped_b": []})
             d = lo = hi = np.nan
         else:
-            d, lo, hi = stats.hier_ci(m.speaker, m.recording_id, m.flipped - m.flipped_b, diff=True)
+            d, lo, hi = stats.paired_ci(m, "flipped")
         test = stats.paired_speaker_test(m, m.assign(flipped=m.flipped_b), "flipped")
         rows.append({"setting": setting, "attack": focus, "other": other, "acc": x.adv_acc, "acc_other": y.adv_acc,
                      "success": m.flipped.mean() if len(m) else np.nan,

@@ -8,7 +8,8 @@ Units of analysis:
   repetition (one value of the seeds) the folds are pooled (weighted by their segments; times summed), then
   mean ± sample std over repetitions. Its intervals and tests come from its segments pooled over all its
   runs, one row per distinct segment (repeated runs on a segment averaged: ``collect.pool``), and rest on
-  speakers (``stats``);
+  speakers and, where a fold has several training seeds, on its seeds too (``stats``: the seed columns of
+  ``collect.pool``);
 - a *setting*: a dataset, plus any non-attack config that differs between its runs (e.g. the split
   mode), so that runs of different protocols are never mixed in one cell. Folds of ``split=speaker_cv``
   are one setting: together they test every speaker once.
@@ -19,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from . import stats
-from .collect import DEFENSE_TAGS, GROUPS, METRICS, Runs, Samples, pool
+from .collect import DEFENSE_TAGS, GROUPS, METRICS, Runs, Samples, model_labels, pool
 
 TIME = ("attack_time_s", "time_per_sample_s")
 SFX = {"all": "", "female": "_female", "male": "_male"}     # column suffix of a gender group
@@ -70,7 +71,7 @@ def interval_columns(row: dict, t: pd.DataFrame, cols=(("clean_acc", "clean_ok")
         row[f"n_speakers{SFX[g]}"] = tg.speaker.nunique() if speakers_known(tg) else np.nan
         row[f"n_segments{SFX[g]}"] = len(tg)
         for kind, col in cols:
-            ci = stats.hier_ci(tg.speaker, tg.recording_id, tg[col])
+            ci = stats.table_ci(tg, col)          # speakers, and each fold's seeds where it has several
             row[f"{kind}{SFX[g]}_lo"], row[f"{kind}{SFX[g]}_hi"] = ci[1], ci[2]
 
 
@@ -94,9 +95,10 @@ def configs(runs: Runs, samples: dict[str, Samples]) -> tuple[pd.DataFrame, dict
         reps = [r for _, r in sub.groupby("rep", sort=False)]
         for m in mnames:
             row[m], row[f"{m}_std"], _ = stats.mean_std([pool_folds(r, m) for r in reps])
-        have = [samples[r] for r in sub.run_id if r in samples]
+        ran = sub[sub.run_id.isin(list(samples))]
+        have = [samples[r] for r in ran.run_id]
         if have:
-            pooled[cid] = t = pool(have)
+            pooled[cid] = t = pool(have, model_labels(ran))
             interval_columns(row, t)
         rows.append(row)
     out = pd.DataFrame(rows)
@@ -118,13 +120,15 @@ def best_configs(cf: pd.DataFrame) -> pd.DataFrame:
     return order.groupby(["attack", "setting"], sort=False).head(1).reset_index(drop=True)
 
 
-def speaker_test(a: pd.DataFrame, b: pd.DataFrame, col: str, what: str = "gender", strata: bool | None = None
-                 ) -> stats.Test:
+def speaker_test(a: pd.DataFrame, b: pd.DataFrame, col: str, what: str = "gender", strata: bool | None = None,
+                 alternative: str = "two-sided") -> stats.Test:
     """``stats.speaker_test``, or not testable when the runs carry no speaker ids (logged before them). Gender
-    comparisons (``what="gender"``) permute within folds (``strata``; the speakers of a fold share a model)."""
+    comparisons (``what="gender"``) permute within folds (``strata``; the speakers of a fold share a model);
+    ``alternative``: one-sided only where an analysis plan pre-registered it."""
     if len(a) and len(b) and not (speakers_known(a) and speakers_known(b)):
         return stats.Test(np.nan, np.nan, 0, 0, "not testable (runs without speaker ids in adversarial.npz)")
-    return stats.speaker_test(a, b, col, what, strata=(what == "gender") if strata is None else strata)
+    return stats.speaker_test(a, b, col, what, strata=(what == "gender") if strata is None else strata,
+                              alternative=alternative)
 
 
 def protocol_of(setting: str) -> str:

@@ -185,7 +185,7 @@ def _write_report(runs: Runs, samples, out: Path, name: str, cache: Path | None,
     (out / "figures").mkdir(exist_ok=True)
     if samples is None:
         samples = load_samples(runs.uri, runs.df.run_id, cache)
-    t = build_tables(runs, samples)
+    t = build_tables(runs, samples, plan)
     cl = checklist.checklist(t.configs, t.samples)
 
     for item in t.items:

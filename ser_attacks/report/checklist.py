@@ -6,7 +6,8 @@ straddles the rule's threshold: too few segments to decide either way) or n/a (t
 missing; the row says which to run). **Every rule decides on an interval, never on a point estimate.**
 Differences between two configurations are paired on the segments both attacked (every attack of a setting sees
 the same segments: ``attack.sample_seed``), with a speaker-cluster bootstrap CI of the paired difference
-(``stats.hier_ci``; an exact bound where it is 0 on every segment); "beyond its CI" means the 95 % CI excludes 0.
+(``stats.paired_ci``: speakers, and each fold's training seeds where it has several; an exact bound where it is
+0 on every segment); "beyond its CI" means the 95 % CI excludes 0.
 
 1. **budget**: accuracy does not rise when a budget grows (eps, th, gamma; FLAG if a step up, or with >= 3
    budgets the whole range from the smallest to the largest, raises it beyond its CI, or if it is identical at
@@ -105,16 +106,16 @@ def paired_diff(pooled: dict, a: pd.Series, b: pd.Series, col: str = "adv_ok",
         m = paired_segments(pooled, a, b, col)
     if not len(m):
         return (*stats.hier_gap_ci(ta, tb, col), 0)
-    return (*stats.hier_ci(m.speaker, m.recording_id, m[col] - m[f"{col}_b"], diff=True), len(m))
+    return (*stats.paired_ci(m, col), len(m))          # speakers, and each fold's seeds where it has several
 
 
 def paired_segments(pooled: dict, a: pd.Series, b: pd.Series, col: str = "adv_ok") -> pd.DataFrame | None:
-    """The segments both configurations attacked: a's per-segment rows with b's ``col`` as ``<col>_b``; None
-    when either has no per-segment data."""
+    """The segments both configurations attacked: a's per-segment rows with b's ``col`` as ``<col>_b`` (and its
+    per-seed columns as ``<col>_b@j``: ``stats.partner``); None when either has no per-segment data."""
     ta, tb = pooled.get(a.config_id), pooled.get(b.config_id)
     if ta is None or tb is None:
         return None
-    return ta.merge(tb[["key", col]], on="key", suffixes=("", "_b"))
+    return ta.merge(stats.partner(tb, col), on="key")
 
 
 def correct_pairs(pooled: dict, x: pd.Series, y: pd.Series) -> pd.DataFrame | None:
@@ -127,7 +128,8 @@ def correct_pairs(pooled: dict, x: pd.Series, y: pd.Series) -> pd.DataFrame | No
     if m is None:
         return None
     m = m[m.clean_ok >= 0.5]
-    return m.assign(flipped=1.0 - m.kept / m.clean_ok, flipped_b=1.0 - m.kept_b / m.clean_ok)
+    m = stats.with_seeds(m, "flipped", lambda k, c: 1.0 - k / c.where(c > 0), "kept", "clean_ok")
+    return stats.with_seeds(m, "flipped_b", lambda k, c: 1.0 - k / c.where(c > 0), "kept_b", "clean_ok")
 
 
 def _kept(pooled: dict, r: pd.Series) -> float:
@@ -223,7 +225,7 @@ def _unbounded(setting, attack, sub, pooled) -> list[dict]:
         t = pooled.get(r.config_id)
         if t is None or t.clean_ok.sum() == 0:
             continue
-        res = stats.hier_ci(t.speaker, t.recording_id, t.kept, t.clean_ok)
+        res = stats.table_ci(t, "kept", "clean_ok")
         if best is None or res[0] < best[1][0]:
             best = (r, res, int(round(t.clean_ok.sum())))
     if best is not None:

@@ -342,22 +342,59 @@ class Samples:
                              "fold": self.fold if self.fold is not None else np.full(n, -1)})
 
 
-def pool(items: list[Samples]) -> pd.DataFrame:
+POOLED = ("clean_ok", "adv_ok", "kept")          # the measures pool averages (per seed slot too)
+
+
+def pool(items: list[Samples], models=None) -> pd.DataFrame:
     """The segments of several runs, one row per distinct segment: runs on the same segment (seeds, repeated
     runs) are AVERAGED (clean_ok, adv_ok, kept become the share of runs that got it right), never counted
-    twice, so repeating a run changes no interval and no p-value. Folds hold different segments: they are
-    simply joined. ``n_runs`` = runs that attacked the segment."""
+    twice, so repeating a run changes no point estimate, no interval and no p-value. Folds hold different
+    segments: they are simply joined. ``n_runs`` = runs that attacked the segment.
+
+    ``models``: per item, the trained model it attacked (its training seed: ``model_labels``). Then a segment's
+    value is the mean over its models of each model's mean (repeated runs of one model averaged first), and
+    where a fold was attacked through several models the per-seed values are kept beside it, ``clean_ok@j``,
+    ``adv_ok@j``, ``kept@j`` (j: the model's rank within its fold; NaN where it did not attack the segment), and
+    ``n_models``: the bootstrap draws each fold's seeds from them (``stats.seed_matrix``, ``stats.boot_draws``).
+    With one model per fold, or ``models`` None, the table is exactly the seed-free one."""
     if not items:
         return pd.DataFrame(columns=["key", "speaker", "speaker_known", "recording_id", "gender", "label", "fold",
                                      "clean_ok", "adv_ok", "kept", "n_runs"])
-    t = pd.concat([s.table() for s in items], ignore_index=True)
-    agg = t.groupby("key", sort=True).agg(speaker=("speaker", "first"), speaker_known=("speaker_known", "all"),
-                                           recording_id=("recording_id", "first"), gender=("gender", "first"),
-                                           label=("label", "first"), fold=("fold", "first"),
-                                           clean_ok=("clean_ok", "mean"),
-                                           adv_ok=("adv_ok", "mean"), kept=("kept", "mean"),
-                                           n_runs=("clean_ok", "size"))
+    tables = [s.table() for s in items]
+    if models is not None:
+        tables = [t.assign(model=str(m)) for t, m in zip(tables, models)]
+    t = pd.concat(tables, ignore_index=True)
+    first = dict(speaker=("speaker", "first"), speaker_known=("speaker_known", "all"),
+                 recording_id=("recording_id", "first"), gender=("gender", "first"), label=("label", "first"),
+                 fold=("fold", "first"))
+    if models is None or t.groupby("fold").model.nunique().max() <= 1:
+        agg = t.groupby("key", sort=True).agg(**first, **{c: (c, "mean") for c in POOLED},
+                                               n_runs=("clean_ok", "size"))
+        return agg.reset_index()
+    by_model = t.groupby(["key", "model"], sort=True).agg(**first, **{c: (c, "mean") for c in POOLED},
+                                                          n_runs=("clean_ok", "size")).reset_index()
+    agg = by_model.groupby("key", sort=True).agg(**first, **{c: (c, "mean") for c in POOLED},
+                                                 n_runs=("n_runs", "sum"), n_models=("model", "size"))
+    # each fold's models ranked (sorted labels): slot j of a fold is one trained model, the same in every
+    # configuration attacked through it (paired comparisons pair it)
+    ranks = by_model.groupby("fold").model.transform(lambda m: m.map({v: i for i, v in enumerate(sorted(set(m)))}))
+    wide = by_model.assign(slot=ranks.to_numpy()).pivot(index="key", columns="slot", values=list(POOLED))
+    for c in POOLED:
+        for j in sorted(wide[c].columns):
+            agg[f"{c}@{int(j)}"] = wide[c][j].reindex(agg.index).to_numpy(float)
     return agg.reset_index()
+
+
+def model_labels(runs: pd.DataFrame) -> list[str]:
+    """Per run, the trained model it attacked, as far as a configuration's runs of one fold tell them apart: its
+    training seed and split seed (``seed``, ``split.seed``; every other key that shapes the model is equal within
+    a configuration). Runs of one model (attack seeds, reruns) share it; the label is the same whether the runs
+    come from MLflow or from an export's runs.csv (so are the seed slots, and the report's numbers)."""
+    out = []
+    for r in runs.itertuples():
+        p = getattr(r, "params", {}) or {}
+        out.append(f"seed={p.get('seed', getattr(r, 'seed', ''))}|split.seed={p.get('split.seed', '')}")
+    return out
 
 
 def load_samples(uri: str, run_ids, cache: Path | None = None) -> dict[str, Samples]:

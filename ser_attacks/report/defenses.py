@@ -134,7 +134,7 @@ def share(t: pd.DataFrame | None, col: str, g: str = "all", snr: float = np.nan)
     if not len(tg):
         return Cell(np.nan)
     n_spk = int(tg.speaker.nunique())
-    est, lo, hi = stats.hier_ci(tg.speaker, tg.recording_id, tg[col])
+    est, lo, hi = stats.table_ci(tg, col)
     if n_spk < stats.MIN_SPEAKERS:
         lo = hi = np.nan
     return Cell(est, lo, hi, n_spk, len(tg), snr)
@@ -145,11 +145,11 @@ def gain(a: pd.DataFrame | None, b: pd.DataFrame | None, col: str, g: str = "all
     interval; no interval under ``stats.MIN_SPEAKERS`` speakers."""
     if a is None or b is None:
         return Cell(np.nan)
-    m = subset(a, g).merge(b[["key", col]], on="key", suffixes=("", "_b"))
+    m = subset(a, g).merge(stats.partner(b, col), on="key")
     if not len(m):
         return Cell(np.nan)
     n_spk = int(m.speaker.nunique())
-    est, lo, hi = stats.hier_ci(m.speaker, m.recording_id, m[col] - m[f"{col}_b"], diff=True)
+    est, lo, hi = stats.paired_ci(m, col)
     if n_spk < stats.MIN_SPEAKERS:
         lo = hi = np.nan
     return Cell(est, lo, hi, n_spk, len(m))

@@ -17,7 +17,7 @@ from .aggregate import (
     speakers_known,
     subset,
 )
-from .collect import GROUPS, Runs, Samples, pool
+from .collect import GROUPS, Runs, Samples, model_labels, pool
 from .format import CI_NOTE, MISSING, TEST_NOTE, Table, attack_sort_key, cell, f3, fci, fnum, fp
 
 
@@ -41,7 +41,23 @@ def _clean_repetitions(sub: pd.DataFrame, pooled_by_run: dict[str, Samples]) -> 
     return pd.DataFrame(reps)
 
 
-def _clean_row(s: str, sub: pd.DataFrame, pooled_by_run: dict[str, Samples]) -> dict:
+def gender_alternative(plan, measure: str, setting: str) -> str:
+    """The female − male alternative an analysis plan pre-registered for ``measure`` under ``setting``'s
+    protocol ("two-sided" without a plan or where it lists none: everything exploratory stays two-sided)."""
+    c = plan.find("gender", measure, protocol_of(setting)) if plan is not None else None
+    return c.alternative if c is not None else "two-sided"
+
+
+def _gender_test(f: pd.DataFrame, m: pd.DataFrame, col: str, alternative: str) -> stats.Test:
+    """The female − male test over speakers, one-sided where planned (labelled so beside its p)."""
+    test = speaker_test(f, m, col, alternative=alternative)
+    if alternative != "two-sided":
+        test.side = stats.side_text(alternative, "female", "male", planned=True)
+        test.note = test.note.replace(stats.side_text(alternative), test.side)
+    return test
+
+
+def _clean_row(s: str, sub: pd.DataFrame, pooled_by_run: dict[str, Samples], plan=None) -> dict:
     """The numbers of one setting's row of the clean-accuracy table."""
     model_id = sub.model_run_id.where(sub.model_run_id != "", sub.model_key)
     M = _clean_repetitions(sub, pooled_by_run)
@@ -51,13 +67,16 @@ def _clean_row(s: str, sub: pd.DataFrame, pooled_by_run: dict[str, Samples]) -> 
     for g in GROUPS:
         c = f"clean_acc{SFX[g]}"
         row[c], row[f"{c}_std"], _ = stats.mean_std(M[c])
-    have = [pooled_by_run[r] for r in sub.run_id if r in pooled_by_run]
-    T = pool(have) if have else None
+    ran = sub[sub.run_id.isin(list(pooled_by_run))]
+    have = [pooled_by_run[r] for r in ran.run_id]
+    T = pool(have, model_labels(ran)) if have else None
+    row["alternative"] = gender_alternative(plan, "clean_acc", s)
     if T is not None:
         interval_columns(row, T, (("clean_acc", "clean_ok"),))
         f, m = subset(T, "female"), subset(T, "male")
-        row["gap"], row["gap_lo"], row["gap_hi"] = stats.hier_gap_ci(f, m, "clean_ok")
-        add_test_columns(row, speaker_test(f, m, "clean_ok"))
+        # the two genders of a fold are attacked through the same models: their seeds drawn once per fold
+        row["gap"], row["gap_lo"], row["gap_hi"] = stats.hier_gap_ci(f, m, "clean_ok", shared_seeds=True)
+        add_test_columns(row, _gender_test(f, m, "clean_ok", row["alternative"]))
     else:
         for g in GROUPS:
             row[f"clean_acc{SFX[g]}_lo"] = row[f"clean_acc{SFX[g]}_hi"] = row[f"n_speakers{SFX[g]}"] = np.nan
@@ -65,7 +84,7 @@ def _clean_row(s: str, sub: pd.DataFrame, pooled_by_run: dict[str, Samples]) -> 
     return row
 
 
-def clean_table(runs: Runs, pooled_by_run: dict[str, Samples]) -> Table:
+def clean_table(runs: Runs, pooled_by_run: dict[str, Samples], plan=None) -> Table:
     """Paper Table 3: clean accuracy per dataset (setting) and gender.
 
     Per repetition (one trained model per fold): the clean accuracy on the segments its runs attacked (each
@@ -76,7 +95,7 @@ def clean_table(runs: Runs, pooled_by_run: dict[str, Samples]) -> Table:
     df = runs.df
     rows, disp = [], []
     for s in sorted(df.setting.unique()):
-        row = _clean_row(s, df[df.setting == s], pooled_by_run)
+        row = _clean_row(s, df[df.setting == s], pooled_by_run, plan)
         rows.append(row)
         n = row["n_sample_sets"]
         spk = "/".join(MISSING if row[f"n_speakers{SFX[g]}"] != row[f"n_speakers{SFX[g]}"]
@@ -95,7 +114,7 @@ def clean_table(runs: Runs, pooled_by_run: dict[str, Samples]) -> Table:
                  "With several seeds: mean ± std over seeds. " + CI_NOTE + " " + TEST_NOTE)
 
 
-def _gender_gaps(best: pd.DataFrame, pooled: dict) -> pd.DataFrame:
+def _gender_gaps(best: pd.DataFrame, pooled: dict, plan=None) -> pd.DataFrame:
     """Per best configuration: female and male numbers, the gap's interval and its test over speakers
     (Holm-corrected over the rows), in attack order."""
     rows = []
@@ -106,17 +125,19 @@ def _gender_gaps(best: pd.DataFrame, pooled: dict) -> pd.DataFrame:
                "perturbation_female": r.perturbation_female, "perturbation_male": r.perturbation_male,
                "perturbation_db_female": r.get("perturbation_db_female", np.nan),
                "perturbation_db_male": r.get("perturbation_db_male", np.nan)}
+        row["alternative"] = gender_alternative(plan, "adv_acc", r.setting)
+        row["success_alternative"] = gender_alternative(plan, "success_rate", r.setting)
         if T is not None:
             f, m = subset(T, "female"), subset(T, "male")
-            row["gap"], row["gap_lo"], row["gap_hi"] = stats.hier_gap_ci(f, m, "adv_ok")
-            add_test_columns(row, speaker_test(f, m, "adv_ok"))
+            row["gap"], row["gap_lo"], row["gap_hi"] = stats.hier_gap_ci(f, m, "adv_ok", shared_seeds=True)
+            add_test_columns(row, _gender_test(f, m, "adv_ok", row["alternative"]))
             row["n_female"], row["n_male"] = len(f), len(m)
             # success rate on the segments of each gender the model got right: a clean-accuracy gap between
             # genders carries into adversarial accuracy, not into this
             cf, cm = _on_correct(f), _on_correct(m)
             row.update(success_female=cf.flipped.mean() if len(cf) else np.nan,
                        success_male=cm.flipped.mean() if len(cm) else np.nan)
-            _pair_test(cf, cm, "flipped", row, "success_", "gender")
+            _pair_test(cf, cm, "flipped", row, "success_", "gender", row["success_alternative"])
         else:
             row.update(gap=r.adv_acc_female - r.adv_acc_male, gap_lo=np.nan, gap_hi=np.nan, p=np.nan, min_p=np.nan,
                        test=MISSING, success_female=np.nan, success_male=np.nan, success_diff=np.nan,
@@ -155,9 +176,10 @@ def _gender_perturbation_display(data: pd.DataFrame, best: pd.DataFrame, attacks
     return pd.DataFrame(prow)
 
 
-def gender_tables(best: pd.DataFrame, pooled: dict, attacks, settings) -> list[Table]:
-    """Female vs male for the best configuration of each attack (paper Tables 47–48), tested over speakers."""
-    data = _gender_gaps(best, pooled)
+def gender_tables(best: pd.DataFrame, pooled: dict, attacks, settings, plan=None) -> list[Table]:
+    """Female vs male for the best configuration of each attack (paper Tables 47–48), tested over speakers
+    (one-sided where ``plan`` pre-registered it)."""
+    data = _gender_gaps(best, pooled, plan)
     if data.empty:
         return []
     disp = pd.DataFrame({
@@ -240,17 +262,22 @@ def protocol_gap(cf: pd.DataFrame, pooled: dict) -> Table | None:
                  "accuracy and within adversarial accuracy (the Significance section).")
 
 
-def _pair_test(Tx: pd.DataFrame, Ty: pd.DataFrame, col: str, row: dict, prefix: str, what: str = "dataset") -> None:
-    """Difference of ``col`` between two groups of speakers (corpora, genders): CI by speaker bootstrap, p by
-    permuting speakers."""
-    row[f"{prefix}diff"], row[f"{prefix}lo"], row[f"{prefix}hi"] = stats.hier_gap_ci(Tx, Ty, col)
-    add_test_columns(row, speaker_test(Tx, Ty, col, what), prefix)
+def _pair_test(Tx: pd.DataFrame, Ty: pd.DataFrame, col: str, row: dict, prefix: str, what: str = "dataset",
+               alternative: str = "two-sided") -> None:
+    """Difference of ``col`` between two groups of speakers (corpora, genders): CI by speaker (and seed)
+    bootstrap, a fold's seeds shared by both genders, p by permuting speakers."""
+    row[f"{prefix}diff"], row[f"{prefix}lo"], row[f"{prefix}hi"] = stats.hier_gap_ci(Tx, Ty, col,
+                                                                                     shared_seeds=what == "gender")
+    test = _gender_test(Tx, Ty, col, alternative) if what == "gender" else speaker_test(Tx, Ty, col, what)
+    add_test_columns(row, test, prefix)
 
 
 def _on_correct(t: pd.DataFrame) -> pd.DataFrame:
-    """The segments the model got right before the attack, with ``flipped`` = 1 when the attack changed that."""
+    """The segments the model got right before the attack (under at least half of its seeds), with ``flipped``
+    = the share of those seeds' runs the attack changed; per seed (``flipped@j``) NaN where that seed's model got
+    it wrong."""
     t = t[t.clean_ok >= 0.5]
-    return t.assign(flipped=1.0 - t.kept / t.clean_ok)
+    return stats.with_seeds(t, "flipped", lambda k, c: 1.0 - k / c.where(c > 0), "kept", "clean_ok")
 
 
 def language_tests(best: pd.DataFrame, pooled: dict) -> pd.DataFrame:

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..min_norm import curve, default_grid, norm_of, snr_grid, summaries
-from .collect import Runs, Samples
+from .collect import Runs, Samples, model_labels
 from .format import FEW, attack_sort_key
 from .render import md_table
 from .stats import MIN_SPEAKERS
@@ -31,6 +31,7 @@ def _leaky(params: dict) -> bool:
 def segments(runs: Runs, samples: dict[str, Samples]) -> pd.DataFrame:
     """One row per attacked segment of every minimum-norm run that logged its minimal perturbation."""
     parts = []
+    models = dict(zip(runs.df.run_id, model_labels(runs.df)))
     for r in runs.df.itertuples():
         s = samples.get(r.run_id)
         kind = norm_of(r.attack, r.params.get("attack.norm"))
@@ -42,7 +43,8 @@ def segments(runs: Runs, samples: dict[str, Samples]) -> pd.DataFrame:
             "run_id": r.run_id, "setting": r.setting, "leaky": _leaky(r.params), "attack": r.attack,
             "config": r.config, "norm": kind, "speaker": np.asarray(speaker).astype(str), "gender": s.gender,
             "label": s.label, "clean_pred": s.clean_pred, "r": s.extra[f"min_{kind}"],
-            "snr": s.extra.get("min_snr_db", np.full(n, np.nan))}))
+            "snr": s.extra.get("min_snr_db", np.full(n, np.nan)),
+            "fold": s.fold if s.fold is not None else np.full(n, -1), "model": models[r.run_id]}))
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 

@@ -40,6 +40,12 @@ one family = one question × one measure × one protocol (split), its members ev
 3. *Corpus* (``corpus``): **descriptive only** — each corpus's median minimal perturbation side by side; a
    language difference is not identifiable from one corpus per language (speakers, model, emotion set and
    recordings differ at once), so no test is made.
+
+**Training seeds** (a file's ``seed`` column; the report's model of each run): a segment's runs of one model are
+pooled (``tidy``); where a fold was attacked through several models, a speaker's median is taken per model and
+averaged over them (the point estimate: the seed average), and every interval here draws each fold's seeds too,
+shared by its speakers and by both genders (``stats.boot_draws``, as every interval of the report). With one
+model per fold: exactly the speaker-only numbers.
 """
 from __future__ import annotations
 
@@ -82,7 +88,9 @@ def load(paths) -> pd.DataFrame:
 def rows_from_runs(runs, samples: dict) -> pd.DataFrame:
     """The report's runs (``collect.Runs`` + per-run ``collect.Samples``) → the per-segment rows ``tidy`` reads:
     every minimum-norm run that logged minimal perturbations and every fixed-budget run, its report setting kept."""
+    from .collect import model_labels
     parts = []
+    models = dict(zip(runs.df.run_id, model_labels(runs.df)))
     for r in runs.df.itertuples():
         s = samples.get(r.run_id)
         minimal = s is not None and bool(s.extra) and any(k in s.extra for k in MEASURES)
@@ -93,7 +101,8 @@ def rows_from_runs(runs, samples: dict) -> pd.DataFrame:
         parts.append(pd.DataFrame({
             "run_id": r.run_id, "setting": r.setting, "split": str(r.params.get("split.mode", "")),
             "attack": r.attack, "config": r.config, "attack.eps": r.params.get("attack.eps"),
-            "attack.norm": r.params.get("attack.norm"), "fold": t.fold.to_numpy(), "speaker": t.speaker.astype(str),
+            "attack.norm": r.params.get("attack.norm"), "seed": models[r.run_id], "fold": t.fold.to_numpy(),
+            "speaker": t.speaker.astype(str),
             "gender": t.gender.to_numpy(), "recording_id": t.key.to_numpy(), "segment": 0,
             "test_index": np.zeros(n, int), "label": s.label, "clean_pred": s.clean_pred, "adv_pred": s.adv_pred,
             **{k: (s.extra or {}).get(k, np.full(n, np.nan)) for k in MEASURES}}))
@@ -122,11 +131,12 @@ def _budget(row_eps, config: str) -> float:
 
 
 def tidy(seg: pd.DataFrame) -> pd.DataFrame:
-    """One row per segment and attack configuration of a corpus and protocol (runs on the same segment — seeds,
-    repeats — pooled: the median of their minimal perturbations, the mean of ``flipped``). Columns: setting,
-    protocol, attack, config, budget (fixed-budget attacks; NaN else), fold, speaker, gender, key (the segment),
-    correct, flipped (the run changed a correct prediction), and the measures' sizes ``min_linf``, ``min_l2``,
-    ``min_snr_db`` (−SNR; NaN where not measured)."""
+    """One row per segment, trained model and attack configuration of a corpus and protocol (runs of one model on
+    the same segment — repeats, attack seeds — pooled: the median of their minimal perturbations, the mean of
+    ``flipped``; the model: the training ``seed`` of the segment's fold, "" where the file has none). Columns:
+    setting, protocol, attack, config, model, budget (fixed-budget attacks; NaN else), fold, speaker, gender, key
+    (the segment), correct, flipped (the run changed a correct prediction), and the measures' sizes ``min_linf``,
+    ``min_l2``, ``min_snr_db`` (−SNR; NaN where not measured)."""
     if not len(seg):
         return pd.DataFrame()
     s = seg.copy()
@@ -149,22 +159,71 @@ def tidy(seg: pd.DataFrame) -> pd.DataFrame:
         if m != "min_snr_db":        # an attack's minimal L∞ / L2 only in the norm it minimises; SNR for all
             v = v.where([k == m[4:] for k in norm])
         s[m] = -v if m == "min_snr_db" else v
-    keys = ["setting", "protocol", "attack", "config", "key"]
+    s["model"] = s.seed.astype(str) if "seed" in s else ""
+    keys = ["setting", "protocol", "attack", "config", "key", "model"]
     agg = {c: "first" for c in ("budget", "fold", "speaker", "gender", "correct")}
     agg.update({m: "median" for m in MEASURES}, flipped="mean")
     return s.groupby(keys, sort=True, dropna=False).agg(agg).reset_index()
 
 
 # ---------------------------------------------------------------------------------------- the measure
+def _slots(t: pd.DataFrame) -> pd.Series:
+    """Each row's seed slot: the rank of its model among its fold's models (``collect.pool``'s rule)."""
+    return t.groupby("fold").model.transform(lambda m: m.map({v: i for i, v in enumerate(sorted(set(m)))}))
+
+
 def speaker_medians(t: pd.DataFrame, measure: str) -> pd.DataFrame:
     """Per speaker (one attack configuration's rows): its median ``measure`` over the correct segments, never
     flipped = +inf (censoring rule: module docstring), with the counts. Columns speaker, gender, fold,
-    n_correct, n_censored, median."""
+    n_correct, n_censored, median. Where a fold was attacked through several trained models (``model``): the
+    median per model (``median@j``, j = the model's rank within the fold) and ``median`` their mean (the seed
+    average; the bootstrap draws the fold's seeds from them)."""
     c = t[t.correct & t[measure].notna()]
-    rows = [{"speaker": s, "gender": g.gender.iloc[0], "fold": g.fold.iloc[0], "n_correct": len(g),
-             "n_censored": int(np.isposinf(g[measure]).sum()), "median": float(np.median(g[measure]))}
-            for s, g in c.groupby(c.speaker.astype(str), sort=True)]
-    return pd.DataFrame(rows, columns=["speaker", "gender", "fold", "n_correct", "n_censored", "median"])
+    cols = ["speaker", "gender", "fold", "n_correct", "n_censored", "median"]
+    several = "model" in c and len(c) and c.groupby("fold").model.nunique().max() > 1
+    if several:
+        c = c.assign(slot=_slots(c).to_numpy())
+    rows = []
+    for s_, g in c.groupby(c.speaker.astype(str), sort=True):
+        row = {"speaker": s_, "gender": g.gender.iloc[0], "fold": g.fold.iloc[0], "n_correct": len(g),
+               "n_censored": int(np.isposinf(g[measure]).sum())}
+        if several:
+            per = {f"median@{int(j)}": float(np.median(x[measure])) for j, x in g.groupby("slot", sort=True)}
+            row.update(per, median=float(np.mean(list(per.values()))))
+        else:
+            row["median"] = float(np.median(g[measure]))
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    if not len(out):
+        return pd.DataFrame(columns=cols)
+    slots = sorted((c_ for c_ in out if c_.startswith("median@")), key=lambda c_: int(c_.split("@")[1]))
+    return out[cols + slots]
+
+
+def _seed_values(med: pd.DataFrame, col: str, n_boot: int, rng) -> tuple[np.ndarray, np.ndarray]:
+    """(speaker draws, per draw and speaker its ``col``): the seed average of the fold's drawn seeds where
+    ``med`` has per-seed columns (``stats.boot_draws``), else ``col`` itself."""
+    by = stats.seed_matrix(med, col)
+    v = med[col].to_numpy(float)
+    if by is None:
+        pick, _ = stats.boot_draws(len(v), None, n_boot, rng)
+        return pick, np.broadcast_to(v, (n_boot, len(v)))
+    fold = med.fold.astype(str).to_numpy()
+    slots = {f: [j for j in range(by.shape[1]) if (~np.isnan(by[fold == f, j])).any()] for f in sorted(set(fold))}
+    pick, seeds = stats.boot_draws(len(v), {f: len(x) for f, x in slots.items()}, n_boot, rng)
+    vals = np.broadcast_to(v, (n_boot, len(v))).copy()
+    if seeds is None:
+        return pick, vals
+    with np.errstate(invalid="ignore"):
+        for f, sl in slots.items():
+            rows = np.flatnonzero(fold == f)
+            x = by[np.ix_(rows, sl)][None]                       # (1, n_f, k); +inf (censored) kept
+            c = seeds[f][:, None, :]                             # (n_boot, 1, k)
+            have = ~np.isnan(x)
+            num = np.where((c > 0) & have, c * np.where(have, x, 0.0), 0.0).sum(axis=2)
+            den = np.where(have, c, 0.0).sum(axis=2)
+            vals[:, rows] = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+    return pick, vals
 
 
 def across_speakers(med: pd.DataFrame, n_boot: int = N_BOOT, seed: int = 0) -> tuple[float, float, float]:
@@ -176,8 +235,8 @@ def across_speakers(med: pd.DataFrame, n_boot: int = N_BOOT, seed: int = 0) -> t
     point = float(np.median(v))
     if len(v) < stats.MIN_SPEAKERS:
         return point, np.nan, np.nan
-    rng = np.random.default_rng(seed)
-    reps = np.median(v[rng.integers(0, len(v), size=(n_boot, len(v)))], axis=1)
+    pick, vals = _seed_values(med, "median", n_boot, np.random.default_rng(seed))     # and each fold's seeds
+    reps = np.median(np.take_along_axis(vals, pick, axis=1), axis=1)
     lo, hi = _ci(reps[:, None], len(v), lower=-np.inf)
     return point, float(lo[0]), float(hi[0])
 
@@ -192,7 +251,18 @@ def cap(t: pd.DataFrame, measure: str) -> float:
 
 
 def _capped(med: pd.DataFrame, top: float) -> pd.DataFrame:
-    return med.assign(v=np.minimum(med["median"].to_numpy(float), top))
+    """``v``: the speaker median capped at ``top``; with per-seed medians, each capped (``v@j``) and ``v`` their
+    mean."""
+    slots = [c for c in med if c.startswith("median@")]
+    if not slots:
+        return med.assign(v=np.minimum(med["median"].to_numpy(float), top))
+    capped = {f"v@{c.split('@')[1]}": np.minimum(med[c].to_numpy(float), top) for c in slots}
+    with np.errstate(invalid="ignore"):
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            v = np.nanmean(np.column_stack(list(capped.values())), axis=1)
+    return med.assign(v=v, **capped)
 
 
 def _show(v: float, measure: str) -> float:
@@ -230,7 +300,12 @@ def ranking(t: pd.DataFrame, measure: str, n_boot: int = N_BOOT) -> tuple[pd.Dat
             my = _capped(speaker_medians(y[y.key.isin(common)], measure), top)
             d = mx.set_index("speaker").v - my.set_index("speaker").v
             if len(d):
-                reps = stats.cluster_boot(d.index, d.to_numpy(), None, n_boot, np.random.default_rng(0))
+                vb = [c for c in my if c == "v" or c.startswith("v@")]
+                dd = mx.set_index("speaker").join(my.set_index("speaker")[vb].rename(columns=lambda c: "v_b" + c[1:]),
+                                                  how="inner")
+                dd = stats.with_seeds(dd.assign(speaker=dd.index), "d", lambda p, q: p - q, "v", "v_b")
+                reps = stats.cluster_boot(dd.index, dd.d.to_numpy(), None, n_boot, np.random.default_rng(0),
+                                          dd.fold.to_numpy(), stats.seed_matrix(dd, "d"))
                 lo, hi = stats._interval(reps, stats.ALPHA, len(d)) if len(d) >= stats.MIN_SPEAKERS else (np.nan,
                                                                                                            np.nan)
             else:
@@ -268,6 +343,19 @@ def smallest_verdict(sums: pd.DataFrame, pairs: pd.DataFrame) -> str:
     return f"{name} has the smallest median; not shown (not below every other attack after Holm)"
 
 
+def _per_segment(m: pd.DataFrame, col: str) -> pd.DataFrame:
+    """Rows per segment and model → one row per segment: ``col`` averaged over the models, and per model
+    (``col@j``) where a fold has several (the bootstrap draws them: ``stats.table_ci``)."""
+    first = m.groupby("key", sort=True)[["speaker", "fold"]].first()
+    out = first.assign(**{col: m.groupby("key", sort=True)[col].mean()})
+    if m.groupby("fold").model.nunique().max() > 1:
+        wide = m.assign(slot=_slots(m).to_numpy()).pivot_table(index="key", columns="slot", values=col,
+                                                                aggfunc="mean")
+        for j in wide.columns:
+            out[f"{col}@{int(j)}"] = wide[j].reindex(out.index)
+    return out.reset_index()
+
+
 def budgets(t: pd.DataFrame, measure: str = "min_linf") -> pd.DataFrame:
     """Each minimum-norm attack's curve against each fixed-budget run on the same correct segments: success at
     ε (share with minimal ``measure`` ≤ ε) and the fixed-budget run's success, Δ = minimal − fixed [CI over
@@ -279,12 +367,13 @@ def budgets(t: pd.DataFrame, measure: str = "min_linf") -> pd.DataFrame:
         f_all = fixed[fixed.setting == setting]
         for (a, c), x in g.groupby(["attack", "config"], sort=True):
             for (b, eps), y in f_all.groupby(["attack", "budget"], sort=True):
-                m = x[x.correct].merge(y[y.correct][["key", "flipped"]], on="key", suffixes=("", "_fixed"))
+                m = x[x.correct].merge(y[y.correct][["key", "model", "flipped"]], on=["key", "model"],
+                                       suffixes=("", "_fixed"))
                 if not len(m):
                     continue
                 m = m.assign(s_min=(m[measure] <= eps).astype(float))
                 m = m.assign(d=m.s_min - m.flipped_fixed)
-                d, lo, hi = stats.hier_ci(m.speaker, None, m.d, diff=True)
+                d, lo, hi = stats.table_ci(_per_segment(m, "d"), "d", diff=True)
                 test = stats.paired_speaker_test(m, m.assign(s_min=m.flipped_fixed), "s_min")
                 rows.append({"setting": setting, "protocol": protocol, "attack": a, "config": c, "fixed": b,
                              "eps": float(eps), "success_min": float(m.s_min.mean()),
@@ -309,7 +398,8 @@ def gender(t: pd.DataFrame, measure: str, n_boot: int = N_BOOT) -> pd.DataFrame:
     for (setting, protocol, a, c), g in m.groupby(["setting", "protocol", "attack", "config"], sort=True):
         med = _capped(speaker_medians(g, measure), top)
         f, mm = med[med.gender == "female"], med[med.gender == "male"]
-        gap, lo, hi = stats.hier_gap_ci(f, mm, "v", n_boot) if len(f) and len(mm) else (np.nan,) * 3
+        gap, lo, hi = (stats.hier_gap_ci(f, mm, "v", n_boot, shared_seeds=True) if len(f) and len(mm)
+                       else (np.nan,) * 3)
         if min(len(f), len(mm)) < stats.MIN_SPEAKERS:
             lo = hi = np.nan
         test = stats.speaker_test(f, mm, "v", strata=True)

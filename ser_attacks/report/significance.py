@@ -33,8 +33,12 @@ def _not_testable(df: pd.DataFrame, label) -> str:
 
 
 def _intro(a: float) -> str:
-    return (f"Tests at α = {a}, two-sided, with the **speaker as the unit**: each speaker's mean first, then the "
-            "difference of the groups' means of speaker means, |T| as the statistic. Female − male gaps permute "
+    return (f"Tests at α = {a}, two-sided unless the analysis plan pre-registered a one-sided female − male "
+            "alternative (then marked *one-sided, planned* beside its p; its smallest attainable p is half the "
+            "two-sided one: EmoDB 1/32), with the **speaker as the unit**: each speaker's mean first (over its "
+            "segments and the fold's training seeds), then the "
+            "difference of the groups' means of speaker means, |T| as the statistic (T one-sided). The tests are "
+            "conditional on the trained models; the intervals carry their seed spread. Female − male gaps permute "
             "gender labels **within folds** (the speakers of a fold share one trained model; exact over all "
             f"relabellings when there are at most {stats.N_PERM}); protocol gaps flip signs of per-speaker "
             f"differences. With fewer than {stats.MIN_SPEAKERS} speakers in a group, or when the design's smallest "
@@ -42,9 +46,16 @@ def _intro(a: float) -> str:
             "testable*. Differences between corpora are **descriptive**: one corpus per language confounds "
             "speakers, model, emotion set and recording conditions, so a *language* difference is not identifiable "
             "from them, and their p-values test only \"these two corpora as run here\". Intervals: cluster "
-            "bootstrap over speakers; exact bounds (≤ x) where every segment has the same outcome. Repeated runs "
-            "on the same segments are averaged per segment, never counted twice. Holm: "
+            "bootstrap over speakers and, where a fold has several training seeds, over its seeds (drawn k of k, "
+            "shared by the fold's speakers); exact bounds (≤ x) where every segment has the same outcome. Repeated "
+            "runs on the same segments are averaged per segment, never counted twice. Holm: "
             + stats.FAMILY_RULE + "; read an unadjusted p < 0.05 among many tests as a lead, not a finding.")
+
+
+def _side(r, prefix: str = "") -> str:
+    """'; one-sided, planned: female − male < 0' for a row tested one-sided (``alternative``), else ''."""
+    alt = getattr(r, f"{prefix}alternative", "two-sided")
+    return f"; {stats.side_text(alt, 'female', 'male', planned=True)}" if alt in ("greater", "less") else ""
 
 
 def _tag(plan, question: str, measure: str) -> str:
@@ -85,12 +96,13 @@ def _adversarial_gender(t47: pd.DataFrame, a: float, plan=None) -> str:
           f"vs male {r.adv_acc_male:.3f}, p {r.test}, Holm {fp(r.p_holm)})" for r in sig.itertuples()) + "."
           if len(sig) else ("none significant after Holm correction." if tested else "nothing testable."))
     if len(raw):
-        s += (" Unadjusted p < 0.05 only: " + "; ".join(f"{r.attack} on {r.setting} (p {fp(r.p)})"
+        s += (" Unadjusted p < 0.05 only: " + "; ".join(f"{r.attack} on {r.setting} (p {fp(r.p)}{_side(r)})"
                                                       for r in raw.itertuples()) + ".")
     s += _equivalence(plan, "gender", "adv_acc", t47.gap_lo, t47.gap_hi)
     sig_s = t47[t47.success_p_holm < a]
     s += (f" Success rate on correctly classified segments{_tag(plan, 'gender', 'success_rate')}: "
-          + ("significant after Holm for " + "; ".join(f"{r.attack} on {r.setting} (Holm {fp(r.success_p_holm)})"
+          + ("significant after Holm for " + "; ".join(f"{r.attack} on {r.setting} (Holm {fp(r.success_p_holm)}"
+                                                      f"{_side(r, 'success_')})"
                                                       for r in sig_s.itertuples()) + "." if len(sig_s)
              else "none significant after Holm.")
           + _equivalence(plan, "gender", "success_rate", t47.success_lo, t47.success_hi))

@@ -237,14 +237,16 @@ def paper_table(best: pd.DataFrame, clean: pd.DataFrame, dataset_of: dict, attac
                  "segment and best configuration per attack", pd.DataFrame(rows), pd.DataFrame(disp), PAPER_NOTE)
 
 
-def build_tables(runs: Runs, samples: dict[str, Samples]) -> Tables:
+def build_tables(runs: Runs, samples: dict[str, Samples], plan=None) -> Tables:
+    """``plan``: an analysis plan (``report.plan.Plan``); a female − male comparison it pre-registers as
+    one-sided is tested one-sided, everything else two-sided."""
     cf, pooled = configs(runs, samples)
     best = best_configs(cf)
     attacks = sorted(runs.df.attack.unique(), key=attack_sort_key)
     settings = sorted(runs.df.setting.unique())
-    clean = clean_table(runs, samples)
+    clean = clean_table(runs, samples, plan)
     items = [clean, *best_tables(best, attacks, settings),
-             *rank_tables(best, attacks, settings), *gender_tables(best, pooled, attacks, settings),
+             *rank_tables(best, attacks, settings), *gender_tables(best, pooled, attacks, settings, plan),
              paper_table(best, clean.data, dict(zip(runs.df.setting, runs.df.dataset)), attacks, settings)]
     gap = protocol_gap(cf, pooled)
     if gap is not None:
