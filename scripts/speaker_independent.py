@@ -8,8 +8,9 @@ its learning curves and its test speakers' counts (``curves.json``, ser_attacks.
   test accuracy, the run id;
 * ``speakers.csv``: one row per (rule, fold, seed, test speaker): correct test segments and test segments;
 * ``summary.csv``: per rule: folds, seeds, models, pooled test accuracy over all folds and seeds (whole test
-  splits), its 95 % speaker-and-seed bootstrap interval (speakers resampled, then seeds; ``n/a`` under 3 speakers),
-  the SD across seeds of fold test accuracy (mean over folds; NaN with one seed), kept epochs (min-max);
+  splits), its 95 % speaker-and-seed bootstrap interval (report.stats: speakers, and each fold's seeds; ``n/a``
+  under 3 speakers), the SD across seeds of fold test accuracy (mean over folds; NaN with one seed), kept
+  epochs (min-max);
 * ``curves.png``: per fold, train / validation / test accuracy per epoch for every seed, the kept epoch marked.
 
     python scripts/speaker_independent.py --experiment study-models --dataset emodb \\
@@ -70,23 +71,27 @@ def collect(uri: str, experiments: list[str], dataset: str) -> tuple[pd.DataFram
     return pd.DataFrame(rows).sort_values(["rule", "fold", "seed"]).reset_index(drop=True), extra
 
 
-def interval(counts: dict[tuple[str, int], tuple[int, int]], seed: int = 0) -> tuple[float, float] | None:
-    """95 % bootstrap interval of pooled accuracy: resample test speakers, then seeds (both with replacement);
-    ``counts[(speaker, seed)] = (correct, segments)``. None under ``MIN_SPEAKERS`` speakers."""
+def interval(counts: dict[tuple[str, int], tuple[int, int]], folds: dict[str, object] | None = None,
+             seed: int = 0) -> tuple[float, float] | None:
+    """95 % interval of pooled accuracy, the report's speaker-and-seed bootstrap (``stats.hier_ci``: test
+    speakers drawn as clusters, each fold's training seeds k of k); ``counts[(speaker, seed)] = (correct,
+    segments)``, ``folds[speaker]`` its fold (one fold per speaker when not given). None under ``MIN_SPEAKERS``
+    speakers."""
+    from ser_attacks.report import stats
     speakers = sorted({s for s, _ in counts})
-    seeds = sorted({k for _, k in counts})
     if len(speakers) < MIN_SPEAKERS:
         return None
-    C = np.array([[counts.get((s, k), (0, 0))[0] for k in seeds] for s in speakers], float)
-    N = np.array([[counts.get((s, k), (0, 0))[1] for k in seeds] for s in speakers], float)
-    rng = np.random.default_rng(seed)
-    acc = []
-    for _ in range(N_BOOT):
-        i = rng.integers(0, len(speakers), len(speakers))
-        j = rng.integers(0, len(seeds), len(seeds))
-        n = N[np.ix_(i, j)].sum()
-        acc.append(C[np.ix_(i, j)].sum() / n if n else np.nan)
-    lo, hi = np.nanpercentile(acc, [2.5, 97.5])
+    folds = folds or {s: s for s in speakers}
+    slots = {s: sorted(k for sp, k in counts if sp == s) for s in speakers}
+    width = max(map(len, slots.values()))
+    num_by = np.full((len(speakers), width), np.nan)
+    den_by = np.full((len(speakers), width), np.nan)
+    for i, s in enumerate(speakers):
+        for j, k in enumerate(slots[s]):
+            num_by[i, j], den_by[i, j] = counts[(s, k)]
+    _, lo, hi = stats.hier_ci(speakers, None, np.nanmean(num_by, axis=1), np.nanmean(den_by, axis=1),
+                              n_boot=N_BOOT, seed=seed, fold=[str(folds[s]) for s in speakers], num_by=num_by,
+                              den_by=den_by)
     return float(lo), float(hi)
 
 
@@ -105,7 +110,7 @@ def summarize(models: pd.DataFrame, extra: dict) -> pd.DataFrame:
                   for s, v in extra[r.run_id]["test_by_speaker"].items()}
         correct = sum(c for c, _ in counts.values())
         total = sum(n for _, n in counts.values())
-        ci = interval(counts)
+        ci = interval(counts, {s: r.fold for r in g.itertuples() for s in extra[r.run_id]["test_by_speaker"]})
         sd = g.groupby("fold").test_acc.std(ddof=1)
         out.append({"rule": rule, "folds": g.fold.nunique(), "seeds": g.seed.nunique(), "models": len(g),
                     "test_speakers": len({s for s, _ in counts}), "segments": total,

@@ -90,3 +90,19 @@ def test_cli_needs_a_pilot_or_both_numbers(capsys):
                 "--seed-sd", "0.05", "--alternative", "less"])
     out = capsys.readouterr().out
     assert "relabellings: 32" in out and "min_p: 0.03125" in out and "negligible_reachable: false" in out
+
+
+def test_report_modules_run_as_scripts_without_the_sys_modules_warning():
+    """The package re-exported build_report eagerly, so ``python -m ser_attacks.report.plan`` warned that the
+    module was in sys.modules before it ran; the re-export is now lazy."""
+    import subprocess
+    import sys
+
+    from tests.helpers import subprocess_env
+    for mod in ("plan", "power"):
+        proc = subprocess.run([sys.executable, "-m", f"ser_attacks.report.{mod}", "--help"], capture_output=True,
+                              text=True, env=subprocess_env(), timeout=120)
+        assert proc.returncode == 0 and "usage" in proc.stdout
+        assert "RuntimeWarning" not in proc.stderr, proc.stderr[-500:]
+    from ser_attacks.report import build_report
+    assert callable(build_report)

@@ -12,4 +12,13 @@ speaker-level intervals), ``format`` (number/interval text, attack order), ``tab
 and ``gaps`` (female/male, protocol and language comparisons), ``figures`` (matplotlib, Agg), ``render``
 (Markdown + HTML), ``build`` (the whole pipeline, used by the CLI and the tests).
 """
-from .build import Report, build_report  # noqa: F401
+
+
+def __getattr__(name: str):
+    """``Report`` and ``build_report`` from ``build``, imported on first use: importing them here eagerly
+    imported every module of the package first, so ``python -m ser_attacks.report.plan`` (or ``.defenses``)
+    warned that the module was already in sys.modules before it ran."""
+    if name in ("Report", "build_report"):
+        from . import build
+        return getattr(build, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

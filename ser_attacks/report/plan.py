@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import dataclass, field
-from math import comb
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +40,7 @@ import pandas as pd
 from . import stats
 
 QUESTIONS = ("gender", "corpus", "protocol", "ranking")
-ALTERNATIVES = ("two-sided", "greater", "less")
+ALTERNATIVES = stats.ALTERNATIVES
 MEASURES = ("clean_acc", "adv_acc", "success_rate")
 # the minimal-perturbation measures (report.min_norm_questions): per speaker the median minimal perturbation of
 # the correct segments (L∞, L2 in σ; SNR of the audio change in dB), and a minimum-norm attack's success at the
@@ -159,31 +158,33 @@ def _clean_segments(folder: Path) -> pd.DataFrame:
     return seg.drop_duplicates(key)[["dataset", "speaker", "gender", "fold", "clean_ok"]]
 
 
-def _design_min_p(folds: pd.Series, gender: pd.Series) -> tuple[float, int]:
-    """Smallest attainable two-sided p of the within-fold permutation of gender labels, and relabellings."""
-    total, mirror = 1, True
-    for _, g in gender.groupby(folds.to_numpy()):
-        k, n = int((g == "female").sum()), len(g)
-        total *= comb(n, k)
-        mirror &= 2 * k == n
-    return min(1.0, (2.0 if mirror else 1.0) / total), total
+def _design_min_p(folds: pd.Series, gender: pd.Series, alternative: str = "two-sided") -> tuple[float, int]:
+    """Smallest attainable p of the within-fold permutation of gender labels, and relabellings
+    (``power.Design``: one-sided 1 / relabellings, two-sided twice that where every fold is balanced)."""
+    from .power import Design
+    d = Design(tuple((int((g == "female").sum()), int((g != "female").sum()))
+                     for _, g in gender.groupby(folds.to_numpy())))
+    return d.min_p(alternative), d.relabellings
 
 
-def sde_from_segments(seg: pd.DataFrame, alpha: float = stats.ALPHA, power: float = 0.8) -> dict:
-    """The smallest female − male difference in clean accuracy (speaker means) that a two-sided test at
-    ``alpha`` detects with ``power``: (z_{1-α/2} + z_power) · SD of the speaker means · sqrt(1/n_f + 1/n_m);
-    'not testable' when the within-fold permutation design cannot reach p <= alpha."""
+def sde_from_segments(seg: pd.DataFrame, alpha: float = stats.ALPHA, power: float = 0.8,
+                      alternative: str = "two-sided") -> dict:
+    """The smallest female − male difference in clean accuracy (speaker means) that a test at ``alpha``
+    detects with ``power``: (z_{1-α/2} + z_power) · SD of the speaker means · sqrt(1/n_f + 1/n_m), z_{1-α} for a
+    one-sided ``alternative``; 'not testable' when the within-fold permutation design cannot reach p <= alpha.
+    A normal approximation from a pilot's files; ``report.power`` simulates the permutation test itself for a
+    planned design (folds, segments, seeds)."""
     from scipy.stats import norm
     spk = seg.groupby("speaker").agg(gender=("gender", "first"), fold=("fold", "first"), m=("clean_ok", "mean"))
     n_f, n_m = int((spk.gender == "female").sum()), int((spk.gender == "male").sum())
-    min_p, total = _design_min_p(spk.fold, spk.gender)
+    min_p, total = _design_min_p(spk.fold, spk.gender, alternative)
     sd = float(spk.groupby("gender").m.std(ddof=1).pow(2).mean() ** 0.5) if min(n_f, n_m) > 1 else np.nan
     out = {"speakers_female": n_f, "speakers_male": n_m, "relabellings": total, "min_p": round(min_p, 6),
            "sd_speaker_means": round(sd, 4) if sd == sd else None}
     if min_p > alpha or sd != sd:
         out["sde"] = "not testable"
     else:
-        z = norm.ppf(1 - alpha / 2) + norm.ppf(power)
+        z = norm.ppf(1 - (alpha / 2 if alternative == "two-sided" else alpha)) + norm.ppf(power)
         out["sde"] = round(float(z * sd * np.sqrt(1 / n_f + 1 / n_m)), 3)
     return out
 

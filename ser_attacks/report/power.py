@@ -35,7 +35,7 @@ import pandas as pd
 
 from . import stats
 
-ALTERNATIVES = ("two-sided", "greater", "less")
+ALTERNATIVES = stats.ALTERNATIVES
 # the speakers of each corpus (ser_attacks.data.corpora: ids and gender) — the design needs no audio
 CORPUS_SPEAKERS = {
     "emodb": {f"emodb_{s}": ("male" if s in {"03", "10", "11", "12", "15"} else "female")
