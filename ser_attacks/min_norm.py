@@ -26,6 +26,9 @@ seeds where the segments carry ``fold`` and ``model`` and a fold has several): `
 of the clean-correct segments (+inf if more than half were never flipped), ``eps_half`` (the smallest budget
 at which accuracy is at most half the clean accuracy; +inf if never), ``auc`` (the area under the accuracy
 curve over [0, ε_max], divided by ε_max: 1 = no segment flipped within ε_max, 0 = none right even at ε = 0).
+On the SNR axis (where the segments carry ``min_snr_db``): ``snr_acc50`` and ``snr_acc0``, the SNR (dB) of the
+audio change at which accuracy first falls to 50 % and to 0 % (+inf: the clean accuracy is already there;
+−inf: never reached), to set beside the SNR of the paper's fixed budgets (the report's audio section).
 ε_max is the top of the curve's σ axis (``default_grid``: 1.05 × the largest finite minimal perturbation):
 of the run in MLflow (metric ``minnorm_auc_eps_max``), common to all runs of one norm in a report, so that
 AUCs compare within a report. (The paper's budgets, 0.25 ... 1.25 σ L∞, lie far above the minimal
@@ -115,8 +118,7 @@ def _seed_boot(vals: np.ndarray, design: tuple, n_boot: int, seed: int) -> np.nd
         return np.nanmean(np.take_along_axis(s, pick[:, :, None], axis=1), axis=1)
 
 
-def _ci(reps: np.ndarray, n_speakers: int, lower: float = 0.0, upper: float = np.inf
-        ) -> tuple[np.ndarray, np.ndarray]:
+def _ci(reps: np.ndarray, n_speakers: int, lower=0.0, upper=np.inf) -> tuple[np.ndarray, np.ndarray]:
     """Percentile interval of the replicates (rows) widened for few speakers as every interval of the report is
     (``stats.small_sample_factor``), clipped to [lower, upper]."""
     from .report.stats import small_sample_factor
@@ -125,8 +127,16 @@ def _ci(reps: np.ndarray, n_speakers: int, lower: float = 0.0, upper: float = np
         fin = np.isfinite(reps)                    # an unreached budget (inf) stays inf
         m = np.nanmean(np.where(fin, reps, np.nan), axis=0)
         reps = np.where(fin, m + (reps - m) * small_sample_factor(n_speakers, ALPHA), reps)
-        return (np.clip(np.nanquantile(reps, ALPHA / 2, axis=0), lower, upper),
-                np.clip(np.nanquantile(reps, 1 - ALPHA / 2, axis=0), lower, upper))
+        return (np.clip(_quantile(reps, ALPHA / 2, "lower"), lower, upper),
+                np.clip(_quantile(reps, 1 - ALPHA / 2, "higher"), lower, upper))
+
+
+def _quantile(reps: np.ndarray, q: float, side: str) -> np.ndarray:
+    """``np.nanquantile`` (linear) of each column; where it lands between two infinite replicates (inf − inf:
+    NaN) the replicate on ``side`` instead, so an interval reaching an unreached budget reads ∞, not NaN."""
+    linear = np.nanquantile(reps, q, axis=0)
+    bad = np.isnan(linear) & np.isinf(reps).any(axis=0)
+    return np.where(bad, np.nanquantile(reps, q, axis=0, method=side), linear) if bad.any() else linear
 
 
 def curve(seg: pd.DataFrame, col: str, grid, snr: bool = False, n_boot: int = N_BOOT, seed: int = 0) -> pd.DataFrame:
@@ -154,9 +164,10 @@ def curve(seg: pd.DataFrame, col: str, grid, snr: bool = False, n_boot: int = N_
     return pd.DataFrame(out)
 
 
-def _summary_values(r: np.ndarray, speaker: np.ndarray, correct: np.ndarray, e_max: float) -> np.ndarray:
-    """(median of the clean-correct segments' minimal perturbations, eps_half, auc) of one set of segments,
-    accuracy speaker-level (mean per speaker, then across speakers)."""
+def _summary_values(r: np.ndarray, speaker: np.ndarray, correct: np.ndarray, e_max: float,
+                    snr: np.ndarray | None = None) -> np.ndarray:
+    """(median of the clean-correct segments' minimal perturbations, eps_half, auc[, snr_acc50, snr_acc0]) of one
+    set of segments, accuracy speaker-level (mean per speaker, then across speakers)."""
     med = float(np.median(r[correct])) if correct.any() else np.nan
     speakers, inv = np.unique(speaker, return_inverse=True)
     w = 1.0 / (len(speakers) * np.bincount(inv))[inv]       # speaker-level mean = weighted segment mean
@@ -166,7 +177,32 @@ def _summary_values(r: np.ndarray, speaker: np.ndarray, correct: np.ndarray, e_m
     below = np.flatnonzero(acc <= acc[0] / 2 + 1e-12)
     half = float(grid[below[0]]) if len(below) and acc[0] > 0 else np.inf
     auc = float(np.sum(w * np.minimum(r, e_max)) / e_max)
-    return np.array([med, half, auc])
+    out = [med, half, auc]
+    if snr is not None:
+        out += _snr_points(snr, w)
+    return np.array(out)
+
+
+SNR_TARGETS = (0.5, 0.0)        # accuracy levels whose SNR the summaries give (snr_acc50, snr_acc0)
+
+
+def _snr_points(snr: np.ndarray, w: np.ndarray) -> list[float]:
+    """The SNR (dB) of the audio change at which speaker-level accuracy first falls to each of ``SNR_TARGETS``,
+    going from quiet to loud: accuracy at SNR s = the weighted share of segments with ``min_snr_db`` < s. +inf
+    where the clean accuracy is already at or below the level, −inf where it is never reached (segments never
+    flipped), NaN where a segment has no audio (``input.realize=false``)."""
+    if np.isnan(snr).any():
+        return [np.nan] * len(SNR_TARGETS)
+    levels = np.sort(np.unique(snr[np.isfinite(snr)]))[::-1]
+    order = np.argsort(snr, kind="stable")
+    below = np.concatenate([[0.0], np.cumsum(w[order])])       # weight of the segments with min_snr_db < v
+    acc = below[np.searchsorted(snr[order], levels, side="left")]
+    clean = float(np.sum(w * (snr < np.inf)))
+    out = []
+    for target in SNR_TARGETS:
+        hit = np.flatnonzero(acc <= target + 1e-12)
+        out.append(np.inf if clean <= target + 1e-12 else float(levels[hit[0]]) if len(hit) else -np.inf)
+    return out
 
 
 def _seed_groups(seg: pd.DataFrame, speaker: np.ndarray, speakers: np.ndarray) -> tuple[dict, list] | None:
@@ -187,16 +223,20 @@ def _seed_groups(seg: pd.DataFrame, speaker: np.ndarray, speakers: np.ndarray) -
     return {f: len(m) for f, m in slots.items()}, per
 
 
-def summaries(seg: pd.DataFrame, col: str, e_max: float, n_boot: int = N_BOOT, seed: int = 0) -> dict[str, float]:
-    """``median``, ``eps_half``, ``auc`` (module docstring) with ``_lo`` / ``_hi``: a bootstrap over speakers
-    (``report.stats.boot_draws``) and, where ``seg`` has ``fold`` and ``model`` columns and a fold was attacked
-    through several trained models, over each fold's training seeds too (drawn k of k, shared by the fold's
-    speakers: a drawn speaker brings its rows under each drawn seed, as often as that seed was drawn)."""
+def summaries(seg: pd.DataFrame, col: str, e_max: float, n_boot: int = N_BOOT, seed: int = 0,
+              snr_col: str = "snr") -> dict[str, float]:
+    """``median``, ``eps_half``, ``auc`` (module docstring) and, where ``seg`` has ``snr_col`` (the minimal
+    perturbation's SNR in dB), ``snr_acc50`` / ``snr_acc0`` (``_snr_points``), each with ``_lo`` / ``_hi``: a
+    bootstrap over speakers (``report.stats.boot_draws``) and, where ``seg`` has ``fold`` and ``model`` columns
+    and a fold was attacked through several trained models, over each fold's training seeds too (drawn k of k,
+    shared by the fold's speakers: a drawn speaker brings its rows under each drawn seed, as often as that seed
+    was drawn)."""
     from .report.stats import boot_draws
     r = seg[col].to_numpy(np.float64)
     speaker = seg.speaker.astype(str).to_numpy()
     correct = seg.clean_pred.to_numpy() == seg.label.to_numpy()
-    point = _summary_values(r, speaker, correct, e_max)
+    snr = seg[snr_col].to_numpy(np.float64) if snr_col in seg else None
+    point = _summary_values(r, speaker, correct, e_max, snr)
     speakers = np.unique(speaker)
     groups = [np.flatnonzero(speaker == s) for s in speakers]
     design = _seed_groups(seg, speaker, speakers)
@@ -213,10 +253,12 @@ def summaries(seg: pd.DataFrame, col: str, e_max: float, n_boot: int = N_BOOT, s
         idx = np.concatenate(rows)
         # resampled speakers are distinct clusters even when drawn twice
         sp = np.concatenate([np.full(len(g), k) for k, g in enumerate(rows)])
-        reps.append(_summary_values(r[idx], sp, correct[idx], e_max))
-    lo, hi = _ci(np.array(reps), len(speakers))
+        reps.append(_summary_values(r[idx], sp, correct[idx], e_max, None if snr is None else snr[idx]))
+    names = ("median", "eps_half", "auc") + (("snr_acc50", "snr_acc0") if snr is not None else ())
+    lower = np.array([0.0, 0.0, 0.0, -np.inf, -np.inf])[:len(names)]        # SNR in dB may be negative
+    lo, hi = _ci(np.array(reps), len(speakers), lower=lower)
     out = {}
-    for k, name in enumerate(("median", "eps_half", "auc")):
+    for k, name in enumerate(names):
         out[name], out[f"{name}_lo"], out[f"{name}_hi"] = float(point[k]), float(lo[k]), float(hi[k])
     return out
 

@@ -66,6 +66,33 @@ def test_summaries_have_intervals_that_cover_the_point():
     assert c.acc.iloc[1] <= c.acc.iloc[0] / 2 + 1e-12 < c.acc.iloc[2]
 
 
+def test_snr_at_half_and_zero_accuracy_read_the_snr_curve():
+    """snr_acc50 / snr_acc0: the SNR at which the speaker-level accuracy of the SNR curve first falls to 50 % and
+    to 0 % (quiet to loud); +inf where clean accuracy is already there, -inf where never reached."""
+    seg = _segments()
+    s = mn.summaries(seg, "r", e_max=1.25, n_boot=200)
+    c = mn.curve(seg, "snr", [s["snr_acc50"] + 1e-9, s["snr_acc50"], s["snr_acc0"] + 1e-9, s["snr_acc0"]], snr=True)
+    assert c.acc.iloc[1] <= 0.5 + 1e-12 < c.acc.iloc[0] or c.acc.iloc[0] <= 0.5      # first at or below 50 %
+    never = np.isneginf(seg.snr).any()
+    assert (s["snr_acc0"] == -np.inf) if never else (c.acc.iloc[3] == 0 < c.acc.iloc[2])
+    assert s["snr_acc50_lo"] <= s["snr_acc50"] <= s["snr_acc50_hi"]
+    # by hand: 2 speakers; speaker a: 20 dB, 10 dB; speaker b: 30 dB, wrong (+inf)
+    hand = pd.DataFrame({"speaker": ["a", "a", "b", "b"], "label": [0, 0, 0, 0], "clean_pred": [0, 0, 0, 1],
+                         "r": [0.1, 0.2, 0.05, 0.0], "snr": [20.0, 10.0, 30.0, np.inf]})
+    h = mn.summaries(hand, "r", e_max=1.0, n_boot=50)
+    # clean 0.75 (a: 1, b: 0.5); at 30 dB b's 30-dB segment flips → (1 + 0) / 2 = 0.5; at 10 dB all flipped
+    assert h["snr_acc50"] == 30.0 and h["snr_acc0"] == 10.0
+    wrong = hand.assign(clean_pred=[1, 0, 1, 1], snr=[np.inf, 10.0, np.inf, np.inf])        # clean 0.25
+    w = mn.summaries(wrong, "r", e_max=1.0, n_boot=50)
+    assert w["snr_acc50"] == np.inf and w["snr_acc50_hi"] == np.inf        # an interval reaching ∞ reads ∞, not NaN
+    reps = np.array([[1.0], [2.0], [np.inf], [np.inf]])
+    assert mn._ci(reps, 10)[1][0] == np.inf and np.isfinite(mn._ci(reps, 10)[0][0])
+    never_flipped = hand.assign(snr=[20.0, -np.inf, 30.0, np.inf])
+    assert mn.summaries(never_flipped, "r", e_max=1.0, n_boot=50)["snr_acc0"] == -np.inf
+    assert np.isnan(mn.summaries(hand.assign(snr=np.nan), "r", e_max=1.0, n_boot=50)["snr_acc50"])
+    assert "snr_acc50" not in mn.summaries(hand.drop(columns="snr"), "r", e_max=1.0, n_boot=50)
+
+
 def test_norm_of_names_the_minimised_norm():
     assert mn.norm_of("fmn", "inf") == "linf" and mn.norm_of("fmn", "2") == "l2"
     assert mn.norm_of("cw_linf") == "linf" and mn.norm_of("deepfool") == "l2" and mn.norm_of("bim") is None

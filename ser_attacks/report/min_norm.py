@@ -87,6 +87,11 @@ def _fmt(v: float, lo: float, hi: float, digits: int = 3, few: bool = False) -> 
     return f"{f(v)} {FEW}" if few else f"{f(v)} [{f(lo)}, {f(hi)}]"
 
 
+def _snr_point(r, level: str) -> tuple[float, float, float]:
+    """(value, lo, hi) of ``snr_acc<level>`` of a summary row (NaN where the runs made no audio)."""
+    return tuple(getattr(r, f"snr_acc{level}{x}", np.nan) for x in ("", "_lo", "_hi"))
+
+
 def table(summary: pd.DataFrame) -> pd.DataFrame:
     """The report's table: one row per setting, attack configuration, norm and gender."""
     rows = []
@@ -99,6 +104,8 @@ def table(summary: pd.DataFrame) -> pd.DataFrame:
                      "median min. perturbation σ": _fmt(r.median, r.median_lo, r.median_hi, few=few),
                      "ε where accuracy halves": _fmt(r.eps_half, r.eps_half_lo, r.eps_half_hi, few=few),
                      "AUC": _fmt(r.auc, r.auc_lo, r.auc_hi, 2, few=few) + f" (ε_max {r.eps_max:.3g})",
+                     **{f"SNR dB at {lvl} accuracy": _fmt(*_snr_point(r, k), few=few)
+                        for k, lvl in (("50", "50 %"), ("0", "0 %"))},
                      "median SNR dB": f"{r.snr_median_db:.1f}" if np.isfinite(r.snr_median_db) else
                      ("∞" if r.snr_median_db == np.inf else ("−∞" if r.snr_median_db == -np.inf else "–"))})
     return pd.DataFrame(rows)
@@ -124,7 +131,9 @@ def section(runs: Runs, samples: dict[str, Samples], out: Path, n_boot: int = 10
           "saturation. Speaker level: the mean of each speaker, then across speakers; brackets and bands: 95% "
           "bootstrap over speakers. σ: the model's input unit (per-band standard deviations of the normalized "
           "log-Mel); SNR: the audio change of the minimal perturbation (resynthesized audio), in dB — budgets "
-          "louder to the right. AUC: area under the accuracy curve over [0, ε_max] / ε_max. "
+          "louder to the right. AUC: area under the accuracy curve over [0, ε_max] / ε_max. SNR dB at 50 % / 0 % "
+          "accuracy: where the SNR curve first falls to that accuracy (∞: clean accuracy is already there; −∞: "
+          "never, some segments were not flipped); set them beside the SNR of the fixed budgets (audio section). "
           f"{FEW}: fewer than {MIN_SPEAKERS} speakers, no interval. Leaky runs (split=paper) apart. "
           "`ser_attacks/min_norm.py`."]
     if fig is not None:
