@@ -174,6 +174,22 @@ def _check(cfg) -> None:
         pass
 
 
+def _swept_group_hint(overrides: list[str], multirun: bool) -> str:
+    """Where a sweep over a config group (``defense=fast_at,pgd_at``) is given a key of those options
+    (``defense.eps=0.05``): Hydra applies that key to the sweep's common config, composed with the group's
+    default, which lacks it; ``++defense.eps=0.05`` sets it in every job."""
+    if not multirun:
+        return ""
+    swept = {o.split("=", 1)[0] for o in overrides if "=" in o and "," in o.split("=", 1)[1] and "." not in
+             o.split("=", 1)[0] and not o.startswith(("+", "~"))}
+    keys = [o.split("=", 1)[0] for o in overrides if "=" in o and not o.startswith(("+", "~"))
+            and o.split("=", 1)[0].split(".", 1)[0] in swept and "." in o.split("=", 1)[0]]
+    if not keys:
+        return ""
+    return (f". A sweep over {', '.join(sorted(swept))} applies {keys[0]} to the common config too, which has the "
+            f"group's default option: write ++{keys[0]}=... to set it in every job")
+
+
 def check_jobs(overrides: list[str], multirun: bool, config_name: str = "config") -> int:
     """Compose and check every job of ``python -m ser_attacks [-m] <overrides>``: the number of jobs, or
     ConfigError with one line."""
@@ -191,7 +207,7 @@ def check_jobs(overrides: list[str], multirun: bool, config_name: str = "config"
             master = loader.load_configuration(config_name, overrides,
                                                run_mode=RunMode.MULTIRUN if multirun else RunMode.RUN)
         except (HydraException, OmegaConfBaseException) as exc:
-            raise ConfigError(hydra_error_line(exc)) from None
+            raise ConfigError(hydra_error_line(exc) + _swept_group_hint(overrides, multirun)) from None
         if not multirun:
             _check(master)
             return 1

@@ -179,6 +179,18 @@ def test_sweeps_are_expanded_as_their_sweeper_does():
     assert cli.check_jobs(["attack=pgd"], multirun=False) == 1
 
 
+def test_a_key_of_a_swept_group_says_how_to_set_it_in_every_job():
+    """``defense=fast_at,pgd_at defense.eps=0.05``: Hydra applies defense.eps to the sweep's common config (the
+    default defense, none), which has no eps; the error now says ``++defense.eps=0.05`` sets it in every job."""
+    with pytest.raises(checks.ConfigError) as exc:
+        cli.check_jobs(["defense=fast_at,pgd_at", "defense.eps=0.05"], multirun=True)
+    assert "write ++defense.eps=... to set it in every job" in str(exc.value) and "\n" not in str(exc.value)
+    assert cli.check_jobs(["defense=fast_at,pgd_at", "++defense.eps=0.05"], multirun=True) == 2
+    with pytest.raises(checks.ConfigError) as exc:
+        cli.check_jobs(["attack=fgsm", "attack.epz=0.1"], multirun=True)
+    assert "++" not in str(exc.value)                      # no sweep over the group: no hint
+
+
 @pytest.mark.parametrize("overrides, expected", [
     (["split=speaker_cv", "split.fold=5"], "split.fold=5 is out of range: synthetic has 5 speaker folds"),
     (["split=speaker_cv", "dataset.generate.n_speakers=4"], "needs every fold to hold a speaker of each gender"),
