@@ -181,6 +181,22 @@ def test_gender_not_testable_when_design_cannot_reach_alpha_or_too_few_speakers(
     assert out.p != out.p and "n speakers per gender < 3" in out.test and out.lo != out.lo
 
 
+def test_planned_one_sided_gender_test_on_emodb_like_folds(tmp_path):
+    """Study v2's gender_vulnerability: EmoDB-like 5 folds of 1 F + 1 M are not testable two-sided (min p 1/16) but
+    are one-sided where the plan pre-registered it (min p 1/32), and the report says so beside the p."""
+    seg = _gender(5, 1, 2.0)                                # female segments need larger perturbations
+    two = q.gender(q.tidy(seg), "min_linf").iloc[0]
+    assert two.p != two.p and "not testable" in two.test
+    one = q.gender(q.tidy(seg), "min_linf", alternative=lambda protocol: "greater").iloc[0]
+    assert one.p == pytest.approx(1 / 32) and "one-sided, planned: female − male > 0" in one.test
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("comparisons:\n  - {question: gender, measure: min_linf, protocol: split=speaker_cv, "
+                    "alternative: greater}\n")
+    md = "\n".join(q.section(seg, planmod.load(plan), n_boot=100))
+    assert "one-sided, planned: female − male > 0" in md and "min p 0.0312" in md
+    assert "one-sided" not in "\n".join(q.section(seg, None, n_boot=100))
+
+
 # ---------------------------------------------------------------------------------------------- corpus
 def test_corpus_descriptive_only_never_a_test():
     seg = pd.concat([_six(0.5, "fmn"), _six(1.0, "fmn").assign(dataset="emovo")])

@@ -388,10 +388,11 @@ def budgets(t: pd.DataFrame, measure: str = "min_linf") -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------------------------------- gender
-def gender(t: pd.DataFrame, measure: str, n_boot: int = N_BOOT) -> pd.DataFrame:
+def gender(t: pd.DataFrame, measure: str, n_boot: int = N_BOOT, alternative=None) -> pd.DataFrame:
     """Female − male of the speaker medians (capped) per corpus and minimum-norm attack: the gap [CI: bootstrap
     over the speakers of each gender], labels permuted within folds; per gender the median of the speaker
-    medians [CI]; Holm within the protocol."""
+    medians [CI]; Holm within the protocol. ``alternative(protocol)``: the test's alternative for that protocol
+    (one-sided only where an analysis plan pre-registered it; default two-sided), named beside its p."""
     m = _configs(t, measure)
     top = cap(m, measure) if len(m) else np.nan
     rows = []
@@ -402,9 +403,12 @@ def gender(t: pd.DataFrame, measure: str, n_boot: int = N_BOOT) -> pd.DataFrame:
                        else (np.nan,) * 3)
         if min(len(f), len(mm)) < stats.MIN_SPEAKERS:
             lo = hi = np.nan
-        test = stats.speaker_test(f, mm, "v", strata=True)
+        alt = alternative(protocol) if alternative is not None else "two-sided"
+        test = stats.speaker_test(f, mm, "v", strata=True, alternative=alt)
+        side = "" if alt == "two-sided" or not test.testable else \
+            f"; one-sided, planned: female − male {'>' if alt == 'greater' else '<'} 0"
         row = {"setting": setting, "protocol": protocol, "attack": a, "config": c, "gap": gap, "lo": lo, "hi": hi,
-               "n_female": len(f), "n_male": len(mm), "p": test.p, "test": test.text()}
+               "n_female": len(f), "n_male": len(mm), "p": test.p, "test": test.text() + side, "alternative": alt}
         for name, part in (("female", f), ("male", mm)):
             row[name], row[f"{name}_lo"], row[f"{name}_hi"] = across_speakers(part, n_boot)
         rows.append(row)
@@ -520,7 +524,10 @@ def section(seg: pd.DataFrame, plan=None, n_boot: int = N_BOOT, level: int = 2) 
                 md += ["", f"- **Minimal ≥ fixed budget at every ε:** "
                        f"{'yes' if (b.fixed_only == 0).all() else 'no'} ({int((b.fixed_only > 0).sum())} of "
                        f"{len(b)} budgets with a segment flipped by the fixed-budget attack only).", ""]
-        gd = gender(t, measure, n_boot)
+        def alternative(protocol, measure=measure):
+            c = plan.find("gender", measure, protocol) if plan is not None else None
+            return c.alternative if c is not None else "two-sided"
+        gd = gender(t, measure, n_boot, alternative)
         sense = ("positive = female perturbations quieter, female more vulnerable" if measure == "min_snr_db" else
                  "positive = female segments need a larger perturbation, male more vulnerable")
         md += [f"**(2) Gender: female vs male**{planned('gender', measure, prots)} (female − male of the speaker "
