@@ -256,7 +256,7 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     plan = planmod.load(args.plan) if args.plan else None
     runs, samples = load_results(args.results)
-    t = build_tables(runs, samples)
+    t = build_tables(runs, samples, plan)
     md = ["# The paper's conclusions, tested", "",
           f"Made by `python recipes/study/findings.py {' '.join(map(str, args.results))} --out {args.out}"
           + (f" --plan {args.plan}" if args.plan else "") + "` from the committed per-segment files alone."
