@@ -31,3 +31,46 @@ def test_rank_verdicts():
     # weakest: PixelAttack below all after Holm
     assert v(_df([("fgsm", -0.5, -0.7, -0.3, 0.001, 0.003)]), False).startswith("supported")
     assert v(_df([("fgsm", 0.5, 0.3, 0.7, 0.001, 0.003)]), False).startswith("contradicted (fgsm weaker")
+
+
+def test_verdicts_table_and_how_they_moved():
+    """--verdicts writes one verdict per claim, corpus and measure; --compare ends the findings with how each moved
+    (a changed verdict in bold; a claim only one study judged shows '–' on the other side)."""
+    f = _findings()
+    assert f.verdict_word("not shown: tied with fgsm") == "not shown"
+    assert f.verdict_word("supported (beyond the interval)") == "supported"
+    assert f.verdict_word("contradicted (fgsm stronger)") == "contradicted"
+    cols = ["question", "claim", "corpus", "measure", "verdict"]
+    v1 = pd.DataFrame([("(1) ranking", "JSMA strongest", "emodb", "success", "not shown"),
+                       ("(3) gender", "male more vulnerable", "emodb", "min L∞", "not measured")], columns=cols)
+    v2 = pd.DataFrame([("(1) ranking", "JSMA strongest", "emodb", "success", "not shown"),
+                       ("(3) gender", "male more vulnerable", "emodb", "min L∞", "supported"),
+                       ("(3) gender", "clean accuracy alike", "emodb", "clean", "not shown")], columns=cols)
+    md = "\n".join(f.compare(v1, v2))
+    assert "| (3) gender | male more vulnerable | emodb | min L∞ | not measured | **supported** |" in md
+    assert "| (1) ranking | JSMA strongest | emodb | success | not shown | not shown |" in md
+    assert "| (3) gender | clean accuracy alike | emodb | clean | – | **not shown** |" in md
+
+
+def test_compare_file_checked_before_any_work(tmp_path, capsys):
+    import pytest
+    with pytest.raises(SystemExit, match="--compare .*: no such file"):
+        _findings().main([str(tmp_path), "--compare", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "f.md")])
+    assert not (tmp_path / "f.md").exists()
+
+
+def test_gender_verdicts_from_the_tables():
+    """Clean accuracy: equivalence on the margin; white-box vulnerability: Holm-significant gaps (a negative gap =
+    female more vulnerable contradicts); the planned minimal perturbation: not measured without FMN runs."""
+    from types import SimpleNamespace as NS
+    s = "emodb (split=speaker_cv)"
+    clean = pd.DataFrame({"setting": [s, "emodb (split=paper)"], "gap_lo": [-0.05, -0.5], "gap_hi": [0.08, 0.5]})
+    t47 = pd.DataFrame({"setting": [s, s], "attack": ["fgsm", "pixel"], "gap": [-0.2, 0.3], "p": [0.01, 0.01],
+                        "p_holm": [0.02, 0.02]})
+    t = NS(items=[NS(key="table03_clean_accuracy", data=clean), NS(key="table47_gender_accuracy", data=t47)])
+    out = {(d["claim"], d["measure"].split(",")[0]): d["verdict"]
+           for d in _findings().gender_verdicts(t, None, pd.DataFrame())}
+    assert out[("clean accuracy alike (±0.1)", "clean accuracy")] == "equivalent to no effect"
+    assert out[("male more vulnerable", "adversarial accuracy")] == "contradicted"    # fgsm: female more vulnerable
+    assert out[("male more vulnerable", "minimal L∞ perturbation (FMN)")] == "not measured"
+    assert len(out) == 3                                                            # the leaky row is left out

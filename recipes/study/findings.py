@@ -117,7 +117,16 @@ def rank_verdict(df: pd.DataFrame, strongest: bool) -> str:
     return "not shown: " + "; ".join(parts)
 
 
-def ranking_section(t, plan=None) -> list[str]:
+def verdict_word(text: str) -> str:
+    """The verdict of a verdict sentence: supported / contradicted / not shown / not testable / ..."""
+    for w in ("not identifiable", "not testable", "not shown", "not negligible", "negligible", "supported",
+              "contradicted", "not measured"):
+        if text.startswith(w):
+            return w
+    return text.split(" ")[0]
+
+
+def ranking_section(t, plan=None, verdicts: list | None = None) -> list[str]:
     best = t.best
     lines = ["## (1) Attack ranking: JSMA strongest, PixelAttack weakest", "",
              "Ranked on the **success rate on the segments the model classified correctly** (the share of them the "
@@ -134,7 +143,7 @@ def ranking_section(t, plan=None) -> list[str]:
                   "| focus | other | success focus / other (correct segments) | Δ success [95% CI] | segments "
                   "| p (speakers) | p (Holm) | adv acc focus / other (all segments) |",
                   "|---|---|---|---|---|---|---|---|"]
-        verdicts = []
+        said = []
         for focus, strongest in (("jsma", True), ("pixel", False)):
             df = ranking(best, t.samples, setting, focus)
             if df.empty:
@@ -143,9 +152,13 @@ def ranking_section(t, plan=None) -> list[str]:
                 lines.append(f"| {r.attack} | {r.other} | {f3(r.success)} / {f3(r.success_other)} "
                              f"| {_gap(r.diff, r.lo, r.hi)} | {r.segments} | {r.test} | {f3(r.p_holm)} "
                              f"| {f3(r.acc)} / {f3(r.acc_other)} |")
-            verdicts.append(f"- **{'JSMA strongest' if strongest else 'PixelAttack weakest'}:** "
-                            + rank_verdict(df, strongest) + ".")
-        lines += ["", *verdicts, ""]
+            claim = "JSMA strongest" if strongest else "PixelAttack weakest"
+            v = rank_verdict(df, strongest)
+            said.append(f"- **{claim}:** {v}.")
+            if verdicts is not None:
+                verdicts.append({"question": "(1) ranking", "claim": claim, "corpus": setting, "verdict":
+                                 verdict_word(v), "measure": "success rate on correct segments (paper configs)"})
+        lines += ["", *said, ""]
     return lines
 
 
@@ -247,22 +260,97 @@ def gender_section(t, plan=None) -> list[str]:
     return lines
 
 
+def gender_verdicts(t, plan, mn_seg: pd.DataFrame) -> list[dict]:
+    """Per corpus (split=speaker_cv): clean accuracy "alike" (equivalence on the plan's margin: equivalent to no
+    effect / contradicted / not shown), "male more vulnerable" on adversarial accuracy of the white-box attacks
+    (report Table 47: supported / contradicted after Holm, else not shown or not testable) and on the planned
+    minimal L∞ perturbation (FMN; one-sided where the plan says so; not measured without minimum-norm runs)."""
+    margin = plan.equivalence_margin if plan is not None else 0.10
+    out = []
+    clean = next((i.data for i in t.items if i.key == "table03_clean_accuracy"), None)
+    for r in (clean[clean.setting.str.endswith(f"({FREE})")].itertuples() if clean is not None else []):
+        v = planmod.negligible(r.gap_lo, r.gap_hi, margin)
+        out.append({"question": "(3) gender", "claim": f"clean accuracy alike (±{margin:g})", "corpus": r.setting,
+                    "measure": "clean accuracy, female − male", "verdict": {"negligible": "equivalent to no effect",
+                                                                          "not negligible": "contradicted"}.get(v, v)})
+    g = next((i.data for i in t.items if i.key == "table47_gender_accuracy"), None)
+    if g is not None and len(g):
+        g = g[g.setting.str.endswith(f"({FREE})") & g.attack.isin(WHITE_BOX)]
+        for setting, sub in g.groupby("setting"):
+            sig = sub[sub.p_holm < stats.ALPHA]
+            v = ("contradicted" if (sig.gap < 0).any() else "supported" if len(sig) else
+                 "not testable" if sub.p.isna().all() else "not shown")
+            out.append({"question": "(3) gender", "claim": "male more vulnerable", "corpus": setting,
+                        "measure": "adversarial accuracy, white-box, best configurations", "verdict": v})
+    rows = pd.DataFrame()
+    if len(mn_seg):
+        tt = min_norm_questions.tidy(mn_seg)
+        if len(tt) and tt.min_linf.notna().any():
+            def alternative(protocol):
+                c = plan.find("gender", "min_linf", protocol) if plan is not None else None
+                return c.alternative if c is not None else "two-sided"
+            rows = min_norm_questions.gender(tt, "min_linf", alternative=alternative)
+            rows = rows[(rows.attack == "fmn") & rows.protocol.astype(str).str.contains(FREE)]
+    corpora = sorted({d["corpus"] for d in out})
+    for setting in corpora:
+        sub = rows[rows.setting == setting.split(" (")[0]] if len(rows) else rows
+        if not len(sub):
+            v = "not measured"
+        else:
+            r = sub.iloc[0]
+            v = ("not testable" if r.p != r.p else "supported" if r.p_holm < stats.ALPHA and r.gap > 0 else
+                 "contradicted" if r.hi == r.hi and r.hi < 0 else "not shown")
+        out.append({"question": "(3) gender", "claim": "male more vulnerable", "corpus": setting,
+                    "measure": "minimal L∞ perturbation (FMN), female − male", "verdict": v})
+    return out
+
+
+def compare(before: pd.DataFrame, after: pd.DataFrame) -> list[str]:
+    """Markdown table: each claim × corpus × measure, its verdict before (v1) and after (v2)."""
+    key = ["question", "claim", "corpus", "measure"]
+    m = before.merge(after, on=key, how="outer", suffixes=("_before", "_after")).fillna("–")
+    lines = ["## How the verdicts moved", "", "| question | claim | corpus | measure | before | after |",
+             "|---|---|---|---|---|---|"]
+    lines += [f"| {r.question} | {r.claim} | {r.corpus} | {r.measure} | {r.verdict_before} | "
+              f"{'**' + r.verdict_after + '**' if r.verdict_after != r.verdict_before else r.verdict_after} |"
+              for r in m.sort_values(key).itertuples()]
+    return lines + ["", "Bold: the verdict changed.", ""]
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("results", nargs="+", type=Path, help="export folders (results/study/<corpus>)")
     ap.add_argument("--out", type=Path, default=Path("recipes/study/findings.md"))
     ap.add_argument("--plan", type=Path, default=None, help="analysis plan (ser_attacks/report/plan.py): each "
                     "section is marked planned or exploratory, and its equivalence margin is used")
+    ap.add_argument("--verdicts", type=Path, default=None, help="also write one verdict per claim, corpus and "
+                    "measure as CSV (question, claim, corpus, measure, verdict)")
+    ap.add_argument("--compare", type=Path, default=None, help="an earlier --verdicts CSV (study v1): the findings "
+                    "end with a table of how each verdict moved")
     args = ap.parse_args(argv)
+    if args.compare is not None and not args.compare.is_file():
+        raise SystemExit(f"error: --compare {args.compare}: no such file")
     plan = planmod.load(args.plan) if args.plan else None
     runs, samples = load_results(args.results)
     t = build_tables(runs, samples, plan)
     md = ["# The paper's conclusions, tested", "",
           f"Made by `python recipes/study/findings.py {' '.join(map(str, args.results))} --out {args.out}"
-          + (f" --plan {args.plan}" if args.plan else "") + "` from the committed per-segment files alone."
+          + (f" --plan {args.plan}" if args.plan else "") + (f" --verdicts {args.verdicts}" if args.verdicts else "")
+          + (f" --compare {args.compare}" if args.compare else "") + "` from the committed per-segment files alone."
           + (f" Analysis plan: `{args.plan}`." if args.plan else " No analysis plan: every result is exploratory."),
-          "", *ranking_section(t, plan), *language_section(t, plan), *gender_section(t, plan),
-          *min_norm_questions.section(min_norm_questions.load(args.results), plan)]
+          ""]
+    verdicts: list[dict] = []
+    mn_seg = min_norm_questions.load(args.results)
+    md += [*ranking_section(t, plan, verdicts), *language_section(t, plan), *gender_section(t, plan),
+           *min_norm_questions.section(mn_seg, plan)]
+    verdicts.append({"question": "(2) languages", "claim": "no substantial difference; English most susceptible",
+                     "corpus": "all", "measure": "–", "verdict": "not identifiable"})
+    verdicts += gender_verdicts(t, plan, mn_seg)
+    table = pd.DataFrame(verdicts, columns=["question", "claim", "corpus", "measure", "verdict"])
+    if args.compare is not None:
+        md += compare(pd.read_csv(args.compare), table)
+    if args.verdicts is not None:
+        table.to_csv(args.verdicts, index=False)
     args.out.write_text("\n".join(md) + "\n")
     print(f"wrote {args.out}", file=sys.stderr)
 
