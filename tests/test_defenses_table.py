@@ -187,6 +187,20 @@ def test_further_attacks_are_columns_by_name_and_budget_transfer_marked():
     assert "square 0.25 σ (20.0 dB)" in lines and "no undefended run to compare" in lines
 
 
+def test_an_snr_budget_is_no_sigma_budget_and_still_pairs_with_the_undefended_run():
+    """Waveform attacks (attack.snr_db): their eps is the config's unused default, so the column names the SNR, not
+    "0.25 σ"; and the gain over the undefended run of the same SNR is computed (a NaN budget never matched)."""
+    sw = Sweep(6)
+    sw.add("none", "pgd", 0.25, adv=0.0, snr=40.0, snr_db=40, max_iter=20)
+    sw.add("gaussian_noise", "pgd", 0.25, adv=0.3, snr=40.0, snr_db=40, max_iter=20)
+    data = sw.data()
+    long = D.long_table(data)
+    g = long[(long.defense == "gaussian_noise") & (long.measure == "attack") & (long.group == "all")].iloc[0]
+    assert g.budget_sigma != g.budget_sigma and g.gain_vs_undefended == pytest.approx(g.acc)
+    wide = D.wide_table(long, D.masking_flags(data), D.times(data))
+    assert any("snr_db=40" in c and "σ" not in c for c in wide.columns)
+
+
 def test_certified_accuracy_at_the_logged_radii_from_the_certificates():
     sw = Sweep(6)
     n = 6 * SEG

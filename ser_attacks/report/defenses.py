@@ -187,7 +187,12 @@ class Data:
 
 
 def _budget(r) -> float:
-    e = collect._num(attack_params(r.params).get("eps"))
+    """The attack's L∞ budget in σ (``attack.eps``); NaN where the budget is an SNR (``attack.snr_db``, the waveform
+    attacks: then eps is the config's unused default, and the SNR stays in the attack's label)."""
+    params = attack_params(r.params)
+    if isinstance(collect._num(params.get("snr_db")), float):
+        return np.nan
+    e = collect._num(params.get("eps"))
     return float(e) if isinstance(e, float) else np.nan
 
 
@@ -204,6 +209,9 @@ def attack_label(r) -> str:
     if _true(r.get("attack_transfer", "")) and "transfer" not in a:
         a += " (transfer)"
     rest = _rest(r)
+    snr = collect._num(attack_params(r.params).get("snr_db"))
+    if isinstance(snr, float) and "snr_db=" not in rest:      # an SNR budget is the column's budget: always named
+        rest = ", ".join([p for p in (rest, f"snr_db={snr:g}") if p])
     return a + (f" [{rest}]" if rest else "")
 
 
@@ -352,7 +360,7 @@ def clean_table(data: Data, label: str) -> pd.DataFrame | None:
 
 
 def attack_tables(data: Data, label: str) -> dict[tuple[str, float], tuple[pd.DataFrame, pd.Series]]:
-    """(attack label, budget) -> (pooled segments with ``adv_ok``, the configuration row; NaN budget: none)."""
+    """(attack label, budget) -> (pooled segments with ``adv_ok``, the configuration row; budget None: none in σ)."""
     out = {}
     sub = data.cf[data.cf.defense_label == label]
     for _, r in sub.iterrows():
@@ -363,8 +371,8 @@ def attack_tables(data: Data, label: str) -> dict[tuple[str, float], tuple[pd.Da
                 out[(r.attack_label + (" L2" if kind == "l2" else ""), e)] = (t, r)
             continue
         t = data.pooled.get(r.config_id)
-        if t is not None:
-            out[(r.attack_label, r.budget)] = (t, r)
+        if t is not None:       # no σ budget (an SNR budget): key None, since NaN keys never match each other
+            out[(r.attack_label, r.budget if r.budget == r.budget else None)] = (t, r)
     return out
 
 
@@ -388,7 +396,7 @@ def long_table(data: Data) -> pd.DataFrame:
                 c = share(t, "adv_ok", g, snr)
                 ref = base_att.get((a, e)) if label != base else None
                 d = gain(t, ref[0], "adv_ok", g) if ref is not None else Cell(np.nan)
-                rows.append(_long_row(label, g, "attack", a, e, c, d, r))
+                rows.append(_long_row(label, g, "attack", a, np.nan if e is None else e, c, d, r))
             if label in data.certified:
                 radii, seg = data.certified[label]
                 for rad in radii:
