@@ -2,6 +2,8 @@
 MLflow. Per-segment outcomes are drawn per speaker, so the numbers behind each cell are known."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -199,6 +201,9 @@ def test_an_snr_budget_is_no_sigma_budget_and_still_pairs_with_the_undefended_ru
     assert g.budget_sigma != g.budget_sigma and g.gain_vs_undefended == pytest.approx(g.acc)
     wide = D.wide_table(long, D.masking_flags(data), D.times(data))
     assert any("snr_db=40" in c and "σ" not in c for c in wide.columns)
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:      # nothing on the σ axis: no empty figure
+        assert D.figure(data, long, Path(d) / "f.png") is None and not (Path(d) / "f.png").exists()
 
 
 def test_certified_accuracy_at_the_logged_radii_from_the_certificates():

@@ -595,7 +595,9 @@ def figure(data: Data, long: pd.DataFrame, path: Path) -> Path | None:
     from ..min_norm import curve
     labels = _order(long.defense)
     shown = [lb for lb in labels if lb != UNDEFENDED] or labels
-    if not len(long):
+    on_axis = long[(long.measure == "attack") & long.budget_sigma.notna()]
+    if not len(long) or not len(on_axis):     # nothing on a σ axis (only SNR budgets: the table says it all)
+        path.unlink(missing_ok=True)
         return None
     e_grid = grid(data.cf)
     top = max(e_grid + [float(s.r[np.isfinite(s.r)].max()) for _, s in data.minimal.values()
