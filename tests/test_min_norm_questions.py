@@ -189,6 +189,7 @@ def test_planned_one_sided_gender_test_on_emodb_like_folds(tmp_path):
     assert two.p != two.p and "not testable" in two.test
     one = q.gender(q.tidy(seg), "min_linf", alternative=lambda protocol: "greater").iloc[0]
     assert one.p == pytest.approx(1 / 32) and "one-sided, planned: female − male > 0" in one.test
+    assert "a − b" not in one.test                            # labelled once, with the groups' names
     plan = tmp_path / "plan.yaml"
     plan.write_text("comparisons:\n  - {question: gender, measure: min_linf, protocol: split=speaker_cv, "
                     "alternative: greater}\n")
@@ -227,28 +228,30 @@ def test_study_plan_lists_the_minimal_perturbation_questions():
     assert plan.find("ranking", "success_at_budget").budgets[:3] == [0.005, 0.01, 0.02]
 
 
-def test_plan_budgets_checked(tmp_path):
+def _plan_with(tmp_path, comparison: str):
+    """An analysis plan of one comparison (a YAML flow mapping), loaded."""
     p = tmp_path / "plan.yaml"
-    p.write_text("comparisons:\n  - {question: ranking, measure: min_linf, budgets: [0.1]}\n")
+    p.write_text(f"comparisons:\n  - {comparison}\n")
+    return planmod.load(p)
+
+
+def test_plan_budgets_checked(tmp_path):
     with pytest.raises(ValueError, match="budgets belong to measure success_at_budget"):
-        planmod.load(p)
-    p.write_text("comparisons:\n  - {question: ranking, measure: success_at_budget, budgets: [-1]}\n")
+        _plan_with(tmp_path, "{question: ranking, measure: min_linf, budgets: [0.1]}")
     with pytest.raises(ValueError, match="budgets must be a list of numbers > 0"):
-        planmod.load(p)
+        _plan_with(tmp_path, "{question: ranking, measure: success_at_budget, budgets: [-1]}")
 
 
 def test_plan_alternative_checked_and_one_sided_never_an_equivalence_claim(tmp_path):
-    p = tmp_path / "plan.yaml"
-    p.write_text("comparisons:\n  - {question: gender, measure: clean_acc, alternative: less}\n")
-    assert planmod.load(p).comparisons[0].alternative == "less"
-    p.write_text("comparisons:\n  - {question: gender, measure: clean_acc}\n")
-    assert planmod.load(p).comparisons[0].alternative == "two-sided"
-    p.write_text("comparisons:\n  - {question: gender, measure: clean_acc, alternative: smaller}\n")
+    assert _plan_with(tmp_path, "{question: gender, measure: clean_acc, alternative: less}").comparisons[0] \
+        .alternative == "less"
+    plan = _plan_with(tmp_path, "{question: gender, measure: clean_acc}")
+    assert plan.comparisons[0].alternative == "two-sided" and planmod.alternative(plan, "gender", "clean_acc") == \
+        "two-sided" and planmod.alternative(None, "gender", "clean_acc") == "two-sided"
     with pytest.raises(ValueError, match="alternative 'smaller' not in"):
-        planmod.load(p)
-    p.write_text("comparisons:\n  - {question: gender, measure: clean_acc, alternative: less, claim: negligible}\n")
+        _plan_with(tmp_path, "{question: gender, measure: clean_acc, alternative: smaller}")
     with pytest.raises(ValueError, match="equivalence test"):
-        planmod.load(p)
+        _plan_with(tmp_path, "{question: gender, measure: clean_acc, alternative: less, claim: negligible}")
 
 
 def test_rows_from_report_runs_keep_the_setting_and_pair_with_fixed_budget_runs():

@@ -286,10 +286,8 @@ def gender_verdicts(t, plan, mn_seg: pd.DataFrame) -> list[dict]:
     if len(mn_seg):
         tt = min_norm_questions.tidy(mn_seg)
         if len(tt) and tt.min_linf.notna().any():
-            def alternative(protocol):
-                c = plan.find("gender", "min_linf", protocol) if plan is not None else None
-                return c.alternative if c is not None else "two-sided"
-            rows = min_norm_questions.gender(tt, "min_linf", alternative=alternative)
+            rows = min_norm_questions.gender(
+                tt, "min_linf", alternative=lambda protocol: planmod.alternative(plan, "gender", "min_linf", protocol))
             rows = rows[(rows.attack == "fmn") & rows.protocol.astype(str).str.contains(FREE)]
     corpora = sorted({d["corpus"] for d in out})
     for setting in corpora:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from . import plan as planmod
 from . import stats
 from .aggregate import (
     SFX,
@@ -44,17 +45,12 @@ def _clean_repetitions(sub: pd.DataFrame, pooled_by_run: dict[str, Samples]) -> 
 def gender_alternative(plan, measure: str, setting: str) -> str:
     """The female − male alternative an analysis plan pre-registered for ``measure`` under ``setting``'s
     protocol ("two-sided" without a plan or where it lists none: everything exploratory stays two-sided)."""
-    c = plan.find("gender", measure, protocol_of(setting)) if plan is not None else None
-    return c.alternative if c is not None else "two-sided"
+    return planmod.alternative(plan, "gender", measure, protocol_of(setting))
 
 
 def _gender_test(f: pd.DataFrame, m: pd.DataFrame, col: str, alternative: str) -> stats.Test:
     """The female − male test over speakers, one-sided where planned (labelled so beside its p)."""
-    test = speaker_test(f, m, col, alternative=alternative)
-    if alternative != "two-sided":
-        test.side = stats.side_text(alternative, "female", "male", planned=True)
-        test.note = test.note.replace(stats.side_text(alternative), test.side)
-    return test
+    return stats.planned_side(speaker_test(f, m, col, alternative=alternative), alternative)
 
 
 def _clean_row(s: str, sub: pd.DataFrame, pooled_by_run: dict[str, Samples], plan=None) -> dict:

@@ -404,11 +404,9 @@ def gender(t: pd.DataFrame, measure: str, n_boot: int = N_BOOT, alternative=None
         if min(len(f), len(mm)) < stats.MIN_SPEAKERS:
             lo = hi = np.nan
         alt = alternative(protocol) if alternative is not None else "two-sided"
-        test = stats.speaker_test(f, mm, "v", strata=True, alternative=alt)
-        side = "" if alt == "two-sided" or not test.testable else \
-            f"; one-sided, planned: female − male {'>' if alt == 'greater' else '<'} 0"
+        test = stats.planned_side(stats.speaker_test(f, mm, "v", strata=True, alternative=alt), alt)
         row = {"setting": setting, "protocol": protocol, "attack": a, "config": c, "gap": gap, "lo": lo, "hi": hi,
-               "n_female": len(f), "n_male": len(mm), "p": test.p, "test": test.text() + side, "alternative": alt}
+               "n_female": len(f), "n_male": len(mm), "p": test.p, "test": test.text(), "alternative": alt}
         for name, part in (("female", f), ("male", mm)):
             row[name], row[f"{name}_lo"], row[f"{name}_hi"] = across_speakers(part, n_boot)
         rows.append(row)
@@ -524,10 +522,7 @@ def section(seg: pd.DataFrame, plan=None, n_boot: int = N_BOOT, level: int = 2) 
                 md += ["", f"- **Minimal ≥ fixed budget at every ε:** "
                        f"{'yes' if (b.fixed_only == 0).all() else 'no'} ({int((b.fixed_only > 0).sum())} of "
                        f"{len(b)} budgets with a segment flipped by the fixed-budget attack only).", ""]
-        def alternative(protocol, measure=measure):
-            c = plan.find("gender", measure, protocol) if plan is not None else None
-            return c.alternative if c is not None else "two-sided"
-        gd = gender(t, measure, n_boot, alternative)
+        gd = gender(t, measure, n_boot, lambda protocol, m=measure: planmod.alternative(plan, "gender", m, protocol))
         sense = ("positive = female perturbations quieter, female more vulnerable" if measure == "min_snr_db" else
                  "positive = female segments need a larger perturbation, male more vulnerable")
         md += [f"**(2) Gender: female vs male**{planned('gender', measure, prots)} (female − male of the speaker "

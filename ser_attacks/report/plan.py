@@ -89,6 +89,13 @@ def status(plan: Plan | None, question: str, measure: str, protocol: str | None 
     return plan.status(question, measure, protocol) if plan is not None else EXPLORATORY
 
 
+def alternative(plan: Plan | None, question: str, measure: str, protocol: str | None = None) -> str:
+    """The alternative the plan pre-registered for this question × measure (× protocol); 'two-sided' without a
+    plan or where it lists none: everything exploratory stays two-sided."""
+    c = plan.find(question, measure, protocol) if plan is not None else None
+    return c.alternative if c is not None else "two-sided"
+
+
 def load(path) -> Plan:
     """Read and check a plan file; a clear one-line ValueError for what is wrong."""
     import yaml

@@ -392,6 +392,15 @@ def side_text(alternative: str, a: str = "a", b: str = "b", planned: bool = Fals
     return f"one-sided{', planned' if planned else ''}: {a} − {b} {'>' if alternative == 'greater' else '<'} 0"
 
 
+def planned_side(test: Test, alternative: str, a: str = "female", b: str = "male") -> Test:
+    """``test`` labelled as a pre-registered one-sided test of ``a`` − ``b`` ('one-sided, planned: female − male
+    > 0' beside its p, in place of the generic 'a − b'); a two-sided test is returned as it is."""
+    if alternative != "two-sided":
+        test.side = side_text(alternative, a, b, planned=True)
+        test.note = test.note.replace(side_text(alternative), test.side)
+    return test
+
+
 def _check_alternative(alternative: str) -> None:
     if alternative not in ALTERNATIVES:
         raise ValueError(f"alternative {alternative!r} not in {ALTERNATIVES}")
