@@ -64,7 +64,8 @@ def test_pilot_between_speaker_sd_is_net_of_the_binomial_part(tmp_path):
         for j in range(60):
             label = 1
             rows.append({"dataset": "x", "split": "speaker_cv", "speaker": f"s{i}", "recording_id": f"s{i}/{j}",
-                         "segment": 0, "label": label, "clean_pred": int(rng.random() < p)})
+                         "segment": 0, "label": label, "clean_pred": int(rng.random() < p),
+                         "gender": "female" if i % 2 else "male", "fold": i % 5})
     pd.DataFrame(rows).to_csv(tmp_path / "segments.csv.gz", index=False)
     got = power.between_from_pilot(tmp_path)["x"]
     assert got["speakers"] == 40 and got["segments_per_speaker"] == 60
@@ -106,3 +107,13 @@ def test_report_modules_run_as_scripts_without_the_sys_modules_warning():
         assert "RuntimeWarning" not in proc.stderr, proc.stderr[-500:]
     from ser_attacks.report import build_report
     assert callable(build_report)
+
+
+def test_cli_names_a_missing_pilot_or_seed_file(capsys, tmp_path):
+    with pytest.raises(SystemExit):
+        power.main(["--corpus", "emodb", "--segments", "38", "--pilot", str(tmp_path)])
+    assert "no segments.csv.gz there" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        power.main(["--corpus", "emodb", "--segments", "38", "--sd-between", "0.1", "--rate", "0.5",
+                    "--seed-counts", str(tmp_path / "none.csv")])
+    assert "--seed-counts" in capsys.readouterr().err

@@ -57,6 +57,8 @@ def test_compare_file_checked_before_any_work(tmp_path, capsys):
     with pytest.raises(SystemExit, match="--compare .*: no such file"):
         _findings().main([str(tmp_path), "--compare", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "f.md")])
     assert not (tmp_path / "f.md").exists()
+    with pytest.raises(SystemExit, match="--verdicts .*: its folder does not exist"):
+        _findings().main([str(tmp_path), "--verdicts", str(tmp_path / "no" / "v.csv"), "--out", str(tmp_path / "f.md")])
 
 
 def test_gender_verdicts_from_the_tables():

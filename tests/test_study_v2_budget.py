@@ -74,3 +74,17 @@ def test_training_time_scaled_from_emodb_where_a_corpus_has_none(tmp_path):
     assert t["emodb"] == 600.0
     assert t["ravdess"] == pytest.approx(600.0 * b.CORPORA["ravdess"]["train_segments"]
                                          / b.CORPORA["emodb"]["train_segments"])
+
+
+def test_missing_inputs_are_one_line_errors_before_any_work(tmp_path):
+    b = _budget()
+    with pytest.raises(SystemExit, match="--runs: .*runs.csv: no such file"):
+        b.main(["--runs", str(tmp_path), "--machine", "x", "--out", str(tmp_path / "out")])
+    pd.DataFrame({"run_id": []}).to_csv(tmp_path / "runs.csv", index=False)
+    with pytest.raises(SystemExit, match="no `study:` design"):
+        b.main(["--runs", str(tmp_path), "--plan", str(ROOT / "recipes" / "study" / "analysis_plan.yaml"),
+                "--machine", "x", "--out", str(tmp_path / "out")])
+    with pytest.raises(SystemExit, match="--models: .*: no such file"):
+        b.main(["--runs", str(tmp_path), "--models", str(tmp_path / "m.csv"), "--machine", "x",
+                "--out", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()

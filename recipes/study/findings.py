@@ -328,6 +328,9 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     if args.compare is not None and not args.compare.is_file():
         raise SystemExit(f"error: --compare {args.compare}: no such file")
+    for path, what in ((args.out, "--out"), (args.verdicts, "--verdicts")):
+        if path is not None and not path.parent.is_dir():
+            raise SystemExit(f"error: {what} {path}: its folder does not exist")
     plan = planmod.load(args.plan) if args.plan else None
     runs, samples = load_results(args.results)
     t = build_tables(runs, samples, plan)

@@ -133,7 +133,12 @@ def main(argv=None) -> int:
     p.add_argument("--machine", required=True, help="where the times were measured, in words (and its load)")
     p.add_argument("--out", type=Path, default=HERE)
     a = p.parse_args(argv)
-    study = yaml.safe_load(a.plan.read_text())["study"]
+    for path, what in [(a.runs / "runs.csv", "--runs"), (a.plan, "--plan")] + [(m, "--models") for m in a.models or []]:
+        if not path.is_file():
+            raise SystemExit(f"error: {what}: {path}: no such file")
+    study = (yaml.safe_load(a.plan.read_text()) or {}).get("study")
+    if not isinstance(study, dict):
+        raise SystemExit(f"error: --plan {a.plan}: no `study:` design to project (recipes/study_v2/plan.yaml has one)")
     configs = plan_configs(study)
     per, overhead = measured(a.runs / "runs.csv", configs)
     missing = sorted({c[0] for c in configs} - set(per.config))

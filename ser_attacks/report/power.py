@@ -33,12 +33,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..data.corpora import EMODB_MALE
 from . import stats
 
 ALTERNATIVES = stats.ALTERNATIVES
-# the speakers of each corpus (ser_attacks.data.corpora: ids and gender) — the design needs no audio
+# the speakers of each corpus, named and gendered as ser_attacks.data.corpora parses their files (EmoDB's male
+# speakers from there; EMOVO f1-3 / m1-3; RAVDESS odd actors male) — the design needs no audio
 CORPUS_SPEAKERS = {
-    "emodb": {f"emodb_{s}": ("male" if s in {"03", "10", "11", "12", "15"} else "female")
+    "emodb": {f"emodb_{s}": ("male" if s in EMODB_MALE else "female")
               for s in ("03", "08", "09", "10", "11", "12", "13", "14", "15", "16")},
     "emovo": {f"emovo_{g}{i}": ("female" if g == "f" else "male") for g in "fm" for i in (1, 2, 3)},
     "ravdess": {f"ravdess_{a:02d}": ("male" if a % 2 else "female") for a in range(1, 25)},
@@ -162,17 +164,15 @@ def equivalence_halfwidth(d: Design, sd: float, alpha: float = stats.ALPHA) -> f
 
 
 # ------------------------------------------------------------------------------------------- the pilot
-def between_from_pilot(folder, measure: str = "clean_ok", seed_sd: float = 0.0) -> dict:
-    """SD between speakers of a pilot's speaker means, net of the binomial part (rate (1 − rate) / n of each
-    speaker) and of the speaker x seed part (``seed_sd``; the pilot had one model per fold): per corpus."""
-    seg = pd.read_csv(Path(folder) / "segments.csv.gz", low_memory=False)
-    seg = seg[seg.split.astype(str) == "speaker_cv"] if "split" in seg else seg
-    key = [c for c in ("recording_id", "segment", "augment") if c in seg]
-    seg = seg.assign(clean_ok=(seg.clean_pred == seg.label).astype(float)).drop_duplicates(key)
+def between_from_pilot(folder, seed_sd: float = 0.0) -> dict:
+    """SD between speakers of a pilot's speaker means of clean accuracy (its distinct speaker_cv segments:
+    ``plan._clean_segments``), net of the binomial part (rate (1 − rate) / n of each speaker) and of the speaker x
+    seed part (``seed_sd``; the pilot had one model per fold): per corpus."""
+    from .plan import _clean_segments
     out = {}
-    for ds, sub in seg.groupby("dataset"):
-        spk = sub.groupby("speaker")[measure].agg(["mean", "size"])
-        rate = float(sub[measure].mean())
+    for ds, sub in _clean_segments(Path(folder)).groupby("dataset"):
+        spk = sub.groupby("speaker").clean_ok.agg(["mean", "size"])
+        rate = float(sub.clean_ok.mean())
         observed = float(spk["mean"].var(ddof=1))
         binomial = float((rate * (1 - rate) / spk["size"]).mean())
         out[str(ds)] = {"speakers": len(spk), "segments_per_speaker": round(float(spk["size"].mean()), 1),
@@ -218,6 +218,10 @@ def main(argv=None) -> None:
         ap.error("give either --pilot or both --sd-between and --rate")
     if a.segments <= 0 or a.seeds < 1:
         ap.error("--segments must be > 0 and --seeds >= 1")
+    if a.pilot is not None and not (a.pilot / "segments.csv.gz").is_file():
+        ap.error(f"--pilot {a.pilot}: no segments.csv.gz there (an export folder: results/<study>/<corpus>)")
+    if a.seed_counts is not None and not a.seed_counts.is_file():
+        ap.error(f"--seed-counts {a.seed_counts}: no such file")
     seed_sd = a.seed_sd if a.seed_sd is not None else (seed_sd_from_counts(a.seed_counts) if a.seed_counts else 0.0)
     if a.pilot is not None:
         pilot = between_from_pilot(a.pilot, seed_sd=seed_sd).get(a.corpus)
