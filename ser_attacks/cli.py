@@ -180,10 +180,9 @@ def _swept_group_hint(overrides: list[str], multirun: bool) -> str:
     default, which lacks it; ``++defense.eps=0.05`` sets it in every job."""
     if not multirun:
         return ""
-    swept = {o.split("=", 1)[0] for o in overrides if "=" in o and "," in o.split("=", 1)[1] and "." not in
-             o.split("=", 1)[0] and not o.startswith(("+", "~"))}
-    keys = [o.split("=", 1)[0] for o in overrides if "=" in o and not o.startswith(("+", "~"))
-            and o.split("=", 1)[0].split(".", 1)[0] in swept and "." in o.split("=", 1)[0]]
+    pairs = [o.split("=", 1) for o in overrides if "=" in o and not o.startswith(("+", "~"))]
+    swept = {k for k, v in pairs if "." not in k and "," in v}                # defense=fast_at,pgd_at
+    keys = [k for k, _ in pairs if "." in k and k.split(".", 1)[0] in swept]   # defense.eps=0.05
     if not keys:
         return ""
     return (f". A sweep over {', '.join(sorted(swept))} applies {keys[0]} to the common config too, which has the "
