@@ -24,11 +24,13 @@ import yaml
 
 HERE = Path(__file__).resolve().parent
 # test segments per speaker fold of a whole test split, and training segments of a fold with augment=paper (9
-# versions of each training recording): EmoDB from its v2 models (382 segments / 5 folds), EMOVO and RAVDESS from
-# study v1's models (results/study/*/models.csv: EMOVO 155-169 segments per fold of 2 speakers, RAVDESS 160)
+# versions of each training recording). EmoDB: its v2 models (382 segments / 5 folds; 2,385 training segments,
+# recipes/speaker_independent/emodb). EMOVO and RAVDESS test segments: study v1's models (results/study/*/models.csv:
+# 155-169 per fold of 2 EMOVO speakers, 160 per RAVDESS fold); their training segments are ESTIMATES until their v2
+# models exist: training speakers x test segments per speaker x (1 - 0.16 validation) x 9 versions.
 CORPORA = {"emodb": {"test_segments": 76.4, "train_segments": 2385},
-           "emovo": {"test_segments": 78.0, "train_segments": 3100},
-           "ravdess": {"test_segments": 160.0, "train_segments": 5790}}
+           "emovo": {"test_segments": 78.0, "train_segments": round(5 * 78 * 0.84 * 9)},
+           "ravdess": {"test_segments": 160.0, "train_segments": round(20 * 40 * 0.84 * 9)}}
 
 
 def plan_configs(study: dict) -> list[tuple[str, str, dict, str]]:
