@@ -83,6 +83,9 @@ def test_study_rule_is_the_study_default_and_v1_stays_reachable():
     assert models.mode == "train"
     for group in ("dataset", "features", "augment", "split", "normalization", "model", "train"):
         assert models[group] == new[group], group       # the same models: study_models trains what study attacks
+    leaky = compose_config("experiment=study_leaky", "dataset=emodb", "+hparams=emodb_paper")
+    # v2 drops the Griffin-Lim comparison (no planned measure reads it); v1 reproduces with its 32 iterations
+    assert (new.input.griffin_lim_iter, leaky.input.griffin_lim_iter, old.input.griffin_lim_iter) == (0, 0, 32)
 
 
 def test_bad_min_epochs_is_an_error():
