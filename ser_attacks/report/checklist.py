@@ -3,7 +3,8 @@
 
 A verdict is PASS, FLAG (the numbers contradict what a sound evaluation shows), undecided (the interval
 straddles the rule's threshold: too few segments to decide either way) or n/a (the runs needed for the check are
-missing; the row says which to run). **Every rule decides on an interval, never on a point estimate.**
+missing; the row says which to run). **Every rule decides on an interval, never on a point estimate** (one
+exception, stated in rule 5: an attack doing no better than noise on the very segments both saw is FLAGged).
 Differences between two configurations are paired on the segments both attacked (every attack of a setting sees
 the same segments: ``attack.sample_seed``), with a speaker-cluster bootstrap CI of the paired difference
 (``stats.paired_ci``: speakers, and each fold's training seeds where it has several; an exact bound where it is
@@ -20,7 +21,9 @@ the same segments: ``attack.sample_seed``), with a speaker-cluster bootstrap CI 
    segments correct: PASS when the upper bound is <= ``NEAR_ZERO``, FLAG when the lower bound is above it,
    undecided otherwise (0 of 8 segments: upper bound 0.37).
 4. **iterative ≥ single-step**: BIM / PGD / AutoAttack reach at most FGSM's accuracy at equal eps.
-5. **beats noise**: every attack leaves fewer segments correct-and-unflipped than random noise, beyond CI: L∞
+5. **beats noise**: every attack leaves fewer segments correct-and-unflipped than random noise, beyond CI (FLAG when
+   it leaves at least as many on the same segments, an observation rather than an estimate; undecided when it
+   leaves fewer but the CI reaches 0): L∞
    attacks against uniform noise of the same L∞ budget (``attack=noise`` at the attack's eps; for attacks
    without eps, the smallest noise eps >= the attack's mean L∞); **Pixel** (at most ``th`` cells changed)
    against **sparse noise** changing the same number of cells by the same magnitudes (``attack=noise
@@ -319,17 +322,20 @@ def _noise_checks(setting, attack, sub, noise, pooled) -> list[dict]:
 
 def _noise_row(setting, attack, r, n, pooled, what: str, mean_linf, d=None) -> dict:
     """On the correctly classified segments: attacks that move away from the prediction (DeepFool) may also
-    fix wrong ones. PASS when the attack keeps fewer segments correct than the noise beyond the CI."""
+    fix wrong ones. PASS when the attack keeps fewer segments correct than the noise beyond the CI; FLAG when it keeps
+    at least as many as the noise on these very segments (no better than noise, observed); undecided when it keeps
+    fewer but the CI reaches 0 (with two speakers, 0 of 8 vs noise's 5 of 8 is not "beyond its CI")."""
     d = paired_diff(pooled, r, n, "kept") if d is None else d
     ka, kn = _kept(pooled, r), _kept(pooled, n)
     floor = max(ka, kn) <= NEAR_ZERO          # both ~0: nothing to tell apart, no verdict either way
-    ok = d[2] < 0
+    verdict = "PASS" if d[2] < 0 else "n/a" if floor else "FLAG" if d[0] >= 0 else "undecided"
     return _row(setting, attack, r.config, "beats noise",
                 f"correct and kept {ka:.3f} vs noise {kn:.3f} ({what})"
                 + ("" if mean_linf is None else f" (attack's mean L∞ {mean_linf:.3g})") + f" ({_d(d)})"
-                + ("" if ok else ": both ~0, the budget is too large to tell" if floor else
-                   ": not below random noise beyond its CI"),
-                "PASS" if ok else "n/a" if floor else "FLAG")
+                + {"PASS": "", "n/a": ": both ~0, the budget is too large to tell",
+                   "FLAG": ": no better than random noise on these segments",
+                   "undecided": ": better than noise here, not beyond its CI (too few speakers or segments)"}[verdict],
+                verdict)
 
 
 def _reference_checks(setting, attack, sub, ref, pooled) -> list[dict]:
