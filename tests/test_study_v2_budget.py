@@ -36,7 +36,7 @@ def test_projection_follows_the_plan_tiers_folds_and_seeds(tmp_path):
     assert len(configs) == 37 and sum(c[3] == "subsample" for c in configs) == 21
     _runs(tmp_path, configs, lambda a: 2.0 if a == "jsma" else 1.0)
     per, overhead = b.measured(tmp_path / "runs.csv", configs)
-    assert overhead == pytest.approx(20.0) and len(per) == 37
+    assert overhead == pytest.approx((20.0, 0.0)) and len(per) == 37
     proj = b.project(per, overhead, study, {"emodb": 600.0, "emovo": 700.0, "ravdess": 1200.0}).set_index("corpus")
     seg = b.CORPORA["emodb"]["test_segments"]
     per_model = 16 * 1.0 * seg + (17 * 1.0 + 4 * 2.0) * 8          # whole tier on the split, subsample on 8
@@ -88,3 +88,14 @@ def test_missing_inputs_are_one_line_errors_before_any_work(tmp_path):
         b.main(["--runs", str(tmp_path), "--models", str(tmp_path / "m.csv"), "--machine", "x",
                 "--out", str(tmp_path / "out")])
     assert not (tmp_path / "out").exists()
+
+
+def test_overhead_grows_with_the_segments_a_job_attacks():
+    """The resynthesis scales with the attacked segments: 8-segment jobs 5 s, 83-segment jobs 20 s of overhead
+    → 3.4 s fixed + 0.2 s per segment; a 160-segment split (RAVDESS) pays 35.4 s per whole-split job."""
+    b = _budget()
+    jobs = pd.DataFrame({"tier": ["subsample"] * 3 + ["whole"] * 3, "overhead": [4.0, 5.0, 6.0, 19.0, 20.0, 21.0],
+                         "segments": [8] * 3 + [83] * 3})
+    fixed, slope = b.overhead_model(jobs)
+    assert slope == pytest.approx(0.2) and fixed == pytest.approx(3.4)
+    assert b.overhead_model(jobs.assign(segments=8)) == pytest.approx((12.5, 0.0))    # one size: a constant

@@ -6,8 +6,10 @@ plan (recipes/study_v2/plan.yaml, `study:`: folds, seeds, the whole-split and su
         --machine "2-core CPU, load 2-4" --out recipes/study_v2
 
 Per configuration (attack + its parameters) the MEAN seconds per attacked segment over the measured runs (a mean,
-not a median: JSMA's heavy tail is part of the bill), and the per-job overhead (data, model, metrics, logging,
-audio) from the gaps between the jobs' start times minus their attack time. Training: the mean train_seconds of
+not a median: JSMA's heavy tail is part of the bill), and the per-job overhead (data, model, metrics, logging, the
+adversarial audio's resynthesis) from the gaps between the jobs' start times minus their attack time: a fixed part
+and a part per attacked segment (the resynthesis), fitted through the two tiers' medians (8 segments vs a whole
+split), so a corpus with larger test splits pays more per whole-split job. Training: the mean train_seconds of
 the corpus's models in ``--models`` (models.csv of recipes/speaker_independent, the models issue), else EmoDB's
 scaled by training segments. A configuration of the plan not measured is an error, not a zero.
 """
@@ -72,9 +74,9 @@ def run_config(overrides: str, configs: list[tuple[str, str, dict, str]]) -> str
     return None
 
 
-def measured(runs_csv: Path, configs: list[tuple[str, str, dict, str]]) -> tuple[pd.DataFrame, float]:
-    """(per plan configuration: tier, runs, mean s/segment), median overhead per job in seconds. Runs of no
-    configuration of the plan are left out."""
+def measured(runs_csv: Path, configs: list[tuple[str, str, dict, str]]) -> tuple[pd.DataFrame, tuple[float, float]]:
+    """(per plan configuration: tier, runs, mean s/segment), the overhead per job as (fixed seconds, seconds per
+    attacked segment). Runs of no configuration of the plan are left out."""
     raw = pd.read_csv(runs_csv)
     need = {"run_id", "tags.attack", "tags.overrides", "start_time", "metrics.attack_time_s",
             "metrics.time_per_sample_s"}
@@ -83,27 +85,43 @@ def measured(runs_csv: Path, configs: list[tuple[str, str, dict, str]]) -> tuple
     raw = raw[raw["tags.attack"].notna()].copy()
     raw["start"] = pd.to_datetime(raw.start_time, utc=True, format="ISO8601")
     raw = raw.sort_values("start").reset_index(drop=True)
-    gaps = raw.start.diff().dt.total_seconds().shift(-1)
-    overhead = float(np.nanmedian((gaps - raw["metrics.attack_time_s"]).iloc[1:])) if len(raw) > 2 else 0.0
+    raw["overhead"] = raw.start.diff().dt.total_seconds().shift(-1) - raw["metrics.attack_time_s"]
+    raw["segments"] = (raw["metrics.n_samples"] if "metrics.n_samples" in raw
+                       else (raw["metrics.attack_time_s"] / raw["metrics.time_per_sample_s"]).round())
     raw["config"] = [run_config(o, configs) for o in raw["tags.overrides"]]
     raw = raw[raw.config.notna()].copy()
     raw["tier"] = raw.config.map({c[0]: c[3] for c in configs})
     per = raw.groupby(["config", "tier"]).agg(runs=("run_id", "size"),
                                               seconds_per_segment=("metrics.time_per_sample_s", "mean"))
-    return per.reset_index(), max(overhead, 0.0)
+    return per.reset_index(), overhead_model(raw.dropna(subset=["overhead"]))
 
 
-def project(per: pd.DataFrame, overhead: float, study: dict, train_s: dict) -> pd.DataFrame:
+def overhead_model(jobs: pd.DataFrame) -> tuple[float, float]:
+    """(fixed s, s per attacked segment) through the medians of the tiers' overheads and segment counts; one
+    segment count only (or one tier): a constant."""
+    tiers = jobs.groupby("tier").agg(overhead=("overhead", "median"), segments=("segments", "median"))
+    if not len(tiers):
+        return 0.0, 0.0
+    if len(tiers) < 2 or tiers.segments.max() == tiers.segments.min():
+        return max(float(jobs.overhead.median()), 0.0), 0.0
+    lo, hi = tiers.loc[tiers.segments.idxmin()], tiers.loc[tiers.segments.idxmax()]
+    slope = max(float((hi.overhead - lo.overhead) / (hi.segments - lo.segments)), 0.0)
+    return max(float(lo.overhead - slope * lo.segments), 0.0), slope
+
+
+def project(per: pd.DataFrame, overhead: tuple[float, float], study: dict, train_s: dict) -> pd.DataFrame:
     """Per corpus of the plan: models, jobs, training, attack and total hours."""
     n_sub = int(study["subsample"]["n_samples"])
+    fixed, per_segment = overhead
     rows = []
     for corpus in study["corpora"]:
         models = int(study["folds"][corpus]) * len(study["seeds"])
         seg = CORPORA[corpus]["test_segments"]
-        per_model = sum(r.seconds_per_segment * (seg if r.tier == "whole" else min(n_sub, seg))
-                        for r in per.itertuples())
+        segments = [seg if r.tier == "whole" else min(n_sub, seg) for r in per.itertuples()]
+        per_model = sum(r.seconds_per_segment * n + fixed + per_segment * n
+                        for r, n in zip(per.itertuples(), segments))
         jobs = models * len(per)
-        attack = models * per_model + jobs * overhead
+        attack = models * per_model
         train = models * train_s[corpus]
         rows.append({"corpus": corpus, "models": models, "configurations": len(per), "jobs": jobs,
                      "train_hours": round(train / 3600, 1), "attack_hours": round(attack / 3600, 1),
@@ -148,7 +166,8 @@ def main(argv=None) -> int:
         raise SystemExit(f"error: {len(missing)} configuration(s) of the plan not measured in {a.runs}: "
                          + ", ".join(missing[:6]) + (" ..." if len(missing) > 6 else ""))
     proj = project(per, overhead, study, training_seconds(a.models, study["corpora"]))
-    out = {"machine": a.machine, "overhead_seconds_per_job": round(overhead, 1),
+    out = {"machine": a.machine, "overhead_seconds_per_job": round(overhead[0], 1),
+           "overhead_seconds_per_segment": round(overhead[1], 3),
            "measured": per.round(4).to_dict("records"), "projection": proj.to_dict("records")}
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / "budget.json").write_text(json.dumps(out, indent=2) + "\n")
