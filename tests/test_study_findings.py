@@ -76,3 +76,37 @@ def test_gender_verdicts_from_the_tables():
     assert out[("male more vulnerable", "adversarial accuracy")] == "contradicted"    # fgsm: female more vulnerable
     assert out[("male more vulnerable", "minimal L∞ perturbation (FMN)")] == "not measured"
     assert len(out) == 3                                                            # the leaky row is left out
+
+
+def test_one_speaker_per_gender_is_not_testable_never_equivalent():
+    """v2's first EmoDB piece (1 female + 1 male speaker): the bootstrap over one speaker per gender gives a CI of
+    zero width, which read "equivalent to no effect"; with fewer than 3 speakers of a gender it is not testable."""
+    from types import SimpleNamespace as NS
+
+    from ser_attacks.report import plan as planmod
+    assert planmod.negligible(0.05, 0.05, 0.10) == "negligible"
+    assert planmod.negligible(0.05, 0.05, 0.10, n_speakers=1) == "not testable"
+    assert planmod.negligible(-0.05, 0.08, 0.10, n_speakers=5) == "negligible"
+    s = "emodb (split=speaker_cv)"
+    clean = pd.DataFrame({"setting": [s], "gap_lo": [0.053], "gap_hi": [0.053], "n_speakers_female": [1],
+                          "n_speakers_male": [1]})
+    t = NS(items=[NS(key="table03_clean_accuracy", data=clean)])
+    out = {d["claim"]: d["verdict"] for d in _findings().gender_verdicts(t, None, pd.DataFrame())}
+    assert out["clean accuracy alike (±0.1)"] == "not testable"
+
+
+def test_ranking_with_no_testable_comparison_is_not_testable():
+    rows = [("fgsm", 1.0, 1.0, 1.0, float("nan"), float("nan")), ("bim", 1.0, 1.0, 1.0, float("nan"), float("nan"))]
+    df = _df(rows).assign(test="not testable (speakers in both < 3: 2)")
+    assert _findings().rank_verdict(df, False) == "not testable (speakers in both < 3: 2)"
+
+
+def test_a_single_protocol_is_still_named_so_the_sections_find_it():
+    """The report names a setting by the keys that differ between its runs: results of one protocol only are
+    plain "emodb", and every section (which selects split=speaker_cv by name) came out empty."""
+    from types import SimpleNamespace as NS
+    df = pd.DataFrame({"setting": ["emodb", "emodb", "ravdess (split=paper)"],
+                       "params": [{"split.mode": "speaker_cv"}, {"split.mode": "speaker_cv"}, {"split.mode": "paper"}]})
+    runs = NS(df=df)
+    _findings().label_protocols(runs)
+    assert runs.df.setting.tolist() == ["emodb (split=speaker_cv)"] * 2 + ["ravdess (split=paper)"]

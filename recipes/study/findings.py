@@ -36,6 +36,7 @@ from ser_attacks.report import min_norm_questions, stats
 from ser_attacks.report import plan as planmod
 from ser_attacks.report.checklist import correct_pairs
 from ser_attacks.report.export import load_results
+from ser_attacks.report.significance import min_gender_speakers
 from ser_attacks.report.tables import build_tables
 
 PAPER_ATTACKS = ["fgsm", "bim", "deepfool", "jsma", "cw_l2", "cw_linf", "pixel", "boundary"]
@@ -84,6 +85,9 @@ def rank_verdict(df: pd.DataFrame, strongest: bool) -> str:
     attack after Holm; contradicted when some attack is above it after Holm; else not shown, saying which attacks
     tie with it (the same success on every segment), which it passes by the CI only and which by both. Weakest:
     the mirror image."""
+    if df.p.isna().all():                       # no comparison has a test (too few speakers): nothing decided
+        why = sorted(set(df.test.astype(str).str.removeprefix("not testable").str.strip(" ()"))) if "test" in df else []
+        return "not testable" + (f" ({'; '.join(w for w in why if w)})" if any(why) else "")
     sign = 1 if strongest else -1
     sig = df.p_holm < stats.ALPHA
     ahead = sign * df["diff"] > 0
@@ -223,8 +227,9 @@ def gender_section(t, plan=None) -> list[str]:
     g = g[g.setting.str.endswith(f"({FREE})") & g.attack.isin(PAPER_ATTACKS)]
     lines += ["Female − male adversarial accuracy of the best configuration (report Table 47), split=speaker_cv"
               + _planned(plan, "gender", "adv_acc") + "; p permutes gender labels **within folds** (the speakers of a "
-              "fold share one model): EmoDB's 5 folds of 1 F + 1 M allow 32 relabellings (smallest p 1/16) and "
-              "EMOVO's 3 folds 8 (1/4), so both are *not testable*; RAVDESS's 6 folds of 2 + 2 allow 46,656. "
+              "fold share one model): EmoDB's 5 folds of 1 F + 1 M allow 32 relabellings (smallest two-sided p 1/16), "
+              "EMOVO's 3 folds of 1 + 1 (v1) 8 (1/4) and its 6 leave-one-speaker-out folds (v2) none, so these are "
+              "*not testable*; RAVDESS's 6 folds of 2 + 2 allow 46,656. "
               "A positive gap = male samples more vulnerable. Beside it the success rate on the segments the model "
               "classified correctly, per gender (a gender gap in clean accuracy carries into adversarial accuracy, "
               "not into the success rate); a negative success gap = male samples more vulnerable.", "",
@@ -252,10 +257,13 @@ def gender_section(t, plan=None) -> list[str]:
     margin = plan.equivalence_margin if plan is not None else 0.10
     for what, lo_c, hi_c in (("adversarial accuracy", "gap_lo", "gap_hi"), ("success rate", "success_lo",
                                                                            "success_hi")):
-        v = pd.Series([planmod.negligible(lo, hi, margin) for lo, hi in zip(g[lo_c], g[hi_c])]).value_counts()
+        v = pd.Series([planmod.negligible(lo, hi, margin, k) for lo, hi, k in
+                       zip(g[lo_c], g[hi_c], min_gender_speakers(g))]).value_counts()
         lines.append(f"- **\"Negligible\" ({what}, equivalence margin ±{margin:g}: a gap is negligible when its "
                      f"whole CI lies inside):** {v.get('negligible', 0)} negligible, {v.get('not negligible', 0)} not "
-                     f"negligible, {v.get('not shown', 0)} not shown of {len(g)}.")
+                     f"negligible, {v.get('not shown', 0)} not shown" + (f", {v['not testable']} not testable (fewer "
+                     f"than {stats.MIN_SPEAKERS} speakers of a gender)" if v.get("not testable", 0) else "")
+                     + f" of {len(g)}.")
     lines += [f"- **Largest |CI bound| (adversarial accuracy):** {widest:.2f}.", ""]
     return lines
 
@@ -269,7 +277,8 @@ def gender_verdicts(t, plan, mn_seg: pd.DataFrame) -> list[dict]:
     out = []
     clean = next((i.data for i in t.items if i.key == "table03_clean_accuracy"), None)
     for r in (clean[clean.setting.str.endswith(f"({FREE})")].itertuples() if clean is not None else []):
-        v = planmod.negligible(r.gap_lo, r.gap_hi, margin)
+        v = planmod.negligible(r.gap_lo, r.gap_hi, margin, min(getattr(r, "n_speakers_female", np.nan),
+                                                                getattr(r, "n_speakers_male", np.nan)))
         out.append({"question": "(3) gender", "claim": f"clean accuracy alike (±{margin:g})", "corpus": r.setting,
                     "measure": "clean accuracy, female − male", "verdict": {"negligible": "equivalent to no effect",
                                                                           "not negligible": "contradicted"}.get(v, v)})
@@ -291,7 +300,8 @@ def gender_verdicts(t, plan, mn_seg: pd.DataFrame) -> list[dict]:
             rows = rows[(rows.attack == "fmn") & rows.protocol.astype(str).str.contains(FREE)]
     corpora = sorted({d["corpus"] for d in out})
     for setting in corpora:
-        sub = rows[rows.setting == setting.split(" (")[0]] if len(rows) else rows
+        sub = rows[rows.setting.astype(str).str.split(" (", regex=False).str[0] == setting.split(" (")[0]] \
+            if len(rows) else rows
         if not len(sub):
             v = "not measured"
         else:
@@ -315,6 +325,16 @@ def compare(before: pd.DataFrame, after: pd.DataFrame) -> list[str]:
     return lines + ["", "Bold: the verdict changed.", ""]
 
 
+def label_protocols(runs) -> None:
+    """Name every setting by its split protocol, also where the results hold one protocol only (the report names a
+    setting by the keys that differ between its runs, so v2's first EmoDB piece was plain "emodb" and every section
+    below, which selects split=speaker_cv by name, came out empty)."""
+    df = runs.df
+    mode = df.params.map(lambda p: p.get("split.mode") if isinstance(p, dict) else None)
+    bare = ~df.setting.astype(str).str.contains("(split=", regex=False) & mode.notna()
+    df.loc[bare, "setting"] = df.setting[bare].astype(str) + " (split=" + mode[bare].astype(str) + ")"
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("results", nargs="+", type=Path, help="export folders (results/study/<corpus>)")
@@ -333,6 +353,7 @@ def main(argv=None) -> None:
             raise SystemExit(f"error: {what} {path}: its folder does not exist")
     plan = planmod.load(args.plan) if args.plan else None
     runs, samples = load_results(args.results)
+    label_protocols(runs)
     t = build_tables(runs, samples, plan)
     md = ["# The paper's conclusions, tested", "",
           f"Made by `python recipes/study/findings.py {' '.join(map(str, args.results))} --out {args.out}"

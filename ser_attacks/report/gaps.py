@@ -128,6 +128,7 @@ def _gender_gaps(best: pd.DataFrame, pooled: dict, plan=None) -> pd.DataFrame:
             row["gap"], row["gap_lo"], row["gap_hi"] = stats.hier_gap_ci(f, m, "adv_ok", shared_seeds=True)
             add_test_columns(row, _gender_test(f, m, "adv_ok", row["alternative"]))
             row["n_female"], row["n_male"] = len(f), len(m)
+            row["n_speakers_female"], row["n_speakers_male"] = f.speaker.nunique(), m.speaker.nunique()
             # success rate on the segments of each gender the model got right: a clean-accuracy gap between
             # genders carries into adversarial accuracy, not into this
             cf, cm = _on_correct(f), _on_correct(m)

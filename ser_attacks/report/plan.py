@@ -143,9 +143,13 @@ def load(path) -> Plan:
     return plan
 
 
-def negligible(lo: float, hi: float, margin: float) -> str:
+def negligible(lo: float, hi: float, margin: float, n_speakers: float | None = None) -> str:
     """Equivalence verdict of a difference's CI against ±margin: 'negligible' (CI inside), 'not negligible'
-    (CI outside on one side), 'not shown' (CI crosses the margin)."""
+    (CI outside on one side), 'not shown' (CI crosses the margin); 'not testable' where the smaller group has fewer
+    than ``stats.MIN_SPEAKERS`` speakers (``n_speakers``): one female and one male speaker give a bootstrap
+    interval of zero width, which would read as "negligible"."""
+    if n_speakers is not None and n_speakers == n_speakers and n_speakers < stats.MIN_SPEAKERS:
+        return "not testable"
     if lo != lo or hi != hi:
         return "not shown"
     if -margin <= lo and hi <= margin:

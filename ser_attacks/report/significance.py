@@ -63,15 +63,26 @@ def _tag(plan, question: str, measure: str) -> str:
     return f" *({planmod.status(plan, question, measure)})*"
 
 
-def _equivalence(plan, question: str, measure: str, lo, hi) -> str:
-    """Where the plan claims 'negligible' for this comparison: how many CIs lie within ±margin."""
+def _equivalence(plan, question: str, measure: str, lo, hi, table: pd.DataFrame | None = None) -> str:
+    """Where the plan claims 'negligible' for this comparison: how many CIs lie within ±margin (``table``: its
+    rows' speakers per gender; fewer than stats.MIN_SPEAKERS is not testable)."""
     c = plan.find(question, measure) if plan is not None else None
     if c is None or c.claim != "negligible":
         return ""
-    v = pd.Series([planmod.negligible(x, y, plan.equivalence_margin) for x, y in zip(lo, hi)]).value_counts()
+    n = min_gender_speakers(table) if table is not None else [None] * len(lo)
+    v = pd.Series([planmod.negligible(x, y, plan.equivalence_margin, k) for x, y, k in zip(lo, hi, n)]).value_counts()
     return (f" Equivalence margin ±{plan.equivalence_margin:g} (planned claim \"negligible\"): "
             f"{v.get('negligible', 0)} negligible, {v.get('not negligible', 0)} not negligible, "
-            f"{v.get('not shown', 0)} not shown (CI crosses the margin).")
+            f"{v.get('not shown', 0)} not shown (CI crosses the margin)"
+            + (f", {v['not testable']} not testable (fewer than {stats.MIN_SPEAKERS} speakers of a gender)"
+               if v.get("not testable", 0) else "") + ".")
+
+
+def min_gender_speakers(table: pd.DataFrame) -> list:
+    """Per row of a gender table: the speakers of its smaller gender (None where the table does not say)."""
+    if not {"n_speakers_female", "n_speakers_male"} <= set(table.columns):
+        return [None] * len(table)
+    return list(np.fmin(table.n_speakers_female.to_numpy(float), table.n_speakers_male.to_numpy(float)))
 
 
 def _clean_gender(t3: pd.DataFrame, a: float, plan=None) -> str:
@@ -83,7 +94,7 @@ def _clean_gender(t3: pd.DataFrame, a: float, plan=None) -> str:
         "significant after Holm in " + "; ".join(sig) + "." if sig else
         f"no significant difference after Holm correction in any of {tested} testable setting(s) "
         f"(smallest unadjusted p {fp(np.nanmin(t3.p))})." if tested else "nothing testable.")
-        + _not_testable(t3, lambda r: r.setting) + _equivalence(plan, "gender", "clean_acc", t3.gap_lo, t3.gap_hi))
+        + _not_testable(t3, lambda r: r.setting) + _equivalence(plan, "gender", "clean_acc", t3.gap_lo, t3.gap_hi, t3))
 
 
 def _adversarial_gender(t47: pd.DataFrame, a: float, plan=None) -> str:
@@ -98,14 +109,14 @@ def _adversarial_gender(t47: pd.DataFrame, a: float, plan=None) -> str:
     if len(raw):
         s += (" Unadjusted p < 0.05 only: " + "; ".join(f"{r.attack} on {r.setting} (p {fp(r.p)}{_side(r)})"
                                                       for r in raw.itertuples()) + ".")
-    s += _equivalence(plan, "gender", "adv_acc", t47.gap_lo, t47.gap_hi)
+    s += _equivalence(plan, "gender", "adv_acc", t47.gap_lo, t47.gap_hi, t47)
     sig_s = t47[t47.success_p_holm < a]
     s += (f" Success rate on correctly classified segments{_tag(plan, 'gender', 'success_rate')}: "
           + ("significant after Holm for " + "; ".join(f"{r.attack} on {r.setting} (Holm {fp(r.success_p_holm)}"
                                                       f"{_side(r, 'success_')})"
                                                       for r in sig_s.itertuples()) + "." if len(sig_s)
              else "none significant after Holm.")
-          + _equivalence(plan, "gender", "success_rate", t47.success_lo, t47.success_hi))
+          + _equivalence(plan, "gender", "success_rate", t47.success_lo, t47.success_hi, t47))
     return s + _not_testable(t47, lambda r: f"{r.attack} on {r.setting}")
 
 
