@@ -333,3 +333,19 @@ def test_runs_of_two_protocols_are_refused_with_how_to_pick_one():
     with pytest.raises(SystemExit, match="or pool over a key"):
         D.check_one_setting(D.runs_of(raw, "test:", "defenses"))
     D.check_one_setting(D.runs_of(raw, "test:", "defenses", pool_over=["split.mode"]))      # pooled: fine
+
+
+def test_verdicts_read_the_undefended_model_on_the_defense_s_own_segments():
+    """EmoDB: the undefended model attacked on folds 0 and 1 (4 speakers), fgsm_at on fold 0 only. The verdict line
+    printed the undefended cell pooled over both folds beside the defense's fold-0 value ("0.736 → 0.627", a cost
+    of 0.109, while the paired cost was 0.133); it reads both on the segments both attacked."""
+    sw = Sweep(6)
+    n = 6 * SEG
+    clean = np.r_[np.ones(3 * SEG), np.zeros(3 * SEG)]          # speakers s0-s2 always right, s3-s5 always wrong
+    sw.add("none", "fgsm", 0.25, clean_ok=clean, adv_ok=np.zeros(n))
+    rid = sw.add("quantize", "fgsm", 0.25, clean_ok=clean, adv_ok=clean, dparams={"bits": 5})
+    sw.samples[rid] = _samples(clean[:3 * SEG], clean[:3 * SEG], 3)        # the defense: the first 3 speakers only
+    long = D.long_table(sw.data())
+    lines = "\n".join(D.verdicts(long, D.masking_flags(sw.data())))
+    assert "**quantize**: clean 1.000 → 1.000 (+0.000" in lines          # not 0.500 (all six speakers) → 1.000
+    assert "fgsm 0.25 σ (20.0 dB): 0.000 undefended → 1.000" in lines

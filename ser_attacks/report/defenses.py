@@ -106,6 +106,7 @@ class Cell:
     n_speakers: int = 0
     n_segments: int = 0
     snr_db: float = np.nan
+    ref: float = np.nan        # a gain's other side (the undefended model) on the same, paired segments
 
     @property
     def informative(self) -> bool:
@@ -152,7 +153,7 @@ def gain(a: pd.DataFrame | None, b: pd.DataFrame | None, col: str, g: str = "all
     est, lo, hi = stats.paired_ci(m, col)
     if n_spk < stats.MIN_SPEAKERS:
         lo = hi = np.nan
-    return Cell(est, lo, hi, n_spk, len(m))
+    return Cell(est, lo, hi, n_spk, len(m), ref=float(m[col + "_b"].mean()))
 
 
 def _signed(c: Cell) -> str:
@@ -412,7 +413,7 @@ def _long_row(label, g, measure, attack, budget, c: Cell, d: Cell, r=None) -> di
             "snr_db": c.snr_db, "acc": c.value, "acc_lo": c.lo, "acc_hi": c.hi, "n_speakers": c.n_speakers,
             "n_segments": c.n_segments, "interval": "95% speaker bootstrap" if c.informative else
             f"not informative (< {stats.MIN_SPEAKERS} speakers)", "gain_vs_undefended": d.value, "gain_lo": d.lo,
-            "gain_hi": d.hi, "attack_time_s": float(r.attack_time_s) if r is not None and "attack_time_s" in r
+            "gain_hi": d.hi, "undefended_paired": d.ref, "attack_time_s": float(r.attack_time_s) if r is not None and "attack_time_s" in r
             else np.nan, "config_id": r.config_id if r is not None else ""}
 
 
@@ -509,7 +510,7 @@ def verdicts(long: pd.DataFrame, flags: pd.DataFrame) -> list[str]:
         sub = a[a.defense == label]
         clean = sub[sub.measure == "clean"].iloc[0]
         bclean = base[base.measure == "clean"]
-        cost = (f"clean {bclean.acc.iloc[0]:.3f} → {clean.acc:.3f} ({_signed(_cell_gain(clean))})"
+        cost = (f"clean {_paired_ref(clean, bclean.acc.iloc[0]):.3f} → {clean.acc:.3f} ({_signed(_cell_gain(clean))})"
                 if len(bclean) else f"clean {clean.acc:.3f} (no undefended run)")
         out.append(f"- **{label}**: {cost}.")
         for r in sub[sub.measure == "attack"].itertuples():
@@ -525,7 +526,8 @@ def verdicts(long: pd.DataFrame, flags: pd.DataFrame) -> list[str]:
                     "robust accuracy lost" if d.informative and d.hi < 0 else
                     "no gain beyond its interval" if d.informative else
                     f"gain (no interval: {d.n_speakers} speakers)")
-            out.append(f"  - {where}: {ref.acc.iloc[0]:.3f} undefended → {r.acc:.3f}, {word} {_signed(d)}")
+            out.append(f"  - {where}: {_paired_ref(r, ref.acc.iloc[0]):.3f} undefended → {r.acc:.3f}, {word} "
+                       f"{_signed(d)}")
         for r in sub[sub.measure == "certified"].itertuples():
             out.append(f"  - certified accuracy at L2 radius {r.budget_sigma:g} σ: "
                        + Cell(r.acc, r.acc_lo, r.acc_hi, r.n_speakers, r.n_segments).text())
@@ -576,6 +578,13 @@ def _rises(sub: pd.DataFrame, fl: pd.DataFrame) -> list[str]:
                 out.append(f"  - not monotone in the point estimates: {a} at {hi.budget_sigma:g} σ ({hi.acc:.3f}) "
                            f"above {a} at {lo.budget_sigma:g} σ ({lo.acc:.3f}); {why}")
     return out
+
+
+def _paired_ref(r, fallback: float) -> float:
+    """The undefended accuracy on the segments this defense's runs share with it (the gain's other side): where the
+    undefended model was attacked on more folds than the defense, its table cell pools more speakers."""
+    v = getattr(r, "undefended_paired", np.nan)
+    return v if v == v else fallback
 
 
 def _cell_gain(r) -> Cell:
@@ -726,7 +735,8 @@ def write(data: Data, out: Path, title: str, command: str = "") -> dict[str, Pat
           + NOT_INFORMATIVE + ".", "",
           md_table(wide).rstrip("\n"), "", "## Verdicts", "",
           "Gain = defended − undefended accuracy on the segments both attacked (paired; 95% speaker bootstrap, "
-          f"{FEW}: not informative); the clean-accuracy cost likewise. Gradient-masking rules of the robustness "
+          f"{FEW}: not informative); the clean-accuracy cost likewise; \"undefended → defended\" reads both on those "
+          "segments (the table's undefended row may pool more folds). Gradient-masking rules of the robustness "
           "checklist (`ser_attacks/report/checklist.py`): (a) accuracy not monotone in ε, (b) black-box / transfer "
           "beats white-box, (c) noise beats the attack, (d) EOT / BPDA needed but absent; each decided on a paired "
           "speaker-level interval, so with few speakers a rule rarely fires.", "", *verdicts(long, flags)]
