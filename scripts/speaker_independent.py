@@ -126,7 +126,12 @@ def plot_curves(models: pd.DataFrame, extra: dict, path: Path, title: str) -> No
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     panels = list(models.groupby(["rule", "fold"], sort=False))
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4), squeeze=False, sharey=True)
+    ncols = min(len(panels), 3)                                  # 5-6 folds: two rows, not one strip
+    nrows = -(-len(panels) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, 4 * nrows), squeeze=False, sharey=True)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    axes = [list(axes.flat)]
     colors = {"accuracy": "tab:gray", "val_accuracy": "tab:blue", "test_accuracy": "tab:red"}
     labels = {"accuracy": "train (running, dropout on)", "val_accuracy": "validation", "test_accuracy": "test"}
     for ax, ((rule, fold), g) in zip(axes[0], panels):

@@ -413,8 +413,9 @@ def _long_row(label, g, measure, attack, budget, c: Cell, d: Cell, r=None) -> di
             "snr_db": c.snr_db, "acc": c.value, "acc_lo": c.lo, "acc_hi": c.hi, "n_speakers": c.n_speakers,
             "n_segments": c.n_segments, "interval": "95% speaker bootstrap" if c.informative else
             f"not informative (< {stats.MIN_SPEAKERS} speakers)", "gain_vs_undefended": d.value, "gain_lo": d.lo,
-            "gain_hi": d.hi, "undefended_paired": d.ref, "attack_time_s": float(r.attack_time_s) if r is not None and "attack_time_s" in r
-            else np.nan, "config_id": r.config_id if r is not None else ""}
+            "gain_hi": d.hi, "undefended_paired": d.ref,
+            "attack_time_s": float(r.attack_time_s) if r is not None and "attack_time_s" in r else np.nan,
+            "config_id": r.config_id if r is not None else ""}
 
 
 def masking_flags(data: Data) -> pd.DataFrame:
