@@ -36,7 +36,7 @@ from ser_attacks.report import min_norm_questions, stats
 from ser_attacks.report import plan as planmod
 from ser_attacks.report.checklist import correct_pairs
 from ser_attacks.report.export import load_results
-from ser_attacks.report.significance import min_gender_speakers
+from ser_attacks.report.significance import equivalence_counts, min_gender_speakers
 from ser_attacks.report.tables import build_tables
 
 PAPER_ATTACKS = ["fgsm", "bim", "deepfool", "jsma", "cw_l2", "cw_linf", "pixel", "boundary"]
@@ -257,13 +257,8 @@ def gender_section(t, plan=None) -> list[str]:
     margin = plan.equivalence_margin if plan is not None else 0.10
     for what, lo_c, hi_c in (("adversarial accuracy", "gap_lo", "gap_hi"), ("success rate", "success_lo",
                                                                            "success_hi")):
-        v = pd.Series([planmod.negligible(lo, hi, margin, k) for lo, hi, k in
-                       zip(g[lo_c], g[hi_c], min_gender_speakers(g))]).value_counts()
         lines.append(f"- **\"Negligible\" ({what}, equivalence margin ±{margin:g}: a gap is negligible when its "
-                     f"whole CI lies inside):** {v.get('negligible', 0)} negligible, {v.get('not negligible', 0)} not "
-                     f"negligible, {v.get('not shown', 0)} not shown" + (f", {v['not testable']} not testable (fewer "
-                     f"than {stats.MIN_SPEAKERS} speakers of a gender)" if v.get("not testable", 0) else "")
-                     + f" of {len(g)}.")
+                     f"whole CI lies inside):** {equivalence_counts(g[lo_c], g[hi_c], margin, g)} of {len(g)}.")
     lines += [f"- **Largest |CI bound| (adversarial accuracy):** {widest:.2f}.", ""]
     return lines
 
@@ -276,9 +271,9 @@ def gender_verdicts(t, plan, mn_seg: pd.DataFrame) -> list[dict]:
     margin = plan.equivalence_margin if plan is not None else 0.10
     out = []
     clean = next((i.data for i in t.items if i.key == "table03_clean_accuracy"), None)
-    for r in (clean[clean.setting.str.endswith(f"({FREE})")].itertuples() if clean is not None else []):
-        v = planmod.negligible(r.gap_lo, r.gap_hi, margin, min(getattr(r, "n_speakers_female", np.nan),
-                                                                getattr(r, "n_speakers_male", np.nan)))
+    free = clean[clean.setting.str.endswith(f"({FREE})")] if clean is not None else pd.DataFrame()
+    for r, k in zip(free.itertuples(), min_gender_speakers(free)):
+        v = planmod.negligible(r.gap_lo, r.gap_hi, margin, k)
         out.append({"question": "(3) gender", "claim": f"clean accuracy alike (±{margin:g})", "corpus": r.setting,
                     "measure": "clean accuracy, female − male", "verdict": {"negligible": "equivalent to no effect",
                                                                           "not negligible": "contradicted"}.get(v, v)})

@@ -69,13 +69,19 @@ def _equivalence(plan, question: str, measure: str, lo, hi, table: pd.DataFrame 
     c = plan.find(question, measure) if plan is not None else None
     if c is None or c.claim != "negligible":
         return ""
-    n = min_gender_speakers(table) if table is not None else [None] * len(lo)
-    v = pd.Series([planmod.negligible(x, y, plan.equivalence_margin, k) for x, y, k in zip(lo, hi, n)]).value_counts()
     return (f" Equivalence margin ±{plan.equivalence_margin:g} (planned claim \"negligible\"): "
-            f"{v.get('negligible', 0)} negligible, {v.get('not negligible', 0)} not negligible, "
+            + equivalence_counts(lo, hi, plan.equivalence_margin, table) + ".")
+
+
+def equivalence_counts(lo, hi, margin: float, table: pd.DataFrame | None = None) -> str:
+    """'a negligible, b not negligible, c not shown (CI crosses the margin)[, d not testable (...)]' over the CIs
+    (lo, hi); ``table``: their rows' speakers per gender (``min_gender_speakers``)."""
+    n = min_gender_speakers(table) if table is not None else [None] * len(lo)
+    v = pd.Series([planmod.negligible(x, y, margin, k) for x, y, k in zip(lo, hi, n)]).value_counts()
+    return (f"{v.get('negligible', 0)} negligible, {v.get('not negligible', 0)} not negligible, "
             f"{v.get('not shown', 0)} not shown (CI crosses the margin)"
             + (f", {v['not testable']} not testable (fewer than {stats.MIN_SPEAKERS} speakers of a gender)"
-               if v.get("not testable", 0) else "") + ".")
+               if v.get("not testable", 0) else ""))
 
 
 def min_gender_speakers(table: pd.DataFrame) -> list:
