@@ -127,6 +127,19 @@ def test_ranking_not_testable_with_two_speakers():
     assert pairs.p.isna().all() and "not testable" in q.smallest_verdict(sums, pairs)
 
 
+def test_configurations_of_one_attack_stay_apart_in_every_table():
+    """DeepFool at three max_iter: the pairs, gender and verdict lines name each configuration (the study's
+    first export printed "deepfool − deepfool" three times), and a not-testable verdict reads once."""
+    def df(cfg, shift):
+        x = segs({"s0": [0.1 + shift], "s1": [0.2 + shift]}, "deepfool", measure="min_snr_db")
+        return x.assign(config=cfg)
+    seg = pd.concat([df("max_iter=1", 0.0), df("max_iter=20", 1.0)])
+    md = "\n".join(q.section(seg, n_boot=50))
+    assert "deepfool max_iter=1 − deepfool max_iter=20" in md
+    assert "| emodb (split=speaker_cv) | deepfool max_iter=20 |" in md
+    assert "not testable (not testable" not in md and "(descriptive); not testable (speakers" in md
+
+
 # --------------------------------------------------------------------------------- curve vs fixed budget
 def _bim(seg_fmn: pd.DataFrame, eps: float, flipped_keys: set) -> pd.DataFrame:
     b = seg_fmn.drop(columns=["min_linf"]).assign(attack="bim", config=f"eps={eps:g}", run_id=f"bim-{eps}")

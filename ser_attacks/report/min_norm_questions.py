@@ -339,7 +339,9 @@ def smallest_verdict(sums: pd.DataFrame, pairs: pd.DataFrame) -> str:
     if len(d) and (sig & (d < 0)).all():
         return f"{name} needs the smallest perturbation: supported (below every other attack after Holm)"
     if mine.p.isna().all():
-        return f"{name} has the smallest median (descriptive); not testable ({mine.test.iloc[0]})"
+        why = str(mine.test.iloc[0])
+        return f"{name} has the smallest median (descriptive); " + (
+            why if why.startswith("not testable") else f"not testable ({why})")
     return f"{name} has the smallest median; not shown (not below every other attack after Holm)"
 
 
@@ -483,7 +485,9 @@ def section(seg: pd.DataFrame, plan=None, n_boot: int = N_BOOT, level: int = 2) 
           "Per speaker the median minimal perturbation of the segments the model classified correctly; a segment "
           "never flipped counts as larger than every flipped one (the speaker's median is ∞ once half of its "
           "segments are); then the median across speakers [95% bootstrap over speakers; "
-          f"{FEW}: fewer than {stats.MIN_SPEAKERS} speakers, no interval]. Differences and tests use the speaker "
+          f"{FEW}: fewer than {stats.MIN_SPEAKERS} speakers, no interval; where a fold has several trained models "
+          "(seeds), a speaker's value is the mean of its per-model medians and a segment counts once per model]. "
+          "Differences and tests use the speaker "
           "medians capped at the top of the measure's axis (a censored speaker counts as the largest perturbation "
           "seen). p: sign-flip (pairs of attacks) or within-fold permutation (gender) over speakers; Holm within "
           "the protocol. SNR: higher = quieter = smaller perturbation. "
@@ -493,7 +497,7 @@ def section(seg: pd.DataFrame, plan=None, n_boot: int = N_BOOT, level: int = 2) 
         sums, pairs = ranking(t, measure, n_boot)
         md += [f"{h}# Minimal perturbation, {label}", "",
                f"**(1) Ranking: which attack needs the smallest perturbation**{planned('ranking', measure, prots)}", "",
-               "| setting | attack | median [95% CI] | speakers | correct segments | never flipped |",
+               "| setting | attack | median [95% CI] | speakers | correct segments × models | never flipped |",
                "|---|---|---|---|---|---|"]
         md += [f"| {r.setting} | {_name(r.attack, r.config)} | "
                f"{_ival(r.median, r.lo, r.hi, measure, r.n_speakers)} | {r.n_speakers} | {r.n_correct} | "
@@ -501,7 +505,8 @@ def section(seg: pd.DataFrame, plan=None, n_boot: int = N_BOOT, level: int = 2) 
         if len(pairs):
             md += ["", "| setting | a − b | Δ [95% CI] | segments | p (speakers) | p (Holm) |",
                    "|---|---|---|---|---|---|"]
-            md += [f"| {r.setting} | {r.attack} − {r.other} | {_d(r.diff, r.lo, r.hi, measure)} | {r.segments} | "
+            md += [f"| {r.setting} | {_name(r.attack, r.config)} − {_name(r.other, r.config_other)} | "
+                   f"{_d(r.diff, r.lo, r.hi, measure)} | {r.segments} | "
                    f"{r.test} | {_p(r.p_holm)} |" for r in pairs.itertuples()]
         md += [""] + [f"- **{s}:** {smallest_verdict(sums[sums.setting == s], pairs[pairs.setting == s])}."
                       for s in sorted(sums.setting.unique())] + [""]
@@ -529,14 +534,15 @@ def section(seg: pd.DataFrame, plan=None, n_boot: int = N_BOOT, level: int = 2) 
                f"medians; {sense})", "",
                "| setting | attack | female [95% CI] | male [95% CI] | female − male [95% CI] | p (speakers) "
                "| p (Holm) |", "|---|---|---|---|---|---|---|"]
-        md += [f"| {r.setting} | {r.attack} | {_ival(r.female, r.female_lo, r.female_hi, measure, r.n_female)} | "
+        md += [f"| {r.setting} | {_name(r.attack, r.config)} | "
+               f"{_ival(r.female, r.female_lo, r.female_hi, measure, r.n_female)} | "
                f"{_ival(r.male, r.male_lo, r.male_hi, measure, r.n_male)} | {_d(r.gap, r.lo, r.hi, measure)}"
                f"{'' if r.lo == r.lo else ' ' + FEW} | "
                f"{r.test} | {_p(r.p_holm)} |" for r in gd.itertuples()]
         testable = int(gd.p.notna().sum()) if len(gd) else 0
         sig = gd[gd.p_holm < stats.ALPHA] if len(gd) else gd
         md += ["", f"- **Gender gaps after Holm:** {len(sig)} of {testable} testable ({len(gd)} compared)"
-               + (": " + "; ".join(f"{r.attack} on {r.setting} {_d(r.gap, np.nan, np.nan, measure)}"
+               + (": " + "; ".join(f"{_name(r.attack, r.config)} on {r.setting} {_d(r.gap, np.nan, np.nan, measure)}"
                                    for r in sig.itertuples()) if len(sig) else "") + ".", ""]
         cp = corpus(sums)
         md += [f"**(3) Corpus (descriptive; language not identifiable)**{planned('corpus', measure, prots)}", ""]
@@ -550,8 +556,8 @@ def section(seg: pd.DataFrame, plan=None, n_boot: int = N_BOOT, level: int = 2) 
                    "|---|---|" + "---|" * cp.setting.nunique()]
             for (pr, a, c), g in cp.groupby(["protocol", "attack", "config"], sort=True):
                 cells = {r.setting: _ival(r.median, r.lo, r.hi, measure, r.n_speakers) for r in g.itertuples()}
-                md.append(f"| {pr} | {a} | " + " | ".join(cells.get(s, "–") for s in sorted(cp.setting.unique()))
-                          + " |")
+                md.append(f"| {pr} | {_name(a, c)} | "
+                          + " | ".join(cells.get(s, "–") for s in sorted(cp.setting.unique())) + " |")
             md += [""]
     return md
 
