@@ -141,7 +141,9 @@ def _quantile(reps: np.ndarray, q: float, side: str) -> np.ndarray:
 
 def curve(seg: pd.DataFrame, col: str, grid, snr: bool = False, n_boot: int = N_BOOT, seed: int = 0) -> pd.DataFrame:
     """Accuracy and success rate at each budget of ``grid`` (σ, or SNR dB with ``snr``), speaker level, with
-    bootstrap intervals. ``seg``: columns speaker, label, clean_pred and ``col``."""
+    bootstrap intervals (NaN with fewer than ``stats.MIN_SPEAKERS`` speakers). ``seg``: columns speaker, label,
+    clean_pred and ``col``."""
+    from .report.stats import MIN_SPEAKERS
     grid = np.asarray(grid, np.float64)
     r = seg[col].to_numpy(np.float64)
     speaker = seg.speaker.astype(str).to_numpy()
@@ -159,6 +161,8 @@ def curve(seg: pd.DataFrame, col: str, grid, snr: bool = False, n_boot: int = N_
             out[name] = np.nanmean(mat, axis=0)
         reps = _boot(mat, n_boot, seed) if design is None else _seed_boot(vals, design, n_boot, seed)
         out[f"{name}_lo"], out[f"{name}_hi"] = _ci(reps, len(mat), upper=1.0)
+        if len(mat) < MIN_SPEAKERS:         # the report's rule: no interval below 3 speakers (a band over two
+            out[f"{name}_lo"] = out[f"{name}_hi"] = np.full(len(grid), np.nan)     # speakers spans 0-1)
     out["n_speakers"] = np.full(len(grid), len(np.unique(speaker)))
     out["n_segments"] = np.full(len(grid), len(r))
     return pd.DataFrame(out)
@@ -230,8 +234,8 @@ def summaries(seg: pd.DataFrame, col: str, e_max: float, n_boot: int = N_BOOT, s
     bootstrap over speakers (``report.stats.boot_draws``) and, where ``seg`` has ``fold`` and ``model`` columns
     and a fold was attacked through several trained models, over each fold's training seeds too (drawn k of k,
     shared by the fold's speakers: a drawn speaker brings its rows under each drawn seed, as often as that seed
-    was drawn)."""
-    from .report.stats import boot_draws
+    was drawn); NaN with fewer than ``stats.MIN_SPEAKERS`` speakers."""
+    from .report.stats import MIN_SPEAKERS, boot_draws
     r = seg[col].to_numpy(np.float64)
     speaker = seg.speaker.astype(str).to_numpy()
     correct = seg.clean_pred.to_numpy() == seg.label.to_numpy()
@@ -257,6 +261,8 @@ def summaries(seg: pd.DataFrame, col: str, e_max: float, n_boot: int = N_BOOT, s
     names = ("median", "eps_half", "auc") + (("snr_acc50", "snr_acc0") if snr is not None else ())
     lower = np.array([0.0, 0.0, 0.0, -np.inf, -np.inf])[:len(names)]        # SNR in dB may be negative
     lo, hi = _ci(np.array(reps), len(speakers), lower=lower)
+    if len(speakers) < MIN_SPEAKERS:                 # as ``curve``: no interval below 3 speakers
+        lo = hi = np.full(len(names), np.nan)
     out = {}
     for k, name in enumerate(names):
         out[name], out[f"{name}_lo"], out[f"{name}_hi"] = float(point[k]), float(lo[k]), float(hi[k])

@@ -82,7 +82,9 @@ def test_snr_at_half_and_zero_accuracy_read_the_snr_curve():
     h = mn.summaries(hand, "r", e_max=1.0, n_boot=50)
     # clean 0.75 (a: 1, b: 0.5); at 30 dB b's 30-dB segment flips → (1 + 0) / 2 = 0.5; at 10 dB all flipped
     assert h["snr_acc50"] == 30.0 and h["snr_acc0"] == 10.0
+    assert np.isnan(h["snr_acc50_lo"]) and np.isnan(h["median_hi"])        # 2 speakers: no interval (†)
     wrong = hand.assign(clean_pred=[1, 0, 1, 1], snr=[np.inf, 10.0, np.inf, np.inf])        # clean 0.25
+    wrong = pd.concat([wrong, wrong.iloc[2:].assign(speaker="c")])                          # 3 speakers: intervals
     w = mn.summaries(wrong, "r", e_max=1.0, n_boot=50)
     assert w["snr_acc50"] == np.inf and w["snr_acc50_hi"] == np.inf        # an interval reaching ∞ reads ∞, not NaN
     reps = np.array([[1.0], [2.0], [np.inf], [np.inf]])

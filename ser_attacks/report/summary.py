@@ -167,7 +167,8 @@ def flags(runs, t) -> list[str]:
 MATCHED_SNR_DB = 0.0    # the matched budget of the first screen: a perturbation no louder than the speech
 BASELINES = ("noise",)  # not attacks: shown, never called the strongest or the weakest
 NAMES = {"fgsm": "FGSM", "bim": "BIM", "autoattack": "AutoAttack", "deepfool": "DeepFool", "jsma": "JSMA",
-         "cw_l2": "C&W-L2", "cw_linf": "C&W-L∞", "pixel": "Pixel", "boundary": "Boundary", "noise": "uniform noise"}
+         "cw_l2": "C&W-L2", "cw_linf": "C&W-L∞", "pixel": "Pixel", "boundary": "Boundary", "noise": "uniform noise",
+         "fmn": "FMN"}
 
 
 def _name(a: str) -> str:
@@ -289,7 +290,10 @@ def leaderboard(t, snr_db: float = MATCHED_SNR_DB) -> tuple[pd.DataFrame, pd.Dat
     head = {"attack": "clean (no attack)", **{s: pre + f3(clean[s]) for s in settings},
             "mean adv acc": pre + f3(np.nanmean(list(clean.values())))}
     disp = pd.concat([pd.DataFrame([head]), disp], ignore_index=True)
-    disp = disp.rename(columns={"mean adv acc": f"mean over {len(settings)}" if len(settings) > 1 else "accuracy"})
+    if len(settings) > 1:
+        disp = disp.rename(columns={"mean adv acc": f"mean over {len(settings)}"})
+    else:                 # one setting: its column already is the mean
+        disp = disp.drop(columns=["mean adv acc"])
     if by_success:
         disp = disp.rename(columns={c: f"{c}: success / adv acc" for c in disp.columns if c != "attack"})
     return (data.assign(clean_acc=[np.nanmean(list(clean.values()))] * len(data), by_success=by_success), disp)
