@@ -98,7 +98,7 @@ def clean_table(runs: Runs, pooled_by_run: dict[str, Samples], plan=None) -> Tab
                        else f"{row[f'n_speakers{SFX[g]}']:.0f}" for g in ("female", "male"))
         disp.append({"setting": s, "language": row["language"],
                      "full test split (training)": fci(row["model_test_acc"], std=row["model_test_acc_std"], n=n),
-                     "attacked segments": f"{row['n_samples']:.0f}" + (f" x {n} repetitions" if n > 1 else ""),
+                     "attacked segments": f"{row['n_samples']:.0f}" + (f" × {n} models (seeds)" if n > 1 else ""),
                      "speakers F/M": spk,
                      **{g: cell({**row, "n_runs": n, "n_reps": n}, "clean_acc", g) for g in GROUPS},
                      "female − male [95% CI]": fci(row["gap"], row["gap_lo"], row["gap_hi"]),

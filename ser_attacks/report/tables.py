@@ -30,6 +30,7 @@ from .format import (
 )
 from .gaps import clean_table, gender_tables, language_table, language_tests, protocol_gap
 from .paper import PAPER_ATTACKS, paper_wide
+from .summary import repetitions
 
 # The tables, plus the names other code imported from this module before it was split (they live in aggregate,
 # format and gaps; new code imports them from there).
@@ -70,8 +71,7 @@ def _pivot(best: pd.DataFrame, attacks, settings, fn, cols_per_setting=("",)) ->
 
 def best_tables(best: pd.DataFrame, attacks, settings) -> list[Table]:
     t4 = _pivot(best, attacks, settings,
-                lambda r, _: r.config + (f" ({r.n_reps} seeds)" if r.n_reps > 1 else "")
-                + (f" ({len(r.folds.split(','))} folds)" if r.folds else ""))
+                lambda r, _: r.config + repetitions(r))       # " (3 seeds × 2 folds)", as the headline table
     cols = [c for c in best.columns if c not in ("params",)]
     data = best[cols]
     t5 = _pivot(best, attacks, settings, lambda r, g: cell(r, "adv_acc", g), GROUPS)
