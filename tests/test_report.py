@@ -402,6 +402,17 @@ def test_config_keys_across_schema_versions_and_seeds():
     assert "a" not in two[2]                       # several values: absent stays absent
 
 
+def test_a_swept_norm_is_never_the_curve_axis():
+    """FMN swept over norm=2,inf drew a 'robustness curve' with norm on the x axis (one point at 2)."""
+    import pandas as pd
+
+    from ser_attacks.report.collect import annotate
+    runs = [{"seed": "1", "attack.norm": n} for n in ("2", "inf")] + [{"seed": "1", "attack.eps": e} for e in "12"]
+    df = pd.DataFrame({"params": runs, "dataset": "emodb", "attack": ["fmn", "fmn", "fgsm", "fgsm"]})
+    out = annotate(df)[0]
+    assert out.x_param.tolist() == ["", "", "eps", "eps"] and out.x.isna().tolist() == [True, True, False, False]
+
+
 def test_undefended_runs_are_not_pooled_with_the_one_defense_of_a_sweep():
     """defense=none logs no defense.* params (identity.NEUTRAL): an absent defense.name is "none", not the one
     defense of the sweep, and eot=1 runs (eot left out) are not pooled with eot=8 ones."""

@@ -203,6 +203,9 @@ def seed_keys(params: list[dict]) -> tuple[str, ...]:
     return SEED_KEYS + tuple(derived)
 
 
+NOT_AN_AXIS = ("attack.norm",)
+
+
 def annotate(df: pd.DataFrame) -> tuple[pd.DataFrame, dict, list, tuple]:
     """Add ``setting``, ``config``, ``group``, ``protocol_key`` (and ``x_param``/``x`` for curves)."""
     df = df.copy()
@@ -247,11 +250,12 @@ def annotate(df: pd.DataFrame) -> tuple[pd.DataFrame, dict, list, tuple]:
     df["protocol_key"] = [group(p, tuple(k for k in p if k.startswith("split."))) for p in df.params]
     # repetition = the seeds: the folds of one repetition together form one pass over the speakers
     df["rep"] = [repr([p.get(k) for k in SEEDS]) for p in df.params]
-    # x axis of the robustness curve: the first numeric swept parameter (eps, theta, th, max_iter ...)
+    # x axis of the robustness curve: the first numeric swept parameter (eps, theta, th, max_iter ...); a norm
+    # (FMN's 2 / inf) is a category, never an axis
     preferred = ("attack.eps", "attack.theta", "attack.th", "attack.max_iter")
     xs, xparams = [], []
     for p, a in zip(df.params, df.attack):
-        ks = swept.get(a, [])
+        ks = [k for k in swept.get(a, []) if k not in NOT_AN_AXIS]
         ks = [k for k in preferred if k in ks] + [k for k in ks if k not in preferred]
         k = next((k for k in ks if isinstance(_num(p.get(k)), float)), None)
         xparams.append(k[len("attack."):] if k else "")
