@@ -154,15 +154,17 @@ def curve(seg: pd.DataFrame, col: str, grid, snr: bool = False, n_boot: int = N_
     out = {"budget": grid}
     speakers = np.unique(speaker)
     design = _seed_groups(seg, speaker, speakers)
-    for name, vals in (("acc", acc), ("success", succ)):
+    few = len(speakers) < MIN_SPEAKERS      # the report's rule: no interval below 3 speakers (a band over two
+    for name, vals in (("acc", acc), ("success", succ)):                            # speakers spans 0-1)
         _, mat = _speaker_matrix(speaker, vals)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             out[name] = np.nanmean(mat, axis=0)
+        if few:
+            out[f"{name}_lo"] = out[f"{name}_hi"] = np.full(len(grid), np.nan)
+            continue
         reps = _boot(mat, n_boot, seed) if design is None else _seed_boot(vals, design, n_boot, seed)
         out[f"{name}_lo"], out[f"{name}_hi"] = _ci(reps, len(mat), upper=1.0)
-        if len(mat) < MIN_SPEAKERS:         # the report's rule: no interval below 3 speakers (a band over two
-            out[f"{name}_lo"] = out[f"{name}_hi"] = np.full(len(grid), np.nan)     # speakers spans 0-1)
     out["n_speakers"] = np.full(len(grid), len(np.unique(speaker)))
     out["n_segments"] = np.full(len(grid), len(r))
     return pd.DataFrame(out)
@@ -244,7 +246,9 @@ def summaries(seg: pd.DataFrame, col: str, e_max: float, n_boot: int = N_BOOT, s
     speakers = np.unique(speaker)
     groups = [np.flatnonzero(speaker == s) for s in speakers]
     design = _seed_groups(seg, speaker, speakers)
-    picks, seeds = boot_draws(len(speakers), design[0] if design else None, n_boot, np.random.default_rng(seed))
+    few = len(speakers) < MIN_SPEAKERS                 # as ``curve``: no interval, so no bootstrap
+    picks, seeds = ([], None) if few else boot_draws(len(speakers), design[0] if design else None, n_boot,
+                                                     np.random.default_rng(seed))
     reps = []
     for b, pick in enumerate(picks):
         if seeds is None:
@@ -260,9 +264,7 @@ def summaries(seg: pd.DataFrame, col: str, e_max: float, n_boot: int = N_BOOT, s
         reps.append(_summary_values(r[idx], sp, correct[idx], e_max, None if snr is None else snr[idx]))
     names = ("median", "eps_half", "auc") + (("snr_acc50", "snr_acc0") if snr is not None else ())
     lower = np.array([0.0, 0.0, 0.0, -np.inf, -np.inf])[:len(names)]        # SNR in dB may be negative
-    lo, hi = _ci(np.array(reps), len(speakers), lower=lower)
-    if len(speakers) < MIN_SPEAKERS:                 # as ``curve``: no interval below 3 speakers
-        lo = hi = np.full(len(names), np.nan)
+    lo, hi = (np.full(len(names), np.nan),) * 2 if few else _ci(np.array(reps), len(speakers), lower=lower)
     out = {}
     for k, name in enumerate(names):
         out[name], out[f"{name}_lo"], out[f"{name}_hi"] = float(point[k]), float(lo[k]), float(hi[k])
