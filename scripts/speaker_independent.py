@@ -170,7 +170,8 @@ def main(argv=None) -> None:
     speakers(models, extra).to_csv(a.out / "speakers.csv", index=False)
     summary = summarize(models, extra)
     summary.to_csv(a.out / "summary.csv", index=False)
-    plot_curves(models, extra, a.out / "curves.png", f"{a.dataset}: learning curves per fold and seed")
+    plot_curves(models, extra, a.out / "curves.png",
+                f"{a.dataset}: learning curves per fold and seed (experiment {', '.join(a.experiment)})")
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_colwidth", 70):
         print(models.drop(columns=["run_id", "experiment"]).to_string(index=False))
         print()
