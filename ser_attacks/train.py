@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from hydra.utils import instantiate
 
+from . import training_state
 from .cache import atomic_dir, locked, valid_entry
 from .forward import logits
 from .identity import model_key, run_tags
@@ -175,31 +177,41 @@ def _batches(X, Y, batch_size: int):
         int(batch_size))
 
 
-def fit(t, model, train, val, n_classes: int, callbacks=(), test=None):
+def fit(t, model, train, val, n_classes: int, callbacks=(), test=None, state_dir: Path | None = None):
     """The training protocol of config node ``t`` (group ``train``): EarlyStopping(restore best) +
     ReduceLROnPlateau on ``t.monitor`` (val_loss, or val_accuracy), plus ``callbacks`` (MLflow per-epoch
     logger, Optuna pruning). The checkpoint rule: the kept (restored) epoch is the best epoch by ``t.monitor``
     among epochs ``>= t.min_epochs`` (1-based; 0 = any epoch: study v1), and training stops ``patience`` epochs
     after the last improvement, never before ``min_epochs + patience`` (Keras ``start_from_epoch``).
     ``test`` = (X, y): its accuracy per epoch is recorded (``curve_recorder``), never used to choose.
-    Returns the Keras history with ``history.kept_epoch`` (1-based) and ``history.curves``."""
+    ``state_dir``: the whole training state is saved there after every epoch, and a state found there is
+    resumed (``ser_attacks.training_state``: the same weights as an uninterrupted training).
+    Returns the Keras history with ``history.kept_epoch`` (1-based), ``history.curves`` (every epoch, resumed
+    ones included) and ``history.epochs`` (epochs run in all)."""
     import keras
     monitor = check_train(t)
     mode = "min" if monitor == "val_loss" else "max"
     min_epochs = int(t.get("min_epochs", 0))
     stop = keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=t.early_stopping_patience,
                                          restore_best_weights=True, start_from_epoch=max(min_epochs - 1, 0))
+    plateau = keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode=mode, patience=t.reduce_lr_patience,
+                                                factor=t.reduce_lr_factor)
     curves = curve_recorder(test)
-    cbs = [curves, stop,
-           keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode=mode, patience=t.reduce_lr_patience,
-                                             factor=t.reduce_lr_factor), *callbacks]
+    cbs = [curves, stop, plateau, *callbacks]
+    state = training_state.read(state_dir)
+    if state_dir is not None:       # last: restores the callbacks above after they reset, saves after they ran
+        cbs.append(training_state.epoch_state(state_dir, state, stop, plateau, curves, replay=callbacks))
     (Xtr, ytr), (Xva, yva) = train, val
     hist = model.fit(Xtr, keras.utils.to_categorical(ytr, n_classes), batch_size=t.batch_size,
                      epochs=t.max_epochs, validation_data=_batches(Xva, keras.utils.to_categorical(yva, n_classes),
                                                                    t.batch_size),
-                     callbacks=cbs, verbose=t.verbose, shuffle=True)
+                     callbacks=cbs, verbose=t.verbose, shuffle=True,
+                     initial_epoch=training_state.start_epoch(state, t.max_epochs))
     hist.kept_epoch = int(getattr(stop, "best_epoch", 0)) + 1      # set by on_train_begin
     hist.curves = curves.curves
+    hist.epochs = len(curves.curves["epoch"])
+    hist.resumed_after = int(state[0]["epochs_done"]) if state else 0     # 0: not resumed
+    hist.seconds_before = float(state[0]["seconds"]) if state else 0.0
     return hist
 
 
@@ -238,11 +250,12 @@ def _fit(cfg, data, tracking, key: str, out: Path, parent_run_id: str | None = N
              model.count_params(), len(Xtr), len(Xva))
     t0 = time.time()
     try:
-        hist = fit(cfg.train, trainer, (Xtr, ytr), (Xva, yva), n_classes, callbacks, test=(Xte, yte))
-        seconds = time.time() - t0
+        hist = fit(cfg.train, trainer, (Xtr, ytr), (Xva, yva), n_classes, callbacks, test=(Xte, yte),
+                   state_dir=training_state.folder_for(out))
+        seconds = time.time() - t0 + hist.seconds_before       # a resumed training: both processes' time
 
         meta = {"key": key, "classes": data.classes, "train_run_id": run_id, "n_params": model.count_params(),
-                "epochs": len(hist.history["loss"]), "train_seconds": seconds,
+                "epochs": hist.epochs, "train_seconds": seconds,
                 "val_acc": accuracy(model, Xva, yva), "test_acc": accuracy(model, Xte, yte),
                 "n_segments_val": len(yva), "n_segments_test": len(yte),
                 "input_shape": list(Xtr.shape[1:]),
@@ -251,6 +264,8 @@ def _fit(cfg, data, tracking, key: str, out: Path, parent_run_id: str | None = N
                 "epoch_kept": hist.kept_epoch, "split": str(cfg.split.mode), "fold": _fold(cfg.split),
                 "sizes": data.split.sizes(), "monitor": str(cfg.train.get("monitor", "val_loss")),
                 "min_epochs": int(cfg.train.get("min_epochs", 0)), "curves": hist.curves, **defended}
+        if hist.resumed_after:
+            meta["resumed_after_epoch"] = hist.resumed_after
 
         meta["test_by_speaker"] = by_speaker(model, Xte, yte, data.part("test")[2].speaker.astype(str).to_numpy())
         if run_id:      # the kept epoch, the curves and the test speakers' counts (recipes/speaker_independent)
@@ -267,6 +282,7 @@ def _fit(cfg, data, tracking, key: str, out: Path, parent_run_id: str | None = N
             (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
 
         atomic_dir(out, build)
+        shutil.rmtree(training_state.folder_for(out), ignore_errors=True)     # the model landed: state done
     except BaseException as exc:
         if run_id:
             tracking.end_on_exception(run_id, exc)
@@ -316,6 +332,7 @@ def get_or_train(cfg, data, tracking=None, parent_run_id: str | None = None) -> 
             _fit(cfg, data, tracking, key, path, parent_run_id)
         else:
             log.info("Reusing trained model %s", path)
+            shutil.rmtree(training_state.folder_for(path), ignore_errors=True)  # a kill between landing and cleanup
         tm = load_trained(path, key, trained_now)
         if tracking is not None and not trained_now:    # a store that does not know the cached model logs it
             tm.meta = {**tm.meta, **tracking.adopt_cached_model(
