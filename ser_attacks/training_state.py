@@ -6,6 +6,8 @@ middle. ``EpochState`` writes, after every epoch and atomically (one ``.npz``, r
 
 - every model variable (weights, batch-norm statistics, the dropout layers' seed-generator states),
 - every optimizer variable (iteration count, learning rate as ReduceLROnPlateau left it, Adam's moments),
+- what the trained model names in ``training_state_variables()`` beside those (an adversarial-training trainer:
+  its attack's random generator),
 - the checkpoint rule's state: EarlyStopping's best value, best epoch, best weights and patience counter,
   ReduceLROnPlateau's best value, patience and cooldown counters,
 - the learning curves and each epoch's logs (so the MLflow run of the resumed training gets them too), and the
@@ -77,6 +79,9 @@ def epoch_state(folder: Path, state, stop, plateau, curves, replay=()):
     given the saved epochs' logs again on resume (the MLflow epoch logger of the new run)."""
     import keras
 
+    def extra(model):
+        return list(model.training_state_variables()) if hasattr(model, "training_state_variables") else []
+
     def values(variables):
         return [keras.ops.convert_to_numpy(v) for v in variables]
 
@@ -103,6 +108,7 @@ def epoch_state(folder: Path, state, stop, plateau, curves, replay=()):
                 opt.build(model.trainable_variables)
             assign(model.variables, [arrays[f"model_{i}"] for i in range(meta["n_model"])], "model")
             assign(opt.variables, [arrays[f"optimizer_{i}"] for i in range(meta["n_optimizer"])], "optimizer")
+            assign(extra(model), [arrays[f"extra_{i}"] for i in range(meta.get("n_extra", 0))], "other")
             for k in EARLY_STOPPING_KEYS:
                 setattr(stop, k, meta["early_stopping"][k])
             stop.best_weights = ([arrays[f"best_{i}"] for i in range(meta["n_best"])] if meta["n_best"] else None)
@@ -119,10 +125,12 @@ def epoch_state(folder: Path, state, stop, plateau, curves, replay=()):
             lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
             self.epoch_logs.append({**{k: float(v) for k, v in (logs or {}).items()}, "lr": lr})
             model_vars, opt_vars = values(self.model.variables), values(self.model.optimizer.variables)
+            extra_vars = values(extra(self.model))
             best = list(stop.best_weights) if stop.best_weights is not None else []
             meta = {"epochs_done": epoch + 1, "stopped": bool(self.model.stop_training),
                     "seconds": self.seconds_before + time.time() - self.t0,
                     "n_model": len(model_vars), "n_optimizer": len(opt_vars), "n_best": len(best),
+                    "n_extra": len(extra_vars),
                     "early_stopping": {k: _number(getattr(stop, k)) if k == "best" else int(getattr(stop, k))
                                        for k in EARLY_STOPPING_KEYS},
                     "plateau": {k: _number(getattr(plateau, k)) if k == "best" else int(getattr(plateau, k))
@@ -130,6 +138,7 @@ def epoch_state(folder: Path, state, stop, plateau, curves, replay=()):
                     "curves": curves.curves, "epoch_logs": self.epoch_logs}
             arrays = {**{f"model_{i}": a for i, a in enumerate(model_vars)},
                       **{f"optimizer_{i}": a for i, a in enumerate(opt_vars)},
+                      **{f"extra_{i}": a for i, a in enumerate(extra_vars)},
                       **{f"best_{i}": np.asarray(a) for i, a in enumerate(best)}}
             folder.mkdir(parents=True, exist_ok=True)
             tmp = folder / f".{STATE_FILE}.tmp-{os.getpid()}"

@@ -34,6 +34,11 @@ rng = np.random.default_rng(0)
 X, y = np.clip(rng.normal(size=(30, 261, 128, 1)), -3, 3).astype("float32"), rng.integers(0, 3, 30)
 X[y == 1, :, :20] += 0.8
 model = compiled_model(cfg, t, 7, X.shape[1:], 3)
+if sys.argv[5] == "at":        # adversarial training: the trainer's own generator is part of the state
+    from ser_attacks.defenses.pgd_at import PGDAdversarialTraining
+    from ser_attacks.train import compile_for_training
+    at = PGDAdversarialTraining(0.1, steps=1, ratio=0.5, seed=5)
+    model, inner = compile_for_training(at.trainer(model, (-3.0, 3.0)), 3e-3), model
 
 class Kill(keras.callbacks.Callback):      # the process dies as a session's end kills it: no cleanup at all
     def on_epoch_begin(self, epoch, logs=None):
@@ -42,7 +47,7 @@ class Kill(keras.callbacks.Callback):      # the process dies as a session's end
 
 hist = fit(t, model, (X[:18], y[:18]), (X[18:24], y[18:24]), 3, callbacks=[Kill()], test=(X[24:], y[24:]),
            state_dir=state_dir)
-w = model.get_weights()
+w = (inner if sys.argv[5] == "at" else model).get_weights()
 print("RESULT", json.dumps({"kept": hist.kept_epoch, "epochs": hist.epochs, "resumed_after": hist.resumed_after,
                             "curves": hist.curves, "sum": [float(np.sum(a.astype(np.float64))) for a in w],
                             "lr": float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))}))
@@ -50,10 +55,10 @@ np.savez(sys.argv[4], *w)
 """
 
 
-def _train(tmp, state_dir, kill_at: int, max_epochs: int, tag: str, expect_rc: int = 0):
+def _train(tmp, state_dir, kill_at: int, max_epochs: int, tag: str, expect_rc: int = 0, form: str = "plain"):
     out = tmp / f"{tag}.npz"
     proc = subprocess.run([sys.executable, "-c", TRAIN, str(state_dir) if state_dir else "-", str(kill_at),
-                           str(max_epochs), str(out)], cwd=tmp, env=subprocess_env(), capture_output=True,
+                           str(max_epochs), str(out), form], cwd=tmp, env=subprocess_env(), capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == expect_rc, proc.stderr[-3000:]
     if expect_rc:
@@ -63,13 +68,15 @@ def _train(tmp, state_dir, kill_at: int, max_epochs: int, tag: str, expect_rc: i
         return json.loads(line[7:]), [z[k] for k in z.files]
 
 
-def test_a_killed_training_resumes_to_the_same_weights(tmp_path):
-    plain, w_plain = _train(tmp_path, None, -1, 6, "plain")
+@pytest.mark.parametrize("form", ["plain", "at"], ids=["model", "adversarial_training"])
+def test_a_killed_training_resumes_to_the_same_weights(tmp_path, form):
+    plain, w_plain = _train(tmp_path, None, -1, 6, "plain", form=form)
     state = tmp_path / ".key.training"
-    _train(tmp_path, state, 3, 6, "killed", expect_rc=9)                     # killed before epoch 4 began
+    _train(tmp_path, state, 3, 6, "killed", expect_rc=9, form=form)          # killed before epoch 4 began
     saved = json.loads(str(np.load(state / "state.npz")["meta"]))
     assert saved["epochs_done"] == 3 and len(saved["curves"]["epoch"]) == 3 and saved["seconds"] > 0
-    resumed, w_resumed = _train(tmp_path, state, -1, 6, "resumed")
+    assert saved["n_extra"] == (1 if form == "at" else 0)
+    resumed, w_resumed = _train(tmp_path, state, -1, 6, "resumed", form=form)
     assert resumed["resumed_after"] == 3 and plain["resumed_after"] == 0
     assert plain["epochs"] >= 4, "the kill must interrupt a training that goes on"
     for k in ("kept", "epochs", "curves", "lr"):

@@ -219,6 +219,11 @@ def adversarial_model(model, defense: AdversarialTraining, clip_values):
         def call(self, x, training=False):
             return self.inner(x, training=training)
 
+        def training_state_variables(self):
+            """What a resumed training restores beside Keras' variables (``ser_attacks.training_state``): the
+            generator's state, so the resumed epochs attack the rows and starts the uninterrupted ones would."""
+            return [self.gen.state]
+
         def train_step(self, data):
             return defense.train_step(self, data)
 
