@@ -15,6 +15,9 @@ its learning curves and its test speakers' counts (``curves.json``, ser_attacks.
 
     python scripts/speaker_independent.py --experiment study-models --dataset emodb \\
         --out recipes/speaker_independent/emodb [--tracking-uri sqlite:///mlflow.db]
+    # two protocols on the same folds and seeds (a rule's label names its normalization when not the default)
+    python scripts/speaker_independent.py --experiment study-models --experiment study-models-speaker-std \\
+        --dataset emovo --seed 42 --common-folds --out recipes/speaker_independent/emovo_protocol
 """
 from __future__ import annotations
 
@@ -32,13 +35,30 @@ MIN_SPEAKERS = 3
 
 
 def rule_of(params: dict) -> str:
-    """The checkpoint rule of a training run, from its logged params (absent = the v1 value: identity.NEUTRAL)."""
+    """The checkpoint rule of a training run, from its logged params (absent = the v1 value: identity.NEUTRAL),
+    and its normalization where it is not the default (``original_std``), so two protocols never pool."""
     monitor = params.get("train.monitor", "val_loss")
     min_epochs = params.get("train.min_epochs", "0")
     val = params.get("split.val_utterances")
     where = (f"{float(val):.2f} of training speakers' utterances" if val not in (None, "None")
              else "next fold's speakers")
-    return f"{monitor}, min_epochs {min_epochs}, patience {params.get('train.early_stopping_patience')}, val: {where}"
+    norm = params.get("normalization.name", "original_std")
+    return (f"{monitor}, min_epochs {min_epochs}, patience {params.get('train.early_stopping_patience')}, "
+            f"val: {where}" + (f", normalization {norm}" if norm != "original_std" else ""))
+
+
+def select(models: pd.DataFrame, seeds: list[int] | None, common_folds: bool) -> pd.DataFrame:
+    """The rows of ``seeds`` (all if None); with ``common_folds``, only the (fold, seed) pairs every rule has, so
+    rules are compared on the same test speakers and the same seeds."""
+    if seeds:
+        models = models[models.seed.isin(seeds)]
+    if common_folds and models.rule.nunique() > 1:
+        pairs = models.groupby("rule")[["fold", "seed"]].apply(lambda g: set(map(tuple, g.to_numpy())))
+        keep = set.intersection(*pairs)
+        models = models[[(f, k) in keep for f, k in zip(models.fold, models.seed)]]
+    if models.empty:
+        raise SystemExit("no model left after --seed / --common-folds")
+    return models.reset_index(drop=True)
 
 
 def collect(uri: str, experiments: list[str], dataset: str) -> tuple[pd.DataFrame, dict]:
@@ -163,8 +183,12 @@ def main(argv=None) -> None:
     ap.add_argument("--dataset", required=True)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db"))
+    ap.add_argument("--seed", type=int, action="append", help="only these training seeds (repeatable)")
+    ap.add_argument("--common-folds", action="store_true",
+                    help="compare rules on the (fold, seed) pairs they all have (a protocol comparison)")
     a = ap.parse_args(argv)
     models, extra = collect(a.tracking_uri, a.experiment, a.dataset)
+    models = select(models, a.seed, a.common_folds)
     a.out.mkdir(parents=True, exist_ok=True)
     models.to_csv(a.out / "models.csv", index=False)
     speakers(models, extra).to_csv(a.out / "speakers.csv", index=False)

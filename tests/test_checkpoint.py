@@ -173,6 +173,27 @@ def test_recipe_table_pools_folds_and_seeds_with_a_speaker_and_seed_interval():
     assert spk[(spk.speaker == "c") & (spk.seed == 2)].n_correct.item() == 2
 
 
+def test_recipe_keeps_protocols_apart_and_compares_them_on_common_folds_and_seeds():
+    """Two normalizations are two rules (never pooled), and ``--common-folds`` keeps only the (fold, seed) pairs
+    both have: the EMOVO protocol comparison (default vs speaker_std, seed 42, the folds both finished)."""
+    import pandas as pd
+    si = _script()
+    base = {"train.monitor": "val_accuracy", "train.min_epochs": "10", "train.early_stopping_patience": "10",
+            "split.val_utterances": "0.16"}
+    default, spk = si.rule_of({**base, "normalization.name": "original_std"}), si.rule_of(
+        {**base, "normalization.name": "speaker_std"})
+    assert default != spk and spk.endswith("normalization speaker_std") and "normalization" not in default
+    assert si.rule_of(base) == default                       # runs from before the option: the default
+    rows = [{"rule": default, "fold": f, "seed": k} for f in (0, 1, 2, 3) for k in (42, 43)]
+    rows += [{"rule": spk, "fold": f, "seed": 42} for f in (0, 1, 2)]
+    got = si.select(pd.DataFrame(rows), [42], True)
+    assert sorted(map(tuple, got[["fold", "seed"]].drop_duplicates().to_numpy())) == [(0, 42), (1, 42), (2, 42)]
+    assert len(got) == 6 and set(got.rule) == {default, spk}
+    assert len(si.select(pd.DataFrame(rows), None, False)) == 11
+    with pytest.raises(SystemExit, match="no model left"):
+        si.select(pd.DataFrame(rows), [7], False)
+
+
 TINY_FIT = """
 import numpy as np, keras
 from omegaconf import OmegaConf
