@@ -45,7 +45,11 @@ def attack_metrics(y: np.ndarray, clean_logits: np.ndarray, adv_logits: np.ndarr
     """Metric name → value; per-gender metrics get a ``_female`` / ``_male`` suffix.
 
     - clean_acc / adv_acc: accuracy on the original / adversarial samples (``n_correct_clean`` /
-      ``n_correct_adv`` of ``n_samples``).
+      ``n_correct_adv`` of ``n_samples``). adv_acc is the paper's measure: it also counts a segment the model
+      got wrong that the attack moved INTO its true class (attacks that follow the model's own prediction, as
+      ART's DeepFool and Boundary do, move many).
+    - robust_acc: right before AND after the attack (``n_correct_both`` of ``n_samples``): robust accuracy
+      as RobustBench counts it, never above clean_acc.
     - success_rate: share of the samples the model got right whose prediction the attack changed
       (``n_flipped`` of ``n_correct_clean``; NaN when none was right).
     - perturbation: the paper's mean |x_adv - x| over all cells of all samples (model input units).
@@ -70,10 +74,12 @@ def attack_metrics(y: np.ndarray, clean_logits: np.ndarray, adv_logits: np.ndarr
         # the exact counts behind the shares below (the shares are logged to 4 decimals: tracking.shown)
         out[f"n_correct_clean{sfx}"] = float(correct.sum())
         out[f"n_correct_adv{sfx}"] = float((m & (adv_pred == y)).sum())
+        out[f"n_correct_both{sfx}"] = float((correct & (adv_pred == y)).sum())
         out[f"n_flipped{sfx}"] = float((correct & (adv_pred != y)).sum())
         out[f"n_changed{sfx}"] = float(np.any(d[m] != 0, axis=1).sum())
         out[f"clean_acc{sfx}"] = float(np.mean(clean_pred[m] == y[m]))
         out[f"adv_acc{sfx}"] = float(np.mean(adv_pred[m] == y[m]))
+        out[f"robust_acc{sfx}"] = out[f"n_correct_both{sfx}"] / out[f"n_samples{sfx}"]
         out[f"success_rate{sfx}"] = float(np.mean(adv_pred[correct] != y[correct])) if correct.any() else float("nan")
         out[f"perturbation{sfx}"] = float(np.mean(np.abs(d[m])))
         out[f"l0{sfx}"] = float(np.mean(np.mean(np.abs(d[m]) > 1e-7, axis=1)))
@@ -91,6 +97,7 @@ def attack_metrics(y: np.ndarray, clean_logits: np.ndarray, adv_logits: np.ndarr
 
 # share of segments → (its count, the count it is a share of), as attack_metrics logs them (per gender too)
 COUNTS = {"clean_acc": ("n_correct_clean", "n_samples"), "adv_acc": ("n_correct_adv", "n_samples"),
+          "robust_acc": ("n_correct_both", "n_samples"),
           "success_rate": ("n_flipped", "n_correct_clean"), "changed": ("n_changed", "n_samples"),
           "val_acc": ("n_correct_val", "n_segments_val"), "test_acc": ("n_correct_test", "n_segments_test")}
 

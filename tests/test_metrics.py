@@ -21,6 +21,10 @@ def test_attack_metrics_by_gender():
     assert m["clean_acc"] == 0.75 and m["adv_acc"] == 0.5
     assert m["clean_acc_female"] == 1.0 and m["adv_acc_female"] == 0.5
     assert m["clean_acc_male"] == 0.5 and m["adv_acc_male"] == 0.5
+    # segment 2 was wrong and the attack moved it into its true class: adversarial accuracy counts it, robust
+    # accuracy (right before and after) does not
+    assert m["robust_acc"] == 0.25 and m["n_correct_both"] == 1 and m["n_correct_adv"] == 2
+    assert m["robust_acc_female"] == 0.5 and m["robust_acc_male"] == 0.0
     assert m["success_rate"] == pytest.approx(2 / 3)          # 2 of the 3 correct ones flipped
     assert m["success_rate_male"] == 1.0 and m["success_rate_female"] == 0.5
     assert m["perturbation"] == pytest.approx((0.4 + 4 * 0.1) / 16)

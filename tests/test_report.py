@@ -111,8 +111,10 @@ def test_param_tables_equal_run_metrics(setup):
             ms = groups[(atk, row.split, row.x)]
             assert row.n_runs == len(ms)
             for m in ("clean_acc", "adv_acc", "adv_acc_female", "adv_acc_male", "perturbation",
-                      "perturbation_female", "perturbation_male", "l2", "linf", "attack_time_s", "success_rate"):
+                      "perturbation_female", "perturbation_male", "l2", "linf", "attack_time_s", "success_rate",
+                      "robust_acc", "robust_acc_female"):     # robust_acc: from the segments, = the runs' metric
                 assert getattr(row, m) == pytest.approx(np.mean([x[m] for x in ms]), rel=1e-9), (atk, row.config, m)
+            assert row.robust_acc <= min(row.clean_acc, row.adv_acc) + 1e-12
             if len(ms) > 1:    # seed-aggregated: mean ± sample std
                 assert row.adv_acc_std == pytest.approx(np.std([x["adv_acc"] for x in ms], ddof=1), abs=1e-12)
             seen += 1

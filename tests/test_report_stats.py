@@ -315,3 +315,18 @@ def test_beats_noise_is_undecided_when_its_interval_straddles_zero():
     assert v == "PASS"
     v, text = verdict(np.ones(40), np.ones(40), n_spk=10)             # level with noise on every segment
     assert v == "FLAG" and "no better than random noise" in text
+
+
+def test_robust_accuracy_comes_from_the_segments_with_its_seed_spread():
+    """Runs logged before ``robust_acc`` existed get it from their pooled segments (``kept``: right before and
+    after), per gender, with the std over seed slots; a wrong segment the attack turned right counts for adv_acc
+    only."""
+    from ser_attacks.report.aggregate import robust_from_segments
+    t = pd.DataFrame({"gender": ["female"] * 2 + ["male"] * 2, "clean_ok": [1.0, 0.0, 1.0, 1.0],
+                      "adv_ok": [1.0, 1.0, 0.0, 0.5], "kept": [1.0, 0.0, 0.0, 0.5],
+                      "kept@0": [1.0, 0.0, 0.0, 1.0], "kept@1": [1.0, 0.0, 0.0, 0.0]})
+    row = {"robust_acc": np.nan}
+    robust_from_segments(row, t)
+    assert row["robust_acc"] == 0.375 and row["robust_acc_female"] == 0.5 and row["robust_acc_male"] == 0.25
+    assert row["robust_acc_std"] == pytest.approx(np.std([0.5, 0.25], ddof=1))
+    assert t.adv_ok.mean() > row["robust_acc"]

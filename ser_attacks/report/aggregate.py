@@ -64,7 +64,10 @@ def subset(t: pd.DataFrame, g: str) -> pd.DataFrame:
     return t if g == "all" else t[t.gender == g]
 
 
-def interval_columns(row: dict, t: pd.DataFrame, cols=(("clean_acc", "clean_ok"), ("adv_acc", "adv_ok"))) -> None:
+ACC_COLS = (("clean_acc", "clean_ok"), ("adv_acc", "adv_ok"), ("robust_acc", "kept"))
+
+
+def interval_columns(row: dict, t: pd.DataFrame, cols=ACC_COLS) -> None:
     """Speaker-level intervals of ``cols`` per gender group, with the speakers and segments behind them."""
     for g in GROUPS:
         tg = subset(t, g)
@@ -73,6 +76,18 @@ def interval_columns(row: dict, t: pd.DataFrame, cols=(("clean_acc", "clean_ok")
         for kind, col in cols:
             ci = stats.table_ci(tg, col)          # speakers, and each fold's seeds where it has several
             row[f"{kind}{SFX[g]}_lo"], row[f"{kind}{SFX[g]}_hi"] = ci[1], ci[2]
+
+
+def robust_from_segments(row: dict, t: pd.DataFrame) -> None:
+    """Robust accuracy (right before and after) of a configuration from its pooled segments (``kept``), mean and
+    std over seeds as adv_acc's: the same for runs logged before the ``robust_acc`` metric and after it."""
+    for g in GROUPS:
+        tg = subset(t, g)
+        if not len(tg):
+            continue
+        slots = [c for c in tg.columns if c.startswith("kept@")]
+        row[f"robust_acc{SFX[g]}"] = float(tg.kept.mean())
+        row[f"robust_acc{SFX[g]}_std"] = stats.mean_std([tg[c].mean() for c in slots])[1] if slots else np.nan
 
 
 def configs(runs: Runs, samples: dict[str, Samples]) -> tuple[pd.DataFrame, dict]:
@@ -100,10 +115,11 @@ def configs(runs: Runs, samples: dict[str, Samples]) -> tuple[pd.DataFrame, dict
         if have:
             pooled[cid] = t = pool(have, model_labels(ran))
             interval_columns(row, t)
+            robust_from_segments(row, t)
         rows.append(row)
     out = pd.DataFrame(rows)
     for g in GROUPS:
-        for c in [f"{k}{SFX[g]}_{b}" for k in ("clean_acc", "adv_acc") for b in ("lo", "hi")] + \
+        for c in [f"{k}{SFX[g]}_{b}" for k, _ in ACC_COLS for b in ("lo", "hi")] + [f"robust_acc{SFX[g]}"] + \
                  [f"n_speakers{SFX[g]}", f"n_segments{SFX[g]}"]:
             if c not in out:
                 out[c] = np.nan

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 # Attack keys that are not attack parameters.
 ATTACK_META = ("attack.name", "attack._target_", "attack.verbose")
 GROUPS = ("all", "female", "male")
-METRICS = ("clean_acc", "adv_acc", "success_rate", "perturbation", "l0", "l2", "linf", "adv_confidence",
+METRICS = ("clean_acc", "adv_acc", "robust_acc", "success_rate", "perturbation", "l0", "l2", "linf", "adv_confidence",
            "n_samples", "perturbation_db", "linf_db", "snr_db", "changed")
 
 
