@@ -11,6 +11,7 @@ its learning curves and its test speakers' counts (``curves.json``, ser_attacks.
   splits), its 95 % speaker-and-seed bootstrap interval (report.stats: speakers, and each fold's seeds; ``n/a``
   under 3 speakers), the SD across seeds of fold test accuracy (mean over folds; NaN with one seed), kept
   epochs (min-max);
+* ``paired.csv`` (two rules): per (fold, seed) both have, each rule's test accuracy and the difference;
 * ``curves.png``: per fold, train / validation / test accuracy per epoch for every seed, the kept epoch marked.
 
     python scripts/speaker_independent.py --experiment study-models --dataset emodb \\
@@ -141,6 +142,21 @@ def summarize(models: pd.DataFrame, extra: dict) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def paired(models: pd.DataFrame) -> pd.DataFrame | None:
+    """With two rules: one row per (fold, seed) both have: test speakers, each rule's test accuracy and the
+    difference (second rule − first, rules in the order of ``models``); None otherwise."""
+    rules = list(dict.fromkeys(models.rule))
+    if len(rules) != 2:
+        return None
+    a, b = (models[models.rule == r].set_index(["fold", "seed"]) for r in rules)
+    both = a.index.intersection(b.index)
+    out = pd.DataFrame({"test_speakers": a.loc[both, "test_speakers"], "n_test": a.loc[both, "n_test"],
+                        "test_acc_a": a.loc[both, "test_acc"], "test_acc_b": b.loc[both, "test_acc"]})
+    out["difference_b_minus_a"] = out.test_acc_b - out.test_acc_a
+    out.attrs["rules"] = rules
+    return out.reset_index().assign(rule_a=rules[0], rule_b=rules[1])
+
+
 def plot_curves(models: pd.DataFrame, extra: dict, path: Path, title: str) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -194,12 +210,18 @@ def main(argv=None) -> None:
     speakers(models, extra).to_csv(a.out / "speakers.csv", index=False)
     summary = summarize(models, extra)
     summary.to_csv(a.out / "summary.csv", index=False)
+    pairs = paired(models)
+    if pairs is not None:
+        pairs.to_csv(a.out / "paired.csv", index=False)
     plot_curves(models, extra, a.out / "curves.png",
                 f"{a.dataset}: learning curves per fold and seed (experiment {', '.join(a.experiment)})")
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_colwidth", 70):
         print(models.drop(columns=["run_id", "experiment"]).to_string(index=False))
         print()
         print(summary.to_string(index=False))
+        if pairs is not None:
+            print()
+            print(pairs.drop(columns=["rule_a", "rule_b"]).to_string(index=False))
 
 
 if __name__ == "__main__":

@@ -190,6 +190,11 @@ def test_recipe_keeps_protocols_apart_and_compares_them_on_common_folds_and_seed
     assert sorted(map(tuple, got[["fold", "seed"]].drop_duplicates().to_numpy())) == [(0, 42), (1, 42), (2, 42)]
     assert len(got) == 6 and set(got.rule) == {default, spk}
     assert len(si.select(pd.DataFrame(rows), None, False)) == 11
+    acc = got.assign(test_speakers="s", n_test=10, test_acc=[0.5, 0.1, 0.4, 0.6, 0.3, 0.5])
+    pairs = si.paired(acc)
+    assert list(pairs.fold) == [0, 1, 2] and pairs.rule_a.iloc[0] == default
+    assert np.allclose(pairs.difference_b_minus_a, [0.1, 0.2, 0.1])
+    assert si.paired(acc[acc.rule == spk]) is None
     with pytest.raises(SystemExit, match="no model left"):
         si.select(pd.DataFrame(rows), [7], False)
 
