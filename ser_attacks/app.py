@@ -34,7 +34,7 @@ from .defenses import check_job as check_defense
 from .identity import config_hash, run_tags
 from .inputs import InputStage
 from .inputs import check as check_input
-from .metrics import attack_metrics, db_units
+from .metrics import attack_metrics, db_units, robust_note
 from .normalization import NormalizationConfigError
 from .paths import CONF_DIR  # noqa: F401 - also the location tests and scripts import from here
 from .plots import spectrogram_triplets
@@ -207,9 +207,9 @@ def attack_job(cfg: DictConfig, tracking: Tracking, run_id: str, parent: str | N
     tracking.describe(run_id, attack_note(cfg, metrics, *_tag_effect(tracking, run_id, cfg.attack.name, x, x_adv,
                                                                      metrics)))
     _log_triplets(tracking, run_id, cfg.n_plot_per_gender, x, x_adv, segs, y, adv_logits, tm.classes)
-    log.info("%s: clean acc %.3f → adversarial acc %.3f (female %.3f, male %.3f), perturbation %.4g, %.2f s",
+    log.info("%s: clean acc %.3f → adversarial acc %.3f (female %.3f, male %.3f)%s, perturbation %.4g, %.2f s",
              cfg.attack.name, metrics["clean_acc"], metrics["adv_acc"], metrics.get("adv_acc_female", np.nan),
-             metrics.get("adv_acc_male", np.nan), metrics["perturbation"], seconds)
+             metrics.get("adv_acc_male", np.nan), robust_note(metrics), metrics["perturbation"], seconds)
     return metrics
 
 

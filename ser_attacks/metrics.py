@@ -95,6 +95,13 @@ def attack_metrics(y: np.ndarray, clean_logits: np.ndarray, adv_logits: np.ndarr
     return out
 
 
+def robust_note(metrics: dict) -> str:
+    """``", robust 0.000"`` where robust accuracy (right before and after) is below adversarial accuracy, i.e. the
+    attack turned wrong segments right (a log line's and the sweep summary's hint); "" otherwise."""
+    r, a = metrics.get("robust_acc"), metrics.get("adv_acc")
+    return f", robust {r:.3f}" if r is not None and a is not None and r < a else ""
+
+
 # share of segments → (its count, the count it is a share of), as attack_metrics logs them (per gender too)
 COUNTS = {"clean_acc": ("n_correct_clean", "n_samples"), "adv_acc": ("n_correct_adv", "n_samples"),
           "robust_acc": ("n_correct_both", "n_samples"),

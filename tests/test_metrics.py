@@ -153,3 +153,10 @@ def test_attack_metrics_in_db_per_gender():
     assert m["snr_db_female"] == pytest.approx(-20 * np.log10(10 ** (3 / 20) - 1), rel=1e-6)
     assert m["snr_db"] == m["snr_db_female"] and np.isnan(m["snr_db_male"])       # male sample unchanged
     assert m["changed"] == 0.5 and m["perturbation_db_male"] == 0
+
+
+def test_robust_note_only_where_the_attack_turned_wrong_segments_right():
+    from ser_attacks.metrics import robust_note
+    assert robust_note({"robust_acc": 0.0, "adv_acc": 0.5}) == ", robust 0.000"
+    assert robust_note({"robust_acc": 0.25, "adv_acc": 0.25}) == ""
+    assert robust_note({"adv_acc": 0.25}) == ""              # a run logged before robust_acc

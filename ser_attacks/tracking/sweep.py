@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig
 
+from ..metrics import robust_note
 from .notes import clip_words
 from .runs import PARENT_ENV
 
@@ -33,7 +34,7 @@ def _summary_line(run) -> str:
     if "adv_acc" in m:
         line += (f" clean {m['clean_acc']:.3f} → adv {m['adv_acc']:.3f}"
                  f" (female {m.get('adv_acc_female', float('nan')):.3f},"
-                 f" male {m.get('adv_acc_male', float('nan')):.3f})  mean|δ| {m['perturbation']:.4g}"
+                 f" male {m.get('adv_acc_male', float('nan')):.3f}){robust_note(m)}  mean|δ| {m['perturbation']:.4g}"
                  f"  {m['attack_time_s']:.1f} s")
     if run.data.tags.get("attack_effect") == "none":
         line += "  [NO EFFECT]"
