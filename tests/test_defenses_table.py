@@ -102,6 +102,19 @@ def test_gain_over_undefended_and_clean_cost_are_paired_with_speaker_intervals()
     assert "fgsm 0.25 σ (20.0 dB): 0.000 undefended → 0.900, robust accuracy gained +0.900 [" in lines
 
 
+def test_a_wrong_segment_the_attack_turns_right_is_not_robust():
+    """The cells are robust accuracy (right before AND after): segments the model got wrong that the attack moved
+    into their true class (FGSM adversarial training's label leaking, noise) count as wrong, and so in the gain."""
+    sw = Sweep(6)
+    n = 6 * SEG
+    clean = (np.arange(n) % 2 == 0).astype(float)                    # half right
+    sw.add("none", "fgsm", 1.25, clean_ok=clean, adv_ok=np.zeros(n))
+    sw.add("fgsm_at", "fgsm", 1.25, clean_ok=clean, adv_ok=1.0 - clean)  # every wrong one turned right, no right kept
+    long = D.long_table(sw.data())
+    a = long[(long.group == "all") & (long.defense == "fgsm_at") & (long.measure == "attack")].iloc[0]
+    assert a.acc == 0.0 and a.gain_vs_undefended == 0.0
+
+
 def test_two_speakers_one_fold_gives_no_interval_but_says_so():
     sw = Sweep(2)
     _grid(sw, "none", {0.25: 0.1})

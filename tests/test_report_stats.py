@@ -330,3 +330,31 @@ def test_robust_accuracy_comes_from_the_segments_with_its_seed_spread():
     assert row["robust_acc"] == 0.375 and row["robust_acc_female"] == 0.5 and row["robust_acc_male"] == 0.25
     assert row["robust_acc_std"] == pytest.approx(np.std([0.5, 0.25], ddof=1))
     assert t.adv_ok.mean() > row["robust_acc"]
+
+
+def test_a_tag_filter_given_twice_selects_any_of_its_values(tmp_path):
+    """``--tag params.split.fold=0 --tag params.split.fold=1``: the runs of either fold (MLflow's search has no IN
+    for params: one query per value), combined with the other filters; the header names it ``KEY=0|1``."""
+    import argparse
+
+    from mlflow.tracking import MlflowClient
+
+    from ser_attacks.report.collect import add_run_filters, run_filters, search, tag_texts
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    exp = client.create_experiment("e")
+    for fold in ("0", "1", "2"):
+        for attack in ("fgsm", "bim"):
+            run = client.create_run(exp, tags={"run_type": "attack", "attack": attack})
+            client.log_param(run.info.run_id, "split.fold", fold)
+            client.set_terminated(run.info.run_id)
+    p = argparse.ArgumentParser()
+    add_run_filters(p)
+    a = p.parse_args(["--tracking-uri", uri, "--tag", "params.split.fold=0", "--tag", "attack=fgsm",
+                      "--tag", "params.split.fold=1"])
+    _, tags = run_filters(a)
+    assert tags == {"params.split.fold": ("0", "1"), "attack": "fgsm"}
+    assert tag_texts(tags) == ["params.split.fold=0|1", "attack=fgsm"]
+    df = search(uri, "e", tags=tags)
+    assert sorted(df["params.split.fold"]) == ["0", "1"] and set(df["tags.attack"]) == {"fgsm"}
+    assert len(search(uri, "e", tags={"params.split.fold": "2"})) == 2

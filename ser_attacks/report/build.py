@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import audio, checklist, figures, min_norm, stats
-from .collect import SEED_KEYS, Runs, collect, download, load_samples
+from .collect import SEED_KEYS, Runs, collect, download, load_samples, tag_texts
 from .format import FEW, MISSING, attack_sort_key
 from .plan import load as load_plan
 from .render import md_table, md_to_html
@@ -87,7 +87,7 @@ def _header(runs: Runs, name: str) -> list[str]:
         filt.append("sweep(s) " + ", ".join(f"`{s}`" for s in f["sweeps"]))
     if f.get("dataset"):
         filt.append(f"dataset `{f['dataset']}`")
-    filt += [f"tag `{k}={v}`" for k, v in (f.get("tags") or {}).items()]
+    filt += [f"tag `{t}`" for t in tag_texts(f.get("tags"))]
     sweeps = sorted({s for s in df.sweep_id if s})
     effect_none = df[df.attack_effect == "none"]
     effect_undef = df[df.attack_effect == "undefined"]
@@ -298,8 +298,7 @@ def _log_report_run(runs: Runs, out: Path, name: str) -> str:
     exp = client.get_experiment_by_name(runs.experiment)
     f = runs.filters
     tags = {"run_type": "report", "mlflow.runName": name, "report_sweeps": ",".join(f.get("sweeps") or []),
-            "report_dataset": f.get("dataset") or "", "report_tags": ",".join(f"{k}={v}" for k, v in
-                                                                          (f.get("tags") or {}).items())}
+            "report_dataset": f.get("dataset") or "", "report_tags": ",".join(tag_texts(f.get("tags")))}
     # not a child of the sweep (mlflow.parentRunId): a sweep still running counts its children as its jobs
     run = client.create_run(exp.experiment_id, tags=tags, run_name=name)
     rid = run.info.run_id

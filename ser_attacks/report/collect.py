@@ -6,6 +6,7 @@ keyed by run id (a finished run's artifacts never change).
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 from dataclasses import dataclass, field
@@ -37,7 +38,8 @@ def add_run_filters(p) -> None:
                    help="only the children of this sweep run (repeatable)")
     p.add_argument("--dataset", default=None, help="only runs with this dataset tag")
     p.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE",
-                   help="only runs with this tag (repeatable; params.KEY=VALUE filters a param)")
+                   help="only runs with this tag (repeatable; params.KEY=VALUE filters a param; the same KEY "
+                        "again: any of its values, e.g. --tag params.split.fold=0 --tag params.split.fold=1)")
 
 
 def run_filters(a) -> tuple[str, dict]:
@@ -45,7 +47,15 @@ def run_filters(a) -> tuple[str, dict]:
     bad = [t for t in a.tag if "=" not in t]
     if bad:
         raise ValueError(f"--tag expects KEY=VALUE, got {bad[0]!r}")
-    return (resolve_uri(a.tracking_uri) if a.tracking_uri else default_uri()), dict(t.split("=", 1) for t in a.tag)
+    tags: dict = {}
+    for k, v in (t.split("=", 1) for t in a.tag):      # a key given again: any of its values (OR)
+        tags[k] = ((*tags[k], v) if isinstance(tags[k], tuple) else (tags[k], v)) if k in tags else v
+    return (resolve_uri(a.tracking_uri) if a.tracking_uri else default_uri()), tags
+
+
+def tag_texts(tags: dict | None) -> list[str]:
+    """``KEY=VALUE`` per tag filter (``KEY=a|b`` for a key given several values)."""
+    return [f"{k}={'|'.join(v) if isinstance(v, tuple) else v}" for k, v in (tags or {}).items()]
 
 
 def cli_run_filters(a) -> tuple[str, dict] | None:
@@ -98,24 +108,29 @@ def search(uri: str, experiment: str, sweeps=(), dataset: str | None = None, tag
     mlflow.set_tracking_uri(uri)
     if mlflow.get_experiment_by_name(experiment) is None:
         raise SystemExit(f"error: experiment {experiment!r} not found at {uri}")
+    def clause(k, v):
+        return f"tags.`{k}` = '{v}'" if not k.startswith(("params.", "metrics.", "attributes.")) else f"{k} = '{v}'"
+
     clauses = [f"tags.run_type = '{run_type}'"]
     if dataset:
         clauses.append(f"tags.dataset = '{dataset}'")
-    for k, v in (tags or {}).items():
-        clauses.append(f"tags.`{k}` = '{v}'" if not k.startswith(("params.", "metrics.", "attributes."))
-                       else f"{k} = '{v}'")
+    tags = tags or {}
+    clauses += [clause(k, v) for k, v in tags.items() if not isinstance(v, tuple)]
     if not include_unfinished:
         clauses.append("attributes.status = 'FINISHED'")
+    multi = {k: v for k, v in tags.items() if isinstance(v, tuple)}     # any of the values: one query each
+    choices = [[clause(k, v) for k, v in zip(multi, combo)] for combo in itertools.product(*multi.values())]
     frames = []
-    for sweep in (list(sweeps) or [None]):
-        flt = " and ".join(clauses + ([f"tags.mlflow.parentRunId = '{sweep}'"] if sweep else []))
+    for sweep, extra in itertools.product(list(sweeps) or [None], choices):
+        clauses_here = clauses + extra
+        flt = " and ".join(clauses_here + ([f"tags.mlflow.parentRunId = '{sweep}'"] if sweep else []))
         frames.append(mlflow.search_runs(experiment_names=[experiment], filter_string=flt,
                                          max_results=50000, output_format="pandas"))
         if sweep:   # a resumed sweep skips configurations FINISHED earlier (parent tags skipped.<run_id>)
             skipped = skipped_runs(experiment, sweep)
             if skipped:
                 ids = ", ".join(f"'{r}'" for r in skipped)
-                flt = " and ".join(clauses + [f"attributes.run_id IN ({ids})"])
+                flt = " and ".join(clauses_here + [f"attributes.run_id IN ({ids})"])
                 frames.append(mlflow.search_runs(experiment_names=[experiment], filter_string=flt,
                                                  max_results=50000, output_format="pandas"))
     frames = [f for f in frames if len(f)]

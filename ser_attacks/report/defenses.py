@@ -361,14 +361,15 @@ def clean_table(data: Data, label: str) -> pd.DataFrame | None:
 
 
 def attack_tables(data: Data, label: str) -> dict[tuple[str, float], tuple[pd.DataFrame, pd.Series]]:
-    """(attack label, budget) -> (pooled segments with ``adv_ok``, the configuration row; budget None: none in σ)."""
+    """(attack label, budget) -> (pooled segments with ``kept`` (right before and after the attack: robust accuracy),
+    the configuration row; budget None: none in σ)."""
     out = {}
     sub = data.cf[data.cf.defense_label == label]
     for _, r in sub.iterrows():
         if r.config_id in data.minimal:                   # a minimum-norm attack: at every budget of the grid
             kind, seg = data.minimal[r.config_id]
             for e in grid(data.cf):
-                t = pool_columns([seg.assign(adv_ok=(seg.r > e).astype(float))], ["clean_ok", "adv_ok"])
+                t = pool_columns([seg.assign(kept=seg.clean_ok * (seg.r > e))], ["clean_ok", "kept"])
                 out[(r.attack_label + (" L2" if kind == "l2" else ""), e)] = (t, r)
             continue
         t = data.pooled.get(r.config_id)
@@ -394,9 +395,9 @@ def long_table(data: Data) -> pd.DataFrame:
             rows.append(_long_row(label, g, "clean", "", np.nan, c, d))
             for (a, e), (t, r) in att.items():
                 snr = np.nan if r.config_id in data.minimal else r.get(f"snr_db{SFX[g]}", np.nan)
-                c = share(t, "adv_ok", g, snr)
+                c = share(t, "kept", g, snr)
                 ref = base_att.get((a, e)) if label != base else None
-                d = gain(t, ref[0], "adv_ok", g) if ref is not None else Cell(np.nan)
+                d = gain(t, ref[0], "kept", g) if ref is not None else Cell(np.nan)
                 rows.append(_long_row(label, g, "attack", a, np.nan if e is None else e, c, d, r))
             if label in data.certified:
                 radii, seg = data.certified[label]
@@ -666,7 +667,7 @@ def figure(data: Data, long: pd.DataFrame, path: Path) -> Path | None:
             if i == len(shown) - 1:
                 ax.set_xlabel("budget ε, L∞ (σ; 0 = clean, symlog)")
             if j == 0:
-                ax.set_ylabel("accuracy")
+                ax.set_ylabel("robust accuracy (right before and after)")
             if snr_ticks:                 # a twin on the same symlog scale (a secondary axis would be linear)
                 sec = ax.twiny()
                 sec.set_xscale("symlog", linthresh=lin)
