@@ -163,6 +163,10 @@ def plot_curves(models: pd.DataFrame, extra: dict, path: Path, title: str) -> No
     import matplotlib.pyplot as plt
     panels = list(models.groupby(["rule", "fold"], sort=False))
     ncols = min(len(panels), 3)                                  # 5-6 folds: two rows, not one strip
+    rules = list(dict.fromkeys(models.rule))
+    if len(rules) == 2:         # a protocol comparison: each fold's two rules side by side, two folds per row
+        panels.sort(key=lambda p: (p[0][1], rules.index(p[0][0])))
+        ncols = min(len(panels), 4)
     nrows = -(-len(panels) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, 4 * nrows), squeeze=False, sharey=True)
     for ax in axes.flat[len(panels):]:
