@@ -235,6 +235,15 @@ def test_study_experiment_is_the_paper_grid_plus_references_on_every_speaker_fol
     fold_arg = next(w for w in words if w.startswith("split.fold="))
     assert fold_arg == "split.fold=" + ",".join(map(str, range(folds)))
     assert f"split.n_folds={folds}" in words and "seed=42,43,44" in words
+    # EMOVO's study normalizes per speaker (recipes/speaker_independent/emovo_protocol); its models, their table
+    # and the leaky comparison alike; the other corpora keep the default
+    norm = ["normalization=speaker_std"] if dataset == "emovo" else []
+    assert [w for w in words if w.startswith("normalization=")] == norm
+    sm = subprocess.run(["make", "-n", "study-models", f"DATASET={dataset}", f"PY={sys.executable}",
+                         "VENV=/nonexistent"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    exp = "study-models-speaker-std" if dataset == "emovo" else "study-models"
+    assert [w for w in sm if w.startswith("normalization=")] == norm and f"tracking.experiment={exp}" in sm
+    assert sm[sm.index("--experiment") + 1] == exp
     v1 = subprocess.run(["make", "-n", "study-v1", f"DATASET={dataset}", f"PY={sys.executable}", "VENV=/nonexistent"],
                         cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
     assert "experiment=study_v1" in v1 and "split.fold=" + ",".join(map(str, range(v1_folds))) in v1
@@ -252,3 +261,4 @@ def test_study_experiment_is_the_paper_grid_plus_references_on_every_speaker_fol
     lk = subprocess.run(["make", "-n", "study-leaky", f"DATASET={dataset}", f"PY={sys.executable}",
                          "VENV=/nonexistent"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
     assert "experiment=study_leaky" in lk and "seed=42,43,44" in lk and "STUDY_EXPERIMENT=study-v2" in lk
+    assert [w for w in lk if w.startswith("normalization=")] == norm
