@@ -153,7 +153,6 @@ def paired(models: pd.DataFrame) -> pd.DataFrame | None:
     out = pd.DataFrame({"test_speakers": a.loc[both, "test_speakers"], "n_test": a.loc[both, "n_test"],
                         "test_acc_a": a.loc[both, "test_acc"], "test_acc_b": b.loc[both, "test_acc"]})
     out["difference_b_minus_a"] = out.test_acc_b - out.test_acc_a
-    out.attrs["rules"] = rules
     return out.reset_index().assign(rule_a=rules[0], rule_b=rules[1])
 
 

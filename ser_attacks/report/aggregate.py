@@ -119,7 +119,7 @@ def configs(runs: Runs, samples: dict[str, Samples]) -> tuple[pd.DataFrame, dict
         rows.append(row)
     out = pd.DataFrame(rows)
     for g in GROUPS:
-        for c in [f"{k}{SFX[g]}_{b}" for k, _ in ACC_COLS for b in ("lo", "hi")] + [f"robust_acc{SFX[g]}"] + \
+        for c in [f"{k}{SFX[g]}_{b}" for k, _ in ACC_COLS for b in ("lo", "hi")] + \
                  [f"n_speakers{SFX[g]}", f"n_segments{SFX[g]}"]:
             if c not in out:
                 out[c] = np.nan

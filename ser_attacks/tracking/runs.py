@@ -227,7 +227,8 @@ class Tracking(ModelLogging, ViewLogging):
         class EpochLogger(keras.callbacks.Callback):
             def on_epoch_end(self, epoch, logs=None):
                 logs = dict(logs or {})
-                logs["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+                if "lr" not in logs:    # a resumed training replays saved epochs with the lr each one had
+                    logs["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
                 now = int(time.time() * 1000)
                 client.log_batch(run_id, metrics=[Metric(k, shown(v), now, epoch) for k, v in logs.items()])
 
