@@ -186,6 +186,32 @@ def test_fmn_minimal_perturbations_give_accuracy_at_each_grid_budget():
     assert long[long.attack == "fmn"].snr_db.isna().all()      # its run's SNR is of the minimal perturbations
 
 
+def test_a_minimum_norm_attack_on_the_waveform_is_one_column_at_its_measured_snr():
+    """Boundary on the waveform: its minimal perturbations are audio amplitudes, not σ, so it never reads the σ
+    grid; it is one column without a budget (robust accuracy after the run, the mean SNR of its changes beside it),
+    paired with the undefended model's run like any column."""
+    sw = Sweep(6)
+    n = 6 * SEG
+    clean = _draw(0.9, n, 1)
+    r = np.where(np.arange(n) % 3 == 0, np.inf, 0.01)             # in amplitude units: far below any σ budget
+    for d, kept in (("none", clean * (np.arange(n) % 3 == 0)), ("mp3", clean)):
+        sw.add(d, "pgd", None, clean_ok=clean, adv_ok=np.zeros(n), snr=40.0, snr_db=40)
+        rid = sw.add(d, "boundary", None, clean_ok=clean, adv_ok=kept, snr=2.5, extra={"min_l2": r, "l2": r},
+                     snr_db=None)
+    for row in sw.rows:
+        row["params"]["input.name"] = "waveform"
+        row.update({f"audio_snr_db{x}": row[f"snr_db{x}"] - 5 for x in ("", "_female", "_male")})
+    long = D.long_table(sw.data())
+    b = long[(long.attack == "boundary") & (long.group == "all")].set_index("defense")
+    assert len(b) == 2 and b.budget_sigma.isna().all() and (b.snr_db == -2.5).all()   # the audio's SNR
+    assert b.acc["none"] == pytest.approx((clean * (np.arange(n) % 3 == 0)).mean())
+    assert b.gain_vs_undefended["mp3"] == pytest.approx(clean.mean() - b.acc["none"])
+    data = sw.data()
+    wide = D.wide_table(long, D.masking_flags(data), D.times(data))
+    assert "boundary" in wide.columns and wide.boundary.iloc[0].endswith("-2.5 dB")
+    assert rid in data.samples
+
+
 def test_further_attacks_are_columns_by_name_and_budget_transfer_marked():
     sw = Sweep(6)
     _grid(sw, "none", {0.25: 0.05})

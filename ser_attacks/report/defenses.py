@@ -197,6 +197,23 @@ def _budget(r) -> float:
     return float(e) if isinstance(e, float) else np.nan
 
 
+def on_sigma_grid(r) -> bool:
+    """Whether a minimum-norm attack's per-segment minimal perturbations are in the grid's units (σ of the
+    spectrogram) and so give its accuracy at every budget of the grid. On the waveform (``input.name=waveform``) they
+    are in audio amplitude: such an attack (Boundary, the black-box check) is one column without a budget, its
+    robust accuracy after the run with the mean SNR of the changes it found."""
+    return str(r.params.get("input.name", "spectrogram")) != "waveform"
+
+
+def snr_of(r, g: str = "all") -> float:
+    """The configuration's mean SNR (dB) in group ``g``: of the audio change on the waveform (``audio_snr_db``, what a
+    listener hears and what ``attack.snr_db`` bounds), else of the change of the model's input (``snr_db``)."""
+    a = r.get(f"audio_snr_db{SFX[g]}", np.nan)
+    if not on_sigma_grid(r) and a == a:
+        return float(a)
+    return r.get(f"snr_db{SFX[g]}", np.nan)
+
+
 def _rest(r) -> str:
     """The configuration's swept parameters other than the budget (eps and the step tied to it)."""
     parts = [p for p in str(r.config).split(", ") if p and p != "default"
@@ -281,10 +298,14 @@ def build(runs: collect.Runs, samples: dict, certificates: dict[str, pd.DataFram
     cf["defense_label"] = [label_of[ids.split(",")[0]] for ids in cf.run_ids]
     cf["budget"] = [_budget(r) for _, r in cf.iterrows()]
     cf["attack_label"] = [attack_label(r) for _, r in cf.iterrows()]
+    for g in GROUPS:                          # the waveform runs' SNR of the audio change (``snr_db``: of the log-Mel)
+        col = f"audio_snr_db{SFX[g]}"
+        if col in df:
+            cf[col] = [df.loc[df.run_id.isin(ids.split(",")), col].astype(float).mean() for ids in cf.run_ids]
     minimal = {}
     for _, r in cf.iterrows():
         kind = norm_of(r.attack, r.params.get("attack.norm"))
-        if kind is None:
+        if kind is None or not on_sigma_grid(r):
             continue
         parts = []
         for rid in r.run_ids.split(","):
@@ -394,7 +415,7 @@ def long_table(data: Data) -> pd.DataFrame:
             d = gain(clean, base_clean, "clean_ok", g) if label != base else Cell(np.nan)
             rows.append(_long_row(label, g, "clean", "", np.nan, c, d))
             for (a, e), (t, r) in att.items():
-                snr = np.nan if r.config_id in data.minimal else r.get(f"snr_db{SFX[g]}", np.nan)
+                snr = np.nan if e is not None and r.config_id in data.minimal else snr_of(r, g)
                 c = share(t, "kept", g, snr)
                 ref = base_att.get((a, e)) if label != base else None
                 d = gain(t, ref[0], "kept", g) if ref is not None else Cell(np.nan)
@@ -730,10 +751,11 @@ def write(data: Data, out: Path, title: str, command: str = "") -> dict[str, Pat
           f"{len(data.runs)} attack runs, {data.cf.defense_label.nunique()} defenses, "
           f"{int(n_spk.max()) if len(n_spk) else 0} test speakers. Cells: accuracy (all / female / male speakers), "
           "95% cluster bootstrap over speakers in brackets (exact bound at 0 or 1); attacks: the runs' mean SNR of the "
-          "perturbation in dB after the comma. Clean: through the defense as deployed (one draw for a randomized "
-          "one). FMN: accuracy at each budget from its per-segment minimal perturbations. Certified: randomized "
-          "smoothing's certified accuracy at that L2 radius (σ), from the per-segment certificates (pooled over "
-          "segments like every cell: the runs' own `certified_acc_r*` metrics are means of speaker means). "
+          "perturbation in dB after the comma (on the waveform: of the audio change). Clean: through the defense as "
+          "deployed (one draw for a randomized one). FMN: accuracy at each budget from its per-segment minimal "
+          "perturbations. Certified: randomized smoothing's certified accuracy at that L2 radius (σ), from the per-"
+          "segment certificates (pooled over segments like every cell: the runs' own `certified_acc_r*` metrics are "
+          "means of speaker means). "
           + NOT_INFORMATIVE + ".", "",
           md_table(wide).rstrip("\n"), "", "## Verdicts", "",
           "Gain = defended − undefended accuracy on the segments both attacked (paired; 95% speaker bootstrap, "
