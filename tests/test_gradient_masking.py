@@ -75,6 +75,22 @@ def test_b_a_black_box_attack_beating_white_box_at_a_larger_budget_is_flagged():
     assert m[m.attack == "boundary"].verdict.tolist() == ["PASS"]
 
 
+def test_b_compares_robust_accuracy_so_label_leaking_raises_no_flag():
+    """FGSM after FGSM adversarial training turns every wrong segment right and every right one wrong: adversarial
+    accuracy 0.5, robust accuracy (right before AND after) 0. Boundary keeps a fifth of the right ones: robust 0.1,
+    adversarial 0.1. Compared on adversarial accuracy the black box would "beat" FGSM (a false flag (b)); on robust
+    accuracy FGSM is the stronger attack: PASS."""
+    clean = (np.arange(N) % 2 == 0).astype(float)
+    fgsm = _pooled(1.0 - clean).assign(clean_ok=clean, kept=0.0)
+    bd_kept = clean * (np.arange(N) % 10 == 0)
+    bd = _pooled(bd_kept).assign(clean_ok=clean)
+    rows = [_row("f", "fgsm", 0.5, eps=0.2, tags={"robust_acc": 0.0}),
+            _row("bd", "boundary", bd_kept.mean(), linf=0.15, tags={"robust_acc": bd_kept.mean()})]
+    m = _masking(rows, {"f": fgsm, "bd": bd})
+    r = m[m.attack == "boundary"].iloc[0]
+    assert r.verdict == "PASS" and f"(b) black-box {bd_kept.mean():.3f}" in r.result
+
+
 def test_b_a_transfer_attack_beating_the_white_box_attack_is_flagged():
     """FGSM crafted on the undefended model (tag attack_transfer=true) leaves 0.1 correct, white-box PGD at the same
     eps 0.9: FLAG; the transfer run is no white-box comparator itself (no (a)-(d) rule treats it as one)."""

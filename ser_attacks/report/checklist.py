@@ -8,7 +8,11 @@ exception, stated in rule 5: an attack doing no better than noise on the very se
 Differences between two configurations are paired on the segments both attacked (every attack of a setting sees
 the same segments: ``attack.sample_seed``), with a speaker-cluster bootstrap CI of the paired difference
 (``stats.paired_ci``: speakers, and each fold's training seeds where it has several; an exact bound where it is
-0 on every segment); "beyond its CI" means the 95 % CI excludes 0.
+0 on every segment); "beyond its CI" means the 95 % CI excludes 0. **Accuracy is robust accuracy** everywhere:
+the share of segments classified right before AND after the attack (``kept``; the ``robust_acc`` metric), so a
+wrong segment an attack turns right (DeepFool and Boundary follow the model's own prediction; FGSM after FGSM
+adversarial training: label leaking) never counts as resisting it (the paper's adversarial accuracy did; runs
+without per-segment data and without ``robust_acc`` fall back to it).
 
 1. **budget**: accuracy does not rise when a budget grows (eps, th, gamma; FLAG if a step up, or with >= 3
    budgets the whole range from the smallest to the largest, raises it beyond its CI, or if it is identical at
@@ -97,14 +101,22 @@ def _is_linf(a: pd.Series) -> bool:
     return str(attack_params(a.params).get("norm", "inf")) in ("inf", "np.inf")
 
 
-def paired_diff(pooled: dict, a: pd.Series, b: pd.Series, col: str = "adv_ok",
+def acc(r: pd.Series) -> float:
+    """A configuration's robust accuracy (right before and after the attack); its adversarial accuracy where no
+    robust accuracy is known (a run without per-segment data logged before the ``robust_acc`` metric)."""
+    v = r.get("robust_acc", np.nan)
+    return float(v) if v is not None and v == v else float(r.adv_acc)
+
+
+def paired_diff(pooled: dict, a: pd.Series, b: pd.Series, col: str = "kept",
                 m: pd.DataFrame | None = None) -> tuple[float, float, float, int]:
-    """mean ``col`` of a - of b (default: adversarial accuracy) on the segments both attacked, with its
+    """mean ``col`` of a - of b (default: robust accuracy) on the segments both attacked, with its
     speaker-level 95 % CI, and how many segments; unpaired (CI from both) when they share no segment.
     ``m``: ``paired_segments(pooled, a, b, col)`` when the caller has it already."""
     ta, tb = pooled.get(a.config_id), pooled.get(b.config_id)
     if ta is None or tb is None:
-        return (a.adv_acc - b.adv_acc if col == "adv_ok" else np.nan), np.nan, np.nan, 0
+        of = {"kept": acc, "adv_ok": lambda r: r.adv_acc}.get(col)
+        return (of(a) - of(b) if of else np.nan), np.nan, np.nan, 0
     if m is None:
         m = paired_segments(pooled, a, b, col)
     if not len(m):
@@ -112,7 +124,7 @@ def paired_diff(pooled: dict, a: pd.Series, b: pd.Series, col: str = "adv_ok",
     return (*stats.paired_ci(m, col), len(m))          # speakers, and each fold's seeds where it has several
 
 
-def paired_segments(pooled: dict, a: pd.Series, b: pd.Series, col: str = "adv_ok") -> pd.DataFrame | None:
+def paired_segments(pooled: dict, a: pd.Series, b: pd.Series, col: str = "kept") -> pd.DataFrame | None:
     """The segments both configurations attacked: a's per-segment rows with b's ``col`` as ``<col>_b`` (and its
     per-seed columns as ``<col>_b@j``: ``stats.partner``); None when either has no per-segment data."""
     ta, tb = pooled.get(a.config_id), pooled.get(b.config_id)
@@ -178,7 +190,7 @@ def _budget_checks(setting, attack, sub, pooled) -> list[dict]:
             for i in range(1, len(series)):
                 lo_r, hi_r = series.iloc[i - 1], series.iloc[i]
                 d = paired_diff(pooled, hi_r, lo_r)
-                steps.append(f"{key} {lo_r.budget:g}→{hi_r.budget:g}: {lo_r.adv_acc:.3f}→{hi_r.adv_acc:.3f} ({_d(d)})")
+                steps.append(f"{key} {lo_r.budget:g}→{hi_r.budget:g}: {acc(lo_r):.3f}→{acc(hi_r):.3f} ({_d(d)})")
                 if d[1] > 0:
                     flags.append(f"accuracy rises beyond its CI from {key}={lo_r.budget:g} to {hi_r.budget:g}")
             if key == ITER_KEY:
@@ -195,15 +207,17 @@ def _budget_checks(setting, attack, sub, pooled) -> list[dict]:
             if key != ITER_KEY and len(series) >= 3:       # a slow rise: no step beyond its CI, the whole range is
                 first, last = series.iloc[0], series.iloc[-1]
                 d = paired_diff(pooled, last, first)
-                steps.append(f"overall {key} {first.budget:g}→{last.budget:g}: {first.adv_acc:.3f}→{last.adv_acc:.3f} "
+                steps.append(f"overall {key} {first.budget:g}→{last.budget:g}: {acc(first):.3f}→{acc(last):.3f} "
                              f"({_d(d)})")
                 if d[1] > 0 and not any(f.startswith("accuracy rises") for f in flags):
                     flags.append(f"accuracy rises beyond its CI from {key}={first.budget:g} to {last.budget:g}")
-            acc = series.adv_acc.to_numpy()
-            lows = series.adv_acc_lo.to_numpy(float) if "adv_acc_lo" in series else np.full(len(series), np.nan)
-            if key != ITER_KEY and len(series) >= 3 and np.ptp(acc) == 0 and np.nanmin(
-                    np.where(np.isnan(lows), acc, lows)) > NEAR_ZERO:
-                flags.append(f"accuracy identical ({acc[0]:.3f}, lower bound above {NEAR_ZERO}) at every {key}: "
+            accs = np.array([acc(r) for _, r in series.iterrows()])
+            lo_col = "robust_acc_lo" if "robust_acc_lo" in series and series.robust_acc_lo.notna().all() \
+                else "adv_acc_lo"
+            lows = series[lo_col].to_numpy(float) if lo_col in series else np.full(len(series), np.nan)
+            if key != ITER_KEY and len(series) >= 3 and np.ptp(accs) == 0 and np.nanmin(
+                    np.where(np.isnan(lows), accs, lows)) > NEAR_ZERO:
+                flags.append(f"accuracy identical ({accs[0]:.3f}, lower bound above {NEAR_ZERO}) at every {key}: "
                              "the budget has no effect")
             others = ", ".join(f"{k}={v}" for k, v in sorted(attack_params(series.iloc[0].params).items())
                                if k not in (key, *TIED.get(key, ())))
@@ -268,7 +282,7 @@ def _iterative_checks(setting, attack, sub, by_attack, pooled) -> list[dict]:
             d = paired_diff(pooled, r, x)
             bad = d[1] > 0
             rows.append(_row(setting, attack, r.config, "iterative ≥ single-step",
-                             f"{attack} {r.adv_acc:.3f} vs {x.attack} {x.adv_acc:.3f} at eps={e:g} ({_d(d)})"
+                             f"{attack} {acc(r):.3f} vs {x.attack} {acc(x):.3f} at eps={e:g} ({_d(d)})"
                              + (": the iterative attack is weaker; step size or iterations too small?"
                                 if bad else ""), "FLAG" if bad else "PASS"))
     return rows
@@ -358,7 +372,7 @@ def _reference_checks(setting, attack, sub, ref, pooled) -> list[dict]:
         else:
             verdict, note = "PASS", ""
         rows.append(_row(setting, attack, r.config, "reference",
-                         f"{r.adv_acc:.3f} vs AutoAttack {x.adv_acc:.3f} at eps={e:g} ({_d(d)}){note}", verdict))
+                         f"{acc(r):.3f} vs AutoAttack {acc(x):.3f} at eps={e:g} ({_d(d)}){note}", verdict))
     return rows
 
 
@@ -392,9 +406,9 @@ def _blackbox_checks(setting, attack, sub, S, pooled) -> list[dict]:
         for w in match:
             d = paired_diff(pooled, w, r)
             if d[1] > 0:
-                beaten.append(f"{w.attack} {w.config} {w.adv_acc:.3f} (L∞ {_linf_budget(w):.3g}, {_d(d)})")
+                beaten.append(f"{w.attack} {w.config} {acc(w):.3f} (L∞ {_linf_budget(w):.3g}, {_d(d)})")
         rows.append(_row(setting, attack, r.config, MASKING,
-                         f"(b) {kind} {r.adv_acc:.3f} at L∞ {b:.3g} vs {len(match)} white-box gradient run(s) at an "
+                         f"(b) {kind} {acc(r):.3f} at L∞ {b:.3g} vs {len(match)} white-box gradient run(s) at an "
                          "equal or larger budget" + (": it beats " + "; ".join(beaten) + " — the gradients mislead "
                                                      "the white-box attacks (masking)" if beaten else ""),
                          "FLAG" if beaten else "PASS"))
