@@ -212,6 +212,33 @@ def test_a_minimum_norm_attack_on_the_waveform_is_one_column_at_its_measured_snr
     assert rid in data.samples
 
 
+def test_leaderboard_counts_a_segment_robust_only_against_every_attack_at_the_budget():
+    """Worst case per segment: FGSM and BIM each break a different third of the segments, so the worst case at 0.05 σ
+    is right on neither third; a larger budget's attack never counts at 0.05 σ, noise never; a defense attacked by
+    FGSM alone is marked an upper bound and listed after the comparable ones, whatever its value."""
+    sw = Sweep(6)
+    n = 6 * SEG
+    i = np.arange(n)
+    clean = np.ones(n)
+    for d in ("none", "quantize"):
+        sw.add(d, "fgsm", 0.05, clean_ok=clean, adv_ok=(i % 3 != 0).astype(float), dparams={"bits": 5})
+        sw.add(d, "bim", 0.05, clean_ok=clean, adv_ok=(i % 3 != 1).astype(float), dparams={"bits": 5},
+               eps_step=0.0125)
+        sw.add(d, "fgsm", 0.25, clean_ok=clean, adv_ok=np.zeros(n), dparams={"bits": 5})
+        sw.add(d, "noise", 0.05, clean_ok=clean, adv_ok=np.zeros(n), dparams={"bits": 5})
+    sw.add("median_filter", "fgsm", 0.05, clean_ok=clean, adv_ok=clean)
+    data = sw.data()
+    t, names = D.worst_case(data, "quantize", 0.05)
+    assert t.kept.mean() == pytest.approx(np.mean(i % 3 == 2)) and sorted(names) == ["bim 0.05 σ", "fgsm 0.05 σ"]
+    board = D.leaderboard(data, D.long_table(data), D.masking_flags(data))
+    assert list(board.defense)[-1] == "median_filter"          # 1.000 from FGSM alone: after the comparable rows
+    mf = board.set_index("defense").loc["median_filter"]
+    assert mf["worst case ≤ 0.05 σ"].endswith(D.FEWER) and "not run: bim 0.05 σ" in mf["attacks ≤ 0.05 σ"]
+    q = board.set_index("defense").loc["quantize"]
+    assert q["worst case ≤ 0.05 σ"].startswith(f"{np.mean(i % 3 == 2):.3f}") and q["worst case ≤ 0.25 σ"].startswith(
+        "0.000") and q["gain at 0.05 σ (paired)"].startswith("+0.000")
+
+
 def test_further_attacks_are_columns_by_name_and_budget_transfer_marked():
     sw = Sweep(6)
     _grid(sw, "none", {0.25: 0.05})
@@ -388,3 +415,10 @@ def test_verdicts_read_the_undefended_model_on_the_defense_s_own_segments():
     lines = "\n".join(D.verdicts(long, D.masking_flags(sw.data())))
     assert "**quantize**: clean 1.000 → 1.000 (+0.000" in lines          # not 0.500 (all six speakers) → 1.000
     assert "fgsm 0.25 σ (20.0 dB): 0.000 undefended → 1.000" in lines
+
+
+def test_a_leaderboard_budget_of_zero_is_refused_before_any_read(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        D.main(["--eps", "0", "--tracking-uri", f"sqlite:///{tmp_path}/none.db", "--out", str(tmp_path / "o")])
+    assert e.value.code == 2 and "--eps must be a budget above 0" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists() and not (tmp_path / "none.db").exists()

@@ -49,6 +49,8 @@ from .render import md_table
 log = logging.getLogger(__name__)
 
 UNDEFENDED = "none"
+FEWER = "‡"                 # a leaderboard value from fewer attacks than the undefended model's: an upper bound
+LEADERBOARD_EPS = 0.05    # σ: the leaderboard's threat model, below the undefended model's saturation (EmoDB: ≈ 21 dB)
 MIN_NORM_COLUMNS = {"linf": "min_linf", "l2": "min_l2"}
 CERTIFIED = re.compile(r"^certified_acc_r([0-9.]+(?:e-?\d+)?)$")
 RULES = {"(a)": "not monotone in ε", "(b)": "black-box / transfer beats white-box", "(c)": "noise beats the attack",
@@ -565,6 +567,60 @@ def verdicts(long: pd.DataFrame, flags: pd.DataFrame) -> list[str]:
     return out
 
 
+def worst_case(data: Data, label: str, eps: float) -> tuple[pd.DataFrame | None, list[str]]:
+    """Per segment, robust against EVERY attack run against the defense at an L∞ budget ≤ ``eps`` (σ): white-box
+    through the defense, black-box, transfer, FMN at ``eps`` from its minimal perturbations; never noise. ``kept`` is
+    the minimum of the attacks' ``kept`` on that segment (each attack counted on the segments it attacked: Square
+    ran on a subsample); with the columns (attack and budget) that went in."""
+    tabs, names = [], []
+    for (a, e), (t, r) in attack_tables(data, label).items():
+        if e is None or e > eps * (1 + 1e-9) or r.attack == NOISE:
+            continue
+        tabs.append(t)
+        names.append(_col(a, e))
+    if not tabs:
+        return None, []
+    t = pd.concat(tabs, ignore_index=True)
+    first = {c: (c, "first") for c in ("speaker", "speaker_known", "recording_id", "gender", "label", "fold",
+                                       "clean_ok") if c in t}
+    worst = {c: (c, "min") for c in t.columns if c == "kept" or c.startswith("kept@")}
+    return t.groupby("key", sort=True).agg(**first, **worst).reset_index(), names
+
+
+def leaderboard(data: Data, long: pd.DataFrame, flags: pd.DataFrame, eps: float = LEADERBOARD_EPS) -> pd.DataFrame:
+    """One row per defense, best first at the threat model ``eps`` (RobustBench's form): clean accuracy, worst-case
+    robust accuracy (``worst_case``) at every grid budget up to the largest, the paired gain over the undefended
+    model at ``eps``, the attacks that went in there and the checklist's flags. Empty without a σ grid (waveform
+    attacks have SNR budgets: their table says it all)."""
+    budgets = grid(data.cf)
+    if not budgets:
+        return pd.DataFrame()
+    at = min(budgets, key=lambda e: abs(e - eps))
+    base, base_names = worst_case(data, UNDEFENDED, at)
+    rows = []
+    for label in _order(data.cf.defense_label):
+        row = {"defense": display(label), "clean": share(clean_table(data, label), "clean_ok").text()}
+        for e in budgets:
+            t, names = worst_case(data, label, e)
+            c = share(t, "kept")
+            row[f"worst case ≤ {e:g} σ"] = c.text()
+            if e == at:
+                key, attacks = c.value, names
+                d = gain(t, base, "kept") if label != UNDEFENDED else Cell(np.nan)
+                missing = [n for n in base_names if n not in names]
+                if missing and c.value == c.value:
+                    row[f"worst case ≤ {e:g} σ"] += f" {FEWER}"
+        row[f"gain at {at:g} σ (paired)"] = "" if label == UNDEFENDED else _signed(d)
+        row[f"attacks ≤ {at:g} σ"] = ", ".join(attacks) + (f" (not run: {', '.join(missing)})" if missing else "")
+        fl = flags[flags.defense == label]
+        bad = sorted(set(fl[fl.verdict == "FLAG"].rule))
+        row["gradient masking"] = ", ".join(bad) if bad else f"none raised ({len(fl)} checked)" if len(fl) else \
+            "nothing to check"
+        row["_key"] = (bool(missing), -key if key == key else np.inf)
+        rows.append(row)
+    return pd.DataFrame(rows).sort_values("_key", kind="stable").drop(columns="_key").reset_index(drop=True)
+
+
 def _flag_words(r, sub: pd.DataFrame) -> str:
     """A checklist FLAG in words: rule (a) as "fgsm at 1.25 σ (0.82) above fgsm at 0.25 σ (0.12)"; the others with
     the checklist's own numbers."""
@@ -732,15 +788,21 @@ def _snr_ticks(long: pd.DataFrame) -> dict[float, float]:
 
 
 # ------------------------------------------------------------------------------------------------ output
-def write(data: Data, out: Path, title: str, command: str = "") -> dict[str, Path]:
+def write(data: Data, out: Path, title: str, command: str = "", eps: float = LEADERBOARD_EPS) -> dict[str, Path]:
     out.mkdir(parents=True, exist_ok=True)
     long = long_table(data)
     flags = masking_flags(data)
     tm = times(data)
     wide = wide_table(long, flags, tm)
+    board = leaderboard(data, long, flags, eps)
     paths = {"md": out / "defenses.md", "csv": out / "defenses.csv", "long": out / "defenses_long.csv",
-             "flags": out / "gradient_masking.csv", "png": out / "robustness_curves.png"}
+             "flags": out / "gradient_masking.csv", "png": out / "robustness_curves.png",
+             "board": out / "leaderboard.csv"}
     wide.to_csv(paths["csv"], index=False)
+    if len(board):
+        board.to_csv(paths["board"], index=False)
+    else:
+        paths["board"].unlink(missing_ok=True)
     long.to_csv(paths["long"], index=False, float_format="%.5g")
     flags.to_csv(paths["flags"], index=False)
     fig = figure(data, long, paths["png"])
@@ -756,8 +818,8 @@ def write(data: Data, out: Path, title: str, command: str = "") -> dict[str, Pat
           "perturbations. Certified: randomized smoothing's certified accuracy at that L2 radius (σ), from the per-"
           "segment certificates (pooled over segments like every cell: the runs' own `certified_acc_r*` metrics are "
           "means of speaker means). "
-          + NOT_INFORMATIVE + ".", "",
-          md_table(wide).rstrip("\n"), "", "## Verdicts", "",
+          + NOT_INFORMATIVE + ".", "", *_board_md(board, long, eps),
+          "## The table", "", md_table(wide).rstrip("\n"), "", "## Verdicts", "",
           "Gain = defended − undefended accuracy on the segments both attacked (paired; 95% speaker bootstrap, "
           f"{FEW}: not informative); the clean-accuracy cost likewise; \"undefended → defended\" reads both on those "
           "segments (the table's undefended row may pool more folds). Gradient-masking rules of the robustness "
@@ -777,6 +839,26 @@ def write(data: Data, out: Path, title: str, command: str = "") -> dict[str, Pat
     return paths
 
 
+def _board_md(board: pd.DataFrame, long: pd.DataFrame, eps: float) -> list[str]:
+    if not len(board):
+        return []
+    at = next(c for c in board.columns if c.startswith("gain at ")).split()[2]
+    snr = _snr_ticks(long).get(float(at))
+    return ["## Leaderboard", "",
+            f"Threat model: L∞ perturbation of the model's input (log-Mel, σ units) of at most **ε = {at} σ**"
+            + (f" (the undefended FGSM runs' mean SNR there: {snr:.1f} dB)" if snr is not None else "")
+            + "; the attacker knows the defense (white-box through it: BPDA for non-differentiable transforms, EOT "
+            "for randomized ones, as the runs' tags say) or queries it (black box), or transfers from the undefended "
+            "model. **Worst case per segment**: a segment counts as robust only if it is classified right before "
+            "and after every attack run against the defense at a budget ≤ ε (noise excluded; FMN at ε from its "
+            "minimal perturbations); each defense is judged by the attacks its runs hold (column \"attacks\"), so "
+            "a defense attacked by fewer attacks would be judged more leniently: "
+            f"{FEWER} marks one not attacked by every attack the undefended model was (the missing ones named), an "
+            "upper bound listed after the comparable rows. Sorted by the worst case at ε; the gain is paired with the "
+            "undefended model's worst case on the same segments. A flag of the checklist means "
+            "the number is not to be believed (gradient masking).", "", md_table(board).rstrip("\n"), ""]
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m ser_attacks.report.defenses", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -784,19 +866,24 @@ def main(argv=None) -> int:
     p.set_defaults(experiment="defenses")
     p.add_argument("--out", required=True, help="output folder (recipes/defenses/<corpus>)")
     p.add_argument("--title", default=None)
+    p.add_argument("--eps", type=float, default=LEADERBOARD_EPS,
+                   help=f"the leaderboard's threat model: L∞ budget in σ (default {LEADERBOARD_EPS}; the grid budget "
+                        "nearest to it)")
     p.add_argument("--cache", default=None,
                    help="artifact download cache (default $SER_ATTACKS_CACHE/report_artifacts)")
     p.add_argument("--pool-over", action="append", default=[], metavar="KEY",
                    help="a config key (params name, e.g. input.griffin_lim_iter) whose values are pooled instead of "
                         "kept apart (repeatable; stated in the table's header)")
     a = p.parse_args(argv)
+    if not a.eps > 0:
+        p.error(f"--eps must be a budget above 0 (σ), got {a.eps}")
     filters = collect.cli_run_filters(a)
     if filters is None:
         return 2
     uri, tags = filters
     data = load(uri, a.experiment, a.sweep, a.dataset, tags, Path(a.cache) if a.cache else None, a.pool_over)
     cmd = "python -m ser_attacks.report.defenses " + " ".join(argv if argv is not None else sys.argv[1:])
-    paths = write(data, Path(a.out), a.title or f"Defenses: {a.dataset or a.experiment}", cmd)
+    paths = write(data, Path(a.out), a.title or f"Defenses: {a.dataset or a.experiment}", cmd, a.eps)
     print(paths["md"].read_text())
     print("Written: " + ", ".join(str(v) for v in paths.values() if v.exists()))
     return 0
