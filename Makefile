@@ -180,6 +180,7 @@ STUDY_FOLDS = $(shell $(PY) -c "from ser_attacks.split import STUDY_FOLDS as F; 
 # the study's normalization where not the default (ser_attacks.normalization.STUDY_NORMALIZATION: EMOVO speaker_std)
 STUDY_NORM_NAME = $(shell $(PY) -c "from ser_attacks.normalization import STUDY_NORMALIZATION as N; print(N.get('$(DATASET)', ''))")
 STUDY_NORM = $(if $(STUDY_NORM_NAME),normalization=$(STUDY_NORM_NAME))
+STUDY_DISK = tracking.save_x_adv=false   # ~10 MB per run of x_adv, ~30 GB over the study; no report reads it
 STUDY_MODELS_EXPERIMENT = study-models$(if $(STUDY_NORM_NAME),-$(subst _,-,$(STUDY_NORM_NAME)))
 STUDY_V1_FOLDS = $(shell $(PY) -c "from ser_attacks.split import DEFAULT_FOLDS as F; print(','.join(map(str, range(F.get('$(DATASET)', 0)))))")
 .PHONY: study study-v1 study-models study-leaky study-leaky-v1 study-export study-report
@@ -188,7 +189,7 @@ STUDY_V1_FOLDS = $(shell $(PY) -c "from ser_attacks.split import DEFAULT_FOLDS a
 study: install  ## the study (v2): all speaker folds x SEEDS x the study grid (conf/experiment/study.yaml), then export to results/study_v2/DATASET (DATASET=emodb N=24 ROOT=...)
 	@test "$(DATASET)" != synthetic || { echo "make study needs DATASET=emodb|emovo|ravdess"; exit 2; }
 	$(PY) -m ser_attacks -m experiment=study dataset=$(DATASET) +hparams=$(DATASET)_paper split.n_folds=$(STUDY_K) \
-		split.fold=$(STUDY_FOLDS) seed=$(SEEDS) $(STUDY_NORM) $(STUDY_ROOT_ARG) $(STUDY_N_ARG) $(ARGS)
+		split.fold=$(STUDY_FOLDS) seed=$(SEEDS) $(STUDY_NORM) $(STUDY_DISK) $(STUDY_ROOT_ARG) $(STUDY_N_ARG) $(ARGS)
 	$(MAKE) study-export DATASET=$(DATASET) STUDY_EXPERIMENT=study-v2 STUDY_OUT=results/study_v2/$(DATASET)
 
 study-v1: install  ## study v1 as in results/study (validation fold, val_loss, one seed, EMOVO 3 folds), then export
@@ -206,7 +207,7 @@ study-models: install  ## the study's models alone (v2 rule): folds x SEEDS, cle
 study-leaky: install  ## study v2's leaky comparison (split=paper), strongest config per attack x SEEDS, then export to results/study_v2/DATASET
 	@test "$(DATASET)" != synthetic || { echo "make study-leaky needs DATASET=emodb|emovo|ravdess"; exit 2; }
 	$(PY) -m ser_attacks -m experiment=study_leaky dataset=$(DATASET) +hparams=$(DATASET)_paper seed=$(SEEDS) \
-		$(STUDY_NORM) $(STUDY_ROOT_ARG) $(STUDY_N_ARG) $(ARGS)
+		$(STUDY_NORM) $(STUDY_DISK) $(STUDY_ROOT_ARG) $(STUDY_N_ARG) $(ARGS)
 	$(MAKE) study-export DATASET=$(DATASET) STUDY_EXPERIMENT=study-v2 STUDY_OUT=results/study_v2/$(DATASET)
 
 study-leaky-v1: install  ## study v1's leaky comparison as in results/study (v1 training config, one seed), then export

@@ -193,9 +193,10 @@ def attack_job(cfg: DictConfig, tracking: Tracking, run_id: str, parent: str | N
         from .defenses.smoothing import base_logits, log_certification
         per_sample.update(log_certification(tracking, run_id, base_logits(tm.model), x, y, segs, cfg.defense,
                                             len(tm.classes), tm.normalizer, Xs, seed=cfg.seed, progress=cfg.progress))
+    keep = {"x_adv": x_adv} if (cfg.get("tracking") or {}).get("save_x_adv", True) else {}
     with tempfile.TemporaryDirectory() as tmp:     # reusable without recomputing: np.load(...)
         # one row per attacked segment, with what the report's speaker-level statistics need
-        np.savez_compressed(Path(tmp) / "adversarial.npz", x_adv=x_adv, test_index=idx,
+        np.savez_compressed(Path(tmp) / "adversarial.npz", **keep, test_index=idx,
                             **{c: segs[c].to_numpy().astype(str) for c in
                                ("recording_id", "speaker", "utterance", "augment", "emotion")},
                             segment=segs.segment.to_numpy(), fold=np.full(len(x), fold), label=y,

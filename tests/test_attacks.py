@@ -176,6 +176,13 @@ def test_adversarial_examples_are_saved_and_reloadable(trained, tmp_path):
             assert len(z[k]) == 4, k
         assert all(s.startswith("emodb_") for s in z["speaker"]) and set(z["augment"]) == {"none"}
         assert (z["fold"] == -1).all() and np.isfinite(z["snr_db"]).all() and (z["perturbation_db"] > 0).all()
+        columns = set(z.files) - {"x_adv"}
+    # tracking.save_x_adv=false (disk: ~10 MB per run of 83 segments): every column but x_adv, the same run identity
+    client, r2 = _run_job(base, "attack=fgsm", f"attack.eps={eps}", "attack.n_samples=4", "tracking.save_x_adv=false",
+                          "force=true")
+    assert r2.data.tags["config_hash"] == r.data.tags["config_hash"]
+    with np.load(client.download_artifacts(r2.info.run_id, "adversarial.npz", str(tmp_path / "b"))) as z:
+        assert set(z.files) == columns
 
 
 @pytest.mark.e2e

@@ -373,6 +373,11 @@ def test_load_reads_runs_artifacts_and_training_runs_from_mlflow(tmp_path):
     mlflow.set_tracking_uri(uri)
     data = D.load(uri, "defenses", dataset="emodb", cache=tmp_path / "cache")
     assert set(data.cf.defense_label) == {"none", "quantize", "fgsm_at", "smoothing (EOT 8)"}
+    # a local artifact store is read in place: nothing copied into the download cache
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").rglob("*.npz"))
+    assert collect.local_artifact(uri, rid, "adversarial.npz").is_relative_to(tmp_path / "mlruns")
+    remote = client.create_run(client.create_experiment("remote", artifact_location="s3://bucket/x")).info.run_id
+    assert collect.local_artifact(uri, remote, "adversarial.npz") is None      # downloaded as before
     tm = D.times(data).set_index("defense")
     assert tm.train_x_undefended["fgsm_at"] == pytest.approx(1.7) and tm.same_models_as_undefended["quantize"]
     long = D.long_table(data)

@@ -239,6 +239,7 @@ def test_study_experiment_is_the_paper_grid_plus_references_on_every_speaker_fol
     # and the leaky comparison alike; the other corpora keep the default
     norm = ["normalization=speaker_std"] if dataset == "emovo" else []
     assert [w for w in words if w.startswith("normalization=")] == norm
+    assert "tracking.save_x_adv=false" in words          # ~10 MB per run of x_adv: ~30 GB over the study
     sm = subprocess.run(["make", "-n", "study-models", f"DATASET={dataset}", f"PY={sys.executable}",
                          "VENV=/nonexistent"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
     exp = "study-models-speaker-std" if dataset == "emovo" else "study-models"

@@ -1,7 +1,8 @@
 """MLflow → a tidy table of attack runs (one row per run) plus their per-sample arrays.
 
 Runs are read with ``mlflow.search_runs`` only (works against sqlite, a file store or a tracking
-server); artifacts are downloaded with ``mlflow.artifacts.download_artifacts`` into a cache folder
+server); artifacts are read in place from a local artifact store, else downloaded with
+``mlflow.artifacts.download_artifacts`` into a cache folder
 keyed by run id (a finished run's artifacts never change).
 """
 from __future__ import annotations
@@ -298,10 +299,33 @@ def cache_dir() -> Path:
     return Path(base) / "report_artifacts"
 
 
+def local_artifact(uri: str, run_id: str, artifact: str) -> Path | None:
+    """The artifact's own file where the run's artifact store is a folder on this machine (``file://`` or a plain
+    path, as ``tracking.artifact_root`` makes it): read in place, never copied; None for a remote store or a
+    missing file."""
+    from urllib.parse import unquote, urlparse
+
+    from mlflow.tracking import MlflowClient
+    try:
+        root = MlflowClient(tracking_uri=uri).get_run(run_id).info.artifact_uri or ""
+    except Exception:  # noqa: BLE001 - an unknown run: the caller's download reports it
+        return None
+    if root.startswith("file:"):
+        root = unquote(urlparse(root).path)
+    elif "://" in root or ":" in root.split("/")[0]:          # s3://, mlflow-artifacts:, ...
+        return None
+    path = Path(root) / artifact
+    return path if path.is_file() else None
+
+
 def download(uri: str, run_id: str, artifact: str, cache: Path | None = None) -> Path | None:
-    """One artifact of a run, downloaded once into ``cache/<run_id>/``; None if the run lacks it."""
+    """One artifact of a run: in place where the artifact store is local (``local_artifact``), else downloaded
+    once into ``cache/<run_id>/``; None if the run lacks it."""
     if uri.startswith("results:"):        # a report rebuilt from exported files (report/export.py): no artifacts
         return None
+    here = local_artifact(uri, run_id, artifact)
+    if here is not None:
+        return here
     import mlflow.artifacts
     cache = Path(cache or cache_dir()) / run_id
     target = cache / artifact
