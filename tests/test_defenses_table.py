@@ -234,6 +234,8 @@ def test_leaderboard_counts_a_segment_robust_only_against_every_attack_at_the_bu
     assert list(board.defense)[-1] == "median_filter"          # 1.000 from FGSM alone: after the comparable rows
     mf = board.set_index("defense").loc["median_filter"]
     assert mf["worst case ≤ 0.05 σ"].endswith(D.FEWER) and "not run: bim 0.05 σ" in mf["attacks ≤ 0.05 σ"]
+    # its gain against the undefended model's worst case over the same attack (FGSM: 2/3 kept), not over FGSM + BIM
+    assert mf["gain at 0.05 σ (paired)"].startswith(f"+{1 - np.mean(i % 3 != 0):.3f}")
     q = board.set_index("defense").loc["quantize"]
     assert q["worst case ≤ 0.05 σ"].startswith(f"{np.mean(i % 3 == 2):.3f}") and q["worst case ≤ 0.25 σ"].startswith(
         "0.000") and q["gain at 0.05 σ (paired)"].startswith("+0.000")

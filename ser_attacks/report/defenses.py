@@ -567,14 +567,14 @@ def verdicts(long: pd.DataFrame, flags: pd.DataFrame) -> list[str]:
     return out
 
 
-def worst_case(data: Data, label: str, eps: float) -> tuple[pd.DataFrame | None, list[str]]:
+def worst_case(data: Data, label: str, eps: float, only=None) -> tuple[pd.DataFrame | None, list[str]]:
     """Per segment, robust against EVERY attack run against the defense at an L∞ budget ≤ ``eps`` (σ): white-box
     through the defense, black-box, transfer, FMN at ``eps`` from its minimal perturbations; never noise. ``kept`` is
     the minimum of the attacks' ``kept`` on that segment (each attack counted on the segments it attacked: Square
-    ran on a subsample); with the columns (attack and budget) that went in."""
+    ran on a subsample); with the columns (attack and budget) that went in. ``only``: those columns at most."""
     tabs, names = [], []
     for (a, e), (t, r) in attack_tables(data, label).items():
-        if e is None or e > eps * (1 + 1e-9) or r.attack == NOISE:
+        if e is None or e > eps * (1 + 1e-9) or r.attack == NOISE or (only is not None and _col(a, e) not in only):
             continue
         tabs.append(t)
         names.append(_col(a, e))
@@ -606,8 +606,9 @@ def leaderboard(data: Data, long: pd.DataFrame, flags: pd.DataFrame, eps: float 
             row[f"worst case ≤ {e:g} σ"] = c.text()
             if e == at:
                 key, attacks = c.value, names
-                d = gain(t, base, "kept") if label != UNDEFENDED else Cell(np.nan)
                 missing = [n for n in base_names if n not in names]
+                ref = worst_case(data, UNDEFENDED, at, names)[0] if missing else base   # the same attacks
+                d = gain(t, ref, "kept") if label != UNDEFENDED else Cell(np.nan)
                 if missing and c.value == c.value:
                     row[f"worst case ≤ {e:g} σ"] += f" {FEWER}"
         row[f"gain at {at:g} σ (paired)"] = "" if label == UNDEFENDED else _signed(d)
@@ -854,9 +855,10 @@ def _board_md(board: pd.DataFrame, long: pd.DataFrame, eps: float) -> list[str]:
             "minimal perturbations); each defense is judged by the attacks its runs hold (column \"attacks\"), so "
             "a defense attacked by fewer attacks would be judged more leniently: "
             f"{FEWER} marks one not attacked by every attack the undefended model was (the missing ones named), an "
-            "upper bound listed after the comparable rows. Sorted by the worst case at ε; the gain is paired with the "
-            "undefended model's worst case on the same segments. A flag of the checklist means "
-            "the number is not to be believed (gradient masking).", "", md_table(board).rstrip("\n"), ""]
+            "upper bound listed after the comparable rows, its gain taken against the undefended model's worst case "
+            "over the same attacks. Sorted by the worst case at ε; the gain is paired with the undefended model's "
+            "worst case on the same segments. A flag of the checklist means the number is not to be believed "
+            "(gradient masking).", "", md_table(board).rstrip("\n"), ""]
 
 
 def main(argv=None) -> int:
