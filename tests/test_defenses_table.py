@@ -182,6 +182,8 @@ def test_fmn_minimal_perturbations_give_accuracy_at_each_grid_budget():
            norm="inf")
     long = D.long_table(sw.data())
     fmn = long[(long.attack == "fmn") & (long.group == "all")].set_index("budget_sigma").acc
+    board = D.leaderboard(sw.data(), long, D.masking_flags(sw.data()))
+    assert board["FMN median minimal L∞ (σ)"].iloc[0] == f"{np.median(r[r > 0]):.4f}"   # over the right ones
     assert fmn[0.05] == pytest.approx(np.mean(r > 0.05)) and fmn[0.25] == pytest.approx(np.mean(r > 0.25))
     assert long[long.attack == "fmn"].snr_db.isna().all()      # its run's SNR is of the minimal perturbations
 
@@ -236,6 +238,7 @@ def test_leaderboard_counts_a_segment_robust_only_against_every_attack_at_the_bu
     assert mf["worst case ≤ 0.05 σ"].endswith(D.FEWER) and "not run: bim 0.05 σ" in mf["attacks ≤ 0.05 σ"]
     # its gain against the undefended model's worst case over the same attack (FGSM: 2/3 kept), not over FGSM + BIM
     assert mf["gain at 0.05 σ (paired)"].startswith(f"+{1 - np.mean(i % 3 != 0):.3f}")
+    assert (board["FMN median minimal L∞ (σ)"] == "—").all()                 # no FMN run here
     q = board.set_index("defense").loc["quantize"]
     assert q["worst case ≤ 0.05 σ"].startswith(f"{np.mean(i % 3 == 2):.3f}") and q["worst case ≤ 0.25 σ"].startswith(
         "0.000") and q["gain at 0.05 σ (paired)"].startswith("+0.000")
