@@ -182,7 +182,7 @@ def test_fmn_minimal_perturbations_give_accuracy_at_each_grid_budget():
            norm="inf")
     long = D.long_table(sw.data())
     fmn = long[(long.attack == "fmn") & (long.group == "all")].set_index("budget_sigma").acc
-    board = D.leaderboard(sw.data(), long, D.masking_flags(sw.data()))
+    board = D.leaderboard(sw.data(), D.masking_flags(sw.data()))
     assert board["FMN median minimal L∞ (σ)"].iloc[0] == f"{np.median(r[r > 0]):.4f}"   # over the right ones
     assert fmn[0.05] == pytest.approx(np.mean(r > 0.05)) and fmn[0.25] == pytest.approx(np.mean(r > 0.25))
     assert long[long.attack == "fmn"].snr_db.isna().all()      # its run's SNR is of the minimal perturbations
@@ -232,7 +232,7 @@ def test_leaderboard_counts_a_segment_robust_only_against_every_attack_at_the_bu
     data = sw.data()
     t, names = D.worst_case(data, "quantize", 0.05)
     assert t.kept.mean() == pytest.approx(np.mean(i % 3 == 2)) and sorted(names) == ["bim 0.05 σ", "fgsm 0.05 σ"]
-    board = D.leaderboard(data, D.long_table(data), D.masking_flags(data))
+    board = D.leaderboard(data, D.masking_flags(data))
     assert list(board.defense)[-1] == "median_filter"          # 1.000 from FGSM alone: after the comparable rows
     mf = board.set_index("defense").loc["median_filter"]
     assert mf["worst case ≤ 0.05 σ"].endswith(D.FEWER) and "not run: bim 0.05 σ" in mf["attacks ≤ 0.05 σ"]

@@ -567,13 +567,15 @@ def verdicts(long: pd.DataFrame, flags: pd.DataFrame) -> list[str]:
     return out
 
 
-def worst_case(data: Data, label: str, eps: float, only=None) -> tuple[pd.DataFrame | None, list[str]]:
+def worst_case(data: Data, label: str, eps: float, only=None, tables: dict | None = None
+               ) -> tuple[pd.DataFrame | None, list[str]]:
     """Per segment, robust against EVERY attack run against the defense at an L∞ budget ≤ ``eps`` (σ): white-box
     through the defense, black-box, transfer, FMN at ``eps`` from its minimal perturbations; never noise. ``kept`` is
     the minimum of the attacks' ``kept`` on that segment (each attack counted on the segments it attacked: Square
-    ran on a subsample); with the columns (attack and budget) that went in. ``only``: those columns at most."""
+    ran on a subsample); with the columns (attack and budget) that went in. ``only``: those columns at most;
+    ``tables``: the defense's ``attack_tables`` when the caller has them."""
     tabs, names = [], []
-    for (a, e), (t, r) in attack_tables(data, label).items():
+    for (a, e), (t, r) in (tables if tables is not None else attack_tables(data, label)).items():
         if e is None or e > eps * (1 + 1e-9) or r.attack == NOISE or (only is not None and _col(a, e) not in only):
             continue
         tabs.append(t)
@@ -587,7 +589,7 @@ def worst_case(data: Data, label: str, eps: float, only=None) -> tuple[pd.DataFr
     return t.groupby("key", sort=True).agg(**first, **worst).reset_index(), names
 
 
-def leaderboard(data: Data, long: pd.DataFrame, flags: pd.DataFrame, eps: float = LEADERBOARD_EPS) -> pd.DataFrame:
+def leaderboard(data: Data, flags: pd.DataFrame, eps: float = LEADERBOARD_EPS) -> pd.DataFrame:
     """One row per defense, best first at the threat model ``eps`` (RobustBench's form): clean accuracy, worst-case
     robust accuracy (``worst_case``) at every grid budget up to the largest, the paired gain over the undefended
     model at ``eps``, the attacks that went in there and the checklist's flags. Empty without a σ grid (waveform
@@ -596,22 +598,21 @@ def leaderboard(data: Data, long: pd.DataFrame, flags: pd.DataFrame, eps: float 
     if not budgets:
         return pd.DataFrame()
     at = min(budgets, key=lambda e: abs(e - eps))
-    base, base_names = worst_case(data, UNDEFENDED, at)
+    base_tables = attack_tables(data, UNDEFENDED)
+    base, base_names = worst_case(data, UNDEFENDED, at, tables=base_tables)
     rows = []
     for label in _order(data.cf.defense_label):
+        tables = attack_tables(data, label)
         row = {"defense": display(label), "clean": share(clean_table(data, label), "clean_ok").text()}
         for e in budgets:
-            t, names = worst_case(data, label, e)
-            c = share(t, "kept")
-            row[f"worst case ≤ {e:g} σ"] = c.text()
-            if e == at:
-                key, attacks = c.value, names
-                missing = [n for n in base_names if n not in names]
-                ref = worst_case(data, UNDEFENDED, at, names)[0] if missing else base   # the same attacks
-                d = gain(t, ref, "kept") if label != UNDEFENDED else Cell(np.nan)
-                if missing and c.value == c.value:
-                    row[f"worst case ≤ {e:g} σ"] += f" {FEWER}"
-        row[f"gain at {at:g} σ (paired)"] = "" if label == UNDEFENDED else _signed(d)
+            row[f"worst case ≤ {e:g} σ"] = share(worst_case(data, label, e, tables=tables)[0], "kept").text()
+        t, attacks = worst_case(data, label, at, tables=tables)
+        key = share(t, "kept").value
+        missing = [n for n in base_names if n not in attacks]
+        if missing and key == key:
+            row[f"worst case ≤ {at:g} σ"] += f" {FEWER}"
+        ref = worst_case(data, UNDEFENDED, at, attacks, base_tables)[0] if missing else base   # the same attacks
+        row[f"gain at {at:g} σ (paired)"] = "" if label == UNDEFENDED else _signed(gain(t, ref, "kept"))
         row["FMN median minimal L∞ (σ)"] = _median_minimal(data, label)
         row[f"attacks ≤ {at:g} σ"] = ", ".join(attacks) + (f" (not run: {', '.join(missing)})" if missing else "")
         fl = flags[flags.defense == label]
@@ -796,7 +797,7 @@ def write(data: Data, out: Path, title: str, command: str = "", eps: float = LEA
     flags = masking_flags(data)
     tm = times(data)
     wide = wide_table(long, flags, tm)
-    board = leaderboard(data, long, flags, eps)
+    board = leaderboard(data, flags, eps)
     paths = {"md": out / "defenses.md", "csv": out / "defenses.csv", "long": out / "defenses_long.csv",
              "flags": out / "gradient_masking.csv", "png": out / "robustness_curves.png",
              "board": out / "leaderboard.csv"}
@@ -844,13 +845,16 @@ def write(data: Data, out: Path, title: str, command: str = "", eps: float = LEA
 
 
 def _median_minimal(data: Data, label: str) -> str:
-    """The median of FMN's minimal L∞ perturbation over the segments the defended model classified right (pooled
-    over speakers; "—" without an L∞ FMN run): how far the defense moves the robustness curve."""
+    """FMN's minimal L∞ perturbation of the segments the defended model classified right, summarized per speaker
+    (each speaker's median), then across speakers (the median of those); "—" without an L∞ FMN run: how far the
+    defense moves the robustness curve."""
     sub = data.cf[data.cf.defense_label == label]
-    r = [seg.r[seg.clean_ok > 0] for cid in sub.config_id if cid in data.minimal
-         for kind, seg in [data.minimal[cid]] if kind == "linf"]
-    r = pd.concat(r) if r else pd.Series(dtype=float)
-    return f"{float(np.median(r)):.4f}" if len(r) else "—"
+    segs = [seg[seg.clean_ok > 0] for cid in sub.config_id if cid in data.minimal
+            for kind, seg in [data.minimal[cid]] if kind == "linf"]
+    if not segs:
+        return "—"
+    per_speaker = pd.concat(segs).groupby("speaker").r.median()
+    return f"{float(np.median(per_speaker)):.4f}" if len(per_speaker) else "—"
 
 
 def _board_md(board: pd.DataFrame, long: pd.DataFrame, eps: float) -> list[str]:
@@ -870,9 +874,10 @@ def _board_md(board: pd.DataFrame, long: pd.DataFrame, eps: float) -> list[str]:
             f"{FEWER} marks one not attacked by every attack the undefended model was (the missing ones named), an "
             "upper bound listed after the comparable rows, its gain taken against the undefended model's worst case "
             "over the same attacks. Sorted by the worst case at ε; the gain is paired with the undefended model's "
-            "worst case on the same segments. FMN median: its minimal L∞ perturbation over the segments the "
-            "defended model got right, pooled over speakers. A flag of the checklist means the number is not to "
-            "be believed (gradient masking).", "", md_table(board).rstrip("\n"), ""]
+            "worst case on the same segments. FMN median: its minimal L∞ perturbation of the segments the "
+            "defended model got right, each speaker's median, then the median across speakers. A flag of the "
+            "checklist means the number is not to be believed (gradient masking).", "",
+            md_table(board).rstrip("\n"), ""]
 
 
 def main(argv=None) -> int:
@@ -886,7 +891,8 @@ def main(argv=None) -> int:
                    help=f"the leaderboard's threat model: L∞ budget in σ (default {LEADERBOARD_EPS}; the grid budget "
                         "nearest to it)")
     p.add_argument("--cache", default=None,
-                   help="artifact download cache (default $SER_ATTACKS_CACHE/report_artifacts)")
+                   help="download cache for a remote artifact store (default $SER_ATTACKS_CACHE/report_artifacts; "
+                        "a local store is read in place)")
     p.add_argument("--pool-over", action="append", default=[], metavar="KEY",
                    help="a config key (params name, e.g. input.griffin_lim_iter) whose values are pooled instead of "
                         "kept apart (repeatable; stated in the table's header)")
