@@ -190,7 +190,7 @@ study: install  ## the study (v2): all speaker folds x SEEDS x the study grid (c
 	@test "$(DATASET)" != synthetic || { echo "make study needs DATASET=emodb|emovo|ravdess"; exit 2; }
 	$(PY) -m ser_attacks -m experiment=study dataset=$(DATASET) +hparams=$(DATASET)_paper split.n_folds=$(STUDY_K) \
 		split.fold=$(STUDY_FOLDS) seed=$(SEEDS) $(STUDY_NORM) $(STUDY_DISK) $(STUDY_ROOT_ARG) $(STUDY_N_ARG) $(ARGS)
-	$(MAKE) study-export DATASET=$(DATASET) STUDY_EXPERIMENT=study-v2 STUDY_OUT=results/study_v2/$(DATASET)
+	$(MAKE) study-export DATASET=$(DATASET) STUDY_EXPERIMENT=study-v2 STUDY_OUT=results/study_v2/$(DATASET) EXPORT_MERGE=--merge
 
 study-v1: install  ## study v1 as in results/study (validation fold, val_loss, one seed, EMOVO 3 folds), then export
 	@test "$(DATASET)" != synthetic || { echo "make study-v1 needs DATASET=emodb|emovo|ravdess"; exit 2; }
@@ -198,17 +198,19 @@ study-v1: install  ## study v1 as in results/study (validation fold, val_loss, o
 		$(STUDY_ROOT_ARG) $(STUDY_N_ARG) $(ARGS)
 	$(MAKE) study-export DATASET=$(DATASET)
 
+# the table adds this store's models to the committed ones (--from): a machine that lost its MLflow store adds its piece
 study-models: install  ## the study's models alone (v2 rule): folds x SEEDS, clean accuracy + curves → recipes/speaker_independent/DATASET
 	@test "$(DATASET)" != synthetic || { echo "make study-models needs DATASET=emodb|emovo|ravdess"; exit 2; }
 	$(PY) -m ser_attacks -m experiment=study_models dataset=$(DATASET) +hparams=$(DATASET)_paper split.n_folds=$(STUDY_K) \
 		split.fold=$(STUDY_FOLDS) seed=$(SEEDS) $(STUDY_NORM) tracking.experiment=$(STUDY_MODELS_EXPERIMENT) $(STUDY_ROOT_ARG) $(ARGS)
-	$(PY) scripts/speaker_independent.py --experiment $(STUDY_MODELS_EXPERIMENT) --dataset $(DATASET) --out recipes/speaker_independent/$(DATASET)
+	$(PY) scripts/speaker_independent.py --experiment $(STUDY_MODELS_EXPERIMENT) --dataset $(DATASET) --out recipes/speaker_independent/$(DATASET) \
+		$(if $(wildcard recipes/speaker_independent/$(DATASET)/models.csv),--from recipes/speaker_independent/$(DATASET))
 
 study-leaky: install  ## study v2's leaky comparison (split=paper), strongest config per attack x SEEDS, then export to results/study_v2/DATASET
 	@test "$(DATASET)" != synthetic || { echo "make study-leaky needs DATASET=emodb|emovo|ravdess"; exit 2; }
 	$(PY) -m ser_attacks -m experiment=study_leaky dataset=$(DATASET) +hparams=$(DATASET)_paper seed=$(SEEDS) \
 		$(STUDY_NORM) $(STUDY_DISK) $(STUDY_ROOT_ARG) $(STUDY_N_ARG) $(ARGS)
-	$(MAKE) study-export DATASET=$(DATASET) STUDY_EXPERIMENT=study-v2 STUDY_OUT=results/study_v2/$(DATASET)
+	$(MAKE) study-export DATASET=$(DATASET) STUDY_EXPERIMENT=study-v2 STUDY_OUT=results/study_v2/$(DATASET) EXPORT_MERGE=--merge
 
 study-leaky-v1: install  ## study v1's leaky comparison as in results/study (v1 training config, one seed), then export
 	@test "$(DATASET)" != synthetic || { echo "make study-leaky-v1 needs DATASET=emodb|emovo|ravdess"; exit 2; }
@@ -216,8 +218,9 @@ study-leaky-v1: install  ## study v1's leaky comparison as in results/study (v1 
 		$(STUDY_ROOT_ARG) $(STUDY_N_ARG) $(ARGS)
 	$(MAKE) study-export DATASET=$(DATASET)
 
+# v2 merges into the committed export (EXPORT_MERGE=--merge): a machine that lost its MLflow store adds its piece
 study-export: install  ## per-segment export of every FINISHED study run of DATASET → results/study/DATASET/{runs.csv,segments.csv.gz,models.csv}
-	$(PY) -m ser_attacks.report.export --experiment $(STUDY_EXPERIMENT) --dataset $(DATASET) --out $(STUDY_OUT)
+	$(PY) -m ser_attacks.report.export --experiment $(STUDY_EXPERIMENT) --dataset $(DATASET) --out $(STUDY_OUT) $(EXPORT_MERGE)
 
 ##@ Results: MLflow, reports, figures
 study-report: install  ## the study's report from the committed files alone (no MLflow): results/study/*/ → reports/study

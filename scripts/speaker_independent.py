@@ -12,13 +12,23 @@ its learning curves and its test speakers' counts (``curves.json``, ser_attacks.
   under 3 speakers), the SD across seeds of fold test accuracy (mean over folds; NaN with one seed), kept
   epochs (min-max);
 * ``paired.csv`` (two rules): per (fold, seed) both have, each rule's test accuracy and the difference;
+* ``curves.csv``: per model and epoch, train / validation / test accuracy (so the figure rebuilds from the files);
 * ``curves.png``: per fold, train / validation / test accuracy per epoch for every seed, the kept epoch marked.
+
+``--from <an earlier --out>`` (repeatable) reads such files back, so the models of a corpus can be trained piece by
+piece on machines that do not keep their MLflow store: the folder's models, plus the MLflow runs of ``--experiment``
+(a model of the same rule, fold and seed in MLflow replaces the file's row, and a different test accuracy is
+printed: the same config should train the same weights). A model from files written before ``curves.csv`` existed
+has no curve in the figure (its title says how many).
 
     python scripts/speaker_independent.py --experiment study-models --dataset emodb \\
         --out recipes/speaker_independent/emodb [--tracking-uri sqlite:///mlflow.db]
     # two protocols on the same folds and seeds (a rule's label names its normalization when not the default)
     python scripts/speaker_independent.py --experiment study-models --experiment study-models-speaker-std \\
         --dataset emovo --seed 42 --common-folds --out recipes/speaker_independent/emovo_protocol
+    # the committed files plus this machine's new models
+    python scripts/speaker_independent.py --from recipes/speaker_independent/emovo \\
+        --experiment study-models-speaker-std --dataset emovo --out recipes/speaker_independent/emovo
 """
 from __future__ import annotations
 
@@ -90,6 +100,51 @@ def collect(uri: str, experiments: list[str], dataset: str) -> tuple[pd.DataFram
     if not rows:
         raise SystemExit(f"no finished training runs with curves for dataset {dataset!r} in {experiments}")
     return pd.DataFrame(rows).sort_values(["rule", "fold", "seed"]).reset_index(drop=True), extra
+
+
+CURVE_KEYS = ("accuracy", "val_accuracy", "test_accuracy")
+KEY = ["rule", "fold", "seed"]
+
+
+def from_files(folder: Path, dataset: str) -> tuple[pd.DataFrame, dict]:
+    """An earlier ``--out`` → (its models.csv rows of ``dataset``, {run_id: {"test_by_speaker", "curves" or None}})."""
+    if not (folder / "models.csv").exists() or not (folder / "speakers.csv").exists():
+        raise SystemExit(f"--from {folder}: needs models.csv and speakers.csv (written by this script)")
+    models = pd.read_csv(folder / "models.csv", dtype={"test_speakers": str})
+    models = models[models.dataset == dataset].reset_index(drop=True)
+    spk = pd.read_csv(folder / "speakers.csv", dtype={"speaker": str})
+    curves = (pd.read_csv(folder / "curves.csv") if (folder / "curves.csv").exists()
+              else pd.DataFrame(columns=["run_id", "epoch"]))
+    extra = {}
+    for r in models.itertuples():
+        g = spk[(spk.rule == r.rule) & (spk.fold == r.fold) & (spk.seed == r.seed)]
+        c = curves[curves.run_id == r.run_id].sort_values("epoch")
+        extra[r.run_id] = {"test_by_speaker": {s: (int(k), int(n)) for s, k, n in zip(g.speaker, g.n_correct, g.n)},
+                           "curves": ({"epoch": c.epoch.tolist(), **{k: c[k].tolist() for k in CURVE_KEYS}}
+                                      if len(c) else None)}
+    return models, extra
+
+
+def combine(parts: list[tuple[pd.DataFrame, dict]]) -> tuple[pd.DataFrame, dict, list[str]]:
+    """Models of several sources, later sources first in a tie of (rule, fold, seed): MLflow after the files. Also
+    the lines that say where a model trained again gave a different test accuracy."""
+    models = pd.concat([m for m, _ in parts], ignore_index=True)
+    extra = {k: v for _, e in parts for k, v in e.items()}
+    changed = []
+    for key, g in models.groupby(KEY, sort=False):
+        if len(g) > 1 and g.test_acc.nunique() > 1:
+            changed.append(f"fold {key[1]} seed {key[2]} ({key[0]}): test accuracy "
+                           + " then ".join(f"{a:.4f}" for a in g.test_acc) + " (trained again: not the same weights)")
+    models = models.drop_duplicates(KEY, keep="last")
+    return models.sort_values(KEY).reset_index(drop=True), extra, changed
+
+
+def curves_table(models: pd.DataFrame, extra: dict) -> pd.DataFrame:
+    rows = [{**{k: getattr(r, k) for k in KEY}, "run_id": r.run_id, "epoch": e,
+             **{k: c[k][i] for k in CURVE_KEYS}}
+            for r in models.itertuples() if (c := extra[r.run_id].get("curves"))
+            for i, e in enumerate(c["epoch"])]
+    return pd.DataFrame(rows, columns=KEY + ["run_id", "epoch", *CURVE_KEYS])
 
 
 def interval(counts: dict[tuple[str, int], tuple[int, int]], folds: dict[str, object] | None = None,
@@ -174,7 +229,8 @@ def plot_curves(models: pd.DataFrame, extra: dict, path: Path, title: str) -> No
     colors = {"accuracy": "tab:gray", "val_accuracy": "tab:blue", "test_accuracy": "tab:red"}
     labels = {"accuracy": "train (running, dropout on)", "val_accuracy": "validation", "test_accuracy": "test"}
     for ax, ((rule, fold), g) in zip(axes[0], panels):
-        for n, r in enumerate(g.itertuples()):
+        without = [r.seed for r in g.itertuples() if not extra[r.run_id].get("curves")]
+        for n, r in enumerate(r for r in g.itertuples() if extra[r.run_id].get("curves")):
             c = extra[r.run_id]["curves"]
             style = ["-", "--", ":", "-."][n % 4]
             for key, color in colors.items():
@@ -185,7 +241,8 @@ def plot_curves(models: pd.DataFrame, extra: dict, path: Path, title: str) -> No
             ax.annotate(f"seed {r.seed}", (c["epoch"][-1], c["val_accuracy"][-1]), fontsize=7, xytext=(3, 0),
                         textcoords="offset points")
         ax.axhline(0.2, color="k", lw=0.6, ls=":")
-        ax.set_title("\n".join(textwrap.wrap(f"fold {fold}: {rule}", 60)), fontsize=8)   # panels side by side
+        note = f" (seed {', '.join(map(str, without))}: no curve in the files)" if without else ""
+        ax.set_title("\n".join(textwrap.wrap(f"fold {fold}: {rule}{note}", 60)), fontsize=8)   # panels side by side
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("accuracy (5 classes, chance 0.2 dotted)")
@@ -198,7 +255,9 @@ def plot_curves(models: pd.DataFrame, extra: dict, path: Path, title: str) -> No
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--experiment", action="append", required=True, help="MLflow experiment (repeatable)")
+    ap.add_argument("--experiment", action="append", default=[], help="MLflow experiment (repeatable)")
+    ap.add_argument("--from", dest="sources", type=Path, action="append", default=[],
+                    help="an earlier --out of this script whose models are kept (repeatable)")
     ap.add_argument("--dataset", required=True)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db"))
@@ -206,18 +265,25 @@ def main(argv=None) -> None:
     ap.add_argument("--common-folds", action="store_true",
                     help="compare rules on the (fold, seed) pairs they all have (a protocol comparison)")
     a = ap.parse_args(argv)
-    models, extra = collect(a.tracking_uri, a.experiment, a.dataset)
+    if not a.experiment and not a.sources:
+        ap.error("give --experiment (MLflow) and/or --from (earlier files)")
+    parts = [from_files(f, a.dataset) for f in a.sources]          # read before --out may overwrite them
+    if a.experiment:
+        parts.append(collect(a.tracking_uri, a.experiment, a.dataset))
+    models, extra, changed = combine(parts)
     models = select(models, a.seed, a.common_folds)
     a.out.mkdir(parents=True, exist_ok=True)
     models.to_csv(a.out / "models.csv", index=False)
+    curves_table(models, extra).to_csv(a.out / "curves.csv", index=False)
     speakers(models, extra).to_csv(a.out / "speakers.csv", index=False)
     summary = summarize(models, extra)
     summary.to_csv(a.out / "summary.csv", index=False)
     pairs = paired(models)
     if pairs is not None:
         pairs.to_csv(a.out / "paired.csv", index=False)
-    plot_curves(models, extra, a.out / "curves.png",
-                f"{a.dataset}: learning curves per fold and seed (experiment {', '.join(a.experiment)})")
+    sources = [f"experiment {', '.join(a.experiment)}"] if a.experiment else []
+    plot_curves(models, extra, a.out / "curves.png", f"{a.dataset}: learning curves per fold and seed ("
+                + "; ".join(sources + [f"files {f}" for f in a.sources]) + ")")
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_colwidth", 70):
         print(models.drop(columns=["run_id", "experiment"]).to_string(index=False))
         print()
@@ -225,6 +291,8 @@ def main(argv=None) -> None:
         if pairs is not None:
             print()
             print(pairs.drop(columns=["rule_a", "rule_b"]).to_string(index=False))
+    for line in changed:
+        print("NOTE:", line)
 
 
 if __name__ == "__main__":

@@ -139,6 +139,11 @@ def test_training_records_kept_epoch_curves_and_speakers(cfg_factory):
     row = pd.read_csv(f"{out}/models.csv").iloc[0]
     assert (row.fold, row.seed, row.epoch_kept) == (0, 3, meta["epoch_kept"])
     assert (Path(out) / "curves.png").stat().st_size > 10_000
+    # the files alone (the MLflow store gone) give the same table and curves
+    again = cfg.paths.cache_dir + "/recipe_again"
+    _script().main(["--from", out, "--dataset", "synthetic", "--out", again])
+    for name in ("models.csv", "speakers.csv", "summary.csv", "curves.csv"):
+        pd.testing.assert_frame_equal(pd.read_csv(f"{again}/{name}"), pd.read_csv(f"{out}/{name}"), obj=name)
 
 
 def _script():
@@ -197,6 +202,40 @@ def test_recipe_keeps_protocols_apart_and_compares_them_on_common_folds_and_seed
     assert si.paired(acc[acc.rule == spk]) is None
     with pytest.raises(SystemExit, match="no model left"):
         si.select(pd.DataFrame(rows), [7], False)
+
+
+def test_recipe_files_read_back_and_a_model_trained_again_replaces_its_row(tmp_path):
+    """``--from``: models.csv, speakers.csv and curves.csv read back into what MLflow gave; a model of the same
+    (rule, fold, seed) from MLflow replaces the file's row, and a different test accuracy is reported; a model of
+    files without curves.csv is drawn without a curve."""
+    import pandas as pd
+    si = _script()
+    curves = {"epoch": [1, 2], "accuracy": [0.5, 0.75], "val_accuracy": [0.25, 0.5], "test_accuracy": [0.2, 0.4]}
+    rows = [{"experiment": "e", "dataset": "emovo", "rule": "R", "fold": f, "seed": 42, "test_speakers": s,
+             "n_test": 10, "epochs": 2, "epoch_kept": 2, "val_acc": 0.5, "test_acc": 0.4, "train_seconds": 1.0,
+             "run_id": f"r{f}"} for f, s in ((0, "f1"), (1, "m1"))]
+    models = pd.DataFrame(rows)
+    extra = {f"r{f}": {"test_by_speaker": {s: (4, 10)}, "curves": curves} for f, s in ((0, "f1"), (1, "m1"))}
+    models.to_csv(tmp_path / "models.csv", index=False)
+    si.speakers(models, extra).to_csv(tmp_path / "speakers.csv", index=False)
+    si.curves_table(models, extra).to_csv(tmp_path / "curves.csv", index=False)
+    got, got_extra = si.from_files(tmp_path, "emovo")
+    pd.testing.assert_frame_equal(got, models)
+    assert got_extra == {k: {**v, "test_by_speaker": {s: (4, 10) for s in v["test_by_speaker"]}}
+                         for k, v in extra.items()}
+    assert si.from_files(tmp_path, "emodb")[0].empty
+    again = models.iloc[[1]].assign(run_id="new", test_acc=0.5)
+    merged, _, changed = si.combine([(got, got_extra), (again, {"new": extra["r1"]})])
+    assert list(merged.run_id) == ["r0", "new"]
+    assert changed == ["fold 1 seed 42 (R): test accuracy 0.4000 then 0.5000 (trained again: not the same weights)"]
+    assert si.combine([(got, got_extra), (models.iloc[[1]], extra)])[2] == []       # the same weights: silent
+    (tmp_path / "curves.csv").unlink()                                         # files from before curves.csv
+    old, old_extra = si.from_files(tmp_path, "emovo")
+    assert old_extra["r0"]["curves"] is None and si.curves_table(old, old_extra).empty
+    si.plot_curves(old, old_extra, tmp_path / "c.png", "t")
+    assert (tmp_path / "c.png").exists()
+    with pytest.raises(SystemExit, match="needs models.csv"):
+        si.from_files(tmp_path / "nothing", "emovo")
 
 
 TINY_FIT = """

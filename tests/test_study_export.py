@@ -121,6 +121,33 @@ def test_report_from_files_equals_report_from_mlflow(study):
     assert "results:" in (b / "report.md").read_text()
 
 
+def test_merge_adds_a_piece_and_replaces_a_rerun_configuration(study, tmp_path):
+    """--merge (a study exported piece by piece, each from a fresh MLflow store): exporting the leaky sweep again
+    into a copy of the export replaces its run (same config_hash), keeps the 6 speaker-fold runs, and the report
+    from the merged files equals the one from the original files."""
+    import shutil
+    merged = tmp_path / "merged"
+    shutil.copytree(study["export"], merged)
+    leaky = next(r for r in study["runs"] if r.data.params.get("split.mode") == "paper")
+    parent = leaky.data.tags["mlflow.parentRunId"]
+    uri = f"sqlite:///{study['tmp'] / 'mlflow.db.away'}"
+    printed = cli(tmp_path, "ser_attacks.report.export", "--tracking-uri", uri, "--sweep", parent, "--out", str(merged),
+                  "--merge").stdout
+    assert "Merged: 1 new runs, 6 earlier runs kept, 1 replaced" in printed
+    manifest = json.loads((merged / "manifest.json").read_text())
+    assert manifest["n_runs"] == 7 and len(manifest["pieces"]) == 2 and manifest["pieces"][1]["sweeps"] == [parent]
+    runs = pd.read_csv(merged / "runs.csv")
+    assert sorted(runs.run_id) == sorted(r.info.run_id for r in study["runs"])
+    seg_a = pd.read_csv(study["export"] / "segments.csv.gz").sort_values(["run_id", "test_index"], ignore_index=True)
+    seg_b = pd.read_csv(merged / "segments.csv.gz").sort_values(["run_id", "test_index"], ignore_index=True)
+    pd.testing.assert_frame_equal(seg_a, seg_b[seg_a.columns])
+    assert len(pd.read_csv(merged / "models.csv")) == 4
+    cli(tmp_path, "ser_attacks.report", "--from-results", str(merged), "--out", str(tmp_path / "rep"))
+    for n in ("configurations.csv", "table03_clean_accuracy.csv"):
+        pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "rep" / "tables" / n),
+                                      pd.read_csv(study["files"] / "tables" / n), obj=n)
+
+
 def _tables_module():
     """recipes/study/tables.py (a script, not a package module)."""
     return load_script("recipes/study/tables.py", "study_tables")

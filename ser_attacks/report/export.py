@@ -20,6 +20,11 @@ segment counts, validation and test accuracy on the fold's whole splits, host an
 to their model; this keeps the training side of a study (time per fold) with its results.
 ``manifest.json``: where the runs came from (tracking URI, experiment, filters), counts, the command.
 
+``--merge`` adds to an earlier export in ``--out`` instead of replacing it: a study run piece by piece on machines
+that do not keep their MLflow store (the files are what survives; each piece is exported and committed). The earlier
+runs stay unless the new export holds a run of the same configuration (``tags.config_hash``: the new run replaces
+it) or the same run id; their segments and models stay with them; ``manifest.json`` lists every piece (``pieces``).
+
 ``load_results`` reads one or more such folders back into exactly what ``collect.collect`` and
 ``collect.load_samples`` give the report. What the files lack: the logged figures (spectrograms) and audio,
 which the rebuilt report leaves out.
@@ -124,10 +129,52 @@ def _models(uri: str, model_run_ids) -> tuple[pd.DataFrame, list[str]]:
     return df.sort_values(["dataset", "model", "split", "fold", "seed", "start_time"], kind="stable"), missing
 
 
+def _read_text_frame(path: Path, **kw) -> pd.DataFrame:
+    """An exported file as text, every cell as written (a merge rewrites the earlier rows unchanged)."""
+    if not path.exists() or path.stat().st_size == 0:
+        return pd.DataFrame()
+    return pd.read_csv(path, dtype=str, keep_default_na=False, **kw)
+
+
+def _as_text(df: pd.DataFrame, float_format: str) -> pd.DataFrame:
+    """Float columns as ``to_csv(float_format=...)`` writes them (NaN as ""): beside earlier rows read as text, a
+    column is of no single dtype, and ``to_csv`` would format the new numbers in full."""
+    df = df.copy()
+    for c in df.columns[[pd.api.types.is_float_dtype(t) for t in df.dtypes]]:
+        df[c] = [("" if np.isnan(v) else float_format % v) for v in df[c]]
+    return df
+
+
+def merge_earlier(out: Path, runs: pd.DataFrame, seg: pd.DataFrame, models: pd.DataFrame):
+    """(runs, segments, models) of the export in ``out`` followed by the new ones; an earlier run is dropped when
+    a new one has its run id or its configuration (``tags.config_hash``), its segments with it, and a model row
+    only when no kept run attacks it. Returns the three frames and (earlier runs kept, earlier runs replaced)."""
+    old = _read_text_frame(out / RUNS_FILE)
+    if not len(old):
+        return runs, seg, models, (0, 0)
+    gone = old.run_id.isin(set(runs.run_id))
+    if "tags.config_hash" in old and "tags.config_hash" in runs:
+        new_hashes = set(runs["tags.config_hash"].dropna().astype(str)) - {""}
+        gone |= old["tags.config_hash"].isin(new_hashes)
+    kept = old[~gone]
+    old_seg = _read_text_frame(out / SEGMENTS_FILE, compression="gzip")
+    if len(old_seg):
+        old_seg = old_seg[old_seg.run_id.isin(set(kept.run_id))]
+    merged_runs = pd.concat([kept, runs], ignore_index=True)
+    attacked = set(merged_runs.get("tags.model_run_id", pd.Series(dtype=str)).dropna().astype(str))
+    old_models = _read_text_frame(out / MODELS_FILE)
+    if len(old_models):
+        old_models = old_models[old_models.model_run_id.isin(attacked)
+                                & ~old_models.model_run_id.isin(set(models.model_run_id))]
+    return (merged_runs, pd.concat([old_seg, _as_text(seg, "%.6g")], ignore_index=True),
+            pd.concat([old_models, _as_text(models, "%.6g")], ignore_index=True), (len(kept), int(gone.sum())))
+
+
 def export(out: Path, uri: str, experiment: str = "ser-attacks", sweeps=(), dataset: str | None = None,
-           tags: dict | None = None, cache: Path | None = None, command: str = "") -> dict:
+           tags: dict | None = None, cache: Path | None = None, command: str = "", merge: bool = False) -> dict:
     """Write runs.csv, segments.csv.gz, models.csv and manifest.json into ``out``; returns the manifest. The files are
-    written under temporary names and renamed at the end (an interrupted export leaves the old files)."""
+    written under temporary names and renamed at the end (an interrupted export leaves the old files). ``merge``:
+    add to the export already in ``out`` (``merge_earlier``) instead of replacing it."""
     raw = search(uri, experiment, sweeps, dataset, tags)
     if not len(raw):
         raise SystemExit(f"error: no FINISHED attack runs in experiment {experiment!r} at {uri} matching "
@@ -152,14 +199,26 @@ def export(out: Path, uri: str, experiment: str = "ser-attacks", sweeps=(), data
                     MODELS_FILE, ", ".join(models_missing))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    manifest = {"tracking_uri": uri, "experiment": experiment, "sweeps": list(sweeps), "dataset": dataset,
-                "tags": tags or {}, "n_runs": len(df), "n_segment_rows": len(seg),
+    runs = _raw_runs(kept)
+    piece = {"tracking_uri": uri, "experiment": experiment, "sweeps": list(sweeps), "dataset": dataset,
+             "tags": tags or {}, "n_runs": len(df), "exported": time.strftime("%Y-%m-%d %H:%M:%S"),
+             "command": command}
+    pieces, n_kept, n_replaced, earlier = [], 0, 0, {}
+    if merge and (out / RUNS_FILE).exists():
+        earlier = json.loads((out / MANIFEST_FILE).read_text()) if (out / MANIFEST_FILE).exists() else {}
+        pieces = earlier.get("pieces") or [{k: earlier.get(k) for k in piece}]
+        runs, seg, models, (n_kept, n_replaced) = merge_earlier(out, runs, seg, models)
+        missing = earlier.get("runs_without_segments", []) + missing
+    manifest = {**piece, "n_runs": len(runs), "n_segment_rows": len(seg),
                 "runs_without_segments": missing, "n_models": len(models),
-                "models_not_found": models_missing, "datasets": sorted(set(df.dataset)),
-                "attacks": sorted(set(df.attack)), "exported": time.strftime("%Y-%m-%d %H:%M:%S"),
-                "command": command}
+                "models_not_found": models_missing,
+                "datasets": sorted(set(df.dataset) | set(earlier.get("datasets", []))),
+                "attacks": sorted(set(df.attack) | set(earlier.get("attacks", []))),
+                "pieces": pieces + [piece]}
+    if merge:
+        manifest["merged"] = {"earlier_runs_kept": n_kept, "earlier_runs_replaced": n_replaced, "new_runs": len(df)}
     tmp = {f: out / f".{f}.tmp" for f in (RUNS_FILE, SEGMENTS_FILE, MODELS_FILE, MANIFEST_FILE)}
-    _raw_runs(kept).to_csv(tmp[RUNS_FILE], index=False)
+    runs.to_csv(tmp[RUNS_FILE], index=False)
     seg.to_csv(tmp[SEGMENTS_FILE], index=False, compression={"method": "gzip", "mtime": 0}, float_format="%.6g")
     models.to_csv(tmp[MODELS_FILE], index=False, float_format="%.6g")
     tmp[MANIFEST_FILE].write_text(json.dumps(manifest, indent=2) + "\n")
@@ -231,6 +290,8 @@ def main(argv=None) -> int:
     add_run_filters(p)
     p.add_argument("--out", required=True, help="folder for runs.csv, segments.csv.gz, manifest.json "
                    "(e.g. results/study/emodb); files of an earlier export there are replaced")
+    p.add_argument("--merge", action="store_true", help="add to the export already in --out (a study run piece by "
+                   "piece): its runs stay unless a new run has the same configuration (tags.config_hash)")
     p.add_argument("--cache", default=None, help="artifact download cache "
                    "(default $SER_ATTACKS_CACHE/report_artifacts)")
     a = p.parse_args(argv)
@@ -240,7 +301,11 @@ def main(argv=None) -> int:
     uri, tags = filters
     cmd = "python -m ser_attacks.report.export " + " ".join(argv if argv is not None else sys.argv[1:])
     m = export(Path(a.out), uri, a.experiment, a.sweep, a.dataset, tags,
-               Path(a.cache) if a.cache else None, command=cmd)
+               Path(a.cache) if a.cache else None, command=cmd, merge=a.merge)
+    if a.merge:
+        g = m["merged"]
+        print(f"Merged: {g['new_runs']} new runs, {g['earlier_runs_kept']} earlier runs kept, "
+              f"{g['earlier_runs_replaced']} replaced by a new run of the same configuration")
     extra = f" ({len(m['runs_without_segments'])} runs without adversarial.npz)" if m["runs_without_segments"] else ""
     print(f"Exported {m['n_runs']} runs, {m['n_segment_rows']} segment rows, {m['n_models']} models → "
           f"{a.out}/{RUNS_FILE}, {a.out}/{SEGMENTS_FILE}, {a.out}/{MODELS_FILE}{extra}")
