@@ -176,7 +176,10 @@ STUDY_EXPERIMENT ?= study
 # study (protocol v2, issue 26): ser_attacks.split.STUDY_FOLDS (EMOVO leave-one-speaker-out) x SEEDS; study-v1: DEFAULT_FOLDS
 SEEDS ?= 42,43,44
 STUDY_K = $(shell $(PY) -c "from ser_attacks.split import STUDY_FOLDS as F; print(F.get('$(DATASET)', 0))")
-STUDY_FOLDS = $(shell $(PY) -c "from ser_attacks.split import STUDY_FOLDS as F; print(','.join(map(str, range(F.get('$(DATASET)', 0)))))")
+STUDY_ALL_FOLDS = $(shell $(PY) -c "from ser_attacks.split import STUDY_FOLDS as F; print(','.join(map(str, range(F.get('$(DATASET)', 0)))))")
+# FOLDS=2 SEEDS=42: one piece (a fold and seed: its model, its attacks), merged into the committed files
+FOLDS ?= $(STUDY_ALL_FOLDS)
+STUDY_FOLDS = $(FOLDS)
 # the study's normalization where not the default (ser_attacks.normalization.STUDY_NORMALIZATION: EMOVO speaker_std)
 STUDY_NORM_NAME = $(shell $(PY) -c "from ser_attacks.normalization import STUDY_NORMALIZATION as N; print(N.get('$(DATASET)', ''))")
 STUDY_NORM = $(if $(STUDY_NORM_NAME),normalization=$(STUDY_NORM_NAME))

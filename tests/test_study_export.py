@@ -267,11 +267,19 @@ def test_study_experiment_is_the_paper_grid_plus_references_on_every_speaker_fol
     norm = ["normalization=speaker_std"] if dataset == "emovo" else []
     assert [w for w in words if w.startswith("normalization=")] == norm
     assert "tracking.save_x_adv=false" in words          # ~10 MB per run of x_adv: ~30 GB over the study
+    assert "EXPORT_MERGE=--merge" in words              # a piece adds to the committed export, never replaces it
+    piece = subprocess.run(["make", "-n", "study", f"DATASET={dataset}", "FOLDS=1", "SEEDS=43", f"PY={sys.executable}",
+                            "VENV=/nonexistent"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    assert "split.fold=1" in piece and "seed=43" in piece and f"split.n_folds={folds}" in piece
     sm = subprocess.run(["make", "-n", "study-models", f"DATASET={dataset}", f"PY={sys.executable}",
                          "VENV=/nonexistent"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
     exp = "study-models-speaker-std" if dataset == "emovo" else "study-models"
     assert [w for w in sm if w.startswith("normalization=")] == norm and f"tracking.experiment={exp}" in sm
     assert sm[sm.index("--experiment") + 1] == exp
+    if (ROOT / "recipes" / "speaker_independent" / dataset / "models.csv").exists():    # adds to the committed table
+        assert sm[sm.index("--from") + 1] == f"recipes/speaker_independent/{dataset}"
+    else:
+        assert "--from" not in sm
     v1 = subprocess.run(["make", "-n", "study-v1", f"DATASET={dataset}", f"PY={sys.executable}", "VENV=/nonexistent"],
                         cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
     assert "experiment=study_v1" in v1 and "split.fold=" + ",".join(map(str, range(v1_folds))) in v1
