@@ -17,9 +17,9 @@ its learning curves and its test speakers' counts (``curves.json``, ser_attacks.
 
 ``--from <an earlier --out>`` (repeatable) reads such files back, so the models of a corpus can be trained piece by
 piece on machines that do not keep their MLflow store: the folder's models, plus the MLflow runs of ``--experiment``
-(a model of the same rule, fold and seed in MLflow replaces the file's row, and a different test accuracy is
-printed: the same config should train the same weights). A model from files written before ``curves.csv`` existed
-has no curve in the figure (its title says how many).
+(``combine``: a model of the same rule, fold and seed trained again keeps the file's row when its outcome is the
+same, the same config trains the same weights, and gives it its curves; a different outcome replaces the row and is
+printed). A model from files written before ``curves.csv`` existed has no curve in the figure (its panel says so).
 
     python scripts/speaker_independent.py --experiment study-models --dataset emodb \\
         --out recipes/speaker_independent/emodb [--tracking-uri sqlite:///mlflow.db]
@@ -126,16 +126,26 @@ def from_files(folder: Path, dataset: str) -> tuple[pd.DataFrame, dict]:
 
 
 def combine(parts: list[tuple[pd.DataFrame, dict]]) -> tuple[pd.DataFrame, dict, list[str]]:
-    """Models of several sources, later sources first in a tie of (rule, fold, seed): MLflow after the files. Also
-    the lines that say where a model trained again gave a different test accuracy."""
+    """Models of several sources (files first, then MLflow). A model of the same (rule, fold, seed) trained again
+    with the same outcome (epochs, kept epoch, validation and test accuracy) is the same model: the first row stays
+    and lends its curves where the files had none. A different outcome replaces the row, and a line says so."""
     models = pd.concat([m for m, _ in parts], ignore_index=True)
     extra = {k: v for _, e in parts for k, v in e.items()}
-    changed = []
+    outcome = ["epochs", "epoch_kept", "val_acc", "test_acc"]
+    keep, changed = [], []
     for key, g in models.groupby(KEY, sort=False):
-        if len(g) > 1 and g.test_acc.nunique() > 1:
+        first = g.iloc[0]
+        same = all(np.allclose(g[c].astype(float), float(first[c]), atol=5e-5) for c in outcome)
+        if same:
+            keep.append(g.index[0])
+            if not extra[first.run_id].get("curves"):
+                extra[first.run_id] = {**extra[first.run_id], "curves": next(
+                    (extra[r]["curves"] for r in g.run_id if extra[r].get("curves")), None)}
+        else:
+            keep.append(g.index[-1])
             changed.append(f"fold {key[1]} seed {key[2]} ({key[0]}): test accuracy "
                            + " then ".join(f"{a:.4f}" for a in g.test_acc) + " (trained again: not the same weights)")
-    models = models.drop_duplicates(KEY, keep="last")
+    models = models.loc[sorted(keep)]
     return models.sort_values(KEY).reset_index(drop=True), extra, changed
 
 
@@ -229,7 +239,12 @@ def plot_curves(models: pd.DataFrame, extra: dict, path: Path, title: str) -> No
     colors = {"accuracy": "tab:gray", "val_accuracy": "tab:blue", "test_accuracy": "tab:red"}
     labels = {"accuracy": "train (running, dropout on)", "val_accuracy": "validation", "test_accuracy": "test"}
     for ax, ((rule, fold), g) in zip(axes[0], panels):
-        without = [r.seed for r in g.itertuples() if not extra[r.run_id].get("curves")]
+        without = [r for r in g.itertuples() if not extra[r.run_id].get("curves")]
+        for r in without:           # no curve: the kept epoch's test accuracy from the table, hollow
+            ax.plot([r.epoch_kept], [r.test_acc], "o", mfc="none", mec="black", ms=7, label="kept epoch, no curve"
+                    if r is without[0] else None)
+            ax.annotate(f"seed {r.seed}", (r.epoch_kept, r.test_acc), fontsize=7, xytext=(5, -3),
+                        textcoords="offset points")
         for n, r in enumerate(r for r in g.itertuples() if extra[r.run_id].get("curves")):
             c = extra[r.run_id]["curves"]
             style = ["-", "--", ":", "-."][n % 4]
@@ -241,12 +256,16 @@ def plot_curves(models: pd.DataFrame, extra: dict, path: Path, title: str) -> No
             ax.annotate(f"seed {r.seed}", (c["epoch"][-1], c["val_accuracy"][-1]), fontsize=7, xytext=(3, 0),
                         textcoords="offset points")
         ax.axhline(0.2, color="k", lw=0.6, ls=":")
-        note = f" (seed {', '.join(map(str, without))}: no curve in the files)" if without else ""
+        ax.set_xlim(0, g.epochs.max() + 2)
+        note = f" (seed {', '.join(str(r.seed) for r in without)}: no curve in the files)" if without else ""
         ax.set_title("\n".join(textwrap.wrap(f"fold {fold}: {rule}{note}", 60)), fontsize=8)   # panels side by side
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("accuracy (5 classes, chance 0.2 dotted)")
-    axes[0][0].legend(fontsize=7, loc="lower right")
+    for ax in axes[0][:len(panels)]:
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7, loc="best")
+            break
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

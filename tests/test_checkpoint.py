@@ -228,7 +228,11 @@ def test_recipe_files_read_back_and_a_model_trained_again_replaces_its_row(tmp_p
     merged, _, changed = si.combine([(got, got_extra), (again, {"new": extra["r1"]})])
     assert list(merged.run_id) == ["r0", "new"]
     assert changed == ["fold 1 seed 42 (R): test accuracy 0.4000 then 0.5000 (trained again: not the same weights)"]
-    assert si.combine([(got, got_extra), (models.iloc[[1]], extra)])[2] == []       # the same weights: silent
+    # trained again with the same outcome: the file's row stays and takes the curves it lacked
+    bare = {"r1": {**got_extra["r1"], "curves": None}}
+    same, same_extra, changed = si.combine([(got.iloc[[1]], bare), (models.iloc[[1]].assign(run_id="x"),
+                                                                     {"x": extra["r1"]})])
+    assert list(same.run_id) == ["r1"] and changed == [] and same_extra["r1"]["curves"] == curves
     (tmp_path / "curves.csv").unlink()                                         # files from before curves.csv
     old, old_extra = si.from_files(tmp_path, "emovo")
     assert old_extra["r0"]["curves"] is None and si.curves_table(old, old_extra).empty
