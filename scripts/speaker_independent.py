@@ -262,10 +262,17 @@ def plot_curves(models: pd.DataFrame, extra: dict, path: Path, title: str) -> No
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("accuracy (5 classes, chance 0.2 dotted)")
+    legend = {}                     # one legend for every panel's entries (a panel may lack curves or hollow dots)
     for ax in axes[0][:len(panels)]:
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7, loc="best")
-            break
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(lab, h)
+    if len(axes[0]) > len(panels):  # a spare panel holds it
+        spare = axes[0][len(panels)]
+        spare.set_visible(True)
+        spare.axis("off")
+        spare.legend(legend.values(), legend.keys(), fontsize=9, loc="center")
+    elif legend:
+        axes[0][0].legend(legend.values(), legend.keys(), fontsize=7, loc="best")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -133,7 +133,7 @@ def test_merge_adds_a_piece_and_replaces_a_rerun_configuration(study, tmp_path):
     uri = f"sqlite:///{study['tmp'] / 'mlflow.db.away'}"
     printed = cli(tmp_path, "ser_attacks.report.export", "--tracking-uri", uri, "--sweep", parent, "--out", str(merged),
                   "--merge").stdout
-    assert "Merged: 1 new runs, 6 earlier runs kept, 1 replaced" in printed
+    assert "Merged: 1 runs exported; of the earlier runs 6 kept, 1 exported again, 0 replaced" in printed
     manifest = json.loads((merged / "manifest.json").read_text())
     assert manifest["n_runs"] == 7 and len(manifest["pieces"]) == 2 and manifest["pieces"][1]["sweeps"] == [parent]
     runs = pd.read_csv(merged / "runs.csv")

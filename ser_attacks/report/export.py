@@ -148,14 +148,17 @@ def _as_text(df: pd.DataFrame, float_format: str) -> pd.DataFrame:
 def merge_earlier(out: Path, runs: pd.DataFrame, seg: pd.DataFrame, models: pd.DataFrame):
     """(runs, segments, models) of the export in ``out`` followed by the new ones; an earlier run is dropped when
     a new one has its run id or its configuration (``tags.config_hash``), its segments with it, and a model row
-    only when no kept run attacks it. Returns the three frames and (earlier runs kept, earlier runs replaced)."""
+    only when no kept run attacks it. Returns the three frames and (earlier runs kept, earlier runs exported again,
+    earlier runs replaced by another run of their configuration)."""
     old = _read_text_frame(out / RUNS_FILE)
     if not len(old):
-        return runs, seg, models, (0, 0)
-    gone = old.run_id.isin(set(runs.run_id))
+        return runs, seg, models, (0, 0, 0)
+    again = old.run_id.isin(set(runs.run_id))
+    rerun = pd.Series(False, index=old.index)
     if "tags.config_hash" in old and "tags.config_hash" in runs:
         new_hashes = set(runs["tags.config_hash"].dropna().astype(str)) - {""}
-        gone |= old["tags.config_hash"].isin(new_hashes)
+        rerun = old["tags.config_hash"].isin(new_hashes) & ~again
+    gone = again | rerun
     kept = old[~gone]
     old_seg = _read_text_frame(out / SEGMENTS_FILE, compression="gzip")
     if len(old_seg):
@@ -167,7 +170,8 @@ def merge_earlier(out: Path, runs: pd.DataFrame, seg: pd.DataFrame, models: pd.D
         old_models = old_models[old_models.model_run_id.isin(attacked)
                                 & ~old_models.model_run_id.isin(set(models.model_run_id))]
     return (merged_runs, pd.concat([old_seg, _as_text(seg, "%.6g")], ignore_index=True),
-            pd.concat([old_models, _as_text(models, "%.6g")], ignore_index=True), (len(kept), int(gone.sum())))
+            pd.concat([old_models, _as_text(models, "%.6g")], ignore_index=True),
+            (len(kept), int(again.sum()), int(rerun.sum())))
 
 
 def export(out: Path, uri: str, experiment: str = "ser-attacks", sweeps=(), dataset: str | None = None,
@@ -203,11 +207,11 @@ def export(out: Path, uri: str, experiment: str = "ser-attacks", sweeps=(), data
     piece = {"tracking_uri": uri, "experiment": experiment, "sweeps": list(sweeps), "dataset": dataset,
              "tags": tags or {}, "n_runs": len(df), "exported": time.strftime("%Y-%m-%d %H:%M:%S"),
              "command": command}
-    pieces, n_kept, n_replaced, earlier = [], 0, 0, {}
+    pieces, counts, earlier = [], (0, 0, 0), {}
     if merge and (out / RUNS_FILE).exists():
         earlier = json.loads((out / MANIFEST_FILE).read_text()) if (out / MANIFEST_FILE).exists() else {}
         pieces = earlier.get("pieces") or [{k: earlier.get(k) for k in piece}]
-        runs, seg, models, (n_kept, n_replaced) = merge_earlier(out, runs, seg, models)
+        runs, seg, models, counts = merge_earlier(out, runs, seg, models)
         missing = earlier.get("runs_without_segments", []) + missing
     manifest = {**piece, "n_runs": len(runs), "n_segment_rows": len(seg),
                 "runs_without_segments": missing, "n_models": len(models),
@@ -216,7 +220,8 @@ def export(out: Path, uri: str, experiment: str = "ser-attacks", sweeps=(), data
                 "attacks": sorted(set(df.attack) | set(earlier.get("attacks", []))),
                 "pieces": pieces + [piece]}
     if merge:
-        manifest["merged"] = {"earlier_runs_kept": n_kept, "earlier_runs_replaced": n_replaced, "new_runs": len(df)}
+        manifest["merged"] = {"new_runs": len(df), **dict(zip(("earlier_runs_kept", "earlier_runs_exported_again",
+                                                               "earlier_runs_replaced"), counts))}
     tmp = {f: out / f".{f}.tmp" for f in (RUNS_FILE, SEGMENTS_FILE, MODELS_FILE, MANIFEST_FILE)}
     runs.to_csv(tmp[RUNS_FILE], index=False)
     seg.to_csv(tmp[SEGMENTS_FILE], index=False, compression={"method": "gzip", "mtime": 0}, float_format="%.6g")
@@ -304,8 +309,9 @@ def main(argv=None) -> int:
                Path(a.cache) if a.cache else None, command=cmd, merge=a.merge)
     if a.merge:
         g = m["merged"]
-        print(f"Merged: {g['new_runs']} new runs, {g['earlier_runs_kept']} earlier runs kept, "
-              f"{g['earlier_runs_replaced']} replaced by a new run of the same configuration")
+        print(f"Merged: {g['new_runs']} runs exported; of the earlier runs {g['earlier_runs_kept']} kept, "
+              f"{g['earlier_runs_exported_again']} exported again, {g['earlier_runs_replaced']} replaced by a new run "
+              "of the same configuration")
     extra = f" ({len(m['runs_without_segments'])} runs without adversarial.npz)" if m["runs_without_segments"] else ""
     print(f"Exported {m['n_runs']} runs, {m['n_segment_rows']} segment rows, {m['n_models']} models → "
           f"{a.out}/{RUNS_FILE}, {a.out}/{SEGMENTS_FILE}, {a.out}/{MODELS_FILE}{extra}")
