@@ -99,3 +99,30 @@ def test_overhead_grows_with_the_segments_a_job_attacks():
     fixed, slope = b.overhead_model(jobs)
     assert slope == pytest.approx(0.2) and fixed == pytest.approx(3.4)
     assert b.overhead_model(jobs.assign(segments=8)) == pytest.approx((12.5, 0.0))    # one size: a constant
+
+
+def test_pieces_time_each_fold_and_seed_from_the_files(tmp_path, capsys):
+    """recipes/study_v2/pieces.py: a piece's wall time runs from the start of its training (the training run is
+    logged when it ends) to the end of its last attack; --since leaves out a piece resumed across sessions."""
+    mod = load_script("recipes/study_v2/pieces.py", "study_v2_pieces")
+    t0 = pd.Timestamp("2026-12-06T20:00:00Z")
+    pd.DataFrame({"model_run_id": ["m1", "m0"], "dataset": "emodb", "fold": [2, 0], "seed": [42, 42],
+                  "epochs": [24, 20], "train_seconds": [600.0, 500.0],
+                  "start_time": [(t0 + pd.Timedelta(seconds=600)).isoformat(), "2026-12-05T08:00:00+00:00"]}
+                 ).to_csv(tmp_path / "models.csv", index=False)
+    starts = [t0 + pd.Timedelta(seconds=s) for s in (610, 700, 900)]
+    pd.DataFrame({"start_time": [s.isoformat() for s in starts] + ["2026-12-06T09:00:00+00:00"],
+                  "tags.model_run_id": ["m1", "m1", "m1", "m0"], "metrics.attack_time_s": [50.0, 100.0, 300.0, 9.0],
+                  "metrics.n_samples": [8, 85, 85, 8]}).to_csv(tmp_path / "runs.csv", index=False)
+    got = mod.pieces(tmp_path, pd.Timestamp("2026-12-06T19:00", tz="UTC"))
+    assert len(got) == 1
+    row = got.iloc[0]
+    assert (row.fold, row.training_began, row.jobs, row.attacked_segments, row.attack_s) == (2, "20:00", 3, 178, 450)
+    assert row.wall_min == 20.0                       # 20:00 → the last attack's end at 20:15 + 300 s
+    assert len(mod.pieces(tmp_path)) == 2
+    assert mod.main([str(tmp_path), "--since", "2026-12-06T19:00"]) == 0
+    assert "| emodb | 2 | 42 | 20:00 | 24 | 600 | 3 | 178 | 450 | 20.0 |" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="no piece"):
+        mod.main([str(tmp_path), "--since", "2026-12-07T00:00"])
+    with pytest.raises(SystemExit, match="holds no runs.csv"):
+        mod.pieces(tmp_path / "nothing")

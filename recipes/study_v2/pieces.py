@@ -1,0 +1,66 @@
+"""Study v2's pieces (a fold and a seed: its model trained, then attacked by the plan's configurations), timed from
+the exported files alone: per piece the model's training time, the attack runs' own time, and the wall time from the
+start of its training (the training run's log time minus its training seconds) to the end of the last attack (its
+start + its attack time; feature extraction before training and the last job's bookkeeping are left out).
+
+    python recipes/study_v2/pieces.py results/study_v2/emodb results/study_v2/emovo --since 2026-12-06T20:00 \
+        [--out recipes/study_v2/pieces.csv]
+
+``--since``: only pieces whose training began then or later (a piece resumed across sessions has a wall time that
+measures the breaks). Prints a markdown table.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+
+def pieces(folder: Path, since: pd.Timestamp | None = None) -> pd.DataFrame:
+    for f in ("runs.csv", "models.csv"):
+        if not (folder / f).is_file():
+            raise SystemExit(f"error: {folder} holds no {f} (an export of python -m ser_attacks.report.export)")
+    runs = pd.read_csv(folder / "runs.csv", usecols=lambda c: c in {
+        "start_time", "tags.model_run_id", "metrics.attack_time_s", "metrics.n_samples"})
+    models = pd.read_csv(folder / "models.csv", dtype={"model_run_id": str})
+    runs["start"] = pd.to_datetime(runs.start_time, utc=True, format="ISO8601")
+    runs["end"] = runs.start + pd.to_timedelta(runs["metrics.attack_time_s"], unit="s")
+    rows = []
+    for m in models.itertuples():
+        r = runs[runs["tags.model_run_id"] == m.model_run_id]
+        # the training run is logged when training ends: the piece began train_seconds before it
+        start = pd.Timestamp(m.start_time) - pd.Timedelta(seconds=float(m.train_seconds))
+        if not len(r) or (since is not None and start < since):
+            continue
+        rows.append({"dataset": m.dataset, "fold": m.fold, "seed": m.seed, "training_began": start.strftime("%H:%M"),
+                     "epochs": m.epochs, "train_s": round(m.train_seconds), "jobs": len(r),
+                     "attacked_segments": int(r["metrics.n_samples"].sum()),
+                     "attack_s": round(r["metrics.attack_time_s"].sum()),
+                     "wall_min": round((r.end.max() - start).total_seconds() / 60, 1)})
+    return pd.DataFrame(rows)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("folders", nargs="+", type=Path, help="export folders (results/study_v2/<corpus>)")
+    p.add_argument("--since", default=None, help="only pieces whose model started at or after this UTC time")
+    p.add_argument("--out", type=Path, default=None, help="also write the table as CSV")
+    a = p.parse_args(argv)
+    since = pd.Timestamp(a.since, tz="UTC") if a.since else None
+    table = pd.concat([pieces(f, since) for f in a.folders], ignore_index=True)
+    if not len(table):
+        raise SystemExit("error: no piece (a model with attack runs) in " + ", ".join(map(str, a.folders))
+                         + (f" started since {a.since}" if a.since else ""))
+    if a.out:
+        table.to_csv(a.out, index=False)
+    cols = list(table.columns)
+    sys.stdout.write("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n")
+    for r in table.itertuples(index=False):
+        sys.stdout.write("| " + " | ".join(f"{v:,}" if isinstance(v, int) else str(v) for v in r) + " |\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
