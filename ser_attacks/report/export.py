@@ -212,7 +212,8 @@ def export(out: Path, uri: str, experiment: str = "ser-attacks", sweeps=(), data
         earlier = json.loads((out / MANIFEST_FILE).read_text()) if (out / MANIFEST_FILE).exists() else {}
         pieces = earlier.get("pieces") or [{k: earlier.get(k) for k in piece}]
         runs, seg, models, counts = merge_earlier(out, runs, seg, models)
-        missing = earlier.get("runs_without_segments", []) + missing
+        ids = set(runs.run_id)            # the earlier ones still in the export, once
+        missing = list(dict.fromkeys(r for r in earlier.get("runs_without_segments", []) + missing if r in ids))
     manifest = {**piece, "n_runs": len(runs), "n_segment_rows": len(seg),
                 "runs_without_segments": missing, "n_models": len(models),
                 "models_not_found": models_missing,
