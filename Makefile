@@ -176,10 +176,8 @@ STUDY_EXPERIMENT ?= study
 # study (protocol v2, issue 26): ser_attacks.split.STUDY_FOLDS (EMOVO leave-one-speaker-out) x SEEDS; study-v1: DEFAULT_FOLDS
 SEEDS ?= 42,43,44
 STUDY_K = $(shell $(PY) -c "from ser_attacks.split import STUDY_FOLDS as F; print(F.get('$(DATASET)', 0))")
-STUDY_ALL_FOLDS = $(shell $(PY) -c "from ser_attacks.split import STUDY_FOLDS as F; print(','.join(map(str, range(F.get('$(DATASET)', 0)))))")
-# FOLDS=2 SEEDS=42: one piece (a fold and seed: its model, its attacks), merged into the committed files
-FOLDS ?= $(STUDY_ALL_FOLDS)
-STUDY_FOLDS = $(FOLDS)
+# every fold by default; FOLDS=2 SEEDS=42: one piece (a fold and seed: its model, its attacks), merged into the committed files
+FOLDS ?= $(shell $(PY) -c "from ser_attacks.split import STUDY_FOLDS as F; print(','.join(map(str, range(F.get('$(DATASET)', 0)))))")
 # the study's normalization where not the default (ser_attacks.normalization.STUDY_NORMALIZATION: EMOVO speaker_std)
 STUDY_NORM_NAME = $(shell $(PY) -c "from ser_attacks.normalization import STUDY_NORMALIZATION as N; print(N.get('$(DATASET)', ''))")
 STUDY_NORM = $(if $(STUDY_NORM_NAME),normalization=$(STUDY_NORM_NAME))
@@ -192,7 +190,7 @@ STUDY_V1_FOLDS = $(shell $(PY) -c "from ser_attacks.split import DEFAULT_FOLDS a
 study: install  ## the study (v2): all speaker folds x SEEDS x the study grid (conf/experiment/study.yaml), then export to results/study_v2/DATASET (DATASET=emodb N=24 ROOT=...)
 	@test "$(DATASET)" != synthetic || { echo "make study needs DATASET=emodb|emovo|ravdess"; exit 2; }
 	$(PY) -m ser_attacks -m experiment=study dataset=$(DATASET) +hparams=$(DATASET)_paper split.n_folds=$(STUDY_K) \
-		split.fold=$(STUDY_FOLDS) seed=$(SEEDS) $(STUDY_NORM) $(STUDY_DISK) $(STUDY_ROOT_ARG) $(STUDY_N_ARG) $(ARGS)
+		split.fold=$(FOLDS) seed=$(SEEDS) $(STUDY_NORM) $(STUDY_DISK) $(STUDY_ROOT_ARG) $(STUDY_N_ARG) $(ARGS)
 	$(MAKE) study-export DATASET=$(DATASET) STUDY_EXPERIMENT=study-v2 STUDY_OUT=results/study_v2/$(DATASET) EXPORT_MERGE=--merge
 
 study-v1: install  ## study v1 as in results/study (validation fold, val_loss, one seed, EMOVO 3 folds), then export
@@ -205,7 +203,7 @@ study-v1: install  ## study v1 as in results/study (validation fold, val_loss, o
 study-models: install  ## the study's models alone (v2 rule): folds x SEEDS, clean accuracy + curves → recipes/speaker_independent/DATASET
 	@test "$(DATASET)" != synthetic || { echo "make study-models needs DATASET=emodb|emovo|ravdess"; exit 2; }
 	$(PY) -m ser_attacks -m experiment=study_models dataset=$(DATASET) +hparams=$(DATASET)_paper split.n_folds=$(STUDY_K) \
-		split.fold=$(STUDY_FOLDS) seed=$(SEEDS) $(STUDY_NORM) tracking.experiment=$(STUDY_MODELS_EXPERIMENT) $(STUDY_ROOT_ARG) $(ARGS)
+		split.fold=$(FOLDS) seed=$(SEEDS) $(STUDY_NORM) tracking.experiment=$(STUDY_MODELS_EXPERIMENT) $(STUDY_ROOT_ARG) $(ARGS)
 	$(PY) scripts/speaker_independent.py --experiment $(STUDY_MODELS_EXPERIMENT) --dataset $(DATASET) --out recipes/speaker_independent/$(DATASET) \
 		$(if $(wildcard recipes/speaker_independent/$(DATASET)/models.csv),--from recipes/speaker_independent/$(DATASET))
 

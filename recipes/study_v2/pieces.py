@@ -45,7 +45,7 @@ def pieces(folder: Path, since: pd.Timestamp | None = None) -> pd.DataFrame:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("folders", nargs="+", type=Path, help="export folders (results/study_v2/<corpus>)")
-    p.add_argument("--since", default=None, help="only pieces whose model started at or after this UTC time")
+    p.add_argument("--since", default=None, help="only pieces whose training began at or after this UTC time")
     p.add_argument("--out", type=Path, default=None, help="also write the table as CSV")
     a = p.parse_args(argv)
     since = pd.Timestamp(a.since, tz="UTC") if a.since else None

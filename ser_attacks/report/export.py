@@ -295,7 +295,7 @@ def main(argv=None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add_run_filters(p)
     p.add_argument("--out", required=True, help="folder for runs.csv, segments.csv.gz, manifest.json "
-                   "(e.g. results/study/emodb); files of an earlier export there are replaced")
+                   "(e.g. results/study/emodb); files of an earlier export there are replaced, unless --merge")
     p.add_argument("--merge", action="store_true", help="add to the export already in --out (a study run piece by "
                    "piece): its runs stay unless a new run has the same configuration (tags.config_hash)")
     p.add_argument("--cache", default=None, help="artifact download cache "
