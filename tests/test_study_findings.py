@@ -66,12 +66,14 @@ def test_gender_verdicts_from_the_tables():
     female more vulnerable contradicts); the planned minimal perturbation: not measured without FMN runs."""
     from types import SimpleNamespace as NS
     s = "emodb (split=speaker_cv)"
-    clean = pd.DataFrame({"setting": [s, "emodb (split=paper)"], "gap_lo": [-0.05, -0.5], "gap_hi": [0.08, 0.5]})
+    clean = pd.DataFrame({"setting": [s, "emodb (split=paper)"], "gap": [0.01, 0.0], "gap_lo": [-0.05, -0.5],
+                          "gap_hi": [0.08, 0.5]})
     t47 = pd.DataFrame({"setting": [s, s], "attack": ["fgsm", "pixel"], "gap": [-0.2, 0.3], "p": [0.01, 0.01],
                         "p_holm": [0.02, 0.02]})
     t = NS(items=[NS(key="table03_clean_accuracy", data=clean), NS(key="table47_gender_accuracy", data=t47)])
-    out = {(d["claim"], d["measure"].split(",")[0]): d["verdict"]
-           for d in _findings().gender_verdicts(t, None, pd.DataFrame())}
+    rows = _findings().gender_verdicts(t, None, pd.DataFrame())
+    out = {(d["claim"], d["measure"].split(",")[0]): d["verdict"] for d in rows}
+    assert rows[0]["evidence"].startswith("+0.010 [-0.05, 0.08]")                 # the verdict carries its numbers
     assert out[("clean accuracy alike (±0.1)", "clean accuracy")] == "equivalent to no effect"
     assert out[("male more vulnerable", "adversarial accuracy")] == "contradicted"    # fgsm: female more vulnerable
     assert out[("male more vulnerable", "minimal L∞ perturbation (FMN)")] == "not measured"
@@ -88,8 +90,8 @@ def test_one_speaker_per_gender_is_not_testable_never_equivalent():
     assert planmod.negligible(0.05, 0.05, 0.10, n_speakers=1) == "not testable"
     assert planmod.negligible(-0.05, 0.08, 0.10, n_speakers=5) == "negligible"
     s = "emodb (split=speaker_cv)"
-    clean = pd.DataFrame({"setting": [s], "gap_lo": [0.053], "gap_hi": [0.053], "n_speakers_female": [1],
-                          "n_speakers_male": [1]})
+    clean = pd.DataFrame({"setting": [s], "gap": [0.053], "gap_lo": [0.053], "gap_hi": [0.053],
+                          "n_speakers_female": [1], "n_speakers_male": [1]})
     t = NS(items=[NS(key="table03_clean_accuracy", data=clean)])
     out = {d["claim"]: d["verdict"] for d in _findings().gender_verdicts(t, None, pd.DataFrame())}
     assert out["clean accuracy alike (±0.1)"] == "not testable"
@@ -110,3 +112,15 @@ def test_a_single_protocol_is_still_named_so_the_sections_find_it():
     runs = NS(df=df)
     _findings().label_protocols(runs)
     assert runs.df.setting.tolist() == ["emodb (split=speaker_cv)"] * 2 + ["ravdess (split=paper)"]
+
+
+def test_planned_gender_family_is_fmn_per_corpus():
+    """The pre-registered gender test adjusts over FMN's corpora only: the report's Holm over every minimum-norm
+    attack (C&W-L∞ on the subsample beside FMN) would turn two one-sided p of 0.02-0.03 into "not shown"."""
+    rows = pd.DataFrame({"setting": ["emodb", "emodb", "ravdess", "ravdess", "emovo"],
+                         "protocol": ["split=speaker_cv"] * 5, "attack": ["fmn", "cw_linf", "fmn", "cw_linf", "fmn"],
+                         "p": [0.03, 0.5, 0.02, 0.6, float("nan")]})
+    out = _findings().planned_gender_family(rows)
+    assert list(out.setting) == ["emodb", "ravdess", "emovo"]
+    assert out.p_holm.iloc[:2].tolist() == [0.04, 0.04] and out.p_holm.isna().iloc[2]
+    assert _findings().planned_gender_family(pd.DataFrame()).empty
