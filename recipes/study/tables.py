@@ -39,6 +39,15 @@ def _ci(m, lo, hi) -> str:
     return fci(m, lo, hi)[len(f"{m:.3f}"):] if m == m else ""
 
 
+def name_protocols(tables: list[pd.DataFrame], configs: pd.DataFrame) -> None:
+    """A report of one protocol names its settings by corpus alone ("emodb"): add the protocol the runs used
+    (``configurations.csv``'s split column), so that study v2's first pieces, all speaker_cv, find their rows."""
+    split = configs.drop_duplicates("setting").set_index("setting").split.dropna().astype(str)
+    for df in tables:
+        bare = ~df.setting.astype(str).str.contains("(split=", regex=False) & df.setting.isin(split.index)
+        df.loc[bare, "setting"] = df.setting[bare] + " (split=" + df.setting[bare].map(split) + ")"
+
+
 def datasets(side: pd.DataFrame) -> list[str]:
     """The corpora with speaker_cv results, the paper's three first."""
     found = sorted({s[:-len(f" ({FREE})")] for s in side.setting if s.endswith(f" ({FREE})")})
@@ -126,20 +135,21 @@ def training_table(results: Path) -> list[str]:
     if not files:
         return [f"(no models.csv under {results}: export with `python -m ser_attacks.report.export`)"]
     m = pd.concat([pd.read_csv(f, dtype={"fold": str}) for f in files], ignore_index=True)
-    lines = ["| corpus | split | fold | epochs | training (s) | test accuracy (test segments) |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| corpus | split | fold | seed | epochs | training (s) | test accuracy (test segments) |",
+             "|---|---|---|---|---|---|---|"]
     order = {d: i for i, d in enumerate(ANCHORS)}
     groups = sorted(m.groupby(["dataset", "split"]), key=lambda k: (order.get(k[0][0], 99), k[0][0],
                                                                       k[0][1] != "speaker_cv"))
     for (d, split), g in groups:
         cv = split == "speaker_cv"
-        g = g.sort_values("fold", key=lambda f: pd.to_numeric(f, errors="coerce")) if cv else g
+        g = g.assign(_f=pd.to_numeric(g.fold, errors="coerce")).sort_values(["_f", "seed"] if "seed" in g else "_f")
         for _, r in g.iterrows():
-            lines.append(f"| {d} | {split} | {r.fold if cv else '–'} | {r.epochs:.0f} | {r.train_seconds:,.0f} | "
-                         f"{f3(r.test_acc)} ({r.n_test:.0f}) |")
+            seed = r.get("seed")
+            lines.append(f"| {d} | {split} | {r.fold if cv else '–'} | {'–' if pd.isna(seed) else f'{seed:.0f}'} | "
+                         f"{r.epochs:.0f} | {r.train_seconds:,.0f} | {f3(r.test_acc)} ({r.n_test:.0f}) |")
         if len(g) > 1:
             pooled = (g.test_acc * g.n_test).sum() / g.n_test.sum()
-            lines.append(f"| {d} | {split} | **all {len(g)}** | {g.epochs.sum():.0f} | "
+            lines.append(f"| {d} | {split} | **all {len(g)}** | | {g.epochs.sum():.0f} | "
                          f"**{g.train_seconds.sum():,.0f}** | {f3(pooled)} ({g.n_test.sum():.0f}, pooled) |")
     return lines
 
@@ -156,6 +166,7 @@ def main(argv=None) -> None:
     best = pd.read_csv(t / "table05_best_accuracy.csv")
     clean = pd.read_csv(t / "table03_clean_accuracy.csv")
     configs = pd.read_csv(t / "configurations.csv").copy()
+    name_protocols([side, best, clean, configs], configs.copy())
     md = ["# The study's tables", "", f"Made by `python recipes/study/tables.py --report {args.report} --out "
           f"{args.out}` from the report's CSV tables. *ours* = `split=speaker_cv` (every speaker tested once, "
           "folds pooled) unless marked leaky; *paper* = the paper's published value (its leaky protocol; time "
