@@ -631,3 +631,17 @@ def test_a_rerun_supersedes_its_job_and_mixed_models_are_flagged():
     assert mixed_models(df[df.run_id != "legacy"]) == []              # fold 0: m2 only; fold 1: m3 only
     (line,) = mixed_models(df)                                        # fold 1: m3 and m1 (legacy run)
     assert "emodb fold 1 seed 0" in line and "2 trained models" in line and "`m3` (1 runs)" in line
+
+
+def test_summary_gender_not_testable_names_why_and_where_the_planned_test_is():
+    """EmoDB's 5 folds of 1 F + 1 M have 5 speakers per gender but no two-sided p below α: the summary must not say
+    "too few speakers" alone, and points to the minimal-perturbation test (one-sided where planned)."""
+    from types import SimpleNamespace as NS
+
+    from ser_attacks.report import summary
+    t3 = pd.DataFrame({"setting": ["emodb"], "gap": [0.04], "p": [float("nan")]})
+    t47 = pd.DataFrame({"setting": ["emodb"], "attack": ["fgsm"], "gap": [0.0], "p": [float("nan")],
+                        "p_holm": [float("nan")]})
+    line = summary._gender({"table03_clean_accuracy": NS(data=t3), "table47_gender_accuracy": NS(data=t47)})
+    assert line.startswith("Gender: not testable on clean or adversarial accuracy")
+    assert "relabellings within folds" in line and "Measures below saturation" in line

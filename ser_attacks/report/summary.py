@@ -358,7 +358,9 @@ def _gender(t) -> str | None:
         return "Gender: the female − male gap is significant after Holm for " + _and(sig) + "."
     n_tested = sum(int(d.p.notna().sum()) for d in (t3, t47) if d is not None and len(d) and "p" in d)
     if not n_tested:
-        return "Gender: not testable (too few speakers per gender)."
+        return ("Gender: not testable on clean or adversarial accuracy (too few speakers per gender, or too few "
+                "relabellings within folds for a two-sided p below α); the minimal-perturbation test, one-sided where "
+                "a plan says so, is under \"Measures below saturation\".")
     return "Gender: no female − male gap is significant after Holm, in " + _and(parts) + "."
 
 
