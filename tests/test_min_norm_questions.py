@@ -128,16 +128,22 @@ def test_ranking_not_testable_with_two_speakers():
 
 
 def test_configurations_of_one_attack_stay_apart_in_every_table():
-    """DeepFool at three max_iter: the pairs, gender and verdict lines name each configuration (the study's
-    first export printed "deepfool − deepfool" three times), and a not-testable verdict reads once."""
+    """DeepFool at three max_iter: the tables name each configuration (the study's first export printed "deepfool −
+    deepfool" three times); the ranking compares attacks, so one configuration (the most iterations) stands for
+    DeepFool in the pairs and in Holm, the others are listed as not ranked; a not-testable verdict reads once."""
     def df(cfg, shift):
         x = segs({"s0": [0.1 + shift], "s1": [0.2 + shift]}, "deepfool", measure="min_snr_db")
         return x.assign(config=cfg)
-    seg = pd.concat([df("max_iter=1", 0.0), df("max_iter=20", 1.0)])
+    fmn = segs({"s0": [0.5], "s1": [0.6]}, "fmn", measure="min_snr_db").assign(config="norm=2")
+    seg = pd.concat([df("max_iter=1", 0.0), df("max_iter=5", 0.5), df("max_iter=20", 1.0), fmn])
     md = "\n".join(q.section(seg, n_boot=50))
-    assert "deepfool max_iter=1 − deepfool max_iter=20" in md
-    assert "| emodb (split=speaker_cv) | deepfool max_iter=20 |" in md
+    assert "deepfool max_iter=1 − deepfool" not in md and "deepfool max_iter=5 − " not in md
+    assert "| emodb (split=speaker_cv) | deepfool max_iter=20 − fmn norm=2 |" in md
+    assert "| emodb (split=speaker_cv) | deepfool max_iter=1 (not ranked: same attack) |" in md
     assert "not testable (not testable" not in md and "(descriptive); not testable (speakers" in md
+    assert q.ranked_configs([("fmn", "norm=inf"), ("fmn", "norm=2"), ("deepfool", "max_iter=5"),
+                             ("deepfool", "max_iter=20"), ("boundary", "default")]) == [
+        ("boundary", "default"), ("deepfool", "max_iter=20"), ("fmn", "norm=2"), ("fmn", "norm=inf")]
 
 
 # --------------------------------------------------------------------------------- curve vs fixed budget

@@ -275,24 +275,44 @@ def _configs(t: pd.DataFrame, measure: str) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------------------------- ranking
+def ranked_configs(names) -> list[tuple[str, str]]:
+    """The (attack, config) pairs that the ranking compares: one per attack and norm. A ranking compares attacks
+    (study v2's plan lists six: FMN L∞ and L2, DeepFool, C&W-L2, C&W-L∞, Boundary), so an attack's several
+    configurations (DeepFool's max_iter 1, 5, 20) are neither compared with each other nor counted several times in
+    Holm: the one with the most iterations (``max_iter``: the fullest search) stands for the attack, else the first
+    in sorted order. The others stay in the summaries, marked not ranked."""
+    groups: dict = {}
+    for a, c in sorted(names):
+        norm = re.search(r"norm=(\w+)", str(c))
+        groups.setdefault((a, norm.group(1) if norm else None), []).append((a, c))
+
+    def iters(ac) -> int:
+        m = re.search(r"max_iter=(\d+)", str(ac[1]))
+        return int(m.group(1)) if m else -1
+    return sorted(max(v, key=iters) for v in groups.values())
+
+
 def ranking(t: pd.DataFrame, measure: str, n_boot: int = N_BOOT) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(summaries, pairs) of the minimum-norm attacks of each corpus on ``measure``. summaries: per setting and
     attack configuration the median of the speaker medians [CI], speakers, correct segments, censored segments.
-    pairs: every pair a, b on the correct segments both attacked: Δ = mean over speakers of (median a − median
-    b), capped (``cap``), CI over speakers, sign-flip p, Holm within the protocol (``stats.FAMILY_RULE``)."""
+    ``ranked``: whether the configuration stands for its attack in the pairs (``ranked_configs``).
+    pairs: every pair a, b of ranked configurations on the correct segments both attacked: Δ = mean over speakers of
+    (median a − median b), capped (``cap``), CI over speakers, sign-flip p, Holm within the protocol
+    (``stats.FAMILY_RULE``)."""
     m = _configs(t, measure)
     top = cap(m, measure) if len(m) else np.nan
     sums, pairs = [], []
     for (setting, protocol), g in m.groupby(["setting", "protocol"], sort=True):
         names = sorted({(a, c) for a, c in zip(g.attack, g.config)})
+        ranked = ranked_configs(names)
         for a, c in names:
             med = speaker_medians(g[(g.attack == a) & (g.config == c)], measure)
             mid, lo, hi = across_speakers(med, n_boot)
             sub = g[(g.attack == a) & (g.config == c) & g.correct]
             sums.append({"setting": setting, "protocol": protocol, "attack": a, "config": c, "median": mid,
                          "lo": lo, "hi": hi, "n_speakers": len(med), "n_correct": len(sub),
-                         "n_censored": int(np.isposinf(sub[measure]).sum())})
-        for (a, ca), (b, cb) in itertools.combinations(names, 2):
+                         "n_censored": int(np.isposinf(sub[measure]).sum()), "ranked": (a, c) in ranked})
+        for (a, ca), (b, cb) in itertools.combinations(ranked, 2):
             x = g[(g.attack == a) & (g.config == ca) & g.correct]
             y = g[(g.attack == b) & (g.config == cb) & g.correct]
             common = sorted(set(x.key) & set(y.key))
@@ -324,6 +344,8 @@ def smallest_verdict(sums: pd.DataFrame, pairs: pd.DataFrame) -> str:
     """Which attack needs the smallest perturbation (one corpus): the one with the smallest median of speaker
     medians; *supported* when it is below every other after Holm, *contradicted* when another is below it after
     Holm, else *not shown* (or *not testable* when no pair is)."""
+    if "ranked" in sums:
+        sums = sums[sums.ranked.astype(bool)]
     if len(sums) < 2:
         return "one minimum-norm attack: nothing to rank"
     best = sums.sort_values("median").iloc[0]
@@ -499,7 +521,7 @@ def section(seg: pd.DataFrame, plan=None, n_boot: int = N_BOOT, level: int = 2) 
                f"**(1) Ranking: which attack needs the smallest perturbation**{planned('ranking', measure, prots)}", "",
                "| setting | attack | median [95% CI] | speakers | correct segments × models | never flipped |",
                "|---|---|---|---|---|---|"]
-        md += [f"| {r.setting} | {_name(r.attack, r.config)} | "
+        md += [f"| {r.setting} | {_name(r.attack, r.config)}{'' if r.ranked else ' (not ranked: same attack)'} | "
                f"{_ival(r.median, r.lo, r.hi, measure, r.n_speakers)} | {r.n_speakers} | {r.n_correct} | "
                f"{r.n_censored} |" for r in sums.itertuples()]
         if len(pairs):
