@@ -50,6 +50,10 @@ def test_verdicts_table_and_how_they_moved():
     assert "| (3) gender | male more vulnerable | emodb | min L∞ | not measured | **supported** |" in md
     assert "| (1) ranking | JSMA strongest | emodb | success | not shown | not shown |" in md
     assert "| (3) gender | clean accuracy alike | emodb | clean | – | **not shown** |" in md
+    # v2's verdicts carry their plan status and numbers; the table shows them beside the later verdict
+    md = "\n".join(f.compare(v1, v2.assign(plan="planned", evidence=["Δ +0.00", "+0.01 σ; p 0.02", "+0.04"])))
+    assert "| before | after | plan (after) | evidence (after) |" in md
+    assert "| not measured | **supported** | planned | +0.01 σ; p 0.02 |" in md
 
 
 def test_compare_file_checked_before_any_work(tmp_path, capsys):

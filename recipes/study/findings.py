@@ -399,7 +399,8 @@ def main(argv=None) -> None:
     md += [*ranking_section(t, plan, verdicts), *language_section(t, plan), *gender_section(t, plan),
            *min_norm_questions.section(mn_seg, plan)]
     verdicts.append({"question": "(2) languages", "claim": "no substantial difference; English most susceptible",
-                     "corpus": "all", "measure": "–", "verdict": "not identifiable", "plan": "planned" if plan else "–",
+                     "corpus": "all", "measure": "–", "verdict": "not identifiable",
+                     "plan": planmod.PLANNED if plan is not None else planmod.EXPLORATORY,
                      "evidence": "one corpus per language: speakers, model, emotions and recordings confounded"})
     verdicts += gender_verdicts(t, plan, mn_seg)
     table = pd.DataFrame(verdicts, columns=["question", "claim", "corpus", "measure", "verdict", "plan", "evidence"])
