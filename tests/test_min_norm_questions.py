@@ -141,6 +141,8 @@ def test_configurations_of_one_attack_stay_apart_in_every_table():
     assert "| emodb (split=speaker_cv) | deepfool max_iter=20 − fmn norm=2 |" in md
     assert "| emodb (split=speaker_cv) | deepfool max_iter=1 (not ranked: same attack) |" in md
     assert "not testable (not testable" not in md and "(descriptive); not testable (speakers" in md
+    gender = q.gender(q.tidy(seg), "min_snr_db")                    # each attack once in the gender family too
+    assert sorted(zip(gender.attack, gender.config)) == [("deepfool", "max_iter=20"), ("fmn", "norm=2")]
     assert q.ranked_configs([("fmn", "norm=inf"), ("fmn", "norm=2"), ("deepfool", "max_iter=5"),
                              ("deepfool", "max_iter=20"), ("boundary", "default")]) == [
         ("boundary", "default"), ("deepfool", "max_iter=20"), ("fmn", "norm=2"), ("fmn", "norm=inf")]

@@ -415,12 +415,17 @@ def budgets(t: pd.DataFrame, measure: str = "min_linf") -> pd.DataFrame:
 def gender(t: pd.DataFrame, measure: str, n_boot: int = N_BOOT, alternative=None) -> pd.DataFrame:
     """Female − male of the speaker medians (capped) per corpus and minimum-norm attack: the gap [CI: bootstrap
     over the speakers of each gender], labels permuted within folds; per gender the median of the speaker
-    medians [CI]; Holm within the protocol. ``alternative(protocol)``: the test's alternative for that protocol
-    (one-sided only where an analysis plan pre-registered it; default two-sided), named beside its p."""
+    medians [CI]; Holm within the protocol, each attack once (``ranked_configs``: DeepFool's three max_iter are one
+    attack). ``alternative(protocol)``: the test's alternative for that protocol (one-sided only where an analysis
+    plan pre-registered it; default two-sided), named beside its p."""
     m = _configs(t, measure)
     top = cap(m, measure) if len(m) else np.nan
     rows = []
+    ranked = {k: set(ranked_configs(set(zip(g.attack, g.config))))
+              for k, g in m.groupby(["setting", "protocol"], sort=True)}
     for (setting, protocol, a, c), g in m.groupby(["setting", "protocol", "attack", "config"], sort=True):
+        if (a, c) not in ranked[(setting, protocol)]:
+            continue
         med = _capped(speaker_medians(g, measure), top)
         f, mm = med[med.gender == "female"], med[med.gender == "male"]
         gap, lo, hi = (stats.hier_gap_ci(f, mm, "v", n_boot, shared_seeds=True) if len(f) and len(mm)
