@@ -16,6 +16,8 @@ def test_one_protocol_report_names_its_protocol():
     clean = pd.DataFrame({"setting": ["emodb", "emovo (split=paper)"]})
     _tables().name_protocols([clean], configs)
     assert clean.setting.tolist() == ["emodb (split=speaker_cv)", "emovo (split=paper)"]
+    _tables().name_protocols([clean], pd.DataFrame({"setting": ["emodb"]}))     # no split column: left as it is
+    assert clean.setting.tolist() == ["emodb (split=speaker_cv)", "emovo (split=paper)"]
 
 
 def test_training_table_one_row_per_fold_and_seed(tmp_path):

@@ -42,6 +42,8 @@ def _ci(m, lo, hi) -> str:
 def name_protocols(tables: list[pd.DataFrame], configs: pd.DataFrame) -> None:
     """A report of one protocol names its settings by corpus alone ("emodb"): add the protocol the runs used
     (``configurations.csv``'s split column), so that study v2's first pieces, all speaker_cv, find their rows."""
+    if "split" not in configs:                       # a report written before configurations.csv had it
+        return
     split = configs.drop_duplicates("setting").set_index("setting").split.dropna().astype(str)
     for df in tables:
         bare = ~df.setting.astype(str).str.contains("(split=", regex=False) & df.setting.isin(split.index)
