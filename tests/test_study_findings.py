@@ -97,8 +97,20 @@ def test_one_speaker_per_gender_is_not_testable_never_equivalent():
     clean = pd.DataFrame({"setting": [s], "gap": [0.053], "gap_lo": [0.053], "gap_hi": [0.053],
                           "n_speakers_female": [1], "n_speakers_male": [1]})
     t = NS(items=[NS(key="table03_clean_accuracy", data=clean)])
-    out = {d["claim"]: d["verdict"] for d in _findings().gender_verdicts(t, None, pd.DataFrame())}
+    rows = _findings().gender_verdicts(t, None, pd.DataFrame())
+    out = {d["claim"]: d["verdict"] for d in rows}
     assert out["clean accuracy alike (±0.1)"] == "not testable"
+    assert rows[0]["evidence"].endswith("; 1 speaker of the smaller gender")
+
+
+def test_a_reference_attack_says_why_it_has_no_holm_p():
+    """Noise and AutoAttack are checklist references outside every Holm family: the corpus table says so rather
+    than showing a raw p beside a bare '–'."""
+    f = _findings()
+    assert f._holm_or_reference("noise", float("nan")) == "reference: outside Holm"
+    assert f._holm_or_reference("autoattack", float("nan")) == "reference: outside Holm"
+    assert f._holm_or_reference("fgsm", 0.25) == "0.250"
+    assert f._holm_or_reference("fgsm", float("nan")) == "–"
 
 
 def test_ranking_with_no_testable_comparison_is_not_testable():

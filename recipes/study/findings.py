@@ -48,6 +48,11 @@ def f3(v) -> str:
     return "–" if v is None or v != v else f"{v:.3f}"
 
 
+def _holm_or_reference(attack: str, p_holm) -> str:
+    """A reference configuration (noise, AutoAttack) is outside every Holm family: say so instead of '–'."""
+    return "reference: outside Holm" if attack in stats.REFERENCES else f3(p_holm)
+
+
 def _planned(plan, question: str, measure: str = "success_rate") -> str:
     """' *(planned)*' / ' *(exploratory)*': whether the analysis plan listed this comparison."""
     return f" *({planmod.status(plan, question, measure, FREE)})*"
@@ -189,7 +194,7 @@ def language_section(t, plan=None) -> list[str]:
               "run here" + _planned(plan, "corpus") + ": clean accuracy, then per attack the success rate on the "
               "segments each model classified correctly (adversarial accuracy falls with clean accuracy); corpus "
               "a − corpus b, 95% CI by speakers, p permuting speakers between corpora (a corpus difference, not a "
-              "language one), Holm per family.", "",
+              "language one), Holm per family (noise and AutoAttack are references, outside every family).", "",
               "| a − b | attack | clean / success a | clean / success b | Δ [95% CI] | p (speakers) | p (Holm) |",
               "|---|---|---|---|---|---|---|"]
     for r in clean.itertuples():
@@ -198,7 +203,7 @@ def language_section(t, plan=None) -> list[str]:
     for r in lt[lt.attack != "clean"].itertuples():
         lines.append(f"| {r.a} − {r.b} | {r.attack} | {f3(r.success_a)} (of {r.n_correct_a:.0f}) | "
                      f"{f3(r.success_b)} (of {r.n_correct_b:.0f}) | {_gap(r.success_diff, r.success_lo, r.success_hi)} "
-                     f"| {r.success_test} | {f3(r.success_p_holm)} |")
+                     f"| {r.success_test} | {_holm_or_reference(r.attack, r.success_p_holm)} |")
     adv = lt[lt.attack != "clean"]
     rates = {}
     for r in adv[adv.attack.isin(PAPER_ATTACKS)].itertuples():
@@ -303,7 +308,7 @@ def gender_verdicts(t, plan, mn_seg: pd.DataFrame) -> list[dict]:
                                                                           "not negligible": "contradicted"}.get(v, v),
                     "plan": planmod.status(plan, "gender", "clean_acc", FREE),
                     "evidence": _gap(r.gap, r.gap_lo, r.gap_hi)
-                    + (f"; {k:g} speakers of the smaller gender" if k is not None else "")})
+                    + (f"; {k:g} speaker{'s' if k != 1 else ''} of the smaller gender" if k is not None else "")})
     g = next((i.data for i in t.items if i.key == "table47_gender_accuracy"), None)
     if g is not None and len(g):
         g = g[g.setting.str.endswith(f"({FREE})") & g.attack.isin(WHITE_BOX)]
