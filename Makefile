@@ -184,7 +184,7 @@ STUDY_NORM = $(if $(STUDY_NORM_NAME),normalization=$(STUDY_NORM_NAME))
 STUDY_DISK = tracking.save_x_adv=false   # ~10 MB per run of x_adv, ~30 GB over the study; no report reads it
 STUDY_MODELS_EXPERIMENT = study-models$(if $(STUDY_NORM_NAME),-$(subst _,-,$(STUDY_NORM_NAME)))
 STUDY_V1_FOLDS = $(shell $(PY) -c "from ser_attacks.split import DEFAULT_FOLDS as F; print(','.join(map(str, range(F.get('$(DATASET)', 0)))))")
-.PHONY: study study-v1 study-models study-leaky study-leaky-v1 study-export study-report
+.PHONY: study study-v1 study-models study-leaky study-leaky-v1 study-export study-report study-v2-findings
 ##@ Experiments: the paper grid, the study, model selection
 
 study: install  ## the study (v2): all speaker folds x SEEDS x the study grid (conf/experiment/study.yaml), then export to results/study_v2/DATASET (DATASET=emodb N=24 ROOT=...)
@@ -226,6 +226,16 @@ study-export: install  ## per-segment export of every FINISHED study run of DATA
 ##@ Results: MLflow, reports, figures
 study-report: install  ## the study's report from the committed files alone (no MLflow): results/study/*/ → reports/study
 	$(PY) -m ser_attacks.report --from-results $(dir $(wildcard results/study/*/runs.csv)) --out reports/study $(ARGS)
+
+# study v2's analysis, from the committed files alone; the committed report leaves out report.html (its figures
+# embedded: >2 MB) and tables/runs.csv (results/study_v2/*/runs.csv again)
+STUDY_V2_RESULTS = $(patsubst %/runs.csv,%,$(wildcard results/study_v2/*/runs.csv))
+study-v2-findings: install  ## study v2's report, tables.md and findings.md (planned vs exploratory, v1 → v2 verdicts) from results/study_v2/*/ → recipes/study_v2
+	$(PY) -m ser_attacks.report --from-results $(STUDY_V2_RESULTS) --plan recipes/study_v2/plan.yaml --out recipes/study_v2/report $(ARGS)
+	rm -f recipes/study_v2/report/report.html recipes/study_v2/report/tables/runs.csv
+	$(PY) recipes/study/tables.py --report recipes/study_v2/report --results results/study_v2 --out recipes/study_v2/tables.md
+	$(PY) recipes/study/findings.py $(STUDY_V2_RESULTS) --plan recipes/study_v2/plan.yaml --verdicts recipes/study_v2/verdicts.csv \
+		--compare recipes/study/verdicts_v1.csv --out recipes/study_v2/findings.md
 
 .PHONY: defenses-table
 defenses-table: install  ## the defenses recipe's table, curves and verdicts from experiment `defenses` → recipes/defenses/DATASET (DATASET=emodb)

@@ -319,3 +319,20 @@ def test_study_experiment_is_the_paper_grid_plus_references_on_every_speaker_fol
                          "VENV=/nonexistent"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
     assert "experiment=study_leaky" in lk and "seed=42,43,44" in lk and "STUDY_EXPERIMENT=study-v2" in lk
     assert [w for w in lk if w.startswith("normalization=")] == norm
+
+
+def test_study_v2_findings_target_builds_the_analysis_from_the_committed_files():
+    """`make study-v2-findings`: the report (with the plan), tables.md and findings.md (with v1's verdicts to
+    compare) from results/study_v2/*/ alone, every corpus folder that holds a runs.csv."""
+    import subprocess
+    import sys
+    runs = sorted((ROOT / "results" / "study_v2").glob("*/runs.csv"))
+    corpora = " ".join(f"results/study_v2/{p.parent.name}" for p in runs)
+    out = subprocess.run(["make", "-n", "study-v2-findings", f"PY={sys.executable}", "VENV=/nonexistent"], cwd=ROOT,
+                         capture_output=True, text=True, check=True).stdout
+    report, rm, tables, findings = [ln for ln in out.replace("\\\n", " ").splitlines() if "recipes/study" in ln]
+    assert f"--from-results {corpora} --plan recipes/study_v2/plan.yaml --out recipes/study_v2/report" in report
+    assert "report.html" in rm and "tables/runs.csv" in rm
+    assert "--out recipes/study_v2/tables.md" in tables
+    assert f"findings.py {corpora} --plan recipes/study_v2/plan.yaml" in findings
+    assert "--compare recipes/study/verdicts_v1.csv" in findings and "--out recipes/study_v2/findings.md" in findings
