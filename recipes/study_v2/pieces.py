@@ -34,7 +34,9 @@ def pieces(folder: Path, since: pd.Timestamp | None = None) -> pd.DataFrame:
         start = pd.Timestamp(m.start_time) - pd.Timedelta(seconds=float(m.train_seconds))
         if not len(r) or (since is not None and start < since):
             continue
-        rows.append({"dataset": m.dataset, "fold": m.fold, "seed": m.seed, "training_began": start.strftime("%H:%M"),
+        # a model of the leaky comparison (split=paper) has no fold
+        fold = int(m.fold) if m.fold == m.fold else f"split={getattr(m, 'split', '?')}"
+        rows.append({"dataset": m.dataset, "fold": fold, "seed": m.seed, "training_began": start.strftime("%H:%M"),
                      "epochs": m.epochs, "train_s": round(m.train_seconds), "jobs": len(r),
                      "attacked_segments": int(r["metrics.n_samples"].sum()),
                      "attack_s": round(r["metrics.attack_time_s"].sum()),

@@ -1,0 +1,29 @@
+"""recipes/study_v2/pieces.py: a piece's times from the exported files alone; the leaky comparison's model (no
+fold) is named by its split, a fold is an integer even beside it."""
+from __future__ import annotations
+
+import pandas as pd
+
+from tests.helpers import load_script
+
+
+def test_pieces_from_the_export(tmp_path, capsys):
+    models = pd.DataFrame({
+        "model_run_id": ["a", "b", "c"], "dataset": "emodb", "split": ["speaker_cv", "paper", "speaker_cv"],
+        "fold": [1, None, 2], "seed": 42, "epochs": [20, 25, 21], "train_seconds": [600.0, 1200.0, 500.0],
+        "start_time": ["2026-12-07T10:10:00+00:00", "2026-12-07T11:20:00+00:00", "2026-12-07T08:00:00+00:00"]})
+    runs = pd.DataFrame({"tags.model_run_id": ["a", "a", "b", "c"],
+                         "start_time": ["2026-12-07T10:11:00+00:00", "2026-12-07T10:20:00+00:00",
+                                        "2026-12-07T11:21:00+00:00", "2026-12-07T08:01:00+00:00"],
+                         "metrics.attack_time_s": [60.0, 120.0, 30.0, 10.0], "metrics.n_samples": [83, 8, 690, 8]})
+    models.to_csv(tmp_path / "models.csv", index=False)
+    runs.to_csv(tmp_path / "runs.csv", index=False)
+    pieces = load_script("recipes/study_v2/pieces.py", "study_pieces")
+    t = pieces.pieces(tmp_path, pd.Timestamp("2026-12-07T09:00", tz="UTC"))
+    assert list(t.fold) == [1, "split=paper"]                 # fold 2 began before --since: left out
+    a = t.iloc[0]
+    assert (a.training_began, a.jobs, a.attacked_segments, a.attack_s) == ("10:00", 2, 91, 180)
+    assert a.wall_min == 22.0                                 # 10:00 (training began) → 10:22 (last attack ends)
+    assert pieces.main([str(tmp_path), "--out", str(tmp_path / "p.csv")]) == 0
+    assert "| emodb | split=paper | 42 |" in capsys.readouterr().out
+    assert len(pd.read_csv(tmp_path / "p.csv")) == 3
