@@ -358,3 +358,24 @@ def test_a_tag_filter_given_twice_selects_any_of_its_values(tmp_path):
     df = search(uri, "e", tags=tags)
     assert sorted(df["params.split.fold"]) == ["0", "1"] and set(df["tags.attack"]) == {"fgsm"}
     assert len(search(uri, "e", tags={"params.split.fold": "2"})) == 2
+
+
+def test_protocol_holm_counts_one_clean_comparison_per_corpus():
+    """Study v2's leaky comparison pairs FGSM on the whole test splits and the expensive attacks on 8 segments per
+    fold and seed: each repeats the corpus's clean comparison on its own segments. The clean family holds one per
+    corpus, the one on the most segments (the plan's whole-split comparison), not the subsample's as well."""
+    from ser_attacks.report.significance import protocol_holm
+    d = pd.DataFrame({
+        "dataset": ["emodb", "emodb", "emodb", "ravdess", "ravdess"],
+        "attack": ["fgsm", "bim", "deepfool", "fgsm", "bim"],
+        "runs_paper": 3, "runs_recording": 15,
+        "segments_paper": [2064, 24, 24, 5000, 24], "segments_recording": [1146, 120, 120, 2700, 144],
+        "clean_acc_paper": [0.95, 1.0, 1.0, 0.9, 0.9], "clean_acc_recording": [0.71, 0.6, 0.6, 0.6, 0.5],
+        "clean_acc_p": [0.002, 0.04, 0.04, 0.001, 0.3], "adv_acc_p": [0.5, 0.2, 0.01, 0.4, 0.3]})
+    clean, adj_c, adj_a = protocol_holm(d)
+    assert list(zip(clean.dataset, clean.attack)) == [("emodb", "fgsm"), ("ravdess", "fgsm")]
+    assert np.allclose(adj_c, [0.002, 0.002])                      # Holm over 2, not over 4
+    assert len(adj_a) == 5
+    # a table without segment counts: every distinct clean comparison, as before
+    old, adj_old, _ = protocol_holm(d.drop(columns=["segments_paper", "segments_recording"]))
+    assert len(old) == 4 and len(adj_old) == 4
