@@ -273,7 +273,7 @@ def plot_curves(models: pd.DataFrame, extra: dict, path: Path, title: str) -> No
         spare.legend(legend.values(), legend.keys(), fontsize=9, loc="center")
     elif legend:
         axes[0][0].legend(legend.values(), legend.keys(), fontsize=7, loc="best")
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle("\n".join(textwrap.wrap(title, int(13 * 5.2 * ncols), break_on_hyphens=False)), fontsize=10)   # one panel: 67 characters
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
