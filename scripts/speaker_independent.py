@@ -273,7 +273,8 @@ def plot_curves(models: pd.DataFrame, extra: dict, path: Path, title: str) -> No
         spare.legend(legend.values(), legend.keys(), fontsize=9, loc="center")
     elif legend:
         axes[0][0].legend(legend.values(), legend.keys(), fontsize=7, loc="best")
-    fig.suptitle("\n".join(textwrap.wrap(title, int(13 * 5.2 * ncols), break_on_hyphens=False)), fontsize=10)   # one panel: 67 characters
+    width = int(13 * 5.2 * ncols)                                # characters across the panels (one: 67)
+    fig.suptitle("\n".join(textwrap.wrap(title, width, break_on_hyphens=False)), fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

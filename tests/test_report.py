@@ -415,6 +415,25 @@ def test_a_swept_norm_is_never_the_curve_axis():
     assert out.x_param.tolist() == ["", "", "eps", "eps"] and out.x.isna().tolist() == [True, True, False, False]
 
 
+def test_a_split_modes_own_parameters_do_not_name_the_setting():
+    """Study v2 beside its leaky comparison: speaker_cv runs carry split.val_utterances=0.16 and split=paper runs
+    none. The settings stay "emodb (split=speaker_cv)" / "emodb (split=paper)" (findings.py selects them by that
+    name, and the protocol-gap pairs need them); a mode parameter that varies within one mode still names it."""
+    import pandas as pd
+
+    from ser_attacks.report.collect import annotate
+    cv = {"seed": "1", "attack.eps": "1.25", "split.mode": "speaker_cv", "split.val_utterances": "0.16"}
+    paper = {"seed": "1", "attack.eps": "1.25", "split.mode": "paper", "split.val": "0.16"}
+    out = annotate(pd.DataFrame({"params": [cv, paper], "dataset": "emodb", "attack": "fgsm"}))[0]
+    assert out.setting.tolist() == ["emodb (split=speaker_cv)", "emodb (split=paper)"]
+    assert out.protocol_key.nunique() == 1                         # the pair the protocol-gap table compares
+    other = {**cv, "split.val_utterances": "0.2"}
+    out = annotate(pd.DataFrame({"params": [cv, other, paper], "dataset": "emodb", "attack": "fgsm"}))[0]
+    assert out.setting.tolist() == ["emodb (split=speaker_cv, split.val_utterances=0.16)",
+                                    "emodb (split=speaker_cv, split.val_utterances=0.2)",
+                                    "emodb (split=paper, split.val_utterances=None)"]
+
+
 def test_undefended_runs_are_not_pooled_with_the_one_defense_of_a_sweep():
     """defense=none logs no defense.* params (identity.NEUTRAL): an absent defense.name is "none", not the one
     defense of the sweep, and eot=1 runs (eot left out) are not pooled with eot=8 ones."""

@@ -1,7 +1,9 @@
 """Study v2's pieces (a fold and a seed: its model trained, then attacked by the plan's configurations), timed from
 the exported files alone: per piece the model's training time, the attack runs' own time, and the wall time from the
-start of its training (the training run's log time minus its training seconds) to the end of the last attack (its
-start + its attack time; feature extraction before training and the last job's bookkeeping are left out).
+start of its training to the end of the last attack (its start + its attack time; feature extraction before training
+and the last job's bookkeeping are left out). Training began at the training run's start where the model was trained
+inside the attack sweep (``from_cache=false``), else (a model of experiment=study_models, logged into the study's
+store from the cache when it was done) its training seconds before that.
 
     python recipes/study_v2/pieces.py results/study_v2/emodb results/study_v2/emovo --since 2026-12-06T20:00 \
         [--out recipes/study_v2/pieces.csv]
@@ -30,9 +32,16 @@ def pieces(folder: Path, since: pd.Timestamp | None = None) -> pd.DataFrame:
     rows = []
     for m in models.itertuples():
         r = runs[runs["tags.model_run_id"] == m.model_run_id]
-        # the training run is logged when training ends: the piece began train_seconds before it
-        start = pd.Timestamp(m.start_time) - pd.Timedelta(seconds=float(m.train_seconds))
-        if not len(r) or (since is not None and start < since):
+        if not len(r):
+            continue
+        # when did training begin? A model trained by experiment=study_models is logged into the study's store by
+        # its first attack job (from_cache=true) when training had ended: the piece began train_seconds before the
+        # run's start. A model trained inside the attack sweep (the leaky comparison: from_cache=false) has a run
+        # that starts with its training. Exports from before the column: all study_models models.
+        logged = pd.Timestamp(m.start_time)
+        inline = str(getattr(m, "from_cache", "")).lower() == "false"
+        start = logged if inline else logged - pd.Timedelta(seconds=float(m.train_seconds))
+        if since is not None and start < since:
             continue
         # a model of the leaky comparison (split=paper) has no fold
         fold = int(m.fold) if m.fold == m.fold else f"split={getattr(m, 'split', '?')}"

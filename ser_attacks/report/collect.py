@@ -240,7 +240,13 @@ def annotate(df: pd.DataFrame) -> tuple[pd.DataFrame, dict, list, tuple]:
     # Non-attack config that differs between runs of one dataset (split mode, model, normalization...)
     other = [k for k in keys if not k.startswith(("attack.", "dataset.")) and k not in SEEDS
              and k not in FOLD_KEYS and not is_run_only(k)]
-    setting_keys = sorted({k for _, sub in df.groupby("dataset") for k in varying(sub, other)})
+    # a split mode's own parameters (split.val_utterances, split.val, split.n_folds ...) follow from split.mode
+    # when the modes differ: they name a setting only where they vary among the runs of ONE mode
+    mode_params = [k for k in other if k.startswith("split.") and k != "split.mode"]
+    modes = [p.get("split.mode") for p in df.params]
+    setting_keys = sorted({k for _, sub in df.groupby("dataset") for k in varying(sub, set(other) - set(mode_params))}
+                          | {k for _, sub in df.assign(_mode=modes).groupby(["dataset", "_mode"], dropna=False)
+                             for k in varying(sub, mode_params)})
 
     def setting(p: dict, ds: str) -> str:
         extra = [f"{k.rsplit('.', 1)[0] if k.endswith(('.mode', '.name')) else k}={p.get(k, '?')}"

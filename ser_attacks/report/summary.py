@@ -401,7 +401,7 @@ def _protocol(t) -> str | None:
     lo, hi = clean.clean_acc_diff.min(), clean.clean_acc_diff.max()
     rng = f"{lo:+.3f}" if abs(hi - lo) < 5e-4 else f"{lo:+.3f} to {hi:+.3f}"
     s = (f"Protocol: the leaky split=paper changes clean accuracy by {rng} against split={d.leakage_free.iloc[0]} "
-         f"({len(clean)} corpora); ")
+         f"({len(clean)} corp{'us' if len(clean) == 1 else 'ora'}); ")
     return s + ("significant after Holm for " + _and(sig) + "." if sig else
                 f"none of the {len(clean) + int(np.isfinite(adj_a).sum())} protocol comparisons is significant after "
                 "Holm (families: clean accuracy; adversarial accuracy).")
