@@ -10,7 +10,8 @@ from tests.helpers import load_script
 def test_pieces_from_the_export(tmp_path, capsys):
     models = pd.DataFrame({
         "model_run_id": ["a", "b", "c"], "dataset": "emodb", "split": ["speaker_cv", "paper", "speaker_cv"],
-        "fold": [1, None, 2], "seed": 42, "from_cache": [True, False, None], "epochs": [20, 25, 21], "train_seconds": [600.0, 1200.0, 500.0],
+        "fold": [1, None, 2], "seed": 42, "from_cache": [True, False, None], "epochs": [20, 25, 21],
+        "train_seconds": [600.0, 1200.0, 500.0],
         "start_time": ["2026-12-07T10:10:00+00:00", "2026-12-07T11:00:00+00:00", "2026-12-07T08:00:00+00:00"]})
     runs = pd.DataFrame({"tags.model_run_id": ["a", "a", "b", "c"],
                          "start_time": ["2026-12-07T10:11:00+00:00", "2026-12-07T10:20:00+00:00",
