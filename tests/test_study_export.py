@@ -95,6 +95,9 @@ def test_models_file_holds_the_training_run_of_every_attacked_model(study):
         assert row.test_acc == pytest.approx(exact, rel=1e-5)
         assert row.test_acc == pytest.approx(train.metrics["test_acc"], abs=5e-5)    # shown to 4 decimals
         assert row.split == train.params["split.mode"] and row.dataset == "synthetic"
+        # trained in this store (False) or logged here from the model cache after training (True): pieces.py
+        # reads when training began from it
+        assert row.from_cache == (train.tags.get("from_cache") == "true")
     assert sorted(models[models.split == "speaker_cv"].fold) == ["0", "1", "2"]
     assert json.loads((study["export"] / "manifest.json").read_text())["n_models"] == 4
 
