@@ -376,6 +376,3 @@ def test_protocol_holm_counts_one_clean_comparison_per_corpus():
     assert list(zip(clean.dataset, clean.attack)) == [("emodb", "fgsm"), ("ravdess", "fgsm")]
     assert np.allclose(adj_c, [0.002, 0.002])                      # Holm over 2, not over 4
     assert len(adj_a) == 5
-    # a table without segment counts: every distinct clean comparison, as before
-    old, adj_old, _ = protocol_holm(d.drop(columns=["segments_paper", "segments_recording"]))
-    assert len(old) == 4 and len(adj_old) == 4

@@ -218,14 +218,14 @@ def protocol_gap(cf: pd.DataFrame, pooled: dict) -> Table | None:
         if not len(pa) or not len(re):
             continue
         a, b = pa.iloc[0], re.iloc[0]
+        Ta, Tb = pooled.get(a.config_id), pooled.get(b.config_id)
         row = {"dataset": a.dataset, "attack": a.attack, "config": a.config, "runs_paper": a.n_runs,
-               "runs_recording": b.n_runs, "leakage_free": free}
+               "runs_recording": b.n_runs, "leakage_free": free,
+               "segments_paper": len(Ta) if Ta is not None else np.nan,
+               "segments_recording": len(Tb) if Tb is not None else np.nan}
         for kind in ("clean_acc", "adv_acc"):
             row[f"{kind}_paper"], row[f"{kind}_recording"] = a[kind], b[kind]
             row[f"{kind}_diff"] = a[kind] - b[kind]
-            Ta, Tb = pooled.get(a.config_id), pooled.get(b.config_id)
-            row["segments_paper"] = len(Ta) if Ta is not None else np.nan
-            row["segments_recording"] = len(Tb) if Tb is not None else np.nan
             if Ta is not None and Tb is not None:
                 ok = "clean_ok" if kind == "clean_acc" else "adv_ok"
                 _, row[f"{kind}_diff_lo"], row[f"{kind}_diff_hi"] = stats.hier_gap_ci(Ta, Tb, ok)

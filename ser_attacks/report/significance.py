@@ -23,12 +23,8 @@ def protocol_holm(d: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray
     outside the latter (``FAMILY_RULE``). Every configuration of a corpus repeats its clean comparison, on the
     segments it attacked: the corpus's clean comparison is the one on the most segments (study v2: the whole test
     splits, as its plan states; its subsample's 8 segments per fold and seed would be a second, redundant member)."""
-    if {"segments_paper", "segments_recording"} <= set(d.columns):
-        n = d.segments_paper.fillna(0) + d.segments_recording.fillna(0)
-        clean = d.loc[n.groupby(d.dataset, sort=False).idxmax().to_numpy()]
-    else:                                   # a table without segment counts: every distinct clean comparison
-        clean = d.drop_duplicates(["dataset", "runs_paper", "runs_recording", "clean_acc_paper",
-                                   "clean_acc_recording"])
+    n = d.segments_paper.fillna(0) + d.segments_recording.fillna(0)
+    clean = d.loc[n.groupby(d.dataset, sort=False).idxmax().to_numpy()]
     return clean, stats.holm(clean.clean_acc_p.to_numpy()), stats.holm_families(d, "adv_acc_p", family_cols=())
 
 
