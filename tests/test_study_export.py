@@ -98,6 +98,7 @@ def test_models_file_holds_the_training_run_of_every_attacked_model(study):
         # trained in this store (False) or logged here from the model cache after training (True): pieces.py
         # reads when training began from it
         assert row.from_cache == (train.tags.get("from_cache") == "true")
+        assert row.resumed_after_epoch != row.resumed_after_epoch       # NaN: no training here was killed
     assert sorted(models[models.split == "speaker_cv"].fold) == ["0", "1", "2"]
     assert json.loads((study["export"] / "manifest.json").read_text())["n_models"] == 4
 

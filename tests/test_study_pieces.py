@@ -11,7 +11,7 @@ def test_pieces_from_the_export(tmp_path, capsys):
     models = pd.DataFrame({
         "model_run_id": ["a", "b", "c"], "dataset": "emodb", "split": ["speaker_cv", "paper", "speaker_cv"],
         "fold": [1, None, 2], "seed": 42, "from_cache": [True, False, None], "epochs": [20, 25, 21],
-        "train_seconds": [600.0, 1200.0, 500.0],
+        "train_seconds": [600.0, 1200.0, 500.0], "resumed_after_epoch": [5, None, None],
         "start_time": ["2026-12-07T10:10:00+00:00", "2026-12-07T11:00:00+00:00", "2026-12-07T08:00:00+00:00"]})
     runs = pd.DataFrame({"tags.model_run_id": ["a", "a", "b", "c"],
                          "start_time": ["2026-12-07T10:11:00+00:00", "2026-12-07T10:20:00+00:00",
@@ -26,6 +26,8 @@ def test_pieces_from_the_export(tmp_path, capsys):
     # a model of study_models: its run logged at 10:10 when training (600 s) had ended, the first attack at once
     assert (a.training_began, a.jobs, a.attacked_segments, a.attack_s) == ("10:00", 2, 91, 180)
     assert a.wall_min == 22.0                                 # 10:00 (training began) → 10:22 (last attack ends)
+    # resumed after epoch 5 (its training seconds count both processes); the leaky model trained in one
+    assert (a.resumed_after_epoch, b.resumed_after_epoch) == (5, "")
     # the leaky model trained inside the sweep: its run starts with training (11:00), the first attack 21 min later
     assert (b.training_began, b.wall_min) == ("11:00", 21.5)
     assert pieces.main([str(tmp_path), "--out", str(tmp_path / "p.csv")]) == 0

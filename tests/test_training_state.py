@@ -133,5 +133,7 @@ def test_get_or_train_resumes_a_failed_training_and_logs_every_epoch(cfg_factory
     assert not model_dir.exists() and folder_for(model_dir).is_dir()
     tm = train_mod.get_or_train(cfg, data, tracking)
     assert tm.meta["resumed_after_epoch"] == 2 and tm.meta["epochs"] >= 4 and not folder_for(model_dir).exists()
-    steps = [m.step for m in MlflowClient(str(cfg.tracking.uri)).get_metric_history(tm.run_id, "test_accuracy")]
+    client = MlflowClient(str(cfg.tracking.uri))
+    steps = [m.step for m in client.get_metric_history(tm.run_id, "test_accuracy")]
     assert steps == list(range(tm.meta["epochs"]))
+    assert client.get_run(tm.run_id).data.metrics["resumed_after_epoch"] == 2      # models.csv's column reads it

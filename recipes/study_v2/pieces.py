@@ -8,8 +8,13 @@ store from the cache when it was done) its training seconds before that.
     python recipes/study_v2/pieces.py results/study_v2/emodb results/study_v2/emovo --since 2026-12-06T20:00 \
         [--out recipes/study_v2/pieces.csv]
 
-``--since``: only pieces whose training began then or later (a piece resumed across sessions has a wall time that
-measures the breaks). Prints a markdown table.
+A training killed at a session's stop and resumed from its saved state in the next (``resumed_after_epoch``, from
+models.csv) has training seconds from both processes: its wall_min counts the machine time of both, the break
+between them left out (and the epoch in flight at the kill, lost, not counted); its training_began is then that many
+seconds before its model was logged, not a clock time.
+
+``--since``: only pieces whose training began then or later (an attack sweep resumed across sessions has a wall time
+that measures the breaks). Prints a markdown table.
 """
 from __future__ import annotations
 
@@ -46,11 +51,18 @@ def pieces(folder: Path, since: pd.Timestamp | None = None) -> pd.DataFrame:
         # a model of the leaky comparison (split=paper) has no fold
         fold = int(m.fold) if m.fold == m.fold else f"split={getattr(m, 'split', '?')}"
         rows.append({"dataset": m.dataset, "fold": fold, "seed": m.seed, "training_began": start.strftime("%H:%M"),
-                     "epochs": m.epochs, "train_s": round(m.train_seconds), "jobs": len(r),
+                     "epochs": m.epochs, "train_s": round(m.train_seconds),
+                     "resumed_after_epoch": _epoch(getattr(m, "resumed_after_epoch", None)), "jobs": len(r),
                      "attacked_segments": int(r["metrics.n_samples"].sum()),
                      "attack_s": round(r["metrics.attack_time_s"].sum()),
                      "wall_min": round((r.end.max() - start).total_seconds() / 60, 1)})
     return pd.DataFrame(rows)
+
+
+def _epoch(value) -> int | str:
+    """models.csv's resumed_after_epoch as an integer, or "" (trained in one process; exports from before the
+    column)."""
+    return "" if value is None or value != value or value == "" else int(float(value))
 
 
 def main(argv=None) -> int:

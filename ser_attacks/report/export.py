@@ -103,7 +103,7 @@ def _raw_runs(raw: pd.DataFrame) -> pd.DataFrame:
 
 MODEL_COLUMNS = ("model_run_id", "model_key", "dataset", "model", "split", "fold", "seed", "epochs", "epoch_kept",
                  "train_seconds", "n_train", "n_val", "n_test", "val_acc", "test_acc", "start_time", "host",
-                 "git_commit", "from_cache")
+                 "git_commit", "from_cache", "resumed_after_epoch")
 
 
 def _models(uri: str, model_run_ids) -> tuple[pd.DataFrame, list[str]]:
@@ -127,7 +127,10 @@ def _models(uri: str, model_run_ids) -> tuple[pd.DataFrame, list[str]]:
                      "host": t.get("host", ""), "git_commit": t.get("git_commit", ""),
                      # "true": trained elsewhere (experiment=study_models), logged here from the model cache when
                      # its first attack job ran, after training; "false": trained in this run (it began with it)
-                     "from_cache": t.get("from_cache", "false")})
+                     "from_cache": t.get("from_cache", "false"),
+                     # a training killed and resumed from its state after this epoch (blank: in one process);
+                     # its train_seconds count both processes, the break between them left out
+                     "resumed_after_epoch": m.get("resumed_after_epoch", np.nan)})
     df = pd.DataFrame(rows, columns=list(MODEL_COLUMNS))
     return df.sort_values(["dataset", "model", "split", "fold", "seed", "start_time"], kind="stable"), missing
 

@@ -43,7 +43,9 @@ class ModelLogging:
         ``model``: the pyfunc wrapper, audio or features → probabilities), register the wrapper, log the
         final metrics (linked to the wrapper) and close the run. Returns the registry facts for meta.json."""
         info = self.log_trained_model(run_id, keras_model, model_dir, example, meta)
-        self.log_metrics(run_id, {k: meta[k] for k in ("val_acc", "test_acc", "epochs", "train_seconds")},
+        # resumed_after_epoch: a training killed and resumed (its train_seconds count both processes' time)
+        self.log_metrics(run_id, {k: meta[k] for k in ("val_acc", "test_acc", "epochs", "train_seconds",
+                                                       "resumed_after_epoch") if k in meta},
                          model_id=info["logged_model_id"])
         self.log_metrics(run_id, accuracy_counts(meta))       # the exact k of n behind val_acc / test_acc
         self.describe(run_id, train_note(meta, info))
