@@ -11,10 +11,11 @@ store from the cache when it was done) its training seconds before that.
 A training killed at a session's stop and resumed from its saved state in the next (``resumed_after_epoch``, from
 models.csv) has training seconds from both processes: its wall_min counts the machine time of both, the break
 between them left out (and the epoch in flight at the kill, lost, not counted); its training_began is then that many
-seconds before its model was logged, not a clock time.
+seconds before its model was logged, not a clock time. Likewise an attack sweep killed at a stop and resumed in the
+next session: a pause of more than 5 min between the end of training or of one attack job and the start of the next
+(a job's own overhead is seconds) is a break, left out of wall_min and shown as break_min.
 
-``--since``: only pieces whose training began then or later (an attack sweep resumed across sessions has a wall time
-that measures the breaks). Prints a markdown table.
+``--since``: only pieces whose training began then or later. Prints a markdown table.
 """
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+
+BREAK_S = 300  # a pause between jobs longer than this is a break (a session's stop), not the piece's time
 
 
 def pieces(folder: Path, since: pd.Timestamp | None = None) -> pd.DataFrame:
@@ -46,6 +49,11 @@ def pieces(folder: Path, since: pd.Timestamp | None = None) -> pd.DataFrame:
         logged = pd.Timestamp(m.start_time)
         inline = str(getattr(m, "from_cache", "")).lower() == "false"
         start = logged if inline else logged - pd.Timedelta(seconds=float(m.train_seconds))
+        # pauses between the end of training (or of a job) and the next job's start; the long ones are breaks
+        r = r.sort_values("start")
+        ends = pd.concat([pd.Series([start + pd.Timedelta(seconds=float(m.train_seconds))]), r.end.iloc[:-1]])
+        gaps = (r.start.to_numpy() - ends.to_numpy()) / pd.Timedelta(seconds=1)
+        breaks = float(gaps[gaps > BREAK_S].sum())
         if since is not None and start < since:
             continue
         # a model of the leaky comparison (split=paper) has no fold
@@ -55,7 +63,8 @@ def pieces(folder: Path, since: pd.Timestamp | None = None) -> pd.DataFrame:
                      "resumed_after_epoch": _epoch(getattr(m, "resumed_after_epoch", None)), "jobs": len(r),
                      "attacked_segments": int(r["metrics.n_samples"].sum()),
                      "attack_s": round(r["metrics.attack_time_s"].sum()),
-                     "wall_min": round((r.end.max() - start).total_seconds() / 60, 1)})
+                     "wall_min": round(((r.end.max() - start).total_seconds() - breaks) / 60, 1),
+                     "break_min": round(breaks / 60, 1) if breaks else ""})
     return pd.DataFrame(rows)
 
 
