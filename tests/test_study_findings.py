@@ -113,6 +113,25 @@ def test_a_reference_attack_says_why_it_has_no_holm_p():
     assert f._holm_or_reference("fgsm", float("nan")) == "–"
 
 
+def test_ranking_that_holm_can_never_reject_is_not_testable():
+    """Six speakers (EMOVO's leave-one-speaker-out folds): each sign-flip p is at least 2 / 64, and Holm over the 7
+    comparisons multiplies the smallest by 7, so nothing can be shown whatever the data: not testable, the
+    intervals still described. Ten speakers (2 / 1024 × 7 = 0.014) can be."""
+    from ser_attacks.report import stats
+    assert stats.holm_attainable([2 / 64] * 7) == 7 * 2 / 64
+    assert stats.holm_attainable([2 / 1024] * 7) < stats.ALPHA
+    assert stats.holm_attainable([float("nan"), 0.01, 0.02]) == 0.02     # untested comparisons are not counted
+    rows = [("fgsm", -0.79, -1.0, -0.57, 2 / 64, 7 * 2 / 64), ("bim", -0.69, -1.0, -0.47, 2 / 64, 7 * 2 / 64)]
+    rows += [(f"a{i}", -0.5, -0.8, -0.2, 2 / 64, 7 * 2 / 64) for i in range(5)]
+    v = _findings().rank_verdict(_df(rows).assign(min_p=2 / 64), False)
+    assert v.startswith("not testable (smallest attainable p 0.0312, after Holm over 7 comparisons 0.219 > α 0.05): "
+                        "weaker than fgsm, bim"), v
+    assert "not shown" not in v
+    # with ten speakers the same differences are judged
+    ten = _df([(o, d, lo, hi, 2 / 1024, 7 * 2 / 1024) for o, d, lo, hi, *_ in rows]).assign(min_p=2 / 1024)
+    assert _findings().rank_verdict(ten, False).startswith("supported")
+
+
 def test_ranking_with_no_testable_comparison_is_not_testable():
     rows = [("fgsm", 1.0, 1.0, 1.0, float("nan"), float("nan")), ("bim", 1.0, 1.0, 1.0, float("nan"), float("nan"))]
     df = _df(rows).assign(test="not testable (speakers in both < 3: 2)")

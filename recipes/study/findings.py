@@ -19,8 +19,9 @@ questions are asked again on them (``ser_attacks.report.min_norm_questions``: th
 per speaker, censored segments stated, pairs of attacks, gender within folds, corpora descriptive only).
 
 A verdict says only what the intervals support: *supported* (the data show it beyond the CI / after Holm),
-*contradicted* (the data show the opposite beyond the CI / after Holm), *not testable* / *not shown*
-(intervals that include both, or too few speakers), or *not identifiable* (the design confounds the question).
+*contradicted* (the data show the opposite beyond the CI / after Holm), *not shown* (intervals that include both),
+*not testable* (too few speakers: no test, or a Holm family that cannot reject whatever the data), or *not
+identifiable* (the design confounds the question).
 With ``--plan`` each section is marked planned or exploratory.
 """
 from __future__ import annotations
@@ -79,7 +80,8 @@ def ranking(best: pd.DataFrame, pooled: dict, setting: str, focus: str) -> pd.Da
         rows.append({"setting": setting, "attack": focus, "other": other, "acc": x.adv_acc, "acc_other": y.adv_acc,
                      "success": m.flipped.mean() if len(m) else np.nan,
                      "success_other": m.flipped_b.mean() if len(m) else np.nan,
-                     "diff": d, "lo": lo, "hi": hi, "segments": len(m), "p": test.p, "test": test.text()})
+                     "diff": d, "lo": lo, "hi": hi, "segments": len(m), "p": test.p, "min_p": test.min_p,
+                     "test": test.text()})
     df = pd.DataFrame(rows)
     df["p_holm"] = stats.holm(df.p.to_numpy())
     return df
@@ -89,10 +91,23 @@ def rank_verdict(df: pd.DataFrame, strongest: bool) -> str:
     """Strongest = highest success rate on the correctly classified segments: supported when above every other
     attack after Holm; contradicted when some attack is above it after Holm; else not shown, saying which attacks
     tie with it (the same success on every segment), which it passes by the CI only and which by both. Weakest:
-    the mirror image."""
+    the mirror image. Not testable when no comparison has a test, or when Holm over the comparisons cannot reject
+    any whatever the data (``stats.holm_attainable``: EMOVO's 6 speakers over 7 comparisons); the intervals are
+    still described."""
     if df.p.isna().all():                       # no comparison has a test (too few speakers): nothing decided
         why = sorted(set(df.test.astype(str).str.removeprefix("not testable").str.strip(" ()"))) if "test" in df else []
         return "not testable" + (f" ({'; '.join(w for w in why if w)})" if any(why) else "")
+    # every comparison has a test, but Holm over them cannot reject any (too few speakers for the family's size)
+    floor = stats.holm_attainable(df.min_p.where(df.p.notna())) if "min_p" in df else np.nan
+    if floor > stats.ALPHA:
+        detail = _rank_detail(df, strongest).removeprefix("not shown: ")
+        return (f"not testable (smallest attainable p {df.min_p.min():.3g}, after Holm over {int(df.p.notna().sum())} "
+                f"comparisons {floor:.3g} > α {stats.ALPHA}): {detail}")
+    return _rank_detail(df, strongest)
+
+
+def _rank_detail(df: pd.DataFrame, strongest: bool) -> str:
+    """rank_verdict's verdict when the family can be tested."""
     sign = 1 if strongest else -1
     sig = df.p_holm < stats.ALPHA
     ahead = sign * df["diff"] > 0
