@@ -121,6 +121,23 @@ def test_ranking_on_snr_quieter_is_smaller():
     assert "| emodb (split=speaker_cv) | fmn | 33.5 [" in md             # shown in dB, not −dB
 
 
+def test_ranking_that_holm_can_never_show_is_not_testable():
+    """Four attacks on six speakers (SNR: every attack counts): 6 pairs, each sign-flip p ≥ 2 / 64, Holm's floor
+    6 × 2 / 64 = 0.19 for every pair, so the attack with the smallest change is described, not "not shown" as if
+    the data had decided. One pair of the same speakers has floor 2 / 64 and is decided."""
+    def snr(db, attack):
+        return segs({f"s{i}": [db + i + k for k in range(3)] for i in range(6)}, attack=attack,
+                    measure="min_snr_db", folds={f"s{i}": i // 2 for i in range(6)})
+    four = [snr(40, "fmn"), snr(30, "deepfool"), snr(20, "cw_l2"), snr(10, "boundary")]
+    sums, pairs = q.ranking(q.tidy(pd.concat(four)), "min_snr_db")
+    assert len(pairs) == 6 and pairs.p.to_numpy() == pytest.approx([2 / 64] * 6)
+    assert pairs.p_holm_floor.to_numpy() == pytest.approx([6 * 2 / 64] * 6)
+    v = q.smallest_verdict(sums, pairs)
+    assert v.startswith("fmn has the smallest median (descriptive); not testable (after Holm none of its 3 pairs"), v
+    sums, pairs = q.ranking(q.tidy(pd.concat(four[:2])), "min_snr_db")
+    assert pairs.p_holm_floor.iloc[0] == pytest.approx(2 / 64) and "supported" in q.smallest_verdict(sums, pairs)
+
+
 def test_ranking_not_testable_with_two_speakers():
     seg = pd.concat([segs({"s0": [0.1, 0.2], "s1": [0.1]}, "fmn"), segs({"s0": [0.3, 0.4], "s1": [0.2]}, "cw_linf")])
     sums, pairs = q.ranking(q.tidy(seg), "min_linf")

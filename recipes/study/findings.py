@@ -92,13 +92,13 @@ def rank_verdict(df: pd.DataFrame, strongest: bool) -> str:
     attack after Holm; contradicted when some attack is above it after Holm; else not shown, saying which attacks
     tie with it (the same success on every segment), which it passes by the CI only and which by both. Weakest:
     the mirror image. Not testable when no comparison has a test, or when Holm over the comparisons cannot reject
-    any whatever the data (``stats.holm_attainable``: EMOVO's 6 speakers over 7 comparisons); the intervals are
+    any whatever the data (``stats.holm_floor``: EMOVO's 6 speakers over 7 comparisons); the intervals are
     still described."""
     if df.p.isna().all():                       # no comparison has a test (too few speakers): nothing decided
         why = sorted(set(df.test.astype(str).str.removeprefix("not testable").str.strip(" ()"))) if "test" in df else []
         return "not testable" + (f" ({'; '.join(w for w in why if w)})" if any(why) else "")
     # every comparison has a test, but Holm over them cannot reject any (too few speakers for the family's size)
-    floor = stats.holm_attainable(df.min_p.where(df.p.notna())) if "min_p" in df else np.nan
+    floor = np.nanmin(stats.holm_floor(df.min_p.where(df.p.notna()))) if "min_p" in df else np.nan
     if floor > stats.ALPHA:
         detail = _rank_detail(df, strongest).removeprefix("not shown: ")
         return (f"not testable (smallest attainable p {df.min_p.min():.3g}, after Holm over {int(df.p.notna().sum())} "

@@ -333,17 +333,22 @@ def ranking(t: pd.DataFrame, measure: str, n_boot: int = N_BOOT) -> tuple[pd.Dat
             test = stats.paired_speaker_test(mx, my, "v")
             pairs.append({"setting": setting, "protocol": protocol, "attack": a, "config": ca, "other": b,
                           "config_other": cb, "diff": float(d.mean()) if len(d) else np.nan, "lo": lo, "hi": hi,
-                          "segments": len(common), "speakers": len(d), "p": test.p, "test": test.text()})
+                          "segments": len(common), "speakers": len(d), "p": test.p, "min_p": test.min_p,
+                          "test": test.text()})
     pairs = pd.DataFrame(pairs, columns=["setting", "protocol", "attack", "config", "other", "config_other", "diff",
-                                         "lo", "hi", "segments", "speakers", "p", "test"])
+                                         "lo", "hi", "segments", "speakers", "p", "min_p", "test"])
     pairs["p_holm"] = stats.holm_families(pairs, "p", ("protocol",))
+    # each pair's smallest reachable Holm p in the same family (stats.holm_floor): above α it cannot be shown
+    pairs["p_holm_floor"] = stats.holm_families(pairs.assign(min_p=pairs.min_p.where(pairs.p.notna())), "min_p",
+                                                ("protocol",), adjust=stats.holm_floor)
     return pd.DataFrame(sums), pairs
 
 
 def smallest_verdict(sums: pd.DataFrame, pairs: pd.DataFrame) -> str:
     """Which attack needs the smallest perturbation (one corpus): the one with the smallest median of speaker
     medians; *supported* when it is below every other after Holm, *contradicted* when another is below it after
-    Holm, else *not shown* (or *not testable* when no pair is)."""
+    Holm, else *not shown* (or *not testable* when no pair is, or when Holm cannot reject any of its pairs whatever
+    the data: ``p_holm_floor`` above α, e.g. EMOVO's 6 speakers)."""
     if "ranked" in sums:
         sums = sums[sums.ranked.astype(bool)]
     if len(sums) < 2:
@@ -364,6 +369,10 @@ def smallest_verdict(sums: pd.DataFrame, pairs: pd.DataFrame) -> str:
         why = str(mine.test.iloc[0])
         return f"{name} has the smallest median (descriptive); " + (
             why if why.startswith("not testable") else f"not testable ({why})")
+    floor = mine.p_holm_floor.to_numpy(float) if "p_holm_floor" in mine else None
+    if floor is not None and not (floor <= stats.ALPHA).any():
+        return (f"{name} has the smallest median (descriptive); not testable (after Holm none of its {len(mine)} pairs "
+                f"can go below α {stats.ALPHA} whatever the data: smallest reachable p {np.nanmin(floor):.3g})")
     return f"{name} has the smallest median; not shown (not below every other attack after Holm)"
 
 

@@ -576,20 +576,26 @@ def holm(pvalues) -> np.ndarray:
     return out
 
 
-def holm_attainable(min_p) -> float:
-    """The smallest Holm-adjusted p a family of tests can reach: Holm's first step multiplies the smallest p by the
-    number of tests (those with a smallest attainable p; NaN ones are not counted, as in ``holm``). Above ``ALPHA``
-    no test of the family can be rejected whatever the data (six speakers' sign flips, 2 / 64 each, over 7
-    comparisons: 0.219), so the family is not testable, not merely "not shown"."""
+def holm_floor(min_p) -> np.ndarray:
+    """Per test, the smallest Holm-adjusted p it can reach whatever the data, from each test's smallest attainable
+    p (NaN: no test, not counted, as in ``holm``). At best every test that can have a smaller p comes first, so a
+    test's floor is its smallest p times (m − the tests with a smaller smallest p). Above ``ALPHA`` the test cannot
+    be rejected in its family: six speakers' sign flips (2 / 64) over 7 comparisons, 0.219 each; beside tests of
+    24 speakers the same 0.219 (they come first, and the 7 remain)."""
     m = np.asarray(min_p, float)
-    m = m[~np.isnan(m)]
-    return float(min(1.0, m.min() * m.size)) if m.size else float("nan")
+    out = np.full(m.shape, np.nan)
+    ok = ~np.isnan(m)
+    k = ok.sum()
+    for i in np.flatnonzero(ok):
+        out[i] = min(1.0, m[i] * (k - (m[ok] < m[i]).sum()))
+    return out
 
 
-def holm_families(df: pd.DataFrame, col: str, family_cols=("protocol",), attack_col: str | None = "attack"
-                  ) -> np.ndarray:
+def holm_families(df: pd.DataFrame, col: str, family_cols=("protocol",), attack_col: str | None = "attack",
+                  adjust=holm) -> np.ndarray:
     """Holm within each family (``FAMILY_RULE``): rows grouped by ``family_cols`` (the protocol), the
-    reference configurations (``REFERENCES``) outside every family (NaN)."""
+    reference configurations (``REFERENCES``) outside every family (NaN). ``adjust=holm_floor`` on a column of
+    smallest attainable p gives each test's floor in the same families."""
     out = np.full(len(df), np.nan)
     if not len(df):
         return out
@@ -598,7 +604,7 @@ def holm_families(df: pd.DataFrame, col: str, family_cols=("protocol",), attack_
     groups = df.groupby(keys, sort=False).indices.values() if keys else [np.arange(len(df))]
     for idx in groups:
         idx = idx[member[idx]]
-        out[idx] = holm(df[col].to_numpy(float)[idx])
+        out[idx] = adjust(df[col].to_numpy(float)[idx])
     return out
 
 
