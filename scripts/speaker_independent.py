@@ -238,6 +238,7 @@ def plot_curves(models: pd.DataFrame, extra: dict, path: Path, title: str) -> No
     axes = [list(axes.flat)]
     colors = {"accuracy": "tab:gray", "val_accuracy": "tab:blue", "test_accuracy": "tab:red"}
     labels = {"accuracy": "train (running, dropout on)", "val_accuracy": "validation", "test_accuracy": "test"}
+    seeds = sorted(models.seed.unique().tolist())
     for ax, ((rule, fold), g) in zip(axes[0], panels):
         without = [r for r in g.itertuples() if not extra[r.run_id].get("curves")]
         for r in without:           # no curve: the kept epoch's test accuracy from the table, hollow
@@ -247,7 +248,7 @@ def plot_curves(models: pd.DataFrame, extra: dict, path: Path, title: str) -> No
                         textcoords="offset points")
         for n, r in enumerate(r for r in g.itertuples() if extra[r.run_id].get("curves")):
             c = extra[r.run_id]["curves"]
-            style = ["-", "--", ":", "-."][n % 4]
+            style = ["-", "--", ":", "-."][seeds.index(r.seed) % 4]       # one style per seed in every panel
             for key, color in colors.items():
                 ax.plot(c["epoch"], c[key], style, color=color, lw=1.4,
                         label=f"{labels[key]}" if n == 0 else None)
