@@ -138,6 +138,25 @@ def test_ranking_that_holm_can_never_show_is_not_testable():
     assert pairs.p_holm_floor.iloc[0] == pytest.approx(2 / 64) and "supported" in q.smallest_verdict(sums, pairs)
 
 
+def test_ranking_holm_is_over_the_attacks_compared_within_a_corpus():
+    """The ranking is asked of each corpus (study v2's plan: "Holm over the attacks compared"): two corpora of
+    six speakers and one pair each give each pair its own family (Holm p 2 / 64, supported); the report's one
+    rule, every corpus in one family, is shown beside it (2 × 2 / 64) and the verdict says it would not hold."""
+    def snr(db, attack, dataset):
+        return segs({f"s{i}": [db + i + k for k in range(3)] for i in range(6)}, attack=attack, dataset=dataset,
+                    measure="min_snr_db", folds={f"s{i}": i // 2 for i in range(6)})
+    seg = pd.concat([snr(30, "fmn", "emodb"), snr(20, "cw_l2", "emodb"),
+                     snr(30, "fmn", "ravdess"), snr(20, "cw_l2", "ravdess")])
+    sums, pairs = q.ranking(q.tidy(seg), "min_snr_db")
+    assert pairs.setting.nunique() == 2
+    assert pairs.p_holm.to_numpy() == pytest.approx([2 / 64] * 2)
+    assert pairs.p_holm_rule.to_numpy() == pytest.approx([4 / 64] * 2)
+    s0 = pairs.setting.iloc[0]
+    v = q.smallest_verdict(sums[sums.setting == s0], pairs[pairs.setting == s0])
+    assert v == ("fmn needs the smallest perturbation: supported (below every other attack after Holm); not with "
+                 "every corpus in one Holm family (the report's one rule: p up to 0.0625)"), v
+
+
 def test_ranking_not_testable_with_two_speakers():
     seg = pd.concat([segs({"s0": [0.1, 0.2], "s1": [0.1]}, "fmn"), segs({"s0": [0.3, 0.4], "s1": [0.2]}, "cw_linf")])
     sums, pairs = q.ranking(q.tidy(seg), "min_linf")
