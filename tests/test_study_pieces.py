@@ -13,12 +13,12 @@ def test_pieces_from_the_export(tmp_path, capsys):
         "fold": [1, None, 2], "seed": 42, "from_cache": [True, False, None], "epochs": [20, 25, 21],
         "train_seconds": [600.0, 1200.0, 500.0], "resumed_after_epoch": [5, None, None],
         "start_time": ["2026-12-07T10:10:00+00:00", "2026-12-07T11:00:00+00:00", "2026-12-07T08:00:00+00:00"]})
-    runs = pd.DataFrame({"tags.model_run_id": ["a", "a", "b", "c", "a"],
+    runs = pd.DataFrame({"tags.model_run_id": ["a", "a", "b", "c", "a", "b"],
                          "start_time": ["2026-12-07T10:11:00+00:00", "2026-12-07T10:14:00+00:00",
                                         "2026-12-07T11:21:00+00:00", "2026-12-07T08:01:00+00:00",
-                                        "2026-12-07T11:02:00+00:00"],
-                         "metrics.attack_time_s": [60.0, 120.0, 30.0, 10.0, 240.0],
-                         "metrics.n_samples": [83, 8, 690, 8, 8]})
+                                        "2026-12-07T11:02:00+00:00", "2026-12-07T10:59:50+00:00"],
+                         "metrics.attack_time_s": [60.0, 120.0, 30.0, 10.0, 240.0, 30.0],
+                         "metrics.n_samples": [83, 8, 690, 8, 8, 8]})
     models.to_csv(tmp_path / "models.csv", index=False)
     runs.to_csv(tmp_path / "runs.csv", index=False)
     pieces = load_script("recipes/study_v2/pieces.py", "study_pieces")
@@ -32,8 +32,9 @@ def test_pieces_from_the_export(tmp_path, capsys):
     assert (a.wall_min, a.break_min) == (20.0, 46.0)
     # resumed after epoch 5 (its training seconds count both processes); the leaky model trained in one
     assert (a.resumed_after_epoch, b.resumed_after_epoch) == (5, "")
-    # the leaky model trained inside the sweep: its run starts with training (11:00), the first attack 21 min later
-    assert (b.training_began, b.wall_min, b.break_min) == ("11:00", 21.5, "")
+    # the leaky model trained inside the sweep: its run starts with training (11:00, 20 min); the first job's run
+    # opened at 10:59:50, before the training inside it: its attack (30 s) follows the training, not a break
+    assert (b.training_began, b.jobs, b.wall_min, b.break_min) == ("11:00", 2, 21.5, "")
     assert pieces.main([str(tmp_path), "--out", str(tmp_path / "p.csv")]) == 0
     assert "| emodb | split=paper | 42 |" in capsys.readouterr().out
     assert len(pd.read_csv(tmp_path / "p.csv")) == 3

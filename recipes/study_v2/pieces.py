@@ -1,9 +1,10 @@
 """Study v2's pieces (a fold and a seed: its model trained, then attacked by the plan's configurations), timed from
 the exported files alone: per piece the model's training time, the attack runs' own time, and the wall time from the
-start of its training to the end of the last attack (its start + its attack time; feature extraction before training
-and the last job's bookkeeping are left out). Training began at the training run's start where the model was trained
-inside the attack sweep (``from_cache=false``), else (a model of experiment=study_models, logged into the study's
-store from the cache when it was done) its training seconds before that.
+start of its training to the end of the last attack (its start, or the end of training for the job that trains its
+model, + its attack time; feature extraction before training and the last job's bookkeeping are left out).
+Training began at the training run's start where the model was trained inside the attack sweep
+(``from_cache=false``), else (a model of experiment=study_models, logged into the study's store from the cache when
+it was done) its training seconds before that.
 
     python recipes/study_v2/pieces.py results/study_v2/emodb results/study_v2/emovo --since 2026-12-06T20:00 \
         [--out recipes/study_v2/pieces.csv]
@@ -36,7 +37,6 @@ def pieces(folder: Path, since: pd.Timestamp | None = None) -> pd.DataFrame:
         "start_time", "tags.model_run_id", "metrics.attack_time_s", "metrics.n_samples"})
     models = pd.read_csv(folder / "models.csv", dtype={"model_run_id": str})
     runs["start"] = pd.to_datetime(runs.start_time, utc=True, format="ISO8601")
-    runs["end"] = runs.start + pd.to_timedelta(runs["metrics.attack_time_s"], unit="s")
     rows = []
     for m in models.itertuples():
         r = runs[runs["tags.model_run_id"] == m.model_run_id]
@@ -50,8 +50,12 @@ def pieces(folder: Path, since: pd.Timestamp | None = None) -> pd.DataFrame:
         inline = str(getattr(m, "from_cache", "")).lower() == "false"
         start = logged if inline else logged - pd.Timedelta(seconds=float(m.train_seconds))
         # pauses between the end of training (or of a job) and the next job's start; the long ones are breaks
-        r = r.sort_values("start")
-        ends = pd.concat([pd.Series([start + pd.Timedelta(seconds=float(m.train_seconds))]), r.end.iloc[:-1]])
+        # No job attacks before its model is trained: the leaky comparison's first job opens its run, then trains
+        # the model inside it (its attack_time_s is the attack's alone) and attacks after.
+        trained = start + pd.Timedelta(seconds=float(m.train_seconds))
+        r = r.assign(start=r.start.clip(lower=trained)).sort_values("start")
+        r["end"] = r.start + pd.to_timedelta(r["metrics.attack_time_s"], unit="s")
+        ends = pd.concat([pd.Series([trained]), r.end.iloc[:-1]])
         gaps = (r.start.to_numpy() - ends.to_numpy()) / pd.Timedelta(seconds=1)
         breaks = float(gaps[gaps > BREAK_S].sum())
         if since is not None and start < since:
