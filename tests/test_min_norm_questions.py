@@ -333,3 +333,17 @@ def test_rows_from_report_runs_keep_the_setting_and_pair_with_fixed_budget_runs(
     assert out.success_min.iloc[0] == pytest.approx(0.5) and out.fixed_only.iloc[0] == 0
     md = "\n".join(q.section(rows, n_boot=100, level=3))
     assert md.startswith("### The questions") and "#### Minimal perturbation, L∞ (σ)" in md
+
+
+def test_ranking_verdicts_labelled_where_planned_and_exploratory_settings_mix(tmp_path):
+    """The plan ranks the minimal perturbations under split=speaker_cv only: beside it the leaky comparison's
+    ranking (split=paper) is exploratory, and each verdict line says which it is."""
+    cv = pd.concat([_six(0.5, "fmn"), _six(1.0, "cw_linf")])
+    seg = pd.concat([cv, cv.assign(split="paper", run_id=cv.run_id + "-paper")])
+    plan = _plan_with(tmp_path, "{question: ranking, measure: min_linf, protocol: split=speaker_cv}")
+    md = "\n".join(q.section(seg, plan, n_boot=100))
+    assert "**(1) Ranking: which attack needs the smallest perturbation** *(exploratory/planned)*" in md
+    assert "- **emodb (split=paper):** *(exploratory)* fmn" in md
+    assert "- **emodb (split=speaker_cv):** *(planned)* fmn" in md
+    # one status for every setting: the heading says it, the verdicts do not repeat it
+    assert "- **emodb (split=speaker_cv):** fmn" in "\n".join(q.section(cv, plan, n_boot=100))

@@ -554,8 +554,11 @@ def section(seg: pd.DataFrame, plan=None, n_boot: int = N_BOOT, level: int = 2) 
             md += [f"| {r.setting} | {_name(r.attack, r.config)} − {_name(r.other, r.config_other)} | "
                    f"{_d(r.diff, r.lo, r.hi, measure)} | {r.segments} | "
                    f"{r.test} | {_p(r.p_holm)} | {_p(r.p_holm_rule)} |" for r in pairs.itertuples()]
-        md += [""] + [f"- **{s}:** {smallest_verdict(sums[sums.setting == s], pairs[pairs.setting == s])}."
-                      for s in sorted(sums.setting.unique())] + [""]
+        # where the heading mixes planned and exploratory settings, each verdict says which it is
+        mixed = len({planmod.status(plan, "ranking", measure, p) for p in prots}) > 1
+        md += [""] + [f"- **{s}:**{planned('ranking', measure, [g.protocol.iloc[0]]) if mixed else ''} "
+                      f"{smallest_verdict(g, pairs[pairs.setting == s])}."
+                      for s, g in sums.groupby("setting", sort=True)] + [""]
         if measure == "min_linf":
             b = budgets(t, measure)
             if len(b):
