@@ -221,6 +221,21 @@ def paired(models: pd.DataFrame) -> pd.DataFrame | None:
     return out.reset_index().assign(rule_a=rules[0], rule_b=rules[1])
 
 
+LABEL_GAP = 0.04  # accuracy units between the seed labels at the curves' ends
+
+
+def spread(ys: list[float], gap: float) -> list[float]:
+    """Label heights for points at ``ys`` (in their order), at least ``gap`` apart, each as near its point as that
+    allows: sorted, pushed up where too close, then the block centred back on the points' mean."""
+    order = sorted(range(len(ys)), key=lambda i: ys[i])
+    out = [0.0] * len(ys)
+    prev = -float("inf")
+    for i in order:
+        out[i] = prev = max(ys[i], prev + gap)
+    shift = (sum(out) - sum(ys)) / len(ys) if ys else 0.0
+    return [v - shift for v in out]
+
+
 def plot_curves(models: pd.DataFrame, extra: dict, path: Path, title: str) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -246,6 +261,7 @@ def plot_curves(models: pd.DataFrame, extra: dict, path: Path, title: str) -> No
                     if r is without[0] else None)
             ax.annotate(f"seed {r.seed}", (r.epoch_kept, r.test_acc), fontsize=7, xytext=(5, -3),
                         textcoords="offset points")
+        ends = []
         for n, r in enumerate(r for r in g.itertuples() if extra[r.run_id].get("curves")):
             c = extra[r.run_id]["curves"]
             style = ["-", "--", ":", "-."][seeds.index(r.seed) % 4]       # one style per seed in every panel
@@ -254,8 +270,10 @@ def plot_curves(models: pd.DataFrame, extra: dict, path: Path, title: str) -> No
                         label=f"{labels[key]}" if n == 0 else None)
             ax.plot([r.epoch_kept], [c["test_accuracy"][r.epoch_kept - 1]], "o", color="black", ms=6,
                     label="kept epoch (test acc)" if n == 0 else None)
-            ax.annotate(f"seed {r.seed}", (c["epoch"][-1], c["val_accuracy"][-1]), fontsize=7, xytext=(3, 0),
-                        textcoords="offset points")
+            ends.append((c["epoch"][-1], c["val_accuracy"][-1], r.seed))
+        # each seed named at the end of its validation curve; ends close together are moved apart
+        for (x, y, seed), y_text in zip(ends, spread([e[1] for e in ends], LABEL_GAP)):
+            ax.annotate(f"seed {seed}", (x, y), xytext=(x + 0.4, y_text), fontsize=7, va="center")
         ax.axhline(0.2, color="k", lw=0.6, ls=":")
         ax.set_xlim(0, g.epochs.max() + 2)
         note = f" (seed {', '.join(str(r.seed) for r in without)}: no curve in the files)" if without else ""

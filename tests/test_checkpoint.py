@@ -204,6 +204,17 @@ def test_recipe_keeps_protocols_apart_and_compares_them_on_common_folds_and_seed
         si.select(pd.DataFrame(rows), [7], False)
 
 
+def test_seed_labels_at_curve_ends_never_overlap():
+    """RAVDESS fold 0: seeds 42 and 44 end their validation curves at 0.586 (epochs 23, 22); their labels collided."""
+    si = _script()
+    ys = [0.5859, 0.6250, 0.5859]
+    out = si.spread(ys, si.LABEL_GAP)
+    assert min(abs(a - b) for i, a in enumerate(out) for b in out[i + 1:]) >= si.LABEL_GAP - 1e-12
+    assert np.mean(out) == pytest.approx(np.mean(ys)) and out[1] > out[0] and out[1] > out[2]
+    assert si.spread([0.3, 0.6], si.LABEL_GAP) == [0.3, 0.6]         # apart already: at their points
+    assert si.spread([], si.LABEL_GAP) == []
+
+
 def test_recipe_files_read_back_and_a_model_trained_again_replaces_its_row(tmp_path):
     """``--from``: models.csv, speakers.csv and curves.csv read back into what MLflow gave; a model of the same
     (rule, fold, seed) from MLflow replaces the file's row, and a different test accuracy is reported; a model of
