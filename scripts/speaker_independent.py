@@ -225,8 +225,9 @@ LABEL_GAP = 0.04  # accuracy units between the seed labels at the curves' ends
 
 
 def spread(ys: list[float], gap: float) -> list[float]:
-    """Label heights for points at ``ys`` (in their order), at least ``gap`` apart, each as near its point as that
-    allows: sorted, pushed up where too close, then the block centred back on the points' mean."""
+    """Label heights for points at ``ys`` (in their order), at least ``gap`` apart: sorted, each pushed up where it
+    comes too close to the one below, then all shifted so that their mean is the points' mean (points already
+    ``gap`` apart keep their heights)."""
     order = sorted(range(len(ys)), key=lambda i: ys[i])
     out = [0.0] * len(ys)
     prev = -float("inf")
