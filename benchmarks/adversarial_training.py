@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -61,16 +60,6 @@ def trainer(defense, seed: int):
     return compile_for_training(defense.trainer(model, box), 1e-3)
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def load() -> list[float]:
     return [round(v, 2) for v in os.getloadavg()]
 
@@ -87,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import tensorflow as tf
 
-    from ser_attacks.app import device_name
+    from ser_attacks.machine import cpu_model, device_name
     res = {"device": device_name(), "cpu": cpu_model(), "cores": os.cpu_count(), "tf": tf.__version__,
            "batch": args.batch, "repeats": args.repeats, "load_before": load(),
            "command": "python benchmarks/adversarial_training.py " + " ".join(argv if argv is not None

@@ -78,10 +78,10 @@ def main(argv=None) -> int:
 
     import tensorflow as tf
 
-    from ser_attacks.app import device_name
     from ser_attacks.attacks import attack_labels, build_attack
     from ser_attacks.estimator import make_classifier
     from ser_attacks.fast_model import is_fast
+    from ser_attacks.machine import device_name
 
     model, model_name = build(args.seed)
     rng = np.random.default_rng(args.seed)

@@ -155,8 +155,8 @@ def main(argv=None) -> int:
 
     import tensorflow as tf
 
-    from ser_attacks.app import device_name
     from ser_attacks.estimator import make_classifier
+    from ser_attacks.machine import device_name
 
     cfg, tm, x, y, genders = trained_model(model_overrides, args.n)
     n_classes = len(tm.classes)

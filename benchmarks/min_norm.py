@@ -78,8 +78,8 @@ def main(argv=None) -> int:
     ap.add_argument("model", nargs="*", help="config overrides of the trained model (after --)")
     args = ap.parse_args(argv)
     overrides = args.model or DEFAULT_MODEL
-    from ser_attacks.app import device_name
     from ser_attacks.estimator import make_classifier
+    from ser_attacks.machine import device_name
     cfg, tm, x, y, _, picked = grid.trained_model(overrides, args.n if args.n > 0 else 10 ** 9, rows=True)
     n_classes = len(tm.classes)
     clf = make_classifier(tm.model, n_classes, tm.normalizer.clip_values, "compiled", cfg.estimator.batch_size)

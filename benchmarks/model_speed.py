@@ -437,7 +437,7 @@ def main(argv=None) -> int:
 
     import tensorflow as tf
 
-    from ser_attacks.app import device_name
+    from ser_attacks.machine import device_name
     res = {"device": device_name(), "tf": tf.__version__, "repeats": args.repeats, "load_before": load(),
            "cores": os.cpu_count(), "command": "python benchmarks/model_speed.py " + " ".join(argv or sys.argv[1:])}
     print(f"# {res['device']}, {res['cores']} cores, TF {res['tf']}, load {res['load_before']}", flush=True)

@@ -53,9 +53,9 @@ def main(argv=None) -> int:
     import tensorflow as tf
     from omegaconf import OmegaConf
 
-    from ser_attacks.app import device_name
     from ser_attacks.attacks import build_attack
     from ser_attacks.estimator import make_classifier
+    from ser_attacks.machine import device_name
     from ser_attacks.train import build_model
 
     keras.utils.set_random_seed(args.seed)

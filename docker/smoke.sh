@@ -238,7 +238,7 @@ m = models[0]
 mfiles = [f.path for f in c.list_logged_model_artifacts(m.model_id)]
 assert mfiles, f"the logged model {m.model_id} has no artifacts in {uri}"
 expect = os.environ.get("EXPECT_DEVICE")
-if expect:   # the attack runs' `device` tag: "GPU: <name>" or "CPU (<n> cores)"
+if expect:   # the runs' `device` tag: "GPU: <name>" or "CPU: <model> (<n> cores)"
     devices = {r.data.tags["device"] for r in runs if "device" in r.data.tags}
     assert devices and all(d.startswith(expect) for d in devices), f"expected runs on the {expect}: {devices or 'no device tag'}"
     print(f"device of the attack runs: {sorted(devices)}")

@@ -34,6 +34,7 @@ from .defenses import check_job as check_defense
 from .identity import config_hash, run_tags
 from .inputs import InputStage
 from .inputs import check as check_input
+from .machine import device_name
 from .metrics import attack_metrics, db_units, robust_note
 from .normalization import NormalizationConfigError
 from .paths import CONF_DIR  # noqa: F401 - also the location tests and scripts import from here
@@ -47,15 +48,6 @@ from .tune import run_study
 log = logging.getLogger("ser_attacks")
 logging.getLogger("art").setLevel(logging.WARNING)   # ART's own "success rate" lines use other definitions
 schema.register()
-
-
-def device_name() -> str:
-    import tensorflow as tf
-    gpus = tf.config.list_logical_devices("GPU")
-    if gpus:
-        details = tf.config.experimental.get_device_details(tf.config.list_physical_devices("GPU")[0])
-        return f"GPU: {details.get('device_name', gpus[0].name)}"
-    return f"CPU ({os.cpu_count()} cores)"
 
 
 def _job_context() -> tuple[bool, str | None, list[str], Path]:

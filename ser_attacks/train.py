@@ -22,6 +22,7 @@ from . import training_state
 from .cache import atomic_dir, locked, valid_entry
 from .forward import logits
 from .identity import model_key, run_tags
+from .machine import device_name
 from .normalization import Normalizer
 from .tracking import MODEL_CONFIG
 
@@ -255,7 +256,7 @@ def _fit(cfg, data, tracking, key: str, out: Path, parent_run_id: str | None = N
         seconds = time.time() - t0 + hist.seconds_before       # a resumed training: both processes' time
 
         meta = {"key": key, "classes": data.classes, "train_run_id": run_id, "n_params": model.count_params(),
-                "epochs": hist.epochs, "train_seconds": seconds,
+                "epochs": hist.epochs, "train_seconds": seconds, "device": device_name(),
                 "val_acc": accuracy(model, Xva, yva), "test_acc": accuracy(model, Xte, yte),
                 "n_segments_val": len(yva), "n_segments_test": len(yte),
                 "input_shape": list(Xtr.shape[1:]),

@@ -99,6 +99,8 @@ def test_models_file_holds_the_training_run_of_every_attacked_model(study):
         # reads when training began from it
         assert row.from_cache == (train.tags.get("from_cache") == "true")
         assert row.resumed_after_epoch != row.resumed_after_epoch       # NaN: no training here was killed
+        # the machine that trained it (ser_attacks.machine), as its training run's tag says
+        assert row.device == train.tags["device"] and row.device.startswith(("CPU: ", "GPU: "))
     assert sorted(models[models.split == "speaker_cv"].fold) == ["0", "1", "2"]
     assert json.loads((study["export"] / "manifest.json").read_text())["n_models"] == 4
 

@@ -12,6 +12,7 @@ def test_pieces_from_the_export(tmp_path, capsys):
         "model_run_id": ["a", "b", "c"], "dataset": "emodb", "split": ["speaker_cv", "paper", "speaker_cv"],
         "fold": [1, None, 2], "seed": 42, "from_cache": [True, False, None], "epochs": [20, 25, 21],
         "train_seconds": [600.0, 1200.0, 500.0], "resumed_after_epoch": [5, None, None],
+        "device": ["CPU: AMD EPYC (2 cores)", None, None],
         "start_time": ["2026-12-07T10:10:00+00:00", "2026-12-07T11:00:00+00:00", "2026-12-07T08:00:00+00:00"]})
     runs = pd.DataFrame({"tags.model_run_id": ["a", "a", "b", "c", "a", "b"],
                          "start_time": ["2026-12-07T10:11:00+00:00", "2026-12-07T10:14:00+00:00",
@@ -32,6 +33,8 @@ def test_pieces_from_the_export(tmp_path, capsys):
     assert (a.wall_min, a.break_min) == (20.0, 46.0)
     # resumed after epoch 5 (its training seconds count both processes); the leaky model trained in one
     assert (a.resumed_after_epoch, b.resumed_after_epoch) == (5, "")
+    # the machine that trained it; blank where not recorded (models trained before the column)
+    assert (a.device, b.device) == ("CPU: AMD EPYC (2 cores)", "")
     # the leaky model trained inside the sweep: its run starts with training (11:00, 20 min); the first job's run
     # opened at 10:59:50, before the training inside it: its attack (30 s) follows the training, not a break
     assert (b.training_began, b.jobs, b.wall_min, b.break_min) == ("11:00", 2, 21.5, "")

@@ -137,3 +137,4 @@ def test_get_or_train_resumes_a_failed_training_and_logs_every_epoch(cfg_factory
     steps = [m.step for m in client.get_metric_history(tm.run_id, "test_accuracy")]
     assert steps == list(range(tm.meta["epochs"]))
     assert client.get_run(tm.run_id).data.metrics["resumed_after_epoch"] == 2      # models.csv's column reads it
+    assert client.get_run(tm.run_id).data.tags["device"] == tm.meta["device"]       # and its device column this

@@ -16,6 +16,9 @@ seconds before its model was logged, not a clock time. Likewise an attack sweep 
 next session: a pause of more than 5 min between the end of training or of one attack job and the start of the next
 (a job's own overhead is seconds) is a break, left out of wall_min and shown as break_min.
 
+``device``: the machine that trained the model (models.csv, ``ser_attacks.machine``; blank for models trained before
+2026-12-07 18:30, when it was first recorded). Times compare only within one device.
+
 ``--since``: only pieces whose training began then or later. Prints a markdown table.
 """
 from __future__ import annotations
@@ -68,7 +71,8 @@ def pieces(folder: Path, since: pd.Timestamp | None = None) -> pd.DataFrame:
                      "attacked_segments": int(r["metrics.n_samples"].sum()),
                      "attack_s": round(r["metrics.attack_time_s"].sum()),
                      "wall_min": round(((r.end.max() - start).total_seconds() - breaks) / 60, 1),
-                     "break_min": round(breaks / 60, 1) if breaks else ""})
+                     "break_min": round(breaks / 60, 1) if breaks else "",
+                     "device": _text(getattr(m, "device", ""))})
     return pd.DataFrame(rows)
 
 
@@ -76,6 +80,11 @@ def _epoch(value) -> int | str:
     """models.csv's resumed_after_epoch as an integer, or "" (trained in one process; exports from before the
     column)."""
     return "" if value is None or value != value or value == "" else int(float(value))
+
+
+def _text(value) -> str:
+    """A models.csv text cell, or "" where blank (``device``: models trained before it was recorded)."""
+    return "" if value is None or value != value else str(value)
 
 
 def main(argv=None) -> int:

@@ -103,7 +103,7 @@ def _raw_runs(raw: pd.DataFrame) -> pd.DataFrame:
 
 MODEL_COLUMNS = ("model_run_id", "model_key", "dataset", "model", "split", "fold", "seed", "epochs", "epoch_kept",
                  "train_seconds", "n_train", "n_val", "n_test", "val_acc", "test_acc", "start_time", "host",
-                 "git_commit", "from_cache", "resumed_after_epoch")
+                 "git_commit", "from_cache", "resumed_after_epoch", "device")
 
 
 def _models(uri: str, model_run_ids) -> tuple[pd.DataFrame, list[str]]:
@@ -130,7 +130,9 @@ def _models(uri: str, model_run_ids) -> tuple[pd.DataFrame, list[str]]:
                      "from_cache": t.get("from_cache", "false"),
                      # a training killed and resumed from its state after this epoch (blank: in one process);
                      # its train_seconds count both processes, the break between them left out
-                     "resumed_after_epoch": m.get("resumed_after_epoch", np.nan)})
+                     "resumed_after_epoch": m.get("resumed_after_epoch", np.nan),
+                     # the machine that trained it (ser_attacks.machine; blank: trained before it was recorded)
+                     "device": t.get("device", "")})
     df = pd.DataFrame(rows, columns=list(MODEL_COLUMNS))
     return df.sort_values(["dataset", "model", "split", "fold", "seed", "start_time"], kind="stable"), missing
 

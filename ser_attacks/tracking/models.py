@@ -48,6 +48,8 @@ class ModelLogging:
                                                        "resumed_after_epoch") if k in meta},
                          model_id=info["logged_model_id"])
         self.log_metrics(run_id, accuracy_counts(meta))       # the exact k of n behind val_acc / test_acc
+        if meta.get("device"):              # where it was trained (a cached model: the machine that trained it)
+            self.set_tag(run_id, "device", meta["device"])
         self.describe(run_id, train_note(meta, info))
         self.finish(run_id)
         return info
